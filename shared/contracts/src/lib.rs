@@ -1,0 +1,47 @@
+//! The OneStop contracts: every message, client and server generated from
+//! `proto/`, plus the descriptor set the servers publish over reflection.
+
+/// Encoded `FileDescriptorSet` of every OneStop proto and its imports.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/onestop_descriptor.bin"));
+
+pub mod common {
+    pub mod v1 {
+        tonic::include_proto!("onestop.common.v1");
+    }
+}
+
+pub mod events {
+    pub mod v1 {
+        tonic::include_proto!("onestop.events.v1");
+    }
+}
+
+pub mod intake {
+    pub mod v1 {
+        tonic::include_proto!("onestop.intake.v1");
+    }
+}
+
+pub mod mentoring {
+    pub mod v1 {
+        tonic::include_proto!("onestop.mentoring.v1");
+    }
+}
+
+pub mod buyers {
+    pub mod v1 {
+        tonic::include_proto!("onestop.buyers.v1");
+    }
+}
+
+pub mod referral {
+    pub mod v1 {
+        tonic::include_proto!("onestop.referral.v1");
+    }
+}
+
+/// Type URL of a message packed into `google.protobuf.Any`.
+pub fn type_url<M: prost::Name>() -> String {
+    M::type_url()
+}

@@ -1,0 +1,129 @@
+//! Settings every service reads from its environment (12-factor); each is
+//! also a flag, and `--help` lists them with their env names and defaults.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::auth::{DEV_AUTH_SECRET, TokenKeys};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerSettings {
+    /// Postgres URL of this service's own database.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Address to listen on [default: 0.0.0.0:<service port>].
+    #[arg(long, env = "ONESTOP_LISTEN")]
+    pub listen: Option<SocketAddr>,
+
+    /// Shared secret that signs and verifies bearer tokens. Unset, a
+    /// development secret is used and a warning logged.
+    #[arg(long, env = "ONESTOP_AUTH_SECRET", hide_env_values = true)]
+    pub auth_secret: Option<String>,
+
+    /// Longest a unary call may run before it is cancelled.
+    #[arg(long, env = "ONESTOP_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Calls in flight across all connections before new ones are refused
+    /// with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "ONESTOP_MAX_IN_FLIGHT", default_value_t = 256)]
+    pub max_in_flight: usize,
+
+    /// Largest request or response message, in bytes.
+    #[arg(long, env = "ONESTOP_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_message_bytes: usize,
+
+    /// After SIGTERM, how long in-flight calls may finish before the
+    /// process exits anyway. Open Watch streams are ended at once.
+    #[arg(long, env = "ONESTOP_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// How often the database is probed for the health status.
+    #[arg(long, env = "ONESTOP_HEALTH_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    pub health_interval: Duration,
+
+    /// Connections in this replica's database pool.
+    #[arg(long, env = "ONESTOP_DB_MAX_CONNECTIONS", default_value_t = 10)]
+    pub db_max_connections: u32,
+
+    /// How long events stay on the feed; older cursors get OUT_OF_RANGE.
+    #[arg(long, env = "ONESTOP_EVENT_RETENTION", default_value = "90d", value_parser = parse_duration)]
+    pub event_retention: Duration,
+
+    /// How long idempotency keys are remembered.
+    #[arg(long, env = "ONESTOP_IDEMPOTENCY_RETENTION", default_value = "30d", value_parser = parse_duration)]
+    pub idempotency_retention: Duration,
+}
+
+impl ServerSettings {
+    /// Settings for a test or embedded run: defaults, the given database,
+    /// an ephemeral port on loopback.
+    pub fn for_database(database_url: impl Into<String>) -> Self {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            settings: ServerSettings,
+        }
+        let mut settings = Defaults::parse_from(["defaults"]).settings;
+        settings.database_url = Some(database_url.into());
+        settings.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        settings
+    }
+
+    pub fn listen_addr(&self, default_port: u16) -> SocketAddr {
+        self.listen
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], default_port)))
+    }
+
+    pub fn token_keys(&self) -> TokenKeys {
+        match self.auth_secret.as_deref().filter(|s| !s.is_empty()) {
+            Some(secret) => TokenKeys::new(secret),
+            None => TokenKeys::new(DEV_AUTH_SECRET),
+        }
+    }
+}
+
+/// Parses "250ms", "30s", "5m", "12h", "90d" (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 30s, 500ms, 5m, 12h or 90d"))?;
+    let seconds = |n: u64| Duration::from_secs(n);
+    match unit {
+        "ms" => Ok(Duration::from_millis(number)),
+        "" | "s" => Ok(seconds(number)),
+        "m" => Ok(seconds(number * 60)),
+        "h" => Ok(seconds(number * 3600)),
+        "d" => Ok(seconds(number * 86_400)),
+        other => Err(format!("unknown duration unit {other:?}; use ms, s, m, h or d")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("90d"), Ok(Duration::from_secs(90 * 86_400)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("3w").is_err());
+    }
+
+    #[test]
+    fn defaults_parse() {
+        let settings = ServerSettings::for_database("postgres://x/y");
+        assert_eq!(settings.request_timeout, Duration::from_secs(30));
+        assert_eq!(settings.listen_addr(50051).ip().to_string(), "127.0.0.1");
+    }
+}

@@ -1,0 +1,198 @@
+//! The closed set of ways a OneStop RPC can fail, mapped once to `tonic::Status`.
+//!
+//! Handlers return `ApiError`; nothing else in the code base builds a `Status`
+//! for a caller's mistake. Internal errors are logged in full here and reach
+//! the caller masked, so a database message never leaks over the wire.
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+
+/// The `ErrorInfo.domain` of every OneStop error.
+pub const ERROR_DOMAIN: &str = "onestop.kr";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Bad input; one violation per offending field. Nothing was stored.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(Violations),
+    #[error("{0}")]
+    NotFound(String),
+    /// The thing exists already; `metadata` names it (e.g. its id).
+    #[error("{message}")]
+    AlreadyExists {
+        reason: &'static str,
+        message: String,
+        metadata: Vec<(&'static str, String)>,
+    },
+    /// Illegal state move or a request that conflicts with recorded state.
+    #[error("{message}")]
+    FailedPrecondition {
+        reason: &'static str,
+        message: String,
+    },
+    #[error("{message}")]
+    OutOfRange {
+        reason: &'static str,
+        message: String,
+    },
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error("{0}")]
+    ResourceExhausted(String),
+    /// A dependency (the database) is unreachable; the call may be retried.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn not_found(what: &str, id: impl std::fmt::Display) -> Self {
+        Self::NotFound(format!("{what} {id} not found"))
+    }
+
+    pub fn failed_precondition(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::FailedPrecondition {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// A single field violation.
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        let mut violations = Violations::default();
+        violations.add(field, description);
+        Self::InvalidArgument(violations)
+    }
+
+    pub fn code(&self) -> Code {
+        match self {
+            Self::InvalidArgument(_) => Code::InvalidArgument,
+            Self::NotFound(_) => Code::NotFound,
+            Self::AlreadyExists { .. } => Code::AlreadyExists,
+            Self::FailedPrecondition { .. } => Code::FailedPrecondition,
+            Self::OutOfRange { .. } => Code::OutOfRange,
+            Self::Unauthenticated(_) => Code::Unauthenticated,
+            Self::PermissionDenied(_) => Code::PermissionDenied,
+            Self::ResourceExhausted(_) => Code::ResourceExhausted,
+            Self::Unavailable(_) => Code::Unavailable,
+            Self::Internal(_) => Code::Internal,
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                tracing::warn!(error = %error, "database unavailable");
+                Self::Unavailable("database unavailable, retry later".into())
+            }
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+fn error_info(reason: &str, metadata: HashMap<String, String>) -> ErrorDetails {
+    ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata)
+}
+
+impl From<ApiError> for Status {
+    fn from(error: ApiError) -> Self {
+        let code = error.code();
+        match error {
+            ApiError::InvalidArgument(violations) => Status::with_error_details(
+                code,
+                violations.summary(),
+                ErrorDetails::with_bad_request(violations.0),
+            ),
+            ApiError::AlreadyExists {
+                reason,
+                message,
+                metadata,
+            } => {
+                let metadata = metadata
+                    .into_iter()
+                    .map(|(key, value)| (key.to_owned(), value))
+                    .collect();
+                Status::with_error_details(code, message, error_info(reason, metadata))
+            }
+            ApiError::FailedPrecondition { reason, message }
+            | ApiError::OutOfRange { reason, message } => {
+                Status::with_error_details(code, message, error_info(reason, HashMap::new()))
+            }
+            ApiError::Internal(source) => {
+                tracing::error!(error = ?source, "internal error");
+                Status::internal("internal error")
+            }
+            other => Status::new(code, other.to_string()),
+        }
+    }
+}
+
+/// Field violations gathered while validating one request, so the caller
+/// learns about every bad field at once rather than one per round trip.
+#[derive(Debug, Default)]
+pub struct Violations(Vec<FieldViolation>);
+
+impl Violations {
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push(FieldViolation::new(field, description));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn fields(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|violation| violation.field.as_str())
+    }
+
+    /// Records the error of a parse under `field` and returns the value.
+    pub fn check<T, E: std::fmt::Display>(
+        &mut self,
+        field: impl Into<String>,
+        parsed: Result<T, E>,
+    ) -> Option<T> {
+        match parsed {
+            Ok(value) => Some(value),
+            Err(error) => {
+                self.add(field, error.to_string());
+                None
+            }
+        }
+    }
+
+    /// Adds every violation of `other` with `prefix.` before its field path.
+    pub fn extend_nested(&mut self, prefix: &str, other: Violations) {
+        for violation in other.0 {
+            self.add(format!("{prefix}.{}", violation.field), violation.description);
+        }
+    }
+
+    /// `Ok(())` when nothing was violated.
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::InvalidArgument(self))
+        }
+    }
+
+    fn summary(&self) -> String {
+        let fields: Vec<&str> = self.fields().collect();
+        format!("invalid fields: {}", fields.join(", "))
+    }
+}
+
+impl std::fmt::Display for Violations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.summary())
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,401 @@
+//! The tower layers every OneStop server runs, outermost first:
+//! [`RpcTelemetryLayer`] (one span and one duration sample per RPC, with its
+//! gRPC status), [`LoadShedLayer`] (a global limit on RPCs in flight, excess
+//! refused at once with RESOURCE_EXHAUSTED) and [`AuthLayer`] (bearer token
+//! to [`Caller`]).
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use futures_util::future::BoxFuture;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::Histogram;
+use tokio::sync::Semaphore;
+use tonic::body::Body;
+use tonic::{Code, Status};
+use tower::{Layer, Service};
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::auth::{Caller, TokenKeys};
+use crate::telemetry;
+
+/// Paths served without a token: probes and API discovery.
+fn is_open_path(path: &str) -> bool {
+    path.starts_with("/grpc.health.v1.") || path.starts_with("/grpc.reflection.")
+}
+
+fn refuse(status: Status) -> http::Response<Body> {
+    status.into_http()
+}
+
+/// Swaps in a ready clone so the service that was polled ready is the one
+/// called (tower's usual rule for services moved into a future).
+fn take_ready<S: Clone>(inner: &mut S) -> S {
+    let clone = inner.clone();
+    std::mem::replace(inner, clone)
+}
+
+// ---------------------------------------------------------------- auth
+
+#[derive(Clone)]
+pub struct AuthLayer {
+    keys: Arc<TokenKeys>,
+}
+
+impl AuthLayer {
+    pub fn new(keys: TokenKeys) -> Self {
+        Self {
+            keys: Arc::new(keys),
+        }
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService {
+            inner,
+            keys: self.keys.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AuthService<S> {
+    inner: S,
+    keys: Arc<TokenKeys>,
+}
+
+impl<S> AuthService<S> {
+    fn authenticate(&self, headers: &http::HeaderMap) -> Result<Caller, Status> {
+        let header = headers
+            .get(http::header::AUTHORIZATION)
+            .ok_or_else(|| Status::unauthenticated("missing bearer token"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|value| {
+                value
+                    .strip_prefix("Bearer ")
+                    .or_else(|| value.strip_prefix("bearer "))
+            })
+            .ok_or_else(|| Status::unauthenticated("authorization must be 'Bearer <token>'"))?;
+        self.keys
+            .verify(token.trim())
+            .map_err(|error| Status::unauthenticated(error.to_string()))
+    }
+}
+
+impl<S, B> Service<http::Request<B>> for AuthService<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        if !is_open_path(request.uri().path()) {
+            match self.authenticate(request.headers()) {
+                Ok(caller) => {
+                    tracing::Span::current().record("enduser.role", caller.role.as_str());
+                    request.extensions_mut().insert(caller);
+                }
+                Err(status) => return Box::pin(async move { Ok(refuse(status)) }),
+            }
+        }
+        let mut inner = take_ready(&mut self.inner);
+        Box::pin(inner.call(request))
+    }
+}
+
+// ---------------------------------------------------------------- load shedding
+
+/// Caps RPCs in flight across all connections. A call that finds no free
+/// slot is refused with RESOURCE_EXHAUSTED instead of queueing, so an
+/// overloaded replica sheds load quickly and clients back off or go
+/// elsewhere. Health probes are never shed. A slot is held until the
+/// response starts, so long-lived Watch streams do not pin slots.
+#[derive(Clone)]
+pub struct LoadShedLayer {
+    slots: Arc<Semaphore>,
+}
+
+impl LoadShedLayer {
+    pub fn new(max_in_flight: usize) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(max_in_flight.max(1))),
+        }
+    }
+}
+
+impl<S> Layer<S> for LoadShedLayer {
+    type Service = LoadShedService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        LoadShedService {
+            inner,
+            slots: self.slots.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct LoadShedService<S> {
+    inner: S,
+    slots: Arc<Semaphore>,
+}
+
+impl<S, B> Service<http::Request<B>> for LoadShedService<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let mut inner = take_ready(&mut self.inner);
+        if request.uri().path().starts_with("/grpc.health.v1.") {
+            return Box::pin(inner.call(request));
+        }
+        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+            return Box::pin(async {
+                Ok(refuse(Status::resource_exhausted(
+                    "server is at its concurrency limit, retry with backoff",
+                )))
+            });
+        };
+        Box::pin(async move {
+            let response = inner.call(request).await;
+            drop(slot);
+            response
+        })
+    }
+}
+
+// ---------------------------------------------------------------- telemetry
+
+/// One server span per RPC, parented on the caller's W3C trace context,
+/// ending with the gRPC status code; plus an `rpc.server.duration` sample
+/// (milliseconds, by method and status) from which rate and error ratio
+/// follow. Only the method and the status are recorded: never a payload.
+#[derive(Clone)]
+pub struct RpcTelemetryLayer {
+    duration: Histogram<f64>,
+}
+
+impl RpcTelemetryLayer {
+    pub fn new(service_name: &'static str) -> Self {
+        let meter = opentelemetry::global::meter(service_name);
+        let duration = meter
+            .f64_histogram("rpc.server.duration")
+            .with_unit("ms")
+            .with_description("Duration of inbound RPCs")
+            .build();
+        Self { duration }
+    }
+}
+
+impl<S> Layer<S> for RpcTelemetryLayer {
+    type Service = RpcTelemetryService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RpcTelemetryService {
+            inner,
+            duration: self.duration.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct RpcTelemetryService<S> {
+    inner: S,
+    duration: Histogram<f64>,
+}
+
+impl<S, B> Service<http::Request<B>> for RpcTelemetryService<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let path = request.uri().path().to_owned();
+        let (service, method) = path
+            .trim_start_matches('/')
+            .split_once('/')
+            .map(|(s, m)| (s.to_owned(), m.to_owned()))
+            .unwrap_or_else(|| (String::new(), path.clone()));
+        let span = tracing::info_span!(
+            "rpc",
+            otel.name = %path,
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            rpc.system = "grpc",
+            rpc.service = %service,
+            rpc.method = %method,
+            rpc.grpc.status_code = tracing::field::Empty,
+            enduser.role = tracing::field::Empty,
+        );
+        // A malformed traceparent just starts a new trace.
+        let _ = span.set_parent(telemetry::extract_context(request.headers()));
+        let observer = Observer {
+            span: span.clone(),
+            method: path,
+            started: Instant::now(),
+            duration: self.duration.clone(),
+            done: false,
+        };
+        let mut inner = take_ready(&mut self.inner);
+        Box::pin(
+            async move {
+                let response = inner.call(request).await?;
+                let (parts, body) = response.into_parts();
+                let mut observer = observer;
+                // Errors are "trailers-only" responses: the status is in the
+                // headers. Otherwise it arrives in the trailers.
+                if let Some(code) = grpc_code(&parts.headers) {
+                    observer.finish(code);
+                }
+                let body = Body::new(ObservedBody {
+                    inner: body,
+                    observer: Some(observer),
+                });
+                Ok(http::Response::from_parts(parts, body))
+            }
+            .instrument(span),
+        )
+    }
+}
+
+fn grpc_code(headers: &http::HeaderMap) -> Option<Code> {
+    headers
+        .get("grpc-status")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<i32>().ok())
+        .map(Code::from_i32)
+}
+
+struct Observer {
+    span: tracing::Span,
+    method: String,
+    started: Instant,
+    duration: Histogram<f64>,
+    done: bool,
+}
+
+impl Observer {
+    fn finish(&mut self, code: Code) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        let elapsed_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        self.span.record("rpc.grpc.status_code", code as i32);
+        let server_fault = matches!(
+            code,
+            Code::Unknown | Code::Internal | Code::Unavailable | Code::DataLoss | Code::DeadlineExceeded
+        );
+        if server_fault {
+            self.span.record("otel.status_code", "ERROR");
+        }
+        self.duration.record(
+            elapsed_ms,
+            &[
+                KeyValue::new("rpc.method", self.method.clone()),
+                KeyValue::new("rpc.grpc.status_code", code as i64),
+            ],
+        );
+        self.span.in_scope(|| {
+            if server_fault {
+                tracing::warn!(code = ?code, elapsed_ms, "rpc finished");
+            } else {
+                tracing::debug!(code = ?code, elapsed_ms, "rpc finished");
+            }
+        });
+    }
+}
+
+impl Drop for Observer {
+    fn drop(&mut self) {
+        // The body went away before trailers: the client cancelled or the
+        // connection broke.
+        self.finish(Code::Cancelled);
+    }
+}
+
+pin_project_lite::pin_project! {
+    struct ObservedBody {
+        #[pin]
+        inner: Body,
+        observer: Option<Observer>,
+    }
+}
+
+impl HttpBody for ObservedBody {
+    type Data = bytes_alias::Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let frame = ready!(this.inner.poll_frame(cx));
+        match &frame {
+            Some(Ok(frame)) => {
+                if let Some(trailers) = frame.trailers_ref()
+                    && let Some(mut observer) = this.observer.take()
+                {
+                    observer.finish(grpc_code(trailers).unwrap_or(Code::Unknown));
+                }
+            }
+            Some(Err(status)) => {
+                if let Some(mut observer) = this.observer.take() {
+                    observer.finish(status.code());
+                }
+            }
+            None => {
+                if let Some(mut observer) = this.observer.take() {
+                    observer.finish(Code::Ok);
+                }
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+mod bytes_alias {
+    pub type Bytes = <tonic::body::Body as http_body::Body>::Data;
+}

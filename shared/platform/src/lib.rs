@@ -1,0 +1,19 @@
+//! What every OneStop service does the same way. One module per concern:
+//! configuration, telemetry, the tower layers, server assembly, errors,
+//! auth, the database, the event log and feed, idempotency.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod idempotency;
+pub mod layers;
+pub mod pagination;
+pub mod server;
+pub mod telemetry;
+pub mod time;
+
+pub use auth::{Caller, Role};
+pub use error::{ApiError, ApiResult, Violations};

@@ -1,0 +1,241 @@
+//! Server assembly, in one place for every service: the listener is bound
+//! first (tests pass port 0 and read the address back), then the database is
+//! connected and migrated; `serve` adds health, reflection and the event
+//! feed beside the service's own API, wraps them in the shared layers, and
+//! drains gracefully on shutdown within a bound.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use onestop_contracts::events::v1::event_feed_server::EventFeedServer;
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::TcpListenerStream;
+pub use tokio_util::sync::CancellationToken;
+use tonic::body::Body;
+use tonic::server::NamedService;
+use tonic::service::Routes;
+use tonic_health::ServingStatus;
+
+use crate::auth::TokenKeys;
+use crate::config::ServerSettings;
+use crate::db;
+use crate::events::{self, EventFeedService, Wakeups};
+use crate::layers::{AuthLayer, LoadShedLayer, RpcTelemetryLayer};
+
+/// How often retention pruning runs.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// A service's server between startup and serving.
+pub struct ServiceHost {
+    name: &'static str,
+    settings: ServerSettings,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    pool: PgPool,
+    shutdown: CancellationToken,
+}
+
+impl ServiceHost {
+    /// Binds the listen address, connects to the database (waiting for it
+    /// for a while) and applies migrations.
+    pub async fn start(
+        name: &'static str,
+        default_port: u16,
+        settings: ServerSettings,
+        migrations: Migrator,
+    ) -> anyhow::Result<Self> {
+        let database_url = settings
+            .database_url
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("DATABASE_URL is required"))?;
+        let listen = settings.listen_addr(default_port);
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|error| anyhow::anyhow!("cannot listen on {listen}: {error}"))?;
+        let local_addr = listener.local_addr()?;
+        let pool = db::connect(&database_url, settings.db_max_connections).await?;
+        db::migrate(&pool, migrations).await?;
+        if settings.token_keys().is_dev_secret() {
+            tracing::warn!(
+                "ONESTOP_AUTH_SECRET is not set: using the development secret; never do this in production"
+            );
+        }
+        Ok(Self {
+            name,
+            settings,
+            listener,
+            local_addr,
+            pool,
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub fn settings(&self) -> &ServerSettings {
+        &self.settings
+    }
+
+    pub fn token_keys(&self) -> TokenKeys {
+        self.settings.token_keys()
+    }
+
+    /// Cancelling it starts a graceful shutdown; background tasks of the
+    /// service should stop on it too.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves `api` (the service's generated server) with health,
+    /// reflection and the event feed until the shutdown token is cancelled,
+    /// then drains in-flight calls for at most the configured grace period.
+    pub async fn serve<S>(self, api: S) -> anyhow::Result<()>
+    where
+        S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let Self {
+            name,
+            settings,
+            listener,
+            local_addr,
+            pool,
+            shutdown,
+        } = self;
+
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        let health_names = vec![S::NAME, EventFeedServer::<EventFeedService>::NAME];
+        db::set_status(&health_reporter, &health_names, ServingStatus::NotServing).await;
+        db::spawn_health_monitor(
+            pool.clone(),
+            health_reporter.clone(),
+            health_names.clone(),
+            settings.health_interval,
+            shutdown.clone(),
+        );
+
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(onestop_contracts::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(onestop_contracts::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        let wakeups = Wakeups::default();
+        wakeups.spawn_listener(pool.clone(), shutdown.clone());
+        let feed = EventFeedServer::new(EventFeedService::new(
+            pool.clone(),
+            name,
+            wakeups,
+            shutdown.clone(),
+        ))
+        .max_decoding_message_size(settings.max_message_bytes)
+        .max_encoding_message_size(settings.max_message_bytes);
+
+        spawn_pruning(pool.clone(), &settings, shutdown.clone());
+
+        let routes = Routes::new(api)
+            .add_service(feed)
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha);
+
+        let layers = tower::ServiceBuilder::new()
+            .layer(RpcTelemetryLayer::new(name))
+            .layer(LoadShedLayer::new(settings.max_in_flight))
+            .layer(AuthLayer::new(settings.token_keys()));
+
+        let incoming = TcpListenerStream::new(listener).map(|stream| {
+            if let Ok(stream) = &stream {
+                let _ = stream.set_nodelay(true);
+            }
+            stream
+        });
+
+        tracing::info!(service = name, addr = %local_addr, "listening");
+        {
+            let reporter = health_reporter.clone();
+            let names = health_names.clone();
+            let token = shutdown.clone();
+            tokio::spawn(async move {
+                token.cancelled().await;
+                db::set_status(&reporter, &names, ServingStatus::NotServing).await;
+            });
+        }
+
+        let server = tonic::transport::Server::builder()
+            .timeout(settings.request_timeout)
+            .layer(layers)
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned());
+        tokio::pin!(server);
+        let drain_bound = async {
+            shutdown.cancelled().await;
+            tracing::info!(grace_ms = settings.shutdown_grace.as_millis() as u64, "draining");
+            tokio::time::sleep(settings.shutdown_grace).await;
+        };
+        tokio::select! {
+            result = &mut server => result?,
+            _ = drain_bound => {
+                tracing::warn!("drain bound reached; closing remaining connections");
+            }
+        }
+        tracing::info!(service = name, "stopped");
+        Ok(())
+    }
+}
+
+fn spawn_pruning(pool: PgPool, settings: &ServerSettings, shutdown: CancellationToken) {
+    let retention = settings.event_retention;
+    let idempotency_retention = settings.idempotency_retention;
+    tokio::spawn(async move {
+        loop {
+            match events::prune(&pool, retention, idempotency_retention).await {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(removed, "pruned events past retention"),
+                Err(error) => tracing::warn!(error = %error, "event pruning failed"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(PRUNE_EVERY) => {}
+            }
+        }
+    });
+}
+
+/// Cancels `token` on SIGTERM or Ctrl-C.
+pub fn cancel_on_signal(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut terminate =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler installs");
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = terminate.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutdown signal received");
+        token.cancel();
+    });
+}

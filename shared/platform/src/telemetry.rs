@@ -1,0 +1,185 @@
+//! Logs, traces and metrics. Traces and metrics are exported over OTLP/gRPC
+//! when the standard `OTEL_EXPORTER_OTLP_ENDPOINT` (or the per-signal
+//! variant) is set, and are cleanly off otherwise; W3C trace context is
+//! propagated either way so a service without a collector does not break a
+//! trace that passes through it.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::Resource;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+/// Flushes and shuts the exporters down when dropped, so the spans of the
+/// last requests before a shutdown still reach the collector.
+pub struct TelemetryGuard {
+    tracer_provider: SdkTracerProvider,
+    meter_provider: Option<SdkMeterProvider>,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Err(error) = self.tracer_provider.shutdown() {
+            eprintln!("trace exporter shutdown: {error}");
+        }
+        if let Some(meter_provider) = &self.meter_provider
+            && let Err(error) = meter_provider.shutdown()
+        {
+            eprintln!("metric exporter shutdown: {error}");
+        }
+    }
+}
+
+fn env_set(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|value| !value.trim().is_empty())
+}
+
+fn otlp_enabled(signal: &str) -> bool {
+    env_set("OTEL_EXPORTER_OTLP_ENDPOINT") || env_set(&format!("OTEL_EXPORTER_OTLP_{signal}_ENDPOINT"))
+}
+
+fn resource(default_service_name: &str) -> Resource {
+    // The builder reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES; only
+    // fall back to the binary's own name when the operator set neither.
+    let builder = Resource::builder();
+    if env_set("OTEL_SERVICE_NAME") {
+        builder.build()
+    } else {
+        builder.with_service_name(default_service_name.to_owned()).build()
+    }
+}
+
+/// Installs the global subscriber, propagator and exporters. Call once, at
+/// the start of `main`, and keep the guard alive until the process ends.
+pub fn init(default_service_name: &str) -> anyhow::Result<TelemetryGuard> {
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    let resource = resource(default_service_name);
+
+    let mut tracer_builder = SdkTracerProvider::builder().with_resource(resource.clone());
+    if otlp_enabled("TRACES") {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .build()?;
+        tracer_builder = tracer_builder.with_batch_exporter(exporter);
+    }
+    let tracer_provider = tracer_builder.build();
+    opentelemetry::global::set_tracer_provider(tracer_provider.clone());
+
+    let meter_provider = if otlp_enabled("METRICS") {
+        let exporter = opentelemetry_otlp::MetricExporter::builder()
+            .with_tonic()
+            .build()?;
+        let provider = SdkMeterProvider::builder()
+            .with_resource(resource)
+            .with_periodic_exporter(exporter)
+            .build();
+        opentelemetry::global::set_meter_provider(provider.clone());
+        Some(provider)
+    } else {
+        None
+    };
+
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let fmt = if std::env::var("ONESTOP_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        tracing_subscriber::fmt::layer().json().boxed()
+    } else {
+        tracing_subscriber::fmt::layer().with_target(false).boxed()
+    };
+    let otel = tracing_opentelemetry::layer()
+        .with_tracer(tracer_provider.tracer(default_service_name.to_owned()));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otel)
+        .try_init()
+        .map_err(|error| anyhow::anyhow!("telemetry already initialised: {error}"))?;
+
+    Ok(TelemetryGuard {
+        tracer_provider,
+        meter_provider,
+    })
+}
+
+/// Initialises telemetry once per process for tests that run services
+/// in-process; later calls are no-ops.
+pub fn init_for_tests() {
+    static GUARD: OnceLock<Option<TelemetryGuard>> = OnceLock::new();
+    GUARD.get_or_init(|| init("onestop-test").ok());
+}
+
+struct HeaderExtractor<'a>(&'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|value| value.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|key| key.as_str()).collect()
+    }
+}
+
+/// The remote parent carried by `traceparent`/`tracestate` headers.
+pub fn extract_context(headers: &http::HeaderMap) -> opentelemetry::Context {
+    TraceContextPropagator::new().extract(&HeaderExtractor(headers))
+}
+
+struct MetadataInjector<'a>(&'a mut tonic::metadata::MetadataMap);
+
+impl Injector for MetadataInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(key), Ok(value)) = (
+            tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
+            tonic::metadata::MetadataValue::try_from(value.as_str()),
+        ) {
+            self.0.insert(key, value);
+        }
+    }
+}
+
+/// Writes the current span's W3C trace context into outgoing metadata.
+pub fn inject_current_context(metadata: &mut tonic::metadata::MetadataMap) {
+    let context = tracing::Span::current().context();
+    TraceContextPropagator::new().inject_context(&context, &mut MetadataInjector(metadata));
+}
+
+/// Client interceptor that carries the caller's trace into the callee.
+pub fn propagate_trace(
+    mut request: tonic::Request<()>,
+) -> Result<tonic::Request<()>, tonic::Status> {
+    inject_current_context(request.metadata_mut());
+    Ok(request)
+}
+
+/// W3C `traceparent` and `tracestate` of the current span; empty strings
+/// when no trace is active.
+pub fn current_trace_context() -> (String, String) {
+    let context = tracing::Span::current().context();
+    if !context.span().span_context().is_valid() {
+        return (String::new(), String::new());
+    }
+    let mut carrier = HashMap::new();
+    TraceContextPropagator::new().inject_context(&context, &mut carrier);
+    (
+        carrier.remove("traceparent").unwrap_or_default(),
+        carrier.remove("tracestate").unwrap_or_default(),
+    )
+}
+
+/// The remote context a stored `traceparent` describes, to continue a trace
+/// from an event (for example when an outbox entry is delivered later).
+pub fn context_from_traceparent(traceparent: &str, tracestate: &str) -> opentelemetry::Context {
+    let mut carrier = HashMap::new();
+    carrier.insert("traceparent".to_owned(), traceparent.to_owned());
+    if !tracestate.is_empty() {
+        carrier.insert("tracestate".to_owned(), tracestate.to_owned());
+    }
+    TraceContextPropagator::new().extract(&carrier)
+}

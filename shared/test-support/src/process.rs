@@ -1,0 +1,64 @@
+//! Runs a real service binary as a child process and learns its address
+//! from its "listening" log line.
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub struct ServiceProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl ServiceProcess {
+    /// Starts `binary` with `env` on 127.0.0.1:0 and waits until it listens.
+    pub async fn spawn(binary: &str, env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(binary);
+        command
+            .env("ONESTOP_LISTEN", "127.0.0.1:0")
+            .env("RUST_LOG", "info")
+            .env_remove("ONESTOP_LOG_FORMAT")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("service binary starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.contains("listening")
+                    && let Some(addr) = line
+                        .split_whitespace()
+                        .find_map(|word| word.strip_prefix("addr="))
+                        .and_then(|addr| addr.parse().ok())
+                {
+                    return Some(addr);
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+        .expect("service logged its listening address");
+        // Keep draining stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self { child, addr }
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+    }
+}
