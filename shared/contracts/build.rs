@@ -23,6 +23,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Type names let event payloads travel as `google.protobuf.Any`.
     let mut config = prost_build::Config::new();
     config.enable_type_names();
+    // grpcurl, Any-aware JSON printers and other languages' runtimes expect
+    // the conventional prefix.
+    config.type_name_domain(["."], "type.googleapis.com");
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)

@@ -75,9 +75,18 @@ fn stored_stage(company: &pb::Company) -> GrowthStage {
 }
 
 impl IntakeApi {
-    async fn register_company(&self, caller: Caller, request: pb::RegisterCompanyRequest) -> ApiResult<pb::Company> {
+    async fn register_company(
+        &self,
+        caller: Caller,
+        request: pb::RegisterCompanyRequest,
+    ) -> ApiResult<pb::Company> {
         caller.require(WRITERS)?;
-        let key = IdempotencyKey::new(&caller, "RegisterCompany", &request.idempotency_key, &request)?;
+        let key = IdempotencyKey::new(
+            &caller,
+            "RegisterCompany",
+            &request.idempotency_key,
+            &request,
+        )?;
         let mut violations = Violations::default();
         let profile = match &request.profile {
             Some(profile) => CompanyProfile::parse(profile, "profile", &mut violations),
@@ -103,7 +112,9 @@ impl IntakeApi {
             if is_unique_violation(&error) {
                 drop(tx);
                 let mut conn = self.pool.acquire().await?;
-                if let Some(existing) = store::company_id_by_registration_number(&mut conn, number).await? {
+                if let Some(existing) =
+                    store::company_id_by_registration_number(&mut conn, number).await?
+                {
                     return Err(already_registered(existing));
                 }
             }
@@ -128,14 +139,20 @@ impl IntakeApi {
         .await?;
         let company = store::load_company(&mut tx, id, false)
             .await?
-            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("company vanished in its own transaction")))?;
+            .ok_or_else(|| {
+                ApiError::Internal(anyhow::anyhow!("company vanished in its own transaction"))
+            })?;
         key.record(&mut tx, &company, &id.to_string()).await?;
         tx.commit().await?;
         tracing::info!(company_id = %id, "company registered");
         Ok(company)
     }
 
-    async fn get_company(&self, caller: Caller, request: pb::GetCompanyRequest) -> ApiResult<pb::Company> {
+    async fn get_company(
+        &self,
+        caller: Caller,
+        request: pb::GetCompanyRequest,
+    ) -> ApiResult<pb::Company> {
         caller.require(READERS)?;
         let id = parse_id("company_id", &request.company_id)?;
         let mut conn = self.pool.acquire().await?;
@@ -145,9 +162,14 @@ impl IntakeApi {
         Ok(redact_for(&caller, company))
     }
 
-    async fn update_company(&self, caller: Caller, request: pb::UpdateCompanyRequest) -> ApiResult<pb::Company> {
+    async fn update_company(
+        &self,
+        caller: Caller,
+        request: pb::UpdateCompanyRequest,
+    ) -> ApiResult<pb::Company> {
         caller.require(WRITERS)?;
-        let key = IdempotencyKey::new(&caller, "UpdateCompany", &request.idempotency_key, &request)?;
+        let key =
+            IdempotencyKey::new(&caller, "UpdateCompany", &request.idempotency_key, &request)?;
         let id = parse_id("company_id", &request.company_id)?;
         let Some(update) = &request.profile else {
             return Err(ApiError::invalid("profile", "required"));
@@ -161,7 +183,12 @@ impl IntakeApi {
             .ok_or_else(|| ApiError::not_found("company", id))?;
         let current_profile = current.profile.clone().unwrap_or_default();
         let mut violations = Violations::default();
-        let merged = company::apply_mask(&current_profile, update, &request.update_mask, &mut violations);
+        let merged = company::apply_mask(
+            &current_profile,
+            update,
+            &request.update_mask,
+            &mut violations,
+        );
         let profile = CompanyProfile::parse(&merged, "profile", &mut violations);
         violations.finish()?;
         let profile = profile.ok_or_else(|| ApiError::invalid("profile", "invalid"))?;
@@ -212,7 +239,10 @@ impl IntakeApi {
             0 => None,
             value => violations.check("stage", GrowthStage::from_proto(value)),
         };
-        let after = page.after.as_deref().and_then(|key| Uuid::parse_str(key).ok());
+        let after = page
+            .after
+            .as_deref()
+            .and_then(|key| Uuid::parse_str(key).ok());
         violations.finish()?;
         let filter = store::CompanyFilter {
             region,
@@ -222,7 +252,10 @@ impl IntakeApi {
         let mut companies = store::list_companies(&self.pool, &filter, &page, after).await?;
         let next_page_token = page.finish(&mut companies, |c| c.company_id.clone());
         Ok(pb::ListCompaniesResponse {
-            companies: companies.into_iter().map(|c| redact_for(&caller, c)).collect(),
+            companies: companies
+                .into_iter()
+                .map(|c| redact_for(&caller, c))
+                .collect(),
             next_page_token,
         })
     }
@@ -233,9 +266,17 @@ impl IntakeApi {
         request: pb::DiagnoseReadinessRequest,
     ) -> ApiResult<pb::Assessment> {
         caller.require(WRITERS)?;
-        let key = IdempotencyKey::new(&caller, "DiagnoseReadiness", &request.idempotency_key, &request)?;
+        let key = IdempotencyKey::new(
+            &caller,
+            "DiagnoseReadiness",
+            &request.idempotency_key,
+            &request,
+        )?;
         let mut violations = Violations::default();
-        let company_id = violations.check("company_id", Uuid::parse_str(&request.company_id).map_err(|_| "a UUID returned by this API"));
+        let company_id = violations.check(
+            "company_id",
+            Uuid::parse_str(&request.company_id).map_err(|_| "a UUID returned by this API"),
+        );
         let answers = Answers::parse(request.answers.as_ref(), &mut violations);
         violations.finish()?;
         let (Some(company_id), Some(answers)) = (company_id, answers) else {
@@ -252,7 +293,12 @@ impl IntakeApi {
         let languages: Vec<onestop_domain::LanguageCode> = company
             .profile
             .as_ref()
-            .map(|p| p.languages.iter().filter_map(|l| onestop_domain::LanguageCode::parse(l).ok()).collect())
+            .map(|p| {
+                p.languages
+                    .iter()
+                    .filter_map(|l| onestop_domain::LanguageCode::parse(l).ok())
+                    .collect()
+            })
             .unwrap_or_default();
         let diagnosis = readiness::diagnose(&answers, &languages);
         let before = stored_stage(&company);
@@ -285,13 +331,22 @@ impl IntakeApi {
         )
         .await?;
         if diagnosis.stage != before {
-            events::append(&mut tx, stage_event(company_id, before, diagnosis.stage, "assessment")).await?;
+            events::append(
+                &mut tx,
+                stage_event(company_id, before, diagnosis.stage, "assessment"),
+            )
+            .await?;
         }
         let assessment = store::list_assessments(&mut tx, company_id, Some(assessment_id))
             .await?
             .pop()
-            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("assessment vanished in its own transaction")))?;
-        key.record(&mut tx, &assessment, &company_id.to_string()).await?;
+            .ok_or_else(|| {
+                ApiError::Internal(anyhow::anyhow!(
+                    "assessment vanished in its own transaction"
+                ))
+            })?;
+        key.record(&mut tx, &assessment, &company_id.to_string())
+            .await?;
         tx.commit().await?;
         Ok(assessment)
     }
@@ -304,7 +359,10 @@ impl IntakeApi {
         caller.require(READERS)?;
         let company_id = parse_id("company_id", &request.company_id)?;
         let mut conn = self.pool.acquire().await?;
-        if store::load_company(&mut conn, company_id, false).await?.is_none() {
+        if store::load_company(&mut conn, company_id, false)
+            .await?
+            .is_none()
+        {
             return Err(ApiError::not_found("company", company_id));
         }
         let assessments = store::list_assessments(&mut conn, company_id, None).await?;
@@ -315,7 +373,10 @@ impl IntakeApi {
         caller.require(WRITERS)?;
         let key = IdempotencyKey::new(&caller, "OpenCase", &request.idempotency_key, &request)?;
         let mut violations = Violations::default();
-        let company_id = violations.check("company_id", Uuid::parse_str(&request.company_id).map_err(|_| "a UUID returned by this API"));
+        let company_id = violations.check(
+            "company_id",
+            Uuid::parse_str(&request.company_id).map_err(|_| "a UUID returned by this API"),
+        );
         let specs = case::parse_needs(&request.needs, &mut violations);
         violations.finish()?;
         let company_id = company_id.ok_or_else(|| ApiError::invalid("company_id", "required"))?;
@@ -349,13 +410,20 @@ impl IntakeApi {
         )
         .await?;
         for (need, need_id) in planned.iter().zip(&need_ids) {
-            store::add_timeline_entry(&mut tx, case_id, Some(*need_id), "intake", "need.opened", &need_summary(need))
-                .await?;
+            store::add_timeline_entry(
+                &mut tx,
+                case_id,
+                Some(*need_id),
+                "intake",
+                "need.opened",
+                &need_summary(need),
+            )
+            .await?;
         }
 
-        let opened = store::load_case(&mut tx, case_id)
-            .await?
-            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("case vanished in its own transaction")))?;
+        let opened = store::load_case(&mut tx, case_id).await?.ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!("case vanished in its own transaction"))
+        })?;
         let snapshot = store::snapshot(&company);
         let mut new_events = vec![NewEvent::new(
             "case.opened",
@@ -389,7 +457,8 @@ impl IntakeApi {
             ));
         }
         events::append_all(&mut tx, new_events).await?;
-        key.record(&mut tx, &opened, &company_id.to_string()).await?;
+        key.record(&mut tx, &opened, &company_id.to_string())
+            .await?;
         tx.commit().await?;
         tracing::info!(case_id = %case_id, needs = planned.len(), "case opened");
         Ok(opened)
@@ -404,12 +473,21 @@ impl IntakeApi {
             .ok_or_else(|| ApiError::not_found("case", case_id))
     }
 
-    async fn list_cases(&self, caller: Caller, request: pb::ListCasesRequest) -> ApiResult<pb::ListCasesResponse> {
+    async fn list_cases(
+        &self,
+        caller: Caller,
+        request: pb::ListCasesRequest,
+    ) -> ApiResult<pb::ListCasesResponse> {
         caller.require(READERS)?;
         let mut violations = Violations::default();
         let page = Page::parse(request.page.as_ref(), "page", &mut violations);
         let company_id = (!request.company_id.is_empty())
-            .then(|| violations.check("company_id", Uuid::parse_str(&request.company_id).map_err(|_| "a UUID returned by this API")))
+            .then(|| {
+                violations.check(
+                    "company_id",
+                    Uuid::parse_str(&request.company_id).map_err(|_| "a UUID returned by this API"),
+                )
+            })
             .flatten();
         let status = match pb::CaseStatus::try_from(request.status) {
             Ok(pb::CaseStatus::Unspecified) => None,
@@ -420,11 +498,17 @@ impl IntakeApi {
                 None
             }
         };
-        let after = page.after.as_deref().and_then(|key| Uuid::parse_str(key).ok());
+        let after = page
+            .after
+            .as_deref()
+            .and_then(|key| Uuid::parse_str(key).ok());
         violations.finish()?;
         let mut cases = store::list_cases(&self.pool, company_id, status, &page, after).await?;
         let next_page_token = page.finish(&mut cases, |c| c.case_id.clone());
-        Ok(pb::ListCasesResponse { cases, next_page_token })
+        Ok(pb::ListCasesResponse {
+            cases,
+            next_page_token,
+        })
     }
 
     async fn get_case_timeline(
@@ -453,7 +537,10 @@ impl IntakeApi {
         caller.require(&[Role::Admin])?;
         let company_id = parse_id("company_id", &request.company_id)?;
         let mut tx = self.pool.begin().await?;
-        if store::load_company(&mut tx, company_id, true).await?.is_none() {
+        if store::load_company(&mut tx, company_id, true)
+            .await?
+            .is_none()
+        {
             return Err(ApiError::not_found("company", company_id));
         }
         let erased = store::erase_contacts(&mut tx, company_id).await?;
@@ -480,7 +567,9 @@ impl IntakeApi {
         tracing::info!(company_id = %company_id, contacts_erased = erased, "personal data erased");
         Ok(pb::ErasePersonalDataResponse {
             contacts_erased: erased as u32,
-            erased_at: company.personal_data_erased_at.or(Some(to_timestamp(chrono::Utc::now()))),
+            erased_at: company
+                .personal_data_erased_at
+                .or(Some(to_timestamp(chrono::Utc::now()))),
         })
     }
 }
@@ -491,7 +580,11 @@ fn need_summary(need: &PlannedNeed) -> String {
         onestop_domain::NeedOwner::Buyers => "buyer discovery",
         onestop_domain::NeedOwner::Referral => "agency referral",
     };
-    let why = if need.added_by_rule { " (added by rule)" } else { "" };
+    let why = if need.added_by_rule {
+        " (added by rule)"
+    } else {
+        ""
+    };
     let category = if need.spec.category == NeedCategory::Mentoring {
         "MENTORING"
     } else {
@@ -503,7 +596,9 @@ fn need_summary(need: &PlannedNeed) -> String {
 fn already_registered(existing: Uuid) -> ApiError {
     ApiError::AlreadyExists {
         reason: "COMPANY_ALREADY_REGISTERED",
-        message: format!("a company with this registration number is already registered as {existing}"),
+        message: format!(
+            "a company with this registration number is already registered as {existing}"
+        ),
         metadata: vec![("company_id", existing.to_string())],
     }
 }
@@ -527,17 +622,32 @@ fn changed_fields(before: &pb::CompanyProfile, after: &pb::CompanyProfile) -> Ve
     check("industry_ksic", before.industry_ksic != after.industry_ksic);
     check("hs_codes", before.hs_codes != after.hs_codes);
     check("employees", before.employees != after.employees);
-    check("annual_revenue", before.annual_revenue != after.annual_revenue);
-    check("export_revenue", before.export_revenue != after.export_revenue);
-    check("export_countries", before.export_countries != after.export_countries);
+    check(
+        "annual_revenue",
+        before.annual_revenue != after.annual_revenue,
+    );
+    check(
+        "export_revenue",
+        before.export_revenue != after.export_revenue,
+    );
+    check(
+        "export_countries",
+        before.export_countries != after.export_countries,
+    );
     check("languages", before.languages != after.languages);
-    check("small_merchant", before.small_merchant != after.small_merchant);
+    check(
+        "small_merchant",
+        before.small_merchant != after.small_merchant,
+    );
     check("contacts", before.contacts != after.contacts);
     changed
 }
 
 /// Runs a handler with the caller the auth layer attached.
-async fn handle<Req, Resp, F>(request: Request<Req>, handler: impl FnOnce(Caller, Req) -> F) -> Result<Response<Resp>, Status>
+async fn handle<Req, Resp, F>(
+    request: Request<Req>,
+    handler: impl FnOnce(Caller, Req) -> F,
+) -> Result<Response<Resp>, Status>
 where
     F: std::future::Future<Output = ApiResult<Resp>>,
 {
@@ -547,13 +657,22 @@ where
 
 #[tonic::async_trait]
 impl IntakeService for IntakeApi {
-    async fn register_company(&self, request: Request<pb::RegisterCompanyRequest>) -> Result<Response<pb::Company>, Status> {
+    async fn register_company(
+        &self,
+        request: Request<pb::RegisterCompanyRequest>,
+    ) -> Result<Response<pb::Company>, Status> {
         handle(request, |caller, req| self.register_company(caller, req)).await
     }
-    async fn get_company(&self, request: Request<pb::GetCompanyRequest>) -> Result<Response<pb::Company>, Status> {
+    async fn get_company(
+        &self,
+        request: Request<pb::GetCompanyRequest>,
+    ) -> Result<Response<pb::Company>, Status> {
         handle(request, |caller, req| self.get_company(caller, req)).await
     }
-    async fn update_company(&self, request: Request<pb::UpdateCompanyRequest>) -> Result<Response<pb::Company>, Status> {
+    async fn update_company(
+        &self,
+        request: Request<pb::UpdateCompanyRequest>,
+    ) -> Result<Response<pb::Company>, Status> {
         handle(request, |caller, req| self.update_company(caller, req)).await
     }
     async fn list_companies(
@@ -574,13 +693,22 @@ impl IntakeService for IntakeApi {
     ) -> Result<Response<pb::ListAssessmentsResponse>, Status> {
         handle(request, |caller, req| self.list_assessments(caller, req)).await
     }
-    async fn open_case(&self, request: Request<pb::OpenCaseRequest>) -> Result<Response<pb::Case>, Status> {
+    async fn open_case(
+        &self,
+        request: Request<pb::OpenCaseRequest>,
+    ) -> Result<Response<pb::Case>, Status> {
         handle(request, |caller, req| self.open_case(caller, req)).await
     }
-    async fn get_case(&self, request: Request<pb::GetCaseRequest>) -> Result<Response<pb::Case>, Status> {
+    async fn get_case(
+        &self,
+        request: Request<pb::GetCaseRequest>,
+    ) -> Result<Response<pb::Case>, Status> {
         handle(request, |caller, req| self.get_case(caller, req)).await
     }
-    async fn list_cases(&self, request: Request<pb::ListCasesRequest>) -> Result<Response<pb::ListCasesResponse>, Status> {
+    async fn list_cases(
+        &self,
+        request: Request<pb::ListCasesRequest>,
+    ) -> Result<Response<pb::ListCasesResponse>, Status> {
         handle(request, |caller, req| self.list_cases(caller, req)).await
     }
     async fn get_case_timeline(

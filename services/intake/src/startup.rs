@@ -2,9 +2,9 @@
 
 use onestop_contracts::intake::v1::intake_service_server::IntakeServiceServer;
 use onestop_platform::config::ServerSettings;
+use onestop_platform::server::CancellationToken;
 use onestop_platform::server::ServiceHost;
 use sqlx::PgPool;
-use onestop_platform::server::CancellationToken;
 
 use crate::grpc::IntakeApi;
 
@@ -50,4 +50,3 @@ impl Application {
         self.host.serve(api).await
     }
 }
-

@@ -158,7 +158,11 @@ pub async fn update_company(
     replace_contacts(conn, id, &profile.contacts).await
 }
 
-async fn replace_contacts(conn: &mut PgConnection, id: Uuid, contacts: &[Contact]) -> Result<(), sqlx::Error> {
+async fn replace_contacts(
+    conn: &mut PgConnection,
+    id: Uuid,
+    contacts: &[Contact],
+) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM company_contact WHERE company_id = $1")
         .bind(id)
         .execute(&mut *conn)
@@ -297,7 +301,11 @@ pub async fn insert_assessment(
 }
 
 fn answers_export_cents(answers: &pb::ReadinessAnswers) -> i64 {
-    answers.export_revenue.as_ref().map(|m| m.amount_minor).unwrap_or(0)
+    answers
+        .export_revenue
+        .as_ref()
+        .map(|m| m.amount_minor)
+        .unwrap_or(0)
 }
 
 /// Keeps the parsed answers' canonical form (trimmed certifications).
@@ -357,7 +365,10 @@ pub async fn list_assessments(
         .collect())
 }
 
-pub async fn has_open_mentoring_need(conn: &mut PgConnection, company_id: Uuid) -> Result<bool, sqlx::Error> {
+pub async fn has_open_mentoring_need(
+    conn: &mut PgConnection,
+    company_id: Uuid,
+) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT EXISTS (
              SELECT 1 FROM need n JOIN support_case c ON c.id = n.case_id
@@ -369,7 +380,11 @@ pub async fn has_open_mentoring_need(conn: &mut PgConnection, company_id: Uuid) 
     .await
 }
 
-pub async fn insert_case(conn: &mut PgConnection, case_id: Uuid, company_id: Uuid) -> Result<(), sqlx::Error> {
+pub async fn insert_case(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+    company_id: Uuid,
+) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO support_case (id, company_id, status) VALUES ($1, $2, 'OPEN')")
         .bind(case_id)
         .bind(company_id)
@@ -483,11 +498,15 @@ fn case_status(stored: &str) -> i32 {
     }) as i32
 }
 
-pub async fn load_case(conn: &mut PgConnection, case_id: Uuid) -> Result<Option<pb::Case>, sqlx::Error> {
-    let Some(row) = sqlx::query("SELECT id, company_id, status, opened_at FROM support_case WHERE id = $1")
-        .bind(case_id)
-        .fetch_optional(&mut *conn)
-        .await?
+pub async fn load_case(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+) -> Result<Option<pb::Case>, sqlx::Error> {
+    let Some(row) =
+        sqlx::query("SELECT id, company_id, status, opened_at FROM support_case WHERE id = $1")
+            .bind(case_id)
+            .fetch_optional(&mut *conn)
+            .await?
     else {
         return Ok(None);
     };
@@ -531,7 +550,10 @@ pub async fn list_cases(
     Ok(cases)
 }
 
-pub async fn timeline(conn: &mut PgConnection, case_id: Uuid) -> Result<Vec<pb::TimelineEntry>, sqlx::Error> {
+pub async fn timeline(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+) -> Result<Vec<pb::TimelineEntry>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT at, service, kind, need_id, summary FROM case_timeline WHERE case_id = $1 ORDER BY at, id",
     )
@@ -561,10 +583,12 @@ pub async fn erase_contacts(conn: &mut PgConnection, company_id: Uuid) -> Result
         .execute(&mut *conn)
         .await?
         .rows_affected();
-    sqlx::query("UPDATE company SET personal_data_erased_at = now(), updated_at = now() WHERE id = $1")
-        .bind(company_id)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "UPDATE company SET personal_data_erased_at = now(), updated_at = now() WHERE id = $1",
+    )
+    .bind(company_id)
+    .execute(&mut *conn)
+    .await?;
     Ok(erased)
 }
 

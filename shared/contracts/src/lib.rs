@@ -1,6 +1,9 @@
 //! The OneStop contracts: every message, client and server generated from
 //! `proto/`, plus the descriptor set the servers publish over reflection.
 
+// Everything below is generated; its shape follows the protos, not lints.
+#![allow(clippy::all)]
+
 /// Encoded `FileDescriptorSet` of every OneStop proto and its imports.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/onestop_descriptor.bin"));

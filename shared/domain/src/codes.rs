@@ -15,7 +15,10 @@ impl BusinessRegistrationNumber {
                 "a business registration number is 10 digits, e.g. 124-81-00998",
             ));
         }
-        let d: Vec<u32> = digits.chars().map(|c| c.to_digit(10).unwrap_or(0)).collect();
+        let d: Vec<u32> = digits
+            .chars()
+            .map(|c| c.to_digit(10).unwrap_or(0))
+            .collect();
         const WEIGHTS: [u32; 9] = [1, 3, 7, 1, 3, 7, 1, 3, 5];
         let weighted: u32 = d.iter().zip(WEIGHTS).map(|(digit, w)| digit * w).sum();
         let sum = weighted + (d[8] * 5) / 10;
@@ -75,7 +78,9 @@ impl Province {
             .find(|(code, _)| *code == text)
             .map(|(code, name)| Province(code, name))
             .ok_or_else(|| {
-                Invalid::new("an ISO 3166-2:KR province code such as KR-11 (Seoul) or KR-26 (Busan)")
+                Invalid::new(
+                    "an ISO 3166-2:KR province code such as KR-11 (Seoul) or KR-26 (Busan)",
+                )
             })
     }
 
@@ -174,7 +179,9 @@ impl CountryCode {
         if listed(COUNTRIES, text) {
             Ok(Self(text.to_owned()))
         } else {
-            Err(Invalid::new("an ISO 3166-1 alpha-2 country code in capitals, e.g. US or VN"))
+            Err(Invalid::new(
+                "an ISO 3166-1 alpha-2 country code in capitals, e.g. US or VN",
+            ))
         }
     }
 
@@ -192,7 +199,9 @@ impl LanguageCode {
         if listed(LANGUAGES, text) {
             Ok(Self(text.to_owned()))
         } else {
-            Err(Invalid::new("an ISO 639-1 language code in lower case, e.g. en or vi"))
+            Err(Invalid::new(
+                "an ISO 639-1 language code in lower case, e.g. en or vi",
+            ))
         }
     }
 
@@ -265,8 +274,18 @@ mod tests {
         for valid in ["124-81-00998", "1248100998", "107-86-14075", "220-81-62517"] {
             assert!(BusinessRegistrationNumber::parse(valid).is_ok(), "{valid}");
         }
-        for invalid in ["124-81-00997", "1248100999", "107-86-14076", "12481009", "12a8100998", ""] {
-            assert!(BusinessRegistrationNumber::parse(invalid).is_err(), "{invalid}");
+        for invalid in [
+            "124-81-00997",
+            "1248100999",
+            "107-86-14076",
+            "12481009",
+            "12a8100998",
+            "",
+        ] {
+            assert!(
+                BusinessRegistrationNumber::parse(invalid).is_err(),
+                "{invalid}"
+            );
         }
         let brn = BusinessRegistrationNumber::parse("1248100998").unwrap();
         assert_eq!(brn.as_str(), "1248100998");

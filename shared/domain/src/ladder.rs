@@ -59,9 +59,14 @@ impl GrowthStage {
     }
 
     pub fn from_stored(text: &str) -> Option<Self> {
-        [Self::Domestic, Self::FirstExport, Self::Promising, Self::Strong]
-            .into_iter()
-            .find(|stage| stage.as_str() == text)
+        [
+            Self::Domestic,
+            Self::FirstExport,
+            Self::Promising,
+            Self::Strong,
+        ]
+        .into_iter()
+        .find(|stage| stage.as_str() == text)
     }
 }
 
@@ -170,7 +175,9 @@ impl NeedCategory {
         Self::ALL
             .into_iter()
             .find(|category| category.to_proto() as i32 == value)
-            .ok_or_else(|| Invalid::new("a need category such as BUYER_DISCOVERY or EXPORT_FINANCE"))
+            .ok_or_else(|| {
+                Invalid::new("a need category such as BUYER_DISCOVERY or EXPORT_FINANCE")
+            })
     }
 
     /// Stored form, e.g. "EXPORT_FINANCE".
@@ -181,7 +188,9 @@ impl NeedCategory {
     }
 
     pub fn from_stored(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|category| category.as_str() == text)
+        Self::ALL
+            .into_iter()
+            .find(|category| category.as_str() == text)
     }
 }
 
@@ -204,7 +213,10 @@ mod tests {
     fn categories_round_trip_through_storage() {
         for category in NeedCategory::ALL {
             assert_eq!(NeedCategory::from_stored(category.as_str()), Some(category));
-            assert_eq!(NeedCategory::from_proto(category.to_proto() as i32), Ok(category));
+            assert_eq!(
+                NeedCategory::from_proto(category.to_proto() as i32),
+                Ok(category)
+            );
         }
         assert!(NeedCategory::from_proto(0).is_err());
     }

@@ -293,7 +293,12 @@ mod tests {
     fn issued_tokens_verify_and_carry_the_tenant() {
         let keys = TokenKeys::new("secret");
         let token = keys
-            .issue("kotra-ops", Role::Agency, Some("kotra"), Duration::from_secs(60))
+            .issue(
+                "kotra-ops",
+                Role::Agency,
+                Some("kotra"),
+                Duration::from_secs(60),
+            )
             .unwrap();
         let caller = keys.verify(&token).unwrap();
         assert_eq!(caller.role, Role::Agency);
@@ -311,9 +316,8 @@ mod tests {
         assert_eq!(other.verify(&token), Err(TokenError::Signature));
 
         let (head, _) = token.rsplit_once('.').unwrap();
-        let forged_claims = URL_SAFE_NO_PAD.encode(
-            br#"{"iss":"onestop","sub":"ops","role":"admin","iat":0,"exp":99999999999}"#,
-        );
+        let forged_claims = URL_SAFE_NO_PAD
+            .encode(br#"{"iss":"onestop","sub":"ops","role":"admin","iat":0,"exp":99999999999}"#);
         let header = head.split('.').next().unwrap();
         let signature = token.rsplit('.').next().unwrap();
         let forged = format!("{header}.{forged_claims}.{signature}");

@@ -42,7 +42,9 @@ pub fn run(command: AdminCommand, settings: &ServerSettings) -> anyhow::Result<(
         AdminCommand::IssueToken(args) => {
             let keys = settings.token_keys();
             if keys.is_dev_secret() {
-                eprintln!("note: ONESTOP_AUTH_SECRET is unset; this token is signed with the development secret");
+                eprintln!(
+                    "note: ONESTOP_AUTH_SECRET is unset; this token is signed with the development secret"
+                );
             }
             let token = keys.issue(&args.subject, args.role, args.tenant.as_deref(), args.ttl)?;
             println!("{token}");

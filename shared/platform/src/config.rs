@@ -102,7 +102,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "m" => Ok(seconds(number * 60)),
         "h" => Ok(seconds(number * 3600)),
         "d" => Ok(seconds(number * 86_400)),
-        other => Err(format!("unknown duration unit {other:?}; use ms, s, m, h or d")),
+        other => Err(format!(
+            "unknown duration unit {other:?}; use ms, s, m, h or d"
+        )),
     }
 }
 

@@ -61,7 +61,9 @@ pub fn spawn_health_monitor(
         let mut last: Option<ServingStatus> = None;
         loop {
             let probe = sqlx::query("SELECT 1").execute(&pool);
-            let status = match tokio::time::timeout(interval.max(Duration::from_millis(500)), probe).await {
+            let status = match tokio::time::timeout(interval.max(Duration::from_millis(500)), probe)
+                .await
+            {
                 Ok(Ok(_)) => ServingStatus::Serving,
                 Ok(Err(error)) => {
                     if last != Some(ServingStatus::NotServing) {
@@ -91,7 +93,11 @@ pub fn spawn_health_monitor(
     })
 }
 
-pub async fn set_status(reporter: &HealthReporter, services: &[&'static str], status: ServingStatus) {
+pub async fn set_status(
+    reporter: &HealthReporter,
+    services: &[&'static str],
+    status: ServingStatus,
+) {
     reporter.set_service_status("", status).await;
     for service in services {
         reporter.set_service_status(*service, status).await;

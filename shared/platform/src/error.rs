@@ -170,7 +170,10 @@ impl Violations {
     /// Adds every violation of `other` with `prefix.` before its field path.
     pub fn extend_nested(&mut self, prefix: &str, other: Violations) {
         for violation in other.0 {
-            self.add(format!("{prefix}.{}", violation.field), violation.description);
+            self.add(
+                format!("{prefix}.{}", violation.field),
+                violation.description,
+            );
         }
     }
 

@@ -128,12 +128,10 @@ pub async fn prune(
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        sqlx::query(
-            "UPDATE event_log_horizon SET pruned_through = GREATEST(pruned_through, $1)",
-        )
-        .bind(through)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("UPDATE event_log_horizon SET pruned_through = GREATEST(pruned_through, $1)")
+            .bind(through)
+            .execute(&mut *tx)
+            .await?;
     }
     sqlx::query("DELETE FROM idempotency_key WHERE created_at < now() - make_interval(secs => $1)")
         .bind(idempotency_retention.as_secs_f64())
@@ -377,7 +375,9 @@ impl EventFeed for EventFeedService {
                 if let Some(last) = batch.last() {
                     match horizon(&pool).await {
                         Ok(pruned) if cursor > 0 && cursor < pruned => {
-                            let _ = sender.send(Err(cursor_expired(cursor, pruned).into())).await;
+                            let _ = sender
+                                .send(Err(cursor_expired(cursor, pruned).into()))
+                                .await;
                             return;
                         }
                         Ok(_) => {}

@@ -110,7 +110,9 @@ impl IdempotencyKey {
             ));
         }
         let response = response.ok_or_else(|| {
-            ApiError::Internal(anyhow::anyhow!("committed idempotency key without response"))
+            ApiError::Internal(anyhow::anyhow!(
+                "committed idempotency key without response"
+            ))
         })?;
         let decoded = T::decode(response.as_slice())
             .map_err(|error| ApiError::Internal(anyhow::anyhow!("stored response: {error}")))?;

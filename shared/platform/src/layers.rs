@@ -317,7 +317,11 @@ impl Observer {
         self.span.record("rpc.grpc.status_code", code as i32);
         let server_fault = matches!(
             code,
-            Code::Unknown | Code::Internal | Code::Unavailable | Code::DataLoss | Code::DeadlineExceeded
+            Code::Unknown
+                | Code::Internal
+                | Code::Unavailable
+                | Code::DataLoss
+                | Code::DeadlineExceeded
         );
         if server_fault {
             self.span.record("otel.status_code", "ERROR");

@@ -63,7 +63,9 @@ impl Page {
     pub fn finish<T>(&self, rows: &mut Vec<T>, key: impl Fn(&T) -> String) -> String {
         if rows.len() > self.size as usize {
             rows.truncate(self.size as usize);
-            rows.last().map(|row| encode_token(&key(row))).unwrap_or_default()
+            rows.last()
+                .map(|row| encode_token(&key(row)))
+                .unwrap_or_default()
         } else {
             String::new()
         }

@@ -187,7 +187,10 @@ impl ServiceHost {
         tokio::pin!(server);
         let drain_bound = async {
             shutdown.cancelled().await;
-            tracing::info!(grace_ms = settings.shutdown_grace.as_millis() as u64, "draining");
+            tracing::info!(
+                grace_ms = settings.shutdown_grace.as_millis() as u64,
+                "draining"
+            );
             tokio::time::sleep(settings.shutdown_grace).await;
         };
         tokio::select! {

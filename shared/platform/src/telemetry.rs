@@ -9,10 +9,10 @@ use std::sync::OnceLock;
 
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use opentelemetry_sdk::Resource;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -43,7 +43,8 @@ fn env_set(name: &str) -> bool {
 }
 
 fn otlp_enabled(signal: &str) -> bool {
-    env_set("OTEL_EXPORTER_OTLP_ENDPOINT") || env_set(&format!("OTEL_EXPORTER_OTLP_{signal}_ENDPOINT"))
+    env_set("OTEL_EXPORTER_OTLP_ENDPOINT")
+        || env_set(&format!("OTEL_EXPORTER_OTLP_{signal}_ENDPOINT"))
 }
 
 fn resource(default_service_name: &str) -> Resource {
@@ -53,7 +54,9 @@ fn resource(default_service_name: &str) -> Resource {
     if env_set("OTEL_SERVICE_NAME") {
         builder.build()
     } else {
-        builder.with_service_name(default_service_name.to_owned()).build()
+        builder
+            .with_service_name(default_service_name.to_owned())
+            .build()
     }
 }
 
@@ -91,7 +94,10 @@ pub fn init(default_service_name: &str) -> anyhow::Result<TelemetryGuard> {
     let fmt = if std::env::var("ONESTOP_LOG_FORMAT").is_ok_and(|f| f == "json") {
         tracing_subscriber::fmt::layer().json().boxed()
     } else {
-        tracing_subscriber::fmt::layer().with_target(false).boxed()
+        tracing_subscriber::fmt::layer()
+            .with_target(false)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .boxed()
     };
     let otel = tracing_opentelemetry::layer()
         .with_tracer(tracer_provider.tracer(default_service_name.to_owned()));

@@ -37,7 +37,9 @@ pub struct Bearer(Option<MetadataValue<tonic::metadata::Ascii>>);
 
 impl Bearer {
     pub fn new(token: &str) -> Self {
-        Self(Some(format!("Bearer {token}").parse().expect("ascii token")))
+        Self(Some(
+            format!("Bearer {token}").parse().expect("ascii token"),
+        ))
     }
 
     pub fn role(role: Role, tenant: Option<&str>) -> Self {
@@ -55,9 +57,14 @@ impl Bearer {
 }
 
 impl tonic::service::Interceptor for Bearer {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
         if let Some(value) = &self.0 {
-            request.metadata_mut().insert("authorization", value.clone());
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
         }
         Ok(request)
     }

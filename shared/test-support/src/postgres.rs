@@ -21,7 +21,9 @@ pub fn server_url() -> &'static str {
 
 fn resolve_server() -> String {
     let configured = std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty());
-    let url = configured.clone().unwrap_or_else(|| DEFAULT_SERVER.to_owned());
+    let url = configured
+        .clone()
+        .unwrap_or_else(|| DEFAULT_SERVER.to_owned());
     let options: PgConnectOptions = url.parse().expect("DATABASE_URL is a Postgres URL");
     let admin = options.database("postgres");
     if answers(&admin) {
@@ -65,9 +67,16 @@ fn throwaway_cluster() -> String {
             .arg(&data)
             .status()
             .expect("initdb runs");
-        assert!(status.success(), "initdb failed (as root, run the tests as a regular user)");
+        assert!(
+            status.success(),
+            "initdb failed (as root, run the tests as a regular user)"
+        );
     }
-    let running = Command::new("pg_ctl").arg("status").arg("-D").arg(&data).status();
+    let running = Command::new("pg_ctl")
+        .arg("status")
+        .arg("-D")
+        .arg(&data)
+        .status();
     if !running.is_ok_and(|s| s.success()) {
         let status = Command::new("pg_ctl")
             .arg("start")
@@ -77,10 +86,17 @@ fn throwaway_cluster() -> String {
             .arg("-l")
             .arg(dir.join("log"))
             .arg("-o")
-            .arg(format!("-p {port} -k {} -c listen_addresses=127.0.0.1", dir.display()))
+            .arg(format!(
+                "-p {port} -k {} -c listen_addresses=127.0.0.1",
+                dir.display()
+            ))
             .status()
             .expect("pg_ctl runs");
-        assert!(status.success(), "pg_ctl start failed; see {}", dir.join("log").display());
+        assert!(
+            status.success(),
+            "pg_ctl start failed; see {}",
+            dir.join("log").display()
+        );
     }
     format!("postgres://postgres@127.0.0.1:{port}/postgres")
 }
@@ -95,7 +111,10 @@ impl TestDb {
     pub async fn new() -> Self {
         let server: PgConnectOptions = server_url().parse().expect("server url");
         let name = format!("onestop_test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = server.connect().await.expect("connect to the test Postgres");
+        let mut conn = server
+            .connect()
+            .await
+            .expect("connect to the test Postgres");
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&mut conn)
             .await

@@ -37,11 +37,19 @@ impl TcpProxy {
                         let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
                     }
                 });
-                shared.links.lock().expect("links").push(link.abort_handle());
+                shared
+                    .links
+                    .lock()
+                    .expect("links")
+                    .push(link.abort_handle());
             }
         })
         .abort_handle();
-        Self { addr, state, accept }
+        Self {
+            addr,
+            state,
+            accept,
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {

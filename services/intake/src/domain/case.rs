@@ -39,7 +39,10 @@ pub fn parse_needs(needs: &[pb::NeedRequest], violations: &mut Violations) -> Ve
         }
         let mut target_markets = Vec::new();
         for (j, code) in need.target_markets.iter().enumerate() {
-            if let Some(code) = violations.check(format!("{}[{j}]", field("target_markets")), CountryCode::parse(code)) {
+            if let Some(code) = violations.check(
+                format!("{}[{j}]", field("target_markets")),
+                CountryCode::parse(code),
+            ) {
                 target_markets.push(code);
             }
         }
@@ -47,7 +50,10 @@ pub fn parse_needs(needs: &[pb::NeedRequest], violations: &mut Violations) -> Ve
         target_markets.dedup();
         let mut hs_codes = Vec::new();
         for (j, code) in need.hs_codes.iter().enumerate() {
-            if let Some(code) = violations.check(format!("{}[{j}]", field("hs_codes")), HsInterest::parse(code)) {
+            if let Some(code) = violations.check(
+                format!("{}[{j}]", field("hs_codes")),
+                HsInterest::parse(code),
+            ) {
                 hs_codes.push(code);
             }
         }
@@ -76,9 +82,14 @@ pub fn plan(
     small_merchant: bool,
     has_open_mentoring_need: bool,
 ) -> Vec<PlannedNeed> {
-    let asked_for_mentoring = requested.iter().any(|n| n.category == NeedCategory::Mentoring);
+    let asked_for_mentoring = requested
+        .iter()
+        .any(|n| n.category == NeedCategory::Mentoring);
     let early = matches!(stage, GrowthStage::Domestic | GrowthStage::FirstExport);
-    let mut markets: Vec<CountryCode> = requested.iter().flat_map(|n| n.target_markets.clone()).collect();
+    let mut markets: Vec<CountryCode> = requested
+        .iter()
+        .flat_map(|n| n.target_markets.clone())
+        .collect();
     markets.sort();
     markets.dedup();
     let mut planned: Vec<PlannedNeed> = requested
@@ -132,12 +143,23 @@ mod tests {
             assert_eq!(planned.len(), 2);
             assert!(planned[1].added_by_rule);
             assert_eq!(planned[1].owner, NeedOwner::Mentoring);
-            assert_eq!(planned[1].spec.target_markets, vec![CountryCode::parse("VN").unwrap()]);
+            assert_eq!(
+                planned[1].spec.target_markets,
+                vec![CountryCode::parse("VN").unwrap()]
+            );
         }
         assert_eq!(plan(finance(), GrowthStage::Strong, true, false).len(), 2);
-        assert_eq!(plan(finance(), GrowthStage::Promising, false, false).len(), 1);
+        assert_eq!(
+            plan(finance(), GrowthStage::Promising, false, false).len(),
+            1
+        );
         assert_eq!(plan(finance(), GrowthStage::Domestic, false, true).len(), 1);
-        let asked = plan(vec![need(NeedCategory::Mentoring)], GrowthStage::Domestic, true, false);
+        let asked = plan(
+            vec![need(NeedCategory::Mentoring)],
+            GrowthStage::Domestic,
+            true,
+            false,
+        );
         assert_eq!(asked.len(), 1);
         assert!(!asked[0].added_by_rule);
     }

@@ -62,7 +62,11 @@ pub struct CompanyProfile {
 
 impl CompanyProfile {
     /// Validates every field, reporting each bad one under `prefix.`.
-    pub fn parse(profile: &pb::CompanyProfile, prefix: &str, violations: &mut Violations) -> Option<Self> {
+    pub fn parse(
+        profile: &pb::CompanyProfile,
+        prefix: &str,
+        violations: &mut Violations,
+    ) -> Option<Self> {
         let field = |name: &str| format!("{prefix}.{name}");
         let registration_number = violations.check(
             field("business_registration_number"),
@@ -71,45 +75,74 @@ impl CompanyProfile {
         let name_ko = check_name(&profile.name_ko, false, &field("name_ko"), violations);
         let name_en = check_name(&profile.name_en, true, &field("name_en"), violations);
         let region = violations.check(field("region"), Province::parse(&profile.region));
-        let industry = violations.check(field("industry_ksic"), KsicCode::parse(&profile.industry_ksic));
+        let industry = violations.check(
+            field("industry_ksic"),
+            KsicCode::parse(&profile.industry_ksic),
+        );
 
         let mut hs_codes = Vec::new();
         if profile.hs_codes.is_empty() {
             violations.add(field("hs_codes"), "at least one product HS code (6 digits)");
         } else if profile.hs_codes.len() > MAX_PRODUCTS {
-            violations.add(field("hs_codes"), format!("at most {MAX_PRODUCTS} products"));
+            violations.add(
+                field("hs_codes"),
+                format!("at most {MAX_PRODUCTS} products"),
+            );
         }
         for (i, code) in profile.hs_codes.iter().enumerate() {
-            if let Some(code) = violations.check(format!("{}[{i}]", field("hs_codes")), HsCode::parse(code)) {
+            if let Some(code) =
+                violations.check(format!("{}[{i}]", field("hs_codes")), HsCode::parse(code))
+            {
                 hs_codes.push(code);
             }
         }
         dedupe(&mut hs_codes);
 
-        let annual_revenue = money_or_zero(profile.annual_revenue.as_ref(), "KRW", &field("annual_revenue"), violations);
-        let export_revenue = money_or_zero(profile.export_revenue.as_ref(), "USD", &field("export_revenue"), violations);
+        let annual_revenue = money_or_zero(
+            profile.annual_revenue.as_ref(),
+            "KRW",
+            &field("annual_revenue"),
+            violations,
+        );
+        let export_revenue = money_or_zero(
+            profile.export_revenue.as_ref(),
+            "USD",
+            &field("export_revenue"),
+            violations,
+        );
 
         let mut export_countries = Vec::new();
         for (i, code) in profile.export_countries.iter().enumerate() {
-            if let Some(code) = violations.check(format!("{}[{i}]", field("export_countries")), CountryCode::parse(code)) {
+            if let Some(code) = violations.check(
+                format!("{}[{i}]", field("export_countries")),
+                CountryCode::parse(code),
+            ) {
                 export_countries.push(code);
             }
         }
         dedupe(&mut export_countries);
         let mut languages = Vec::new();
         for (i, code) in profile.languages.iter().enumerate() {
-            if let Some(code) = violations.check(format!("{}[{i}]", field("languages")), LanguageCode::parse(code)) {
+            if let Some(code) = violations.check(
+                format!("{}[{i}]", field("languages")),
+                LanguageCode::parse(code),
+            ) {
                 languages.push(code);
             }
         }
         dedupe(&mut languages);
 
         if profile.contacts.len() > MAX_CONTACTS {
-            violations.add(field("contacts"), format!("at most {MAX_CONTACTS} contacts"));
+            violations.add(
+                field("contacts"),
+                format!("at most {MAX_CONTACTS} contacts"),
+            );
         }
         let mut contacts = Vec::new();
         for (i, contact) in profile.contacts.iter().enumerate() {
-            if let Some(contact) = parse_contact(contact, &format!("{}[{i}]", field("contacts")), violations) {
+            if let Some(contact) =
+                parse_contact(contact, &format!("{}[{i}]", field("contacts")), violations)
+            {
                 contacts.push(contact);
             }
         }
@@ -144,12 +177,24 @@ impl CompanyProfile {
             name_en: self.name_en.clone(),
             region: self.region.code().to_owned(),
             industry_ksic: self.industry.as_str().to_owned(),
-            hs_codes: self.hs_codes.iter().map(|c| c.as_str().to_owned()).collect(),
+            hs_codes: self
+                .hs_codes
+                .iter()
+                .map(|c| c.as_str().to_owned())
+                .collect(),
             employees: self.employees,
             annual_revenue: Some(self.annual_revenue.to_proto()),
             export_revenue: Some(self.export_revenue.to_proto()),
-            export_countries: self.export_countries.iter().map(|c| c.as_str().to_owned()).collect(),
-            languages: self.languages.iter().map(|c| c.as_str().to_owned()).collect(),
+            export_countries: self
+                .export_countries
+                .iter()
+                .map(|c| c.as_str().to_owned())
+                .collect(),
+            languages: self
+                .languages
+                .iter()
+                .map(|c| c.as_str().to_owned())
+                .collect(),
             small_merchant: self.small_merchant,
             contacts: self
                 .contacts
@@ -181,7 +226,8 @@ pub fn apply_mask(
         mask.iter().map(String::as_str).collect()
     };
     if !update.business_registration_number.is_empty()
-        && update.business_registration_number.replace('-', "") != current.business_registration_number
+        && update.business_registration_number.replace('-', "")
+            != current.business_registration_number
     {
         violations.add(
             "profile.business_registration_number",
@@ -204,7 +250,10 @@ pub fn apply_mask(
             "contacts" => merged.contacts = update.contacts.clone(),
             other => violations.add(
                 format!("update_mask[{i}]"),
-                format!("{other:?} is not an updatable field; one of {}", UPDATABLE_FIELDS.join(", ")),
+                format!(
+                    "{other:?} is not an updatable field; one of {}",
+                    UPDATABLE_FIELDS.join(", ")
+                ),
             ),
         }
     }
@@ -228,7 +277,10 @@ fn check_name(name: &str, ascii: bool, field: &str, violations: &mut Violations)
         violations.add(field, "must not contain control characters");
         None
     } else if ascii && !trimmed.is_ascii() {
-        violations.add(field, "the English name uses Latin letters, digits and punctuation only");
+        violations.add(
+            field,
+            "the English name uses Latin letters, digits and punctuation only",
+        );
         None
     } else {
         Some(trimmed.to_owned())
@@ -248,7 +300,11 @@ fn money_or_zero(
     violations.check(field, Money::parse(money.unwrap_or(&zero), Some(currency)))
 }
 
-fn parse_contact(contact: &pb::Contact, field: &str, violations: &mut Violations) -> Option<Contact> {
+fn parse_contact(
+    contact: &pb::Contact,
+    field: &str,
+    violations: &mut Violations,
+) -> Option<Contact> {
     let before = violations.fields().count();
     let name = contact.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
@@ -260,7 +316,10 @@ fn parse_contact(contact: &pb::Contact, field: &str, violations: &mut Violations
     let email = contact.email.trim();
     let phone = contact.phone.trim();
     if email.is_empty() && phone.is_empty() {
-        violations.add(format!("{field}.email"), "an email or a phone number is required");
+        violations.add(
+            format!("{field}.email"),
+            "an email or a phone number is required",
+        );
     }
     if !email.is_empty() && !plausible_email(email) {
         violations.add(format!("{field}.email"), "not an email address");

@@ -23,7 +23,10 @@ pub struct Answers {
 }
 
 impl Answers {
-    pub fn parse(answers: Option<&pb::ReadinessAnswers>, violations: &mut Violations) -> Option<Self> {
+    pub fn parse(
+        answers: Option<&pb::ReadinessAnswers>,
+        violations: &mut Violations,
+    ) -> Option<Self> {
         let Some(answers) = answers else {
             violations.add("answers", "required");
             return None;
@@ -36,16 +39,24 @@ impl Answers {
                 );
                 None
             }
-            Some(money) => violations.check("answers.export_revenue", Money::parse(money, Some("USD"))),
+            Some(money) => {
+                violations.check("answers.export_revenue", Money::parse(money, Some("USD")))
+            }
         };
         if answers.certifications.len() > MAX_CERTIFICATIONS {
-            violations.add("answers.certifications", format!("at most {MAX_CERTIFICATIONS}"));
+            violations.add(
+                "answers.certifications",
+                format!("at most {MAX_CERTIFICATIONS}"),
+            );
         }
         let mut certifications = Vec::new();
         for (i, name) in answers.certifications.iter().enumerate() {
             let name = name.trim();
             if name.is_empty() || name.chars().count() > 60 || name.chars().any(char::is_control) {
-                violations.add(format!("answers.certifications[{i}]"), "a certification name of 1 to 60 characters");
+                violations.add(
+                    format!("answers.certifications[{i}]"),
+                    "a certification name of 1 to 60 characters",
+                );
             } else {
                 certifications.push(name.to_owned());
             }
@@ -82,9 +93,21 @@ pub fn diagnose(answers: &Answers, languages: &[LanguageCode]) -> Diagnosis {
     let foreign_language = languages.iter().any(|l| l.as_str() != "ko");
     let exported = answers.export_revenue.amount_minor > 0;
     let criteria: [(&str, bool, u32); 8] = [
-        ("foreign-language catalog", answers.foreign_language_catalog, 15),
-        ("foreign-language website or online listing", answers.foreign_language_website, 15),
-        ("certifications for target markets", !answers.certifications.is_empty(), 15),
+        (
+            "foreign-language catalog",
+            answers.foreign_language_catalog,
+            15,
+        ),
+        (
+            "foreign-language website or online listing",
+            answers.foreign_language_website,
+            15,
+        ),
+        (
+            "certifications for target markets",
+            !answers.certifications.is_empty(),
+            15,
+        ),
         ("dedicated trade staff", answers.dedicated_trade_staff, 15),
         ("trade-show experience", answers.trade_show_experience, 10),
         ("written export plan", answers.export_plan, 10),
@@ -153,7 +176,7 @@ fn group_thousands(value: i64) -> String {
     let digits = value.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -186,17 +209,28 @@ mod tests {
         let en = vec![LanguageCode::parse("en").unwrap()];
         let full = diagnose(&answers(true, 1), &en);
         assert_eq!(full.score, 100);
-        assert_eq!(full.breakdown.iter().map(|i| i.max_points).sum::<u32>(), 100);
+        assert_eq!(
+            full.breakdown.iter().map(|i| i.max_points).sum::<u32>(),
+            100
+        );
         let none = diagnose(&answers(false, 0), &[LanguageCode::parse("ko").unwrap()]);
         assert_eq!(none.score, 0);
         assert_eq!(none.stage, GrowthStage::Domestic);
-        assert!(none.rationale.contains("first-step training"), "{}", none.rationale);
+        assert!(
+            none.rationale.contains("first-step training"),
+            "{}",
+            none.rationale
+        );
     }
 
     #[test]
     fn rationale_names_the_exports() {
         let diagnosis = diagnose(&answers(true, 123_456_789), &[]);
-        assert!(diagnosis.rationale.contains("USD 1,234,567.89"), "{}", diagnosis.rationale);
+        assert!(
+            diagnosis.rationale.contains("USD 1,234,567.89"),
+            "{}",
+            diagnosis.rationale
+        );
         assert_eq!(diagnosis.stage, GrowthStage::Promising);
     }
 }

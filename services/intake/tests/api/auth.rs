@@ -1,0 +1,84 @@
+use onestop_contracts::events::v1::WatchRequest;
+use onestop_contracts::events::v1::event_feed_client::EventFeedClient;
+use onestop_contracts::intake::v1 as pb;
+use onestop_platform::Role;
+use onestop_platform::auth::TokenKeys;
+use onestop_test_support::{Bearer, channel};
+use std::time::Duration;
+use tonic::Code;
+
+use crate::common::{Intake, profile, registration_number};
+
+fn register() -> pb::RegisterCompanyRequest {
+    pb::RegisterCompanyRequest {
+        idempotency_key: String::new(),
+        profile: Some(profile(&registration_number(1))),
+    }
+}
+
+#[tokio::test]
+async fn calls_without_a_valid_token_are_unauthenticated() {
+    let intake = Intake::start().await;
+    let foreign = TokenKeys::new("someone else's secret")
+        .issue("x", Role::Admin, None, Duration::from_secs(60))
+        .unwrap();
+    for bearer in [
+        Bearer::anonymous(),
+        Bearer::new("garbage"),
+        Bearer::new(&foreign),
+    ] {
+        let status = intake
+            .client(bearer)
+            .register_company(register())
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    }
+    assert_eq!(intake.count("company").await, 0);
+}
+
+#[tokio::test]
+async fn roles_limit_what_a_caller_may_do() {
+    let intake = Intake::start().await;
+    let dashboard = || intake.client(Bearer::role(Role::Dashboard, None));
+    let trade_office = intake.client(Bearer::role(Role::TradeOffice, Some("kbc-hanoi")));
+
+    let status = dashboard().register_company(register()).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    let status = trade_office
+        .clone()
+        .register_company(register())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+
+    let company = intake.register(&registration_number(2), 0, false).await;
+    // Dashboards read the business record but never the contacts.
+    let seen = dashboard()
+        .get_company(pb::GetCompanyRequest {
+            company_id: company.company_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(seen.profile.unwrap().contacts.is_empty());
+
+    let status = intake
+        .agency()
+        .erase_personal_data(pb::ErasePersonalDataRequest {
+            company_id: company.company_id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+
+    let mut agency_feed = EventFeedClient::with_interceptor(
+        channel(intake.addr),
+        Bearer::role(Role::Agency, Some("kotra")),
+    );
+    let status = agency_feed
+        .watch(WatchRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+}

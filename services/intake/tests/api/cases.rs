@@ -1,0 +1,283 @@
+use onestop_contracts::common::v1::{NeedCategory, NeedOwner};
+use onestop_contracts::intake::v1 as pb;
+use onestop_contracts::intake::v1::NeedOpened;
+use prost::Message;
+use tonic::Code;
+
+use crate::common::{Intake, registration_number, violations};
+
+fn need(category: NeedCategory) -> pb::NeedRequest {
+    pb::NeedRequest {
+        category: category as i32,
+        detail: format!("{category:?} for our cushion compact"),
+        target_markets: vec!["VN".into(), "TH".into()],
+        hs_codes: vec!["3304".into()],
+    }
+}
+
+async fn open(intake: &Intake, company_id: &str, needs: Vec<pb::NeedRequest>) -> pb::Case {
+    intake
+        .agency()
+        .open_case(pb::OpenCaseRequest {
+            idempotency_key: String::new(),
+            company_id: company_id.into(),
+            needs,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+const ALL: [NeedCategory; 12] = [
+    NeedCategory::BuyerDiscovery,
+    NeedCategory::ExportFinance,
+    NeedCategory::Certification,
+    NeedCategory::Marketing,
+    NeedCategory::Interpretation,
+    NeedCategory::Logistics,
+    NeedCategory::MarketDiversification,
+    NeedCategory::TradeShowFollowUp,
+    NeedCategory::SampleTestMarketing,
+    NeedCategory::Training,
+    NeedCategory::LegalIp,
+    NeedCategory::Mentoring,
+];
+
+fn expected_owner(category: NeedCategory) -> NeedOwner {
+    use NeedCategory::*;
+    match category {
+        Mentoring => NeedOwner::Mentoring,
+        BuyerDiscovery | SampleTestMarketing | TradeShowFollowUp | MarketDiversification => {
+            NeedOwner::Buyers
+        }
+        _ => NeedOwner::Referral,
+    }
+}
+
+#[tokio::test]
+async fn every_category_is_routed_to_its_owner() {
+    let intake = Intake::start().await;
+    // PROMISING and not a small merchant: nothing is added by rule.
+    let company = intake
+        .register(&registration_number(200), 50_000_000, false)
+        .await;
+    let case = open(
+        &intake,
+        &company.company_id,
+        ALL.iter().map(|c| need(*c)).collect(),
+    )
+    .await;
+    assert_eq!(case.needs.len(), ALL.len());
+    for (need, category) in case.needs.iter().zip(ALL) {
+        assert_eq!(need.category, category as i32);
+        assert_eq!(need.owner, expected_owner(category) as i32, "{category:?}");
+        assert_eq!(need.status, pb::NeedStatus::Open as i32);
+        assert_eq!(need.delivery, pb::DeliveryState::Pending as i32);
+        assert!(!need.added_by_rule);
+    }
+    let mut ids: Vec<&str> = case.needs.iter().map(|n| n.need_id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), ALL.len());
+
+    // need.opened carries the hand-off: the need and a company snapshot
+    // without personal data.
+    let events = intake.events_after(0).await;
+    let hand_offs: Vec<NeedOpened> = events
+        .iter()
+        .filter(|e| e.r#type == "need.opened")
+        .map(|e| NeedOpened::decode(e.payload.as_ref().unwrap().value.as_slice()).unwrap())
+        .collect();
+    assert_eq!(hand_offs.len(), ALL.len());
+    for (opened, need) in hand_offs.iter().zip(&case.needs) {
+        let hand_off = opened.hand_off.as_ref().unwrap();
+        assert_eq!(hand_off.need_id, need.need_id);
+        assert_eq!(hand_off.owner, need.owner);
+        assert_eq!(hand_off.case_id, case.case_id);
+        let snapshot = hand_off.company.as_ref().unwrap();
+        assert_eq!(snapshot.company_id, company.company_id);
+        assert_eq!(snapshot.hs_codes, vec!["330420", "330499"]);
+    }
+    assert!(events.iter().any(|e| e.r#type == "case.opened"));
+    let raw: Vec<u8> = events
+        .iter()
+        .flat_map(|e| e.payload.as_ref().unwrap().value.clone())
+        .collect();
+    assert!(!String::from_utf8_lossy(&raw).contains("hanbit-cosmetics.kr"));
+
+    let timeline = intake
+        .agency()
+        .get_case_timeline(pb::GetCaseTimelineRequest {
+            case_id: case.case_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(timeline.entries.len(), ALL.len() + 1);
+    assert_eq!(timeline.entries[0].kind, "case.opened");
+    assert!(
+        timeline.entries[1..]
+            .iter()
+            .all(|e| e.kind == "need.opened" && e.service == "intake")
+    );
+}
+
+#[tokio::test]
+async fn early_companies_and_small_merchants_get_a_mentoring_need() {
+    let intake = Intake::start().await;
+    let finance = || vec![need(NeedCategory::ExportFinance)];
+    for (seed, cents, small, added) in [
+        (201, 0, false, true),           // DOMESTIC
+        (202, 9_999_999, false, true),   // FIRST_EXPORT
+        (203, 10_000_000, false, false), // PROMISING
+        (204, 600_000_000, true, true),  // STRONG small merchant
+    ] {
+        let company = intake
+            .register(&registration_number(seed), cents, small)
+            .await;
+        let case = open(&intake, &company.company_id, finance()).await;
+        let mentoring: Vec<&pb::Need> = case
+            .needs
+            .iter()
+            .filter(|n| n.category == NeedCategory::Mentoring as i32)
+            .collect();
+        assert_eq!(mentoring.len(), usize::from(added), "seed {seed}");
+        if added {
+            assert!(mentoring[0].added_by_rule);
+            assert_eq!(mentoring[0].owner, NeedOwner::Mentoring as i32);
+            // A second case while that need is open adds no second one.
+            let again = open(&intake, &company.company_id, finance()).await;
+            assert_eq!(again.needs.len(), 1);
+        }
+    }
+    // Asked for explicitly: kept as asked, nothing added.
+    let company = intake.register(&registration_number(205), 0, true).await;
+    let case = open(
+        &intake,
+        &company.company_id,
+        vec![need(NeedCategory::Mentoring)],
+    )
+    .await;
+    assert_eq!(case.needs.len(), 1);
+    assert!(!case.needs[0].added_by_rule);
+}
+
+#[tokio::test]
+async fn bad_needs_are_refused_and_nothing_is_stored() {
+    let intake = Intake::start().await;
+    let company = intake.register(&registration_number(206), 0, false).await;
+    let events_before = intake.count("event_log").await;
+    let status = intake
+        .agency()
+        .open_case(pb::OpenCaseRequest {
+            idempotency_key: String::new(),
+            company_id: company.company_id.clone(),
+            needs: vec![
+                pb::NeedRequest {
+                    category: 0,
+                    ..Default::default()
+                },
+                pb::NeedRequest {
+                    category: NeedCategory::Logistics as i32,
+                    detail: String::new(),
+                    target_markets: vec!["Vietnam".into()],
+                    hs_codes: vec!["33049".into()],
+                },
+            ],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(
+        violations(&status),
+        vec![
+            "needs[0].category",
+            "needs[1].hs_codes[0]",
+            "needs[1].target_markets[0]"
+        ]
+    );
+    let empty = intake
+        .agency()
+        .open_case(pb::OpenCaseRequest {
+            idempotency_key: String::new(),
+            company_id: "not-a-uuid".into(),
+            needs: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&empty), vec!["company_id", "needs"]);
+    let unknown = intake
+        .agency()
+        .open_case(pb::OpenCaseRequest {
+            idempotency_key: String::new(),
+            company_id: uuid::Uuid::now_v7().to_string(),
+            needs: vec![need(NeedCategory::Training)],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+    assert_eq!(intake.count("support_case").await, 0);
+    assert_eq!(intake.count("need").await, 0);
+    assert_eq!(intake.count("event_log").await, events_before);
+}
+
+#[tokio::test]
+async fn open_case_is_idempotent_and_cases_list_by_page() {
+    let intake = Intake::start().await;
+    let company = intake
+        .register(&registration_number(207), 50_000_000, false)
+        .await;
+    let request = pb::OpenCaseRequest {
+        idempotency_key: "case-1".into(),
+        company_id: company.company_id.clone(),
+        needs: vec![need(NeedCategory::Certification)],
+    };
+    let first = intake
+        .agency()
+        .open_case(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let retry = intake
+        .agency()
+        .open_case(request)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first, retry);
+    for _ in 0..4 {
+        open(
+            &intake,
+            &company.company_id,
+            vec![need(NeedCategory::Training)],
+        )
+        .await;
+    }
+    assert_eq!(intake.count("support_case").await, 5);
+
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = intake
+            .agency()
+            .list_cases(pb::ListCasesRequest {
+                page: Some(onestop_contracts::common::v1::PageRequest {
+                    page_size: 2,
+                    page_token: token.clone(),
+                }),
+                company_id: company.company_id.clone(),
+                status: pb::CaseStatus::Open as i32,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.cases.len() <= 2);
+        seen.extend(page.cases.into_iter().map(|c| c.case_id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(seen.len(), 5);
+    assert_eq!(seen[0], first.case_id);
+}

@@ -1,0 +1,274 @@
+use std::time::Duration;
+
+use onestop_contracts::events::v1::{Event, WatchRequest};
+use onestop_contracts::intake::v1 as pb;
+use onestop_platform::events::{self, NewEvent};
+use tokio_stream::StreamExt;
+use tonic::Code;
+use tonic::metadata::MetadataValue;
+
+use crate::common::{Intake, error_reason, profile, registration_number, violations};
+
+async fn next(stream: &mut tonic::Streaming<Event>) -> Event {
+    tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("an event arrives")
+        .expect("stream open")
+        .expect("event, not an error")
+}
+
+async fn watch(intake: &Intake, request: WatchRequest) -> tonic::Streaming<Event> {
+    intake.feed().watch(request).await.unwrap().into_inner()
+}
+
+#[tokio::test]
+async fn watch_replays_in_order_and_resumes_from_a_mid_cursor() {
+    let intake = Intake::start().await;
+    for seed in 0..5 {
+        intake
+            .register(&registration_number(500 + seed), 0, false)
+            .await;
+    }
+    let all = intake.events_after(0).await;
+    assert_eq!(all.len(), 5);
+    assert!(all.windows(2).all(|w| w[0].id < w[1].id));
+    assert!(
+        all.iter()
+            .all(|e| e.source == "intake" && e.occurred_at.is_some())
+    );
+
+    let rest = intake.events_after(all[1].id).await;
+    assert_eq!(
+        rest.iter().map(|e| e.id).collect::<Vec<_>>(),
+        all[2..].iter().map(|e| e.id).collect::<Vec<_>>()
+    );
+    // Nothing more arrives after the rest.
+    let mut stream = watch(
+        &intake,
+        WatchRequest {
+            after: all[4].id,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), stream.next())
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn a_watcher_started_before_a_write_receives_it_live() {
+    let intake = Intake::start().await;
+    intake.register(&registration_number(510), 0, false).await;
+    let mut stream = watch(
+        &intake,
+        WatchRequest {
+            from_latest: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let company = intake.register(&registration_number(511), 0, false).await;
+    let event = next(&mut stream).await;
+    assert_eq!(event.r#type, "company.registered");
+    assert_eq!(event.aggregate_id, company.company_id);
+}
+
+#[tokio::test]
+async fn filters_select_types_families_and_aggregates() {
+    let intake = Intake::start().await;
+    let company = intake.register(&registration_number(520), 0, false).await;
+    let other = intake.register(&registration_number(521), 0, false).await;
+    intake
+        .agency()
+        .open_case(pb::OpenCaseRequest {
+            idempotency_key: String::new(),
+            company_id: company.company_id.clone(),
+            needs: vec![pb::NeedRequest {
+                category: onestop_contracts::common::v1::NeedCategory::ExportFinance as i32,
+                ..Default::default()
+            }],
+        })
+        .await
+        .unwrap();
+    // case.opened + need.opened for finance + need.opened for the added MENTORING need
+
+    let mut needs = watch(
+        &intake,
+        WatchRequest {
+            types: vec!["need.opened".into()],
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(next(&mut needs).await.r#type, "need.opened");
+    assert_eq!(next(&mut needs).await.r#type, "need.opened");
+
+    let mut family = watch(
+        &intake,
+        WatchRequest {
+            types: vec!["company.*".into()],
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(next(&mut family).await.aggregate_id, company.company_id);
+    assert_eq!(next(&mut family).await.aggregate_id, other.company_id);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), family.next())
+            .await
+            .is_err()
+    );
+
+    let mut one = watch(
+        &intake,
+        WatchRequest {
+            aggregate_type: "company".into(),
+            aggregate_id: other.company_id.clone(),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(next(&mut one).await.r#type, "company.registered");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), one.next())
+            .await
+            .is_err()
+    );
+
+    let status = intake
+        .feed()
+        .watch(WatchRequest {
+            after: -1,
+            types: vec!["Company Registered".into()],
+            aggregate_id: "x".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(
+        violations(&status),
+        vec!["after", "aggregate_type", "types[0]"]
+    );
+}
+
+/// Transactions that draw event ids in one order and commit in another are
+/// the classic way a cursor skips an event. Writers here commit after
+/// random delays while a watcher streams; it must see every committed
+/// event exactly once, in id order.
+#[tokio::test]
+async fn concurrent_writers_never_make_a_watcher_skip() {
+    let intake = Intake::start().await;
+    let mut stream = watch(&intake, WatchRequest::default()).await;
+
+    let mut writers = Vec::new();
+    for writer in 0..6u32 {
+        let mut client = intake.agency();
+        writers.push(tokio::spawn(async move {
+            for i in 0..10 {
+                client
+                    .register_company(pb::RegisterCompanyRequest {
+                        idempotency_key: String::new(),
+                        profile: Some(profile(&registration_number(600 + writer * 100 + i))),
+                    })
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for writer in 0..4u64 {
+        let pool = intake.pool.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0..10u64 {
+                let mut tx = pool.begin().await.unwrap();
+                events::append(
+                    &mut tx,
+                    NewEvent::new(
+                        "test.slow_commit",
+                        "test",
+                        writer * 100 + i,
+                        &pb::CompanyUpdated::default(),
+                    ),
+                )
+                .await
+                .unwrap();
+                // Hold the transaction open after drawing the id.
+                tokio::time::sleep(Duration::from_millis((writer * 7 + i * 3) % 25)).await;
+                if i % 5 == 4 {
+                    tx.rollback().await.unwrap();
+                } else {
+                    tx.commit().await.unwrap();
+                }
+            }
+        }));
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let committed: Vec<i64> = sqlx::query_scalar("SELECT id FROM event_log ORDER BY id")
+        .fetch_all(&intake.pool)
+        .await
+        .unwrap();
+    assert_eq!(committed.len(), 60 + 32);
+    let mut received = Vec::new();
+    while received.len() < committed.len() {
+        received.push(next(&mut stream).await.id);
+    }
+    assert_eq!(received, committed);
+}
+
+#[tokio::test]
+async fn a_cursor_older_than_retention_is_told_not_skipped() {
+    let intake = Intake::start().await;
+    for seed in 0..3 {
+        intake
+            .register(&registration_number(700 + seed), 0, false)
+            .await;
+    }
+    let first = intake.events_after(0).await[0].id;
+    let removed = events::prune(&intake.pool, Duration::ZERO, Duration::from_secs(86_400))
+        .await
+        .unwrap();
+    assert_eq!(removed, 3);
+    let status = intake
+        .feed()
+        .watch(WatchRequest {
+            after: first,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::OutOfRange);
+    assert_eq!(error_reason(&status), "CURSOR_EXPIRED");
+
+    // From the start of what is retained still works.
+    let company = intake.register(&registration_number(703), 0, false).await;
+    let mut stream = watch(&intake, WatchRequest::default()).await;
+    assert_eq!(next(&mut stream).await.aggregate_id, company.company_id);
+}
+
+#[tokio::test]
+async fn events_carry_the_trace_context_of_their_request() {
+    let intake = Intake::start().await;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let mut request = tonic::Request::new(pb::RegisterCompanyRequest {
+        idempotency_key: String::new(),
+        profile: Some(profile(&registration_number(710))),
+    });
+    request.metadata_mut().insert(
+        "traceparent",
+        MetadataValue::try_from(format!("00-{trace_id}-00f067aa0ba902b7-01")).unwrap(),
+    );
+    intake.agency().register_company(request).await.unwrap();
+    let events = intake.events_after(0).await;
+    let traceparent = &events[0].traceparent;
+    assert!(
+        traceparent.starts_with(&format!("00-{trace_id}-")),
+        "{traceparent:?}"
+    );
+    // The event names the intake span, not the caller's.
+    assert!(!traceparent.contains("00f067aa0ba902b7"));
+}

@@ -1,0 +1,180 @@
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use onestop_contracts::intake::v1 as pb;
+use onestop_test_support::{TcpProxy, TestDb, channel, eventually, server_url};
+use sqlx::postgres::PgConnectOptions;
+use tokio_stream::StreamExt;
+use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+use crate::common::{Intake, profile, registration_number};
+
+async fn health(addr: SocketAddr, service: &str) -> Option<ServingStatus> {
+    let mut client = HealthClient::new(channel(addr));
+    let response = client
+        .check(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .ok()?;
+    ServingStatus::try_from(response.into_inner().status).ok()
+}
+
+fn postgres_addr() -> SocketAddr {
+    let options: PgConnectOptions = server_url().parse().unwrap();
+    format!("{}:{}", options.get_host(), options.get_port())
+        .parse()
+        .expect("the test Postgres listens on TCP")
+}
+
+#[tokio::test]
+async fn health_is_not_serving_while_the_database_is_unreachable_and_recovers() {
+    let db = TestDb::new().await;
+    let proxy = TcpProxy::start(postgres_addr()).await;
+    let url = db.url_via(proxy.addr());
+    let intake = Intake::start_on(db, |settings| settings.database_url = Some(url)).await;
+    let api = "onestop.intake.v1.IntakeService";
+
+    let serving = || async { health(intake.addr, api).await == Some(ServingStatus::Serving) };
+    let not_serving =
+        || async { health(intake.addr, api).await == Some(ServingStatus::NotServing) };
+    assert!(eventually(Duration::from_secs(10), serving).await);
+    assert_eq!(health(intake.addr, "").await, Some(ServingStatus::Serving));
+
+    proxy.cut();
+    assert!(eventually(Duration::from_secs(10), not_serving).await);
+    assert_eq!(
+        health(intake.addr, "onestop.events.v1.EventFeed").await,
+        Some(ServingStatus::NotServing)
+    );
+    // Calls fail as UNAVAILABLE, a retryable code, not as INTERNAL.
+    let status = intake
+        .agency()
+        .register_company(pb::RegisterCompanyRequest {
+            idempotency_key: String::new(),
+            profile: Some(profile(&registration_number(800))),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+
+    proxy.restore();
+    assert!(eventually(Duration::from_secs(15), serving).await);
+    intake.register(&registration_number(801), 0, false).await;
+}
+
+#[tokio::test]
+async fn reflection_lists_the_services() {
+    let intake = Intake::start().await;
+    let mut client = ServerReflectionClient::new(channel(intake.addr));
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = responses.next().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("unexpected reflection response");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for expected in [
+        "onestop.intake.v1.IntakeService",
+        "onestop.events.v1.EventFeed",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} in {names:?}"
+        );
+    }
+}
+
+/// Holds the idempotency row a call will try to claim, so that call blocks
+/// inside the server until the returned transaction ends.
+async fn block_key(intake: &Intake, key: &str) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut tx = intake.pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO idempotency_key (scope, method, key, request_hash)
+         VALUES ('agency:kotra:test', 'RegisterCompany', $1, '\\x00')",
+    )
+    .bind(key)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx
+}
+
+fn keyed(key: &str, seed: u32) -> pb::RegisterCompanyRequest {
+    pb::RegisterCompanyRequest {
+        idempotency_key: key.into(),
+        profile: Some(profile(&registration_number(seed))),
+    }
+}
+
+#[tokio::test]
+async fn calls_past_the_concurrency_limit_are_shed() {
+    let intake = Intake::start_with(|settings| settings.max_in_flight = 1).await;
+    let blocker = block_key(&intake, "blocked").await;
+    let mut slow_client = intake.agency();
+    let slow =
+        tokio::spawn(async move { slow_client.register_company(keyed("blocked", 810)).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let status = intake
+        .agency()
+        .get_company(pb::GetCompanyRequest {
+            company_id: uuid::Uuid::now_v7().to_string(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    // Probes are never shed.
+    assert_eq!(health(intake.addr, "").await, Some(ServingStatus::Serving));
+
+    blocker.rollback().await.unwrap();
+    slow.await
+        .unwrap()
+        .expect("the held call completes once unblocked");
+}
+
+#[tokio::test]
+async fn calls_past_the_request_timeout_are_cancelled() {
+    let intake =
+        Intake::start_with(|settings| settings.request_timeout = Duration::from_millis(300)).await;
+    let blocker = block_key(&intake, "too-slow").await;
+    let status = intake
+        .agency()
+        .register_company(keyed("too-slow", 820))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(status.code(), Code::Cancelled | Code::DeadlineExceeded),
+        "{status:?}"
+    );
+    blocker.rollback().await.unwrap();
+    assert_eq!(intake.count("company").await, 0);
+}
+
+#[tokio::test]
+async fn oversized_messages_are_refused() {
+    let intake = Intake::start_with(|settings| settings.max_message_bytes = 4096).await;
+    let mut request = keyed("", 830);
+    request.profile.as_mut().unwrap().name_ko = "가".repeat(5000);
+    let status = intake.agency().register_company(request).await.unwrap_err();
+    assert!(
+        matches!(status.code(), Code::OutOfRange | Code::ResourceExhausted),
+        "{status:?}"
+    );
+    assert_eq!(intake.count("company").await, 0);
+}
