@@ -63,6 +63,22 @@ fn resource(default_service_name: &str) -> Resource {
 /// Installs the global subscriber, propagator and exporters. Call once, at
 /// the start of `main`, and keep the guard alive until the process ends.
 pub fn init(default_service_name: &str) -> anyhow::Result<TelemetryGuard> {
+    install(default_service_name, "info,sqlx=warn", false)
+}
+
+/// Initialises telemetry once per process for tests that run services
+/// in-process (quiet unless RUST_LOG says otherwise, and captured per test);
+/// later calls are no-ops.
+pub fn init_for_tests() {
+    static GUARD: OnceLock<Option<TelemetryGuard>> = OnceLock::new();
+    GUARD.get_or_init(|| install("onestop-test", "warn", true).ok());
+}
+
+fn install(
+    default_service_name: &str,
+    default_filter: &str,
+    test_writer: bool,
+) -> anyhow::Result<TelemetryGuard> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let resource = resource(default_service_name);
 
@@ -90,8 +106,11 @@ pub fn init(default_service_name: &str) -> anyhow::Result<TelemetryGuard> {
         None
     };
 
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let fmt = if std::env::var("ONESTOP_LOG_FORMAT").is_ok_and(|f| f == "json") {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let fmt = if test_writer {
+        tracing_subscriber::fmt::layer().with_test_writer().boxed()
+    } else if std::env::var("ONESTOP_LOG_FORMAT").is_ok_and(|f| f == "json") {
         tracing_subscriber::fmt::layer().json().boxed()
     } else {
         tracing_subscriber::fmt::layer()
@@ -99,11 +118,13 @@ pub fn init(default_service_name: &str) -> anyhow::Result<TelemetryGuard> {
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
             .boxed()
     };
+    // RUST_LOG filters log lines only: spans reach OpenTelemetry at INFO
+    // whatever the log level, so a quiet service still continues traces.
     let otel = tracing_opentelemetry::layer()
-        .with_tracer(tracer_provider.tracer(default_service_name.to_owned()));
+        .with_tracer(tracer_provider.tracer(default_service_name.to_owned()))
+        .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
     tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt)
+        .with(fmt.with_filter(filter))
         .with(otel)
         .try_init()
         .map_err(|error| anyhow::anyhow!("telemetry already initialised: {error}"))?;
@@ -112,13 +133,6 @@ pub fn init(default_service_name: &str) -> anyhow::Result<TelemetryGuard> {
         tracer_provider,
         meter_provider,
     })
-}
-
-/// Initialises telemetry once per process for tests that run services
-/// in-process; later calls are no-ops.
-pub fn init_for_tests() {
-    static GUARD: OnceLock<Option<TelemetryGuard>> = OnceLock::new();
-    GUARD.get_or_init(|| init("onestop-test").ok());
 }
 
 struct HeaderExtractor<'a>(&'a http::HeaderMap);

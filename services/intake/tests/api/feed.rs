@@ -272,3 +272,42 @@ async fn events_carry_the_trace_context_of_their_request() {
     // The event names the intake span, not the caller's.
     assert!(!traceparent.contains("00f067aa0ba902b7"));
 }
+
+/// A caller inside a trace passes it on through `propagate_trace`; the
+/// server continues it and stamps it on the events it writes.
+#[tokio::test]
+async fn outgoing_calls_carry_the_callers_trace() {
+    use onestop_contracts::intake::v1::intake_service_client::IntakeServiceClient;
+    use onestop_platform::telemetry::{current_trace_context, propagate_trace};
+    use tracing::Instrument;
+
+    let intake = Intake::start().await;
+    let mut bearer = onestop_test_support::Bearer::role(onestop_platform::Role::Service, None);
+    let mut client = IntakeServiceClient::with_interceptor(
+        onestop_test_support::channel(intake.addr),
+        move |request| tonic::service::Interceptor::call(&mut bearer, propagate_trace(request)?),
+    );
+    let span = tracing::info_span!("caller");
+    let caller_trace = async {
+        client
+            .register_company(pb::RegisterCompanyRequest {
+                idempotency_key: String::new(),
+                profile: Some(profile(&registration_number(720))),
+            })
+            .await
+            .unwrap();
+        current_trace_context().0
+    }
+    .instrument(span)
+    .await;
+    let trace_id = caller_trace
+        .split('-')
+        .nth(1)
+        .expect("the caller has a trace");
+    let events = intake.events_after(0).await;
+    assert!(
+        events[0].traceparent.contains(trace_id),
+        "{} vs {caller_trace}",
+        events[0].traceparent
+    );
+}
