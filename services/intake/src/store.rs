@@ -1,5 +1,7 @@
 //! Intake's SQL. Rows map straight onto the wire messages they serve.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use onestop_contracts::common::v1::{self as common, Money};
 use onestop_contracts::intake::v1 as pb;
@@ -185,21 +187,35 @@ async fn replace_contacts(
 }
 
 async fn contacts_of(conn: &mut PgConnection, id: Uuid) -> Result<Vec<pb::Contact>, sqlx::Error> {
+    let mut by_company = contacts_of_many(conn, &[id]).await?;
+    Ok(by_company.remove(&id).unwrap_or_default())
+}
+
+/// Contacts of several companies in one round trip.
+async fn contacts_of_many(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<pb::Contact>>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT name, title, email, phone FROM company_contact WHERE company_id = $1 ORDER BY position",
+        "SELECT company_id, name, title, email, phone FROM company_contact
+          WHERE company_id = ANY($1) ORDER BY company_id, position",
     )
-    .bind(id)
+    .bind(ids)
     .fetch_all(conn)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| pb::Contact {
-            name: row.get("name"),
-            title: row.get("title"),
-            email: row.get("email"),
-            phone: row.get("phone"),
-        })
-        .collect())
+    let mut by_company: HashMap<Uuid, Vec<pb::Contact>> = HashMap::new();
+    for row in rows {
+        by_company
+            .entry(row.get("company_id"))
+            .or_default()
+            .push(pb::Contact {
+                name: row.get("name"),
+                title: row.get("title"),
+                email: row.get("email"),
+                phone: row.get("phone"),
+            });
+    }
+    Ok(by_company)
 }
 
 /// The company; `lock` takes a row lock for a read-modify-write.
@@ -252,13 +268,15 @@ pub async fn list_companies(
         .bind(page.fetch_limit())
         .fetch_all(pool)
         .await?;
-    let mut conn = pool.acquire().await?;
-    let mut companies = Vec::with_capacity(rows.len());
-    for row in rows {
-        let contacts = contacts_of(&mut conn, row.id).await?;
-        companies.push(row.into_proto(contacts));
-    }
-    Ok(companies)
+    let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
+    let mut contacts = contacts_of_many(&mut *pool.acquire().await?, &ids).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let own = contacts.remove(&row.id).unwrap_or_default();
+            row.into_proto(own)
+        })
+        .collect())
 }
 
 pub async fn insert_assessment(
@@ -460,17 +478,26 @@ fn delivery_state(stored: &str) -> i32 {
 }
 
 async fn needs_of(conn: &mut PgConnection, case_id: Uuid) -> Result<Vec<pb::Need>, sqlx::Error> {
+    let mut by_case = needs_of_many(conn, &[case_id]).await?;
+    Ok(by_case.remove(&case_id).unwrap_or_default())
+}
+
+/// Needs of several cases in one round trip, each case's in its order.
+async fn needs_of_many(
+    conn: &mut PgConnection,
+    case_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<pb::Need>>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT id, category, owner, detail, target_markets, hs_codes, status, added_by_rule,
+        "SELECT case_id, id, category, owner, detail, target_markets, hs_codes, status, added_by_rule,
                 delivery, delivery_attempts, opened_at
-           FROM need WHERE case_id = $1 ORDER BY position",
+           FROM need WHERE case_id = ANY($1) ORDER BY case_id, position",
     )
-    .bind(case_id)
+    .bind(case_ids)
     .fetch_all(conn)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| pb::Need {
+    let mut by_case: HashMap<Uuid, Vec<pb::Need>> = HashMap::new();
+    for row in rows {
+        let need = pb::Need {
             need_id: row.get::<Uuid, _>("id").to_string(),
             category: NeedCategory::from_stored(row.get("category"))
                 .map(|c| c.to_proto() as i32)
@@ -486,8 +513,10 @@ async fn needs_of(conn: &mut PgConnection, case_id: Uuid) -> Result<Vec<pb::Need
             delivery: delivery_state(row.get("delivery")),
             delivery_attempts: row.get::<i32, _>("delivery_attempts").max(0) as u32,
             opened_at: Some(to_timestamp(row.get("opened_at"))),
-        })
-        .collect())
+        };
+        by_case.entry(row.get("case_id")).or_default().push(need);
+    }
+    Ok(by_case)
 }
 
 fn case_status(stored: &str) -> i32 {
@@ -527,8 +556,9 @@ pub async fn list_cases(
     page: &Page,
     after: Option<Uuid>,
 ) -> Result<Vec<pb::Case>, sqlx::Error> {
-    let ids: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM support_case
+    let mut conn = pool.acquire().await?;
+    let rows = sqlx::query(
+        "SELECT id, company_id, status, opened_at FROM support_case
           WHERE ($1::uuid IS NULL OR id > $1)
             AND ($2::uuid IS NULL OR company_id = $2)
             AND ($3::text IS NULL OR status = $3)
@@ -538,16 +568,23 @@ pub async fn list_cases(
     .bind(company_id)
     .bind(status)
     .bind(page.fetch_limit())
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
-    let mut conn = pool.acquire().await?;
-    let mut cases = Vec::with_capacity(ids.len());
-    for id in ids {
-        if let Some(case) = load_case(&mut conn, id).await? {
-            cases.push(case);
-        }
-    }
-    Ok(cases)
+    let ids: Vec<Uuid> = rows.iter().map(|row| row.get("id")).collect();
+    let mut needs = needs_of_many(&mut conn, &ids).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let id: Uuid = row.get("id");
+            pb::Case {
+                case_id: id.to_string(),
+                company_id: row.get::<Uuid, _>("company_id").to_string(),
+                status: case_status(row.get("status")),
+                needs: needs.remove(&id).unwrap_or_default(),
+                opened_at: Some(to_timestamp(row.get("opened_at"))),
+            }
+        })
+        .collect())
 }
 
 pub async fn timeline(
