@@ -164,7 +164,10 @@ impl Wakeups {
                     }
                 };
                 if listener.listen(NOTIFY_CHANNEL).await.is_err() {
-                    continue;
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(POLL_FALLBACK) => continue,
+                    }
                 }
                 loop {
                     tokio::select! {
