@@ -1,10 +1,9 @@
 //! `IntakeService` handlers: check the caller, validate into domain types,
 //! apply the rules, store the change with its events in one transaction.
 
-use onestop_contracts::common::v1::NeedHandOff;
 use onestop_contracts::intake::v1 as pb;
 use onestop_contracts::intake::v1::intake_service_server::IntakeService;
-use onestop_domain::{GrowthStage, NeedCategory};
+use onestop_domain::GrowthStage;
 use onestop_platform::events::{self, NewEvent};
 use onestop_platform::idempotency::{self, IdempotencyKey};
 use onestop_platform::pagination::Page;
@@ -14,10 +13,10 @@ use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::domain::case::{self, PlannedNeed};
+use crate::domain::case;
 use crate::domain::company::{self, CompanyProfile};
 use crate::domain::readiness::{self, Answers};
-use crate::store;
+use crate::{needs, store};
 
 /// Partners and services that register companies and open cases.
 const WRITERS: &[Role] = &[Role::Agency, Role::Advisor, Role::Service, Role::Admin];
@@ -396,10 +395,6 @@ impl IntakeApi {
 
         let case_id = Uuid::now_v7();
         store::insert_case(&mut tx, case_id, company_id).await?;
-        let need_ids: Vec<Uuid> = planned.iter().map(|_| Uuid::now_v7()).collect();
-        for (position, (need, need_id)) in planned.iter().zip(&need_ids).enumerate() {
-            store::insert_need(&mut tx, *need_id, case_id, position, need).await?;
-        }
         store::add_timeline_entry(
             &mut tx,
             case_id,
@@ -407,24 +402,21 @@ impl IntakeApi {
             "intake",
             "case.opened",
             &format!("Case opened with {} need(s)", planned.len()),
+            None,
         )
         .await?;
-        for (need, need_id) in planned.iter().zip(&need_ids) {
-            store::add_timeline_entry(
-                &mut tx,
-                case_id,
-                Some(*need_id),
-                "intake",
-                "need.opened",
-                &need_summary(need),
-            )
-            .await?;
+        let snapshot = store::snapshot(&company);
+        let mut need_ids = Vec::with_capacity(planned.len());
+        let mut need_events = Vec::with_capacity(planned.len());
+        for (position, need) in planned.iter().enumerate() {
+            let (need_id, event) =
+                needs::open_need(&mut tx, case_id, position, need, &snapshot).await?;
+            need_ids.push(need_id);
+            need_events.push(event);
         }
-
         let opened = store::load_case(&mut tx, case_id).await?.ok_or_else(|| {
             ApiError::Internal(anyhow::anyhow!("case vanished in its own transaction"))
         })?;
-        let snapshot = store::snapshot(&company);
         let mut new_events = vec![NewEvent::new(
             "case.opened",
             "case",
@@ -435,27 +427,7 @@ impl IntakeApi {
                 need_ids: need_ids.iter().map(Uuid::to_string).collect(),
             },
         )];
-        for (need, stored) in planned.iter().zip(&opened.needs) {
-            new_events.push(NewEvent::new(
-                "need.opened",
-                "case",
-                case_id,
-                &pb::NeedOpened {
-                    hand_off: Some(NeedHandOff {
-                        need_id: stored.need_id.clone(),
-                        case_id: case_id.to_string(),
-                        category: stored.category,
-                        owner: stored.owner,
-                        detail: stored.detail.clone(),
-                        target_markets: stored.target_markets.clone(),
-                        hs_codes: stored.hs_codes.clone(),
-                        company: Some(snapshot.clone()),
-                        opened_at: stored.opened_at,
-                    }),
-                    added_by_rule: need.added_by_rule,
-                },
-            ));
-        }
+        new_events.extend(need_events);
         events::append_all(&mut tx, new_events).await?;
         key.record(&mut tx, &opened, &company_id.to_string())
             .await?;
@@ -572,25 +544,6 @@ impl IntakeApi {
                 .or(Some(to_timestamp(chrono::Utc::now()))),
         })
     }
-}
-
-fn need_summary(need: &PlannedNeed) -> String {
-    let owner = match need.owner {
-        onestop_domain::NeedOwner::Mentoring => "mentoring (export advisor)",
-        onestop_domain::NeedOwner::Buyers => "buyer discovery",
-        onestop_domain::NeedOwner::Referral => "agency referral",
-    };
-    let why = if need.added_by_rule {
-        " (added by rule)"
-    } else {
-        ""
-    };
-    let category = if need.spec.category == NeedCategory::Mentoring {
-        "MENTORING"
-    } else {
-        need.spec.category.as_str()
-    };
-    format!("Need {category} opened{why}; handled by {owner}")
 }
 
 fn already_registered(existing: Uuid) -> ApiError {

@@ -3,6 +3,10 @@
 //! needs and route each to the service that owns it.
 
 pub mod domain;
+pub mod follow;
 pub mod grpc;
+pub mod handoff;
+pub mod needs;
 pub mod startup;
 pub mod store;
+pub mod upstreams;

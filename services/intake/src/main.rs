@@ -1,5 +1,6 @@
 use clap::Parser;
 use onestop_intake::startup::{Application, SERVICE_NAME};
+use onestop_intake::upstreams::UpstreamSettings;
 use onestop_platform::cli::AdminCommand;
 use onestop_platform::config::ServerSettings;
 
@@ -13,6 +14,8 @@ struct Cli {
     command: Option<AdminCommand>,
     #[command(flatten)]
     settings: ServerSettings,
+    #[command(flatten)]
+    upstreams: UpstreamSettings,
 }
 
 #[tokio::main]
@@ -22,7 +25,7 @@ async fn main() -> anyhow::Result<()> {
         return onestop_platform::cli::run(command, &cli.settings);
     }
     let _telemetry = onestop_platform::telemetry::init(&format!("onestop-{SERVICE_NAME}"))?;
-    let app = Application::build(cli.settings).await?;
+    let app = Application::build_with_upstreams(cli.settings, cli.upstreams).await?;
     onestop_platform::server::cancel_on_signal(app.shutdown_token());
     app.run_until_stopped().await
 }

@@ -4,21 +4,37 @@ use onestop_contracts::intake::v1::intake_service_server::IntakeServiceServer;
 use onestop_platform::config::ServerSettings;
 use onestop_platform::server::CancellationToken;
 use onestop_platform::server::ServiceHost;
+use onestop_platform::time::SystemClock;
 use sqlx::PgPool;
+use std::sync::Arc;
 
+use crate::follow::Follower;
 use crate::grpc::IntakeApi;
+use crate::handoff::Relay;
+use crate::upstreams::{UpstreamSettings, Upstreams};
 
 pub const SERVICE_NAME: &str = "intake";
 pub const DEFAULT_PORT: u16 = 50051;
 
 pub struct Application {
     host: ServiceHost,
+    upstreams: Upstreams,
 }
 
 impl Application {
     /// Binds the listen address (port 0 picks a free one), connects to the
     /// database and applies migrations.
     pub async fn build(settings: ServerSettings) -> anyhow::Result<Self> {
+        Self::build_with_upstreams(settings, UpstreamSettings::default()).await
+    }
+
+    /// As [`Application::build`], handing needs to and following the
+    /// owners `upstreams` names.
+    pub async fn build_with_upstreams(
+        settings: ServerSettings,
+        upstreams: UpstreamSettings,
+    ) -> anyhow::Result<Self> {
+        let upstreams = Upstreams::connect(&upstreams, &settings)?;
         let host = ServiceHost::start(
             SERVICE_NAME,
             DEFAULT_PORT,
@@ -26,7 +42,7 @@ impl Application {
             sqlx::migrate!("./migrations"),
         )
         .await?;
-        Ok(Self { host })
+        Ok(Self { host, upstreams })
     }
 
     pub fn local_addr(&self) -> std::net::SocketAddr {
@@ -43,6 +59,13 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let pool = self.host.pool().clone();
+        let shutdown = self.host.shutdown_token();
+        let relay = Relay::new(pool.clone(), self.upstreams.clone(), Arc::new(SystemClock));
+        tokio::spawn(relay.run(shutdown.clone()));
+        for follower in Follower::for_upstreams(&pool, &self.upstreams) {
+            tokio::spawn(follower.run(shutdown.clone()));
+        }
         let max_message = self.host.settings().max_message_bytes;
         let api = IntakeServiceServer::new(IntakeApi::new(self.host.pool().clone()))
             .max_decoding_message_size(max_message)

@@ -417,11 +417,12 @@ pub async fn insert_need(
     case_id: Uuid,
     position: usize,
     need: &PlannedNeed,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<DateTime<Utc>, sqlx::Error> {
+    sqlx::query_scalar(
         "INSERT INTO need (id, case_id, position, category, owner, detail, target_markets, hs_codes,
                            status, added_by_rule, delivery)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'OPEN', $9, 'PENDING')",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'OPEN', $9, 'PENDING')
+         RETURNING opened_at",
     )
     .bind(need_id)
     .bind(case_id)
@@ -432,9 +433,8 @@ pub async fn insert_need(
     .bind(need.spec.target_markets.iter().map(|c| c.as_str()).collect::<Vec<_>>())
     .bind(need.spec.hs_codes.iter().map(|c| c.as_str()).collect::<Vec<_>>())
     .bind(need.added_by_rule)
-    .execute(conn)
-    .await?;
-    Ok(())
+    .fetch_one(conn)
+    .await
 }
 
 pub async fn add_timeline_entry(
@@ -444,15 +444,18 @@ pub async fn add_timeline_entry(
     service: &str,
     kind: &str,
     summary: &str,
+    at: Option<DateTime<Utc>>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO case_timeline (case_id, need_id, service, kind, summary) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO case_timeline (case_id, need_id, service, kind, summary, at)
+         VALUES ($1, $2, $3, $4, $5, COALESCE($6, now()))",
     )
     .bind(case_id)
     .bind(need_id)
     .bind(service)
     .bind(kind)
     .bind(summary)
+    .bind(at)
     .execute(conn)
     .await?;
     Ok(())
@@ -489,7 +492,8 @@ async fn needs_of_many(
 ) -> Result<HashMap<Uuid, Vec<pb::Need>>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT case_id, id, category, owner, detail, target_markets, hs_codes, status, added_by_rule,
-                delivery, delivery_attempts, opened_at
+                delivery, delivery_attempts, opened_at, last_delivery_error, next_delivery_at,
+                delivered_at, owner_record_id
            FROM need WHERE case_id = ANY($1) ORDER BY case_id, position",
     )
     .bind(case_ids)
@@ -497,6 +501,7 @@ async fn needs_of_many(
     .await?;
     let mut by_case: HashMap<Uuid, Vec<pb::Need>> = HashMap::new();
     for row in rows {
+        let delivery: &str = row.get("delivery");
         let need = pb::Need {
             need_id: row.get::<Uuid, _>("id").to_string(),
             category: NeedCategory::from_stored(row.get("category"))
@@ -510,9 +515,16 @@ async fn needs_of_many(
             hs_codes: row.get("hs_codes"),
             status: need_status(row.get("status")),
             added_by_rule: row.get("added_by_rule"),
-            delivery: delivery_state(row.get("delivery")),
+            delivery: delivery_state(delivery),
             delivery_attempts: row.get::<i32, _>("delivery_attempts").max(0) as u32,
             opened_at: Some(to_timestamp(row.get("opened_at"))),
+            last_delivery_error: row.get("last_delivery_error"),
+            next_delivery_at: (delivery == "PENDING")
+                .then(|| to_timestamp(row.get("next_delivery_at"))),
+            delivered_at: row
+                .get::<Option<DateTime<Utc>>, _>("delivered_at")
+                .map(to_timestamp),
+            owner_record_id: row.get("owner_record_id"),
         };
         by_case.entry(row.get("case_id")).or_default().push(need);
     }
@@ -585,6 +597,37 @@ pub async fn list_cases(
             }
         })
         .collect())
+}
+
+/// The hand-off for a need whose `need.opened` event retention has
+/// already pruned: the need as stored and the company as it is now.
+pub async fn rebuild_hand_off(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+    need_id: Uuid,
+) -> Result<Option<common::NeedHandOff>, sqlx::Error> {
+    let Some(case) = load_case(conn, case_id).await? else {
+        return Ok(None);
+    };
+    let wanted = need_id.to_string();
+    let Some(need) = case.needs.into_iter().find(|n| n.need_id == wanted) else {
+        return Ok(None);
+    };
+    let Ok(company_id) = Uuid::parse_str(&case.company_id) else {
+        return Ok(None);
+    };
+    let company = load_company(conn, company_id, false).await?;
+    Ok(Some(common::NeedHandOff {
+        need_id: need.need_id,
+        case_id: case.case_id,
+        category: need.category,
+        owner: need.owner,
+        detail: need.detail,
+        target_markets: need.target_markets,
+        hs_codes: need.hs_codes,
+        company: company.as_ref().map(snapshot),
+        opened_at: need.opened_at,
+    }))
 }
 
 pub async fn timeline(

@@ -203,3 +203,13 @@ pub fn context_from_traceparent(traceparent: &str, tracestate: &str) -> opentele
     }
     TraceContextPropagator::new().extract(&carrier)
 }
+
+/// Makes `span` a child of the trace a stored `traceparent` describes, so
+/// work done later on behalf of an event (an outbox delivery, a feed
+/// consumer) joins the trace of the request that caused it.
+pub fn continue_trace(span: &tracing::Span, traceparent: &str, tracestate: &str) {
+    if traceparent.is_empty() {
+        return;
+    }
+    let _ = span.set_parent(context_from_traceparent(traceparent, tracestate));
+}

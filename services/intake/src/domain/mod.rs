@@ -3,4 +3,5 @@
 
 pub mod case;
 pub mod company;
+pub mod owner_events;
 pub mod readiness;
