@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod feeds;
 pub mod idempotency;
 pub mod layers;
 pub mod pagination;

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Offline checks of the deployment files: the compose file resolves with
+# .env, and the Kubernetes base renders and validates against the API
+# schemas. Installs what it needs (Debian's docker-compose, kubernetes-validate
+# from PyPI into a cached virtualenv) when it is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+tools="${ONESTOP_TOOLS_DIR:-$HOME/.cache/onestop-tools}"
+
+compose() {
+  if docker compose version >/dev/null 2>&1; then
+    docker compose "$@"
+  elif command -v docker-compose >/dev/null 2>&1; then
+    docker-compose "$@"
+  elif command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null
+    docker-compose "$@"
+  else
+    echo "no docker compose available to validate docker-compose.yml" >&2
+    return 1
+  fi
+}
+
+echo "compose: docker-compose.yml with .env"
+compose -f docker-compose.yml config -q
+
+if [ ! -x "$tools/bin/kubernetes-validate" ]; then
+  python3 -m venv "$tools"
+  "$tools/bin/pip" install --quiet --disable-pip-version-check kubernetes-validate
+fi
+
+rendered=$(mktemp)
+trap 'rm -f "$rendered"' EXIT
+if command -v kubectl >/dev/null 2>&1; then
+  echo "k8s: kubectl kustomize deploy/k8s/base"
+  kubectl kustomize deploy/k8s/base >"$rendered"
+else
+  # Without kustomize, validate the resources the base lists, unpatched.
+  echo "k8s: kubectl not found; validating the base's resources one by one"
+  for file in $(sed -n '/^resources:/,/^[a-z]/s/^  - //p' deploy/k8s/base/kustomization.yaml); do
+    cat "deploy/k8s/base/$file"
+    echo "---"
+  done >"$rendered"
+fi
+"$tools/bin/kubernetes-validate" --strict --quiet "$rendered"
+echo "deployment files valid"

@@ -1,0 +1,226 @@
+//! The reference dashboard consumer: merges several services' event feeds
+//! live and prints them as JSON lines, resuming from a cursor file.
+//!
+//! Each event is printed before its cursor is saved, so a crash between the
+//! two prints it again on restart (at-least-once); consumers deduplicate on
+//! `(source, id)`, which is unique and ordered per source.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use onestop_contracts::events::v1::event_feed_client::EventFeedClient;
+use onestop_contracts::events::v1::{Event, WatchRequest};
+use std::io::Write;
+use tokio::sync::mpsc;
+
+use crate::auth::Role;
+use crate::client::lazy_channel;
+use crate::config::ServerSettings;
+use crate::time::from_timestamp;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct WatchFeedsArgs {
+    /// A feed to follow as NAME=URL; repeat for each. Defaults to the four
+    /// services at ONESTOP_INTAKE_URL, ONESTOP_MENTORING_URL,
+    /// ONESTOP_BUYERS_URL and ONESTOP_REFERRAL_URL (those that are set).
+    #[arg(long = "feed", value_parser = parse_feed)]
+    pub feeds: Vec<(String, String)>,
+    /// Where the last printed id per feed is kept between runs.
+    #[arg(long, default_value = "onestop-feeds.cursor.json")]
+    pub cursor_file: PathBuf,
+    /// Only these event types ("referral.*" for a family); empty means all.
+    #[arg(long = "type")]
+    pub types: Vec<String>,
+    /// Bearer token to watch with; unset, a dashboard token is signed with
+    /// ONESTOP_AUTH_SECRET.
+    #[arg(long, env = "ONESTOP_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+fn parse_feed(text: &str) -> Result<(String, String), String> {
+    let (name, url) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=URL, got {text:?}"))?;
+    if name.is_empty() || url.is_empty() {
+        return Err(format!("expected NAME=URL, got {text:?}"));
+    }
+    Ok((name.to_owned(), url.to_owned()))
+}
+
+fn default_feeds() -> Vec<(String, String)> {
+    ["intake", "mentoring", "buyers", "referral"]
+        .into_iter()
+        .filter_map(|name| {
+            let url = std::env::var(format!("ONESTOP_{}_URL", name.to_uppercase())).ok()?;
+            (!url.is_empty()).then(|| (name.to_owned(), url))
+        })
+        .collect()
+}
+
+/// One printed line.
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    source: &'a str,
+    id: i64,
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    aggregate_type: &'a str,
+    aggregate_id: &'a str,
+    occurred_at: Option<String>,
+    payload_type: &'a str,
+    /// Protobuf bytes of the payload; decode with the contracts'
+    /// descriptor set (the type is in payload_type).
+    payload_base64: String,
+    traceparent: &'a str,
+}
+
+async fn load_cursors(path: &Path) -> anyhow::Result<BTreeMap<String, i64>> {
+    match tokio::fs::read(path).await {
+        Ok(bytes) => Ok(serde_json::from_slice(&bytes)?),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Written to a temporary file and renamed over the old one, so a crash
+/// never leaves a torn cursor file.
+async fn save_cursors(path: &Path, cursors: &BTreeMap<String, i64>) -> anyhow::Result<()> {
+    let temporary = path.with_extension("tmp");
+    tokio::fs::write(&temporary, serde_json::to_vec_pretty(cursors)?).await?;
+    tokio::fs::rename(&temporary, path).await?;
+    Ok(())
+}
+
+pub async fn watch(args: WatchFeedsArgs, settings: &ServerSettings) -> anyhow::Result<()> {
+    let feeds = if args.feeds.is_empty() {
+        default_feeds()
+    } else {
+        args.feeds.clone()
+    };
+    anyhow::ensure!(
+        !feeds.is_empty(),
+        "no feeds: pass --feed NAME=URL or set ONESTOP_*_URL"
+    );
+    let token = match &args.token {
+        Some(token) => token.clone(),
+        None => settings.token_keys().issue(
+            "feed-watcher",
+            Role::Dashboard,
+            None,
+            Duration::from_secs(30 * 24 * 3600),
+        )?,
+    };
+    let mut cursors = load_cursors(&args.cursor_file).await?;
+    let (sender, mut receiver) = mpsc::channel::<(String, Event)>(256);
+    for (name, url) in feeds {
+        let after = cursors.get(&name).copied().unwrap_or(0);
+        let channel = lazy_channel(&url, Duration::from_secs(24 * 3600))?;
+        tokio::spawn(follow(
+            name,
+            channel,
+            token.clone(),
+            args.types.clone(),
+            after,
+            sender.clone(),
+        ));
+    }
+    drop(sender);
+    let mut stdout = std::io::stdout();
+    loop {
+        let next = tokio::select! {
+            next = receiver.recv() => next,
+            _ = tokio::signal::ctrl_c() => None,
+        };
+        let Some((source, event)) = next else {
+            return Ok(());
+        };
+        let line = Line {
+            source: &source,
+            id: event.id,
+            event_type: &event.r#type,
+            aggregate_type: &event.aggregate_type,
+            aggregate_id: &event.aggregate_id,
+            occurred_at: event
+                .occurred_at
+                .as_ref()
+                .and_then(from_timestamp)
+                .map(|at| at.to_rfc3339()),
+            payload_type: event.payload.as_ref().map_or("", |p| p.type_url.as_str()),
+            payload_base64: event
+                .payload
+                .as_ref()
+                .map(|p| STANDARD.encode(&p.value))
+                .unwrap_or_default(),
+            traceparent: &event.traceparent,
+        };
+        let mut text = serde_json::to_vec(&line)?;
+        text.push(b'\n');
+        stdout.write_all(&text)?;
+        stdout.flush()?;
+        cursors.insert(source, event.id);
+        save_cursors(&args.cursor_file, &cursors).await?;
+    }
+}
+
+/// Streams one feed into `sender` from `after`, reconnecting with backoff.
+async fn follow(
+    name: String,
+    channel: tonic::transport::Channel,
+    token: String,
+    types: Vec<String>,
+    mut after: i64,
+    sender: mpsc::Sender<(String, Event)>,
+) {
+    let bearer: tonic::metadata::MetadataValue<_> = match format!("Bearer {token}").parse() {
+        Ok(value) => value,
+        Err(_) => {
+            eprintln!("{name}: the token is not valid metadata");
+            return;
+        }
+    };
+    let mut wait = Duration::from_millis(250);
+    loop {
+        let mut request = tonic::Request::new(WatchRequest {
+            after,
+            types: types.clone(),
+            ..Default::default()
+        });
+        request
+            .metadata_mut()
+            .insert("authorization", bearer.clone());
+        match EventFeedClient::new(channel.clone()).watch(request).await {
+            Ok(response) => {
+                let mut stream = response.into_inner();
+                loop {
+                    match stream.message().await {
+                        Ok(Some(event)) => {
+                            after = event.id;
+                            wait = Duration::from_millis(250);
+                            if sender.send((name.clone(), event)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(status) => {
+                            eprintln!("{name}: {}: {}", status.code(), status.message());
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(status) if status.code() == tonic::Code::OutOfRange => {
+                eprintln!(
+                    "{name}: cursor {after} is older than the feed's retention: {}",
+                    status.message()
+                );
+                return;
+            }
+            Err(status) => eprintln!("{name}: {}: {}", status.code(), status.message()),
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(10));
+    }
+}
