@@ -407,3 +407,99 @@ fn referral_update(event: &Event) -> Option<OwnerUpdate> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use prost_types::Any;
+
+    use super::*;
+
+    fn event<M: Name>(event_type: &str, payload: &M) -> Event {
+        Event {
+            r#type: event_type.to_owned(),
+            payload: Some(Any::from_msg(payload).expect("encodes")),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_completed_referral_finishes_its_need() {
+        let need = Uuid::now_v7();
+        let update = interpret(
+            "referral",
+            &event(
+                "referral.completed",
+                &referral::ReferralCompleted {
+                    need_id: need.to_string(),
+                    program_id: "sbc-export-finance".into(),
+                    outcome: referral::OutcomeKind::FinancingApproved as i32,
+                    ..Default::default()
+                },
+            ),
+        )
+        .expect("a completion concerns the need");
+        assert_eq!(update.subject, Subject::Need(need));
+        assert_eq!(update.progress, Some(Progress::Done));
+        assert!(
+            update.summary.contains("financing approved"),
+            "{}",
+            update.summary
+        );
+    }
+
+    #[test]
+    fn a_certification_gap_opens_a_certification_need() {
+        let company = Uuid::now_v7();
+        let update = interpret(
+            "buyers",
+            &event(
+                "sample.certification_gap",
+                &buyers::SampleCertificationGap {
+                    company_id: company.to_string(),
+                    certification: "fda".into(),
+                    hs_code: "330499".into(),
+                    country: "US".into(),
+                    ..Default::default()
+                },
+            ),
+        )
+        .expect("a gap concerns the company");
+        assert_eq!(
+            update.subject,
+            Subject::Company(company, NeedCategory::SampleTestMarketing)
+        );
+        let opens = update.opens.expect("opens a need");
+        assert_eq!(opens.category, NeedCategory::Certification);
+        assert_eq!(opens.topic, "FDA");
+        assert_eq!(opens.target_markets, vec!["US".to_owned()]);
+        assert_eq!(opens.hs_codes, vec!["330499".to_owned()]);
+    }
+
+    #[test]
+    fn a_payload_of_another_type_is_ignored() {
+        let wrong = event(
+            "referral.completed",
+            &referral::ReferralAccepted {
+                need_id: Uuid::now_v7().to_string(),
+                ..Default::default()
+            },
+        );
+        assert_eq!(interpret("referral", &wrong), None);
+        assert_eq!(
+            interpret(
+                "mentoring",
+                &event(
+                    "advisor.registered",
+                    &mentoring::AdvisorRegistered::default()
+                )
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn progress_only_moves_forward() {
+        assert!(Progress::Routed < Progress::InProgress);
+        assert!(Progress::InProgress < Progress::Done);
+    }
+}

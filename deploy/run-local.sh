@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The suite without Docker: creates the four databases on a local Postgres,
+# builds and starts the four binaries, seeds the demo data and prints where
+# everything listens. Ctrl-C stops them all.
+#
+#   deploy/run-local.sh            # run until Ctrl-C
+#   deploy/run-local.sh --check    # start, seed, probe, then stop (CI)
+#
+# Postgres: PGHOST/PGPORT/PGUSER (default 127.0.0.1:5432, postgres, trust or
+# PGPASSWORD). Ports: ONESTOP_BASE_PORT (default 50051; intake, mentoring,
+# buyers and referral take it and the next three).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode=${1:-run}
+export PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
+base=${ONESTOP_BASE_PORT:-50051}
+prefix=${ONESTOP_DB_PREFIX:-onestop}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
+logs="$CARGO_TARGET_DIR/run-local"
+mkdir -p "$logs"
+
+services=(intake mentoring buyers referral)
+declare -A port
+for i in "${!services[@]}"; do port[${services[$i]}]=$((base + i)); done
+
+db_url() {
+  local auth="$PGUSER"
+  [ -n "${PGPASSWORD:-}" ] && auth="$PGUSER:$PGPASSWORD"
+  echo "postgres://$auth@$PGHOST:$PGPORT/${prefix}_$1"
+}
+
+echo "==> databases on $PGHOST:$PGPORT"
+for s in "${services[@]}"; do
+  if ! psql -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '${prefix}_$s'" | grep -q 1; then
+    psql -d postgres -qc "CREATE DATABASE ${prefix}_$s"
+    echo "    created ${prefix}_$s"
+  fi
+done
+
+echo "==> building"
+cargo build --quiet --bins -p onestop-intake -p onestop-mentoring -p onestop-buyers -p onestop-referral
+bin="$CARGO_TARGET_DIR/debug"
+
+pids=()
+stop() {
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait "${pids[@]}" 2>/dev/null || true
+}
+trap stop EXIT
+
+export ONESTOP_MENTORING_URL="http://127.0.0.1:${port[mentoring]}"
+export ONESTOP_BUYERS_URL="http://127.0.0.1:${port[buyers]}"
+export ONESTOP_REFERRAL_URL="http://127.0.0.1:${port[referral]}"
+export ONESTOP_INTAKE_URL="http://127.0.0.1:${port[intake]}"
+
+echo "==> starting (logs in $logs)"
+for s in mentoring buyers referral intake; do
+  DATABASE_URL=$(db_url "$s") ONESTOP_LISTEN="127.0.0.1:${port[$s]}" \
+    "$bin/onestop-$s" >"$logs/$s.log" 2>&1 &
+  pids+=($!)
+done
+
+for s in "${services[@]}"; do
+  for attempt in $(seq 1 60); do
+    if ONESTOP_LISTEN="127.0.0.1:${port[$s]}" "$bin/onestop-$s" probe >/dev/null 2>&1; then
+      break
+    fi
+    if [ "$attempt" = 60 ]; then
+      echo "$s did not become healthy; see $logs/$s.log" >&2
+      exit 1
+    fi
+    sleep 0.5
+  done
+done
+
+echo "==> seeding demo data"
+ONESTOP_BIN_DIR="$bin" REFERRAL_DATABASE_URL=$(db_url referral) \
+  MENTORING_DATABASE_URL=$(db_url mentoring) BUYERS_DATABASE_URL=$(db_url buyers) \
+  deploy/seed-demo.sh
+
+echo
+for s in "${services[@]}"; do
+  printf '  %-10s grpc://127.0.0.1:%s   (%s)\n' "$s" "${port[$s]}" "$(db_url "$s")"
+done
+echo
+echo "  admin token:  $bin/onestop-intake issue-token --role admin"
+echo "  watch feeds:  $bin/onestop-intake watch-feeds"
+
+if [ "$mode" = "--check" ]; then
+  echo "==> check passed; stopping"
+  exit 0
+fi
+echo "Ctrl-C stops the suite."
+wait
