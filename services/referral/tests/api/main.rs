@@ -1,0 +1,10 @@
+//! Referral against the real Postgres and the real gRPC server.
+
+mod common;
+
+mod directory;
+mod eligibility;
+mod lifecycle;
+mod referrals;
+// mod rerouting;
+// mod tenancy;
