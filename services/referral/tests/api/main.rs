@@ -6,5 +6,5 @@ mod directory;
 mod eligibility;
 mod lifecycle;
 mod referrals;
-// mod rerouting;
-// mod tenancy;
+mod rerouting;
+mod tenancy;
