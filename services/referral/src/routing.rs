@@ -14,9 +14,20 @@ use crate::domain::directory::sla_duration;
 use crate::domain::eligibility::{self, Company};
 use crate::store;
 
-/// A referral.* event; the payload is the referral as it stands now.
+/// A referral.* event; the payload is the referral as it stands now, less
+/// its free text (detail, notes, cancel reason): people write names and
+/// phone numbers there, and the feed must carry no personal data.
 pub fn referral_event(event_type: &'static str, referral: &pb::Referral) -> NewEvent {
-    NewEvent::new(event_type, "referral", &referral.referral_id, referral)
+    let mut payload = referral.clone();
+    payload.detail.clear();
+    payload.cancel_reason.clear();
+    if let Some(outcome) = payload.outcome.as_mut() {
+        outcome.note.clear();
+    }
+    for leg in &mut payload.legs {
+        leg.note.clear();
+    }
+    NewEvent::new(event_type, "referral", &payload.referral_id, &payload)
 }
 
 pub fn capacity_event(program: &pb::Program, cause: &str) -> NewEvent {

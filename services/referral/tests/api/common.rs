@@ -190,8 +190,14 @@ impl Referral {
     }
 
     pub async fn create(&self, need_id: &str) -> pb::Referral {
+        self.create_with(create_request(need_id, NeedCategory::ExportFinance))
+            .await
+    }
+
+    /// Hands `request` over as intake would.
+    pub async fn create_with(&self, request: pb::CreateReferralRequest) -> pb::Referral {
         self.service()
-            .create_referral(create_request(need_id, NeedCategory::ExportFinance))
+            .create_referral(request)
             .await
             .expect("referral created")
             .into_inner()

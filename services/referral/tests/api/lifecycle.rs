@@ -226,6 +226,12 @@ async fn accept_start_complete_takes_and_frees_a_slot_and_records_the_outcome() 
             .iter()
             .all(|(_, r)| r.need_id == "need-1" && r.case_id == "case-of-need-1")
     );
+    // Free text stays in the record, off the feed.
+    let (_, last) = events.last().unwrap();
+    assert!(last.detail.is_empty());
+    assert!(last.outcome.as_ref().unwrap().note.is_empty());
+    assert_eq!(completed.outcome.as_ref().unwrap().note, "Loan approved");
+    assert!(!completed.detail.is_empty());
 }
 
 #[tokio::test]
@@ -327,14 +333,11 @@ async fn every_illegal_move_is_a_failed_precondition_and_changes_nothing() {
     }
     // Unroutable: only cancelling is legal.
     let unroutable = referral
-        .service()
-        .create_referral(crate::common::create_request(
+        .create_with(crate::common::create_request(
             "need-u",
             onestop_contracts::common::v1::NeedCategory::LegalIp,
         ))
-        .await
-        .unwrap()
-        .into_inner();
+        .await;
     for action in [Accept, Decline, Start, Complete, Fail] {
         let error = make(
             &mut referral.agency("alpha"),

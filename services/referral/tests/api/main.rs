@@ -2,6 +2,7 @@
 
 mod common;
 
+mod binary;
 mod directory;
 mod eligibility;
 mod lifecycle;

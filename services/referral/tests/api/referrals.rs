@@ -48,12 +48,7 @@ async fn the_preferred_program_goes_first_when_it_fits_and_is_explained_when_not
     referral.three_lenders(5).await;
     let mut request = create_request("need-pref", NeedCategory::ExportFinance);
     request.preferred_program_id = "gamma.loans".into();
-    let created = referral
-        .service()
-        .create_referral(request)
-        .await
-        .unwrap()
-        .into_inner();
+    let created = referral.create_with(request).await;
     assert_eq!(current_program(&created), "gamma.loans");
     assert!(created.legs[0].preferred);
     assert!(created.preferred_program_evaluation.is_none());
@@ -65,12 +60,7 @@ async fn the_preferred_program_goes_first_when_it_fits_and_is_explained_when_not
     referral.add_program(strict).await;
     let mut request = create_request("need-pref-2", NeedCategory::ExportFinance);
     request.preferred_program_id = "gamma.small-loans".into();
-    let created = referral
-        .service()
-        .create_referral(request)
-        .await
-        .unwrap()
-        .into_inner();
+    let created = referral.create_with(request).await;
     assert_eq!(current_program(&created), "alpha.loans");
     assert!(!created.legs[0].preferred);
     let why = created.preferred_program_evaluation.unwrap();
@@ -192,11 +182,8 @@ async fn a_need_nothing_fits_is_recorded_unroutable_with_reasons_and_an_event() 
 
     // A category no program serves: unroutable with no reasons.
     let none = referral
-        .service()
-        .create_referral(create_request("need-y", NeedCategory::LegalIp))
-        .await
-        .unwrap()
-        .into_inner();
+        .create_with(create_request("need-y", NeedCategory::LegalIp))
+        .await;
     assert_eq!(status(&none), ReferralStatus::Unroutable);
     assert!(none.unroutable_reasons.is_empty());
     assert_eq!(referral.count("referral").await, 2);

@@ -33,12 +33,7 @@ async fn two_agencies(referral: &Referral) {
 async fn create_for(referral: &Referral, need: &str, stage: i32) -> pb::Referral {
     let mut request = create_request(need, NeedCategory::Marketing);
     request.company.as_mut().unwrap().stage = stage;
-    referral
-        .service()
-        .create_referral(request)
-        .await
-        .unwrap()
-        .into_inner()
+    referral.create_with(request).await
 }
 
 #[tokio::test]
