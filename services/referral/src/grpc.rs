@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use onestop_contracts::common::v1::CompanySnapshot;
 use onestop_contracts::referral::v1 as pb;
 use onestop_contracts::referral::v1::referral_service_server::ReferralService;
 use onestop_contracts::referral::v1::{ProgramStatus, ReferralStatus};
@@ -115,6 +116,23 @@ fn parse_create(request: &pb::CreateReferralRequest) -> ApiResult<NewReferral> {
     match (category, company) {
         (Some(category), Some(company)) => Ok(NewReferral { category, company }),
         _ => Err(ApiError::invalid("company", "invalid")),
+    }
+}
+
+/// What makes two hand-offs the same need: a redelivery whose company
+/// snapshot was refreshed in between is still the same need and gets the
+/// first answer; the same need id for another case, company or category
+/// is refused.
+fn hand_off_identity(request: &pb::CreateReferralRequest) -> pb::CreateReferralRequest {
+    pb::CreateReferralRequest {
+        need_id: request.need_id.clone(),
+        case_id: request.case_id.clone(),
+        category: request.category,
+        company: request.company.as_ref().map(|company| CompanySnapshot {
+            company_id: company.company_id.clone(),
+            ..Default::default()
+        }),
+        ..Default::default()
     }
 }
 
@@ -237,7 +255,11 @@ impl ReferralApi {
     ) -> ApiResult<pb::Referral> {
         caller.require(&[Role::Service, Role::Admin])?;
         let valid = parse_create(&request)?;
-        let key = IdempotencyKey::natural("CreateReferral", &request.need_id, &request);
+        let key = IdempotencyKey::natural(
+            "CreateReferral",
+            &request.need_id,
+            &hand_off_identity(&request),
+        );
         let now = self.clock.now();
         let mut tx = self.pool.begin().await?;
         if let Some(first) = key.replay::<pb::Referral>(&mut tx).await? {
@@ -395,16 +417,12 @@ impl ReferralApi {
     async fn transition<R: Message>(
         &self,
         caller: Caller,
-        method: &'static str,
+        (method, roles): (&'static str, &'static [Role]),
         key: &str,
         request: &R,
         referral_id: &str,
         action: ApiResult<Action>,
     ) -> ApiResult<pb::Referral> {
-        let roles = match method {
-            "CancelReferral" => lifecycle::REFERRER,
-            _ => lifecycle::RECEIVING_AGENCY,
-        };
         caller.require(roles)?;
         let id = parse_referral_id(referral_id)?;
         let action = action?;
@@ -475,7 +493,7 @@ impl ReferralApi {
     async fn act<Req: Message>(
         &self,
         request: Request<Req>,
-        method: &'static str,
+        method: (&'static str, &'static [Role]),
         parts: impl FnOnce(&Req) -> (ApiResult<Action>, &String, &String),
     ) -> Result<Response<pb::Referral>, Status> {
         with_caller(request, |caller, req| async move {
@@ -560,72 +578,92 @@ impl ReferralService for ReferralApi {
         &self,
         request: Request<pb::AcceptReferralRequest>,
     ) -> Result<Response<pb::Referral>, Status> {
-        self.act(request, "AcceptReferral", |req| {
-            (
-                Action::accept(&req.note),
-                &req.idempotency_key,
-                &req.referral_id,
-            )
-        })
+        self.act(
+            request,
+            ("AcceptReferral", lifecycle::RECEIVING_AGENCY),
+            |req| {
+                (
+                    Action::accept(&req.note),
+                    &req.idempotency_key,
+                    &req.referral_id,
+                )
+            },
+        )
         .await
     }
     async fn decline_referral(
         &self,
         request: Request<pb::DeclineReferralRequest>,
     ) -> Result<Response<pb::Referral>, Status> {
-        self.act(request, "DeclineReferral", |req| {
-            (
-                Action::decline(req.reason, req.declined_by, &req.note),
-                &req.idempotency_key,
-                &req.referral_id,
-            )
-        })
+        self.act(
+            request,
+            ("DeclineReferral", lifecycle::RECEIVING_AGENCY),
+            |req| {
+                (
+                    Action::decline(req.reason, req.declined_by, &req.note),
+                    &req.idempotency_key,
+                    &req.referral_id,
+                )
+            },
+        )
         .await
     }
     async fn start_referral(
         &self,
         request: Request<pb::StartReferralRequest>,
     ) -> Result<Response<pb::Referral>, Status> {
-        self.act(request, "StartReferral", |req| {
-            (
-                Action::start(&req.note),
-                &req.idempotency_key,
-                &req.referral_id,
-            )
-        })
+        self.act(
+            request,
+            ("StartReferral", lifecycle::RECEIVING_AGENCY),
+            |req| {
+                (
+                    Action::start(&req.note),
+                    &req.idempotency_key,
+                    &req.referral_id,
+                )
+            },
+        )
         .await
     }
     async fn complete_referral(
         &self,
         request: Request<pb::CompleteReferralRequest>,
     ) -> Result<Response<pb::Referral>, Status> {
-        self.act(request, "CompleteReferral", |req| {
-            (
-                Action::complete(req.outcome.as_ref()),
-                &req.idempotency_key,
-                &req.referral_id,
-            )
-        })
+        self.act(
+            request,
+            ("CompleteReferral", lifecycle::RECEIVING_AGENCY),
+            |req| {
+                (
+                    Action::complete(req.outcome.as_ref()),
+                    &req.idempotency_key,
+                    &req.referral_id,
+                )
+            },
+        )
         .await
     }
     async fn fail_referral(
         &self,
         request: Request<pb::FailReferralRequest>,
     ) -> Result<Response<pb::Referral>, Status> {
-        self.act(request, "FailReferral", |req| {
-            (
-                Action::fail(req.reason, &req.note),
-                &req.idempotency_key,
-                &req.referral_id,
-            )
-        })
+        self.act(
+            request,
+            ("FailReferral", lifecycle::RECEIVING_AGENCY),
+            |req| {
+                (
+                    Action::fail(req.reason, &req.note),
+                    &req.idempotency_key,
+                    &req.referral_id,
+                )
+            },
+        )
         .await
     }
     async fn cancel_referral(
         &self,
         request: Request<pb::CancelReferralRequest>,
     ) -> Result<Response<pb::Referral>, Status> {
-        self.act(request, "CancelReferral", |req| {
+        self.act(request, ("CancelReferral", lifecycle::REFERRER), |req| {
             (
                 Action::cancel(&req.reason),
                 &req.idempotency_key,

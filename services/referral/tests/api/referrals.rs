@@ -220,6 +220,9 @@ async fn concurrent_duplicate_hand_offs_create_exactly_one_referral() {
     // for something else is refused.
     let again = referral.create("need-dup").await;
     assert_eq!(again, first);
+    let mut refreshed = create_request("need-dup", NeedCategory::ExportFinance);
+    refreshed.company.as_mut().unwrap().employees = 30;
+    assert_eq!(referral.create_with(refreshed).await, first);
     let mut other = create_request("need-dup", NeedCategory::ExportFinance);
     other.case_id = "another-case".into();
     let status = referral.service().create_referral(other).await.unwrap_err();

@@ -109,6 +109,20 @@ async fn an_agency_cannot_read_or_act_on_another_agencys_referral_through_any_rp
         .await,
         ["need-alpha"]
     );
+    // Advisors and trade offices have no business with referrals.
+    for role in [
+        onestop_platform::Role::Advisor,
+        onestop_platform::Role::TradeOffice,
+    ] {
+        let error = referral
+            .client(onestop_test_support::Bearer::role(role, Some("someone")))
+            .get_referral(pb::GetReferralRequest {
+                referral_id: alphas.referral_id.clone(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), Code::PermissionDenied);
+    }
     // An unknown id is as absent as another agency's.
     let error = beta
         .get_referral(pb::GetReferralRequest {
