@@ -4,6 +4,7 @@
 use onestop_contracts::intake::v1 as pb;
 use onestop_contracts::intake::v1::intake_service_server::IntakeService;
 use onestop_domain::GrowthStage;
+use onestop_platform::auth::with_caller;
 use onestop_platform::events::{self, NewEvent};
 use onestop_platform::idempotency::{self, IdempotencyKey};
 use onestop_platform::pagination::Page;
@@ -597,83 +598,72 @@ fn changed_fields(before: &pb::CompanyProfile, after: &pb::CompanyProfile) -> Ve
 }
 
 /// Runs a handler with the caller the auth layer attached.
-async fn handle<Req, Resp, F>(
-    request: Request<Req>,
-    handler: impl FnOnce(Caller, Req) -> F,
-) -> Result<Response<Resp>, Status>
-where
-    F: std::future::Future<Output = ApiResult<Resp>>,
-{
-    let caller = Caller::of(&request)?;
-    Ok(Response::new(handler(caller, request.into_inner()).await?))
-}
-
 #[tonic::async_trait]
 impl IntakeService for IntakeApi {
     async fn register_company(
         &self,
         request: Request<pb::RegisterCompanyRequest>,
     ) -> Result<Response<pb::Company>, Status> {
-        handle(request, |caller, req| self.register_company(caller, req)).await
+        with_caller(request, |caller, req| self.register_company(caller, req)).await
     }
     async fn get_company(
         &self,
         request: Request<pb::GetCompanyRequest>,
     ) -> Result<Response<pb::Company>, Status> {
-        handle(request, |caller, req| self.get_company(caller, req)).await
+        with_caller(request, |caller, req| self.get_company(caller, req)).await
     }
     async fn update_company(
         &self,
         request: Request<pb::UpdateCompanyRequest>,
     ) -> Result<Response<pb::Company>, Status> {
-        handle(request, |caller, req| self.update_company(caller, req)).await
+        with_caller(request, |caller, req| self.update_company(caller, req)).await
     }
     async fn list_companies(
         &self,
         request: Request<pb::ListCompaniesRequest>,
     ) -> Result<Response<pb::ListCompaniesResponse>, Status> {
-        handle(request, |caller, req| self.list_companies(caller, req)).await
+        with_caller(request, |caller, req| self.list_companies(caller, req)).await
     }
     async fn diagnose_readiness(
         &self,
         request: Request<pb::DiagnoseReadinessRequest>,
     ) -> Result<Response<pb::Assessment>, Status> {
-        handle(request, |caller, req| self.diagnose_readiness(caller, req)).await
+        with_caller(request, |caller, req| self.diagnose_readiness(caller, req)).await
     }
     async fn list_assessments(
         &self,
         request: Request<pb::ListAssessmentsRequest>,
     ) -> Result<Response<pb::ListAssessmentsResponse>, Status> {
-        handle(request, |caller, req| self.list_assessments(caller, req)).await
+        with_caller(request, |caller, req| self.list_assessments(caller, req)).await
     }
     async fn open_case(
         &self,
         request: Request<pb::OpenCaseRequest>,
     ) -> Result<Response<pb::Case>, Status> {
-        handle(request, |caller, req| self.open_case(caller, req)).await
+        with_caller(request, |caller, req| self.open_case(caller, req)).await
     }
     async fn get_case(
         &self,
         request: Request<pb::GetCaseRequest>,
     ) -> Result<Response<pb::Case>, Status> {
-        handle(request, |caller, req| self.get_case(caller, req)).await
+        with_caller(request, |caller, req| self.get_case(caller, req)).await
     }
     async fn list_cases(
         &self,
         request: Request<pb::ListCasesRequest>,
     ) -> Result<Response<pb::ListCasesResponse>, Status> {
-        handle(request, |caller, req| self.list_cases(caller, req)).await
+        with_caller(request, |caller, req| self.list_cases(caller, req)).await
     }
     async fn get_case_timeline(
         &self,
         request: Request<pb::GetCaseTimelineRequest>,
     ) -> Result<Response<pb::CaseTimeline>, Status> {
-        handle(request, |caller, req| self.get_case_timeline(caller, req)).await
+        with_caller(request, |caller, req| self.get_case_timeline(caller, req)).await
     }
     async fn erase_personal_data(
         &self,
         request: Request<pb::ErasePersonalDataRequest>,
     ) -> Result<Response<pb::ErasePersonalDataResponse>, Status> {
-        handle(request, |caller, req| self.erase_personal_data(caller, req)).await
+        with_caller(request, |caller, req| self.erase_personal_data(caller, req)).await
     }
 }

@@ -298,114 +298,74 @@ fn buyers_update(event: &Event) -> Option<OwnerUpdate> {
 }
 
 fn referral_update(event: &Event) -> Option<OwnerUpdate> {
-    // Every referral event names the need it serves.
-    let need = |need_id: &str| Uuid::parse_str(need_id).ok().map(Subject::Need);
-    match event.r#type.as_str() {
-        "referral.routed" => {
-            let e: referral::ReferralRouted = decode(event)?;
-            update(
-                need(&e.need_id),
-                format!("Referred to program {} ({})", e.program_id, e.agency_id),
-                Some(Progress::Routed),
-            )
-        }
-        "referral.accepted" => {
-            let e: referral::ReferralAccepted = decode(event)?;
-            update(
-                need(&e.need_id),
-                format!(
-                    "Program {} ({}) accepted the referral",
-                    e.program_id, e.agency_id
-                ),
-                Some(Progress::InProgress),
-            )
-        }
+    // Every referral event carries the whole referral as it stands after
+    // the change; its last leg says where it is now.
+    let referral: referral::Referral = decode(event)?;
+    let subject = Uuid::parse_str(&referral.need_id).ok().map(Subject::Need);
+    let leg = referral.legs.last();
+    let program = leg.map_or("", |leg| leg.program_id.as_str());
+    let agency = leg.map_or("", |leg| leg.agency_id.as_str());
+    let (summary, progress) = match event.r#type.as_str() {
+        "referral.routed" => (
+            format!("Referred to program {program} ({agency})"),
+            Some(Progress::Routed),
+        ),
+        "referral.accepted" => (
+            format!("Program {program} ({agency}) accepted the referral"),
+            Some(Progress::InProgress),
+        ),
         "referral.declined" => {
-            let e: referral::ReferralDeclined = decode(event)?;
-            let reason = referral::DeclineReason::try_from(e.reason)
+            // The declined leg is the last one unless the decline already
+            // re-routed to a new leg.
+            let declined = referral
+                .legs
+                .iter()
+                .rev()
+                .find(|leg| leg.status == referral::LegStatus::Declined as i32);
+            let reason = declined
+                .and_then(|leg| referral::DeclineReason::try_from(leg.decline_reason).ok())
                 .map(|r| enum_name(r.as_str_name(), "DECLINE_REASON_"))
                 .unwrap_or_default();
-            update(
-                need(&e.need_id),
-                format!("Program {} declined ({reason})", e.program_id),
-                None,
-            )
+            let program = declined.map_or(program, |leg| leg.program_id.as_str());
+            (format!("Program {program} declined ({reason})"), None)
         }
-        "referral.rerouted" => {
-            let e: referral::ReferralRerouted = decode(event)?;
-            update(
-                need(&e.need_id),
-                format!(
-                    "Re-routed from program {} to {}",
-                    e.from_program_id, e.to_program_id
-                ),
-                None,
-            )
-        }
-        "referral.sla_breached" => {
-            let e: referral::ReferralSlaBreached = decode(event)?;
-            update(
-                need(&e.need_id),
-                format!("Program {} did not answer in time", e.program_id),
-                None,
-            )
-        }
-        "referral.started" => {
-            let e: referral::ReferralStarted = decode(event)?;
-            update(
-                need(&e.need_id),
-                format!("Program {} started work", e.program_id),
-                Some(Progress::InProgress),
-            )
-        }
+        "referral.rerouted" => (format!("Re-routed to program {program} ({agency})"), None),
+        "referral.sla_breached" => (
+            "A program did not answer in time; re-routing".to_owned(),
+            None,
+        ),
+        "referral.started" => (
+            format!("Program {program} started work"),
+            Some(Progress::InProgress),
+        ),
         "referral.completed" => {
-            let e: referral::ReferralCompleted = decode(event)?;
-            let outcome = referral::OutcomeKind::try_from(e.outcome)
+            let outcome = referral
+                .outcome
+                .as_ref()
+                .and_then(|o| referral::OutcomeKind::try_from(o.kind).ok())
                 .map(|o| enum_name(o.as_str_name(), "OUTCOME_KIND_"))
                 .unwrap_or_default();
-            update(
-                need(&e.need_id),
-                format!("Program {} completed: {outcome}", e.program_id),
+            (
+                format!("Program {program} completed: {outcome}"),
                 Some(Progress::Done),
             )
         }
-        "referral.failed" => {
-            let e: referral::ReferralFailed = decode(event)?;
-            update(
-                need(&e.need_id),
-                format!("Program {} could not deliver", e.program_id),
-                None,
-            )
-        }
-        "referral.cancelled" => {
-            let e: referral::ReferralCancelled = decode(event)?;
-            update(
-                need(&e.need_id),
-                "Referral cancelled".to_owned(),
-                Some(Progress::Cancelled),
-            )
-        }
-        "referral.exhausted" => {
-            let e: referral::ReferralExhausted = decode(event)?;
-            update(
-                need(&e.need_id),
-                format!(
-                    "No program could take the need after {} attempt(s); an operator follows up",
-                    e.tried_program_ids.len()
-                ),
-                None,
-            )
-        }
-        "referral.unroutable" => {
-            let e: referral::ReferralUnroutable = decode(event)?;
-            update(
-                need(&e.need_id),
-                "No eligible program for this need; an operator follows up".to_owned(),
-                None,
-            )
-        }
-        _ => None,
-    }
+        "referral.failed" => (format!("Program {program} could not deliver"), None),
+        "referral.cancelled" => ("Referral cancelled".to_owned(), Some(Progress::Cancelled)),
+        "referral.exhausted" => (
+            format!(
+                "No program could take the need after {} attempt(s); an operator follows up",
+                referral.legs.len()
+            ),
+            None,
+        ),
+        "referral.unroutable" => (
+            "No eligible program for this need; an operator follows up".to_owned(),
+            None,
+        ),
+        _ => return None,
+    };
+    update(subject, summary, progress)
 }
 
 #[cfg(test)]
@@ -429,10 +389,16 @@ mod tests {
             "referral",
             &event(
                 "referral.completed",
-                &referral::ReferralCompleted {
+                &referral::Referral {
                     need_id: need.to_string(),
-                    program_id: "sbc-export-finance".into(),
-                    outcome: referral::OutcomeKind::FinancingApproved as i32,
+                    legs: vec![referral::ReferralLeg {
+                        program_id: "sbc.export-financing".into(),
+                        ..Default::default()
+                    }],
+                    outcome: Some(referral::ReferralOutcome {
+                        kind: referral::OutcomeKind::FinancingApproved as i32,
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 },
             ),
@@ -479,7 +445,7 @@ mod tests {
     fn a_payload_of_another_type_is_ignored() {
         let wrong = event(
             "referral.completed",
-            &referral::ReferralAccepted {
+            &buyers::DealConfirmed {
                 need_id: Uuid::now_v7().to_string(),
                 ..Default::default()
             },

@@ -1,0 +1,187 @@
+//! The directory's shapes, validated: an agency with its units, a program
+//! with its categories, eligibility, capacity and response SLA.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use onestop_contracts::referral::v1::{self as pb, Availability, ProgramStatus, UnitKind};
+use onestop_domain::{CountryCode, GrowthStage, KsicCode, Money, NeedCategory, Province};
+use onestop_platform::Violations;
+
+const MAX_TEXT: usize = 2000;
+/// A response SLA longer than this is surely a typo.
+const MAX_SLA: Duration = Duration::from_secs(90 * 86_400);
+
+fn check_text(field: &str, text: &str, required: bool, violations: &mut Violations) {
+    if required && text.trim().is_empty() {
+        violations.add(field, "required");
+    } else if text.chars().count() > MAX_TEXT {
+        violations.add(field, format!("at most {MAX_TEXT} characters"));
+    }
+}
+
+/// Ids are dotted lower-case slugs ("kotra", "kotra.export-first-step"),
+/// so tokens and seed files can name them.
+fn check_slug(field: &str, text: &str, violations: &mut Violations) {
+    let slug = text
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.' | '_'));
+    if text.is_empty() {
+        violations.add(field, "required");
+    } else if text.len() > 100 || !slug {
+        violations.add(
+            field,
+            "at most 100 lower-case letters, digits, '-', '.' and '_'",
+        );
+    }
+}
+
+/// Validates an agency for upsert; returns it with server fields cleared.
+pub fn parse_agency(
+    agency: Option<&pb::Agency>,
+    violations: &mut Violations,
+) -> Option<pb::Agency> {
+    let Some(agency) = agency else {
+        violations.add("agency", "required");
+        return None;
+    };
+    check_slug("agency.agency_id", &agency.agency_id, violations);
+    check_text("agency.name_ko", &agency.name_ko, true, violations);
+    check_text("agency.name_en", &agency.name_en, true, violations);
+    check_text("agency.short_name", &agency.short_name, true, violations);
+    check_text("agency.website", &agency.website, false, violations);
+    check_text("agency.description", &agency.description, false, violations);
+    let mut seen = HashSet::new();
+    for (i, unit) in agency.units.iter().enumerate() {
+        let at = |name: &str| format!("agency.units[{i}].{name}");
+        check_slug(&at("unit_id"), &unit.unit_id, violations);
+        if !seen.insert(unit.unit_id.as_str()) {
+            violations.add(at("unit_id"), "duplicate unit id");
+        }
+        check_text(&at("name_ko"), &unit.name_ko, true, violations);
+        check_text(&at("name_en"), &unit.name_en, false, violations);
+        check_text(&at("city"), &unit.city, false, violations);
+        match UnitKind::try_from(unit.kind) {
+            Ok(UnitKind::Unspecified) | Err(_) => violations.add(at("kind"), "required"),
+            Ok(_) => {}
+        }
+        if !unit.region.is_empty() {
+            violations.check(at("region"), Province::parse(&unit.region));
+        }
+        if !unit.country.is_empty() {
+            violations.check(at("country"), CountryCode::parse(&unit.country));
+        }
+    }
+    let mut agency = agency.clone();
+    agency.updated_at = None;
+    Some(agency)
+}
+
+/// Validates a program for upsert (its agency and unit are checked against
+/// the directory by the caller); returns it normalised, with the fields the
+/// service sets cleared.
+pub fn parse_program(
+    program: Option<&pb::Program>,
+    violations: &mut Violations,
+) -> Option<pb::Program> {
+    let Some(program) = program else {
+        violations.add("program", "required");
+        return None;
+    };
+    check_slug("program.program_id", &program.program_id, violations);
+    check_slug("program.agency_id", &program.agency_id, violations);
+    check_text("program.name_ko", &program.name_ko, true, violations);
+    check_text("program.name_en", &program.name_en, true, violations);
+    check_text(
+        "program.description",
+        &program.description,
+        false,
+        violations,
+    );
+    check_text("program.url", &program.url, false, violations);
+    if program.categories.is_empty() {
+        violations.add("program.categories", "at least one need category");
+    }
+    for (i, category) in program.categories.iter().enumerate() {
+        violations.check(
+            format!("program.categories[{i}]"),
+            NeedCategory::from_proto(*category),
+        );
+    }
+    let eligibility = program.eligibility.clone().unwrap_or_default();
+    for (i, stage) in eligibility.stages.iter().enumerate() {
+        violations.check(
+            format!("program.eligibility.stages[{i}]"),
+            GrowthStage::from_proto(*stage),
+        );
+    }
+    for (i, region) in eligibility.regions.iter().enumerate() {
+        violations.check(
+            format!("program.eligibility.regions[{i}]"),
+            Province::parse(region),
+        );
+    }
+    for (i, code) in eligibility.industries_ksic.iter().enumerate() {
+        violations.check(
+            format!("program.eligibility.industries_ksic[{i}]"),
+            KsicCode::parse(code),
+        );
+    }
+    if let Some(max) = &eligibility.max_annual_revenue {
+        violations.check(
+            "program.eligibility.max_annual_revenue",
+            Money::parse(max, Some("KRW")),
+        );
+    }
+    let capacity = program.capacity.unwrap_or_default();
+    if capacity.total_slots == 0 {
+        violations.add("program.capacity.total_slots", "at least 1");
+    } else if capacity.total_slots > 1_000_000 {
+        violations.add("program.capacity.total_slots", "at most 1000000");
+    }
+    match Availability::try_from(capacity.availability) {
+        Ok(Availability::Unspecified) | Err(_) => {
+            violations.add("program.capacity.availability", "one of YES, NO, WAITLIST")
+        }
+        Ok(_) => {}
+    }
+    match program.response_sla.as_ref().map(sla_duration) {
+        Some(Some(sla)) if !sla.is_zero() && sla <= MAX_SLA => {}
+        _ => violations.add(
+            "program.response_sla",
+            "a positive duration of at most 90 days",
+        ),
+    }
+    if let Some(fee) = &program.monthly_fee {
+        violations.check("program.monthly_fee", Money::parse(fee, None));
+    }
+    match ProgramStatus::try_from(program.status) {
+        Ok(ProgramStatus::Unspecified) | Err(_) => {
+            violations.add("program.status", "one of ACTIVE, INACTIVE")
+        }
+        Ok(_) => {}
+    }
+    let mut program = program.clone();
+    program.eligibility = Some(eligibility);
+    program.capacity = Some(pb::ProgramCapacity {
+        total_slots: capacity.total_slots,
+        slots_in_use: 0,
+        open_slots: 0,
+        availability: capacity.availability,
+    });
+    program.categories.sort_unstable();
+    program.categories.dedup();
+    program.updated_at = None;
+    Some(program)
+}
+
+pub fn sla_duration(sla: &prost_types::Duration) -> Option<Duration> {
+    let seconds = u64::try_from(sla.seconds).ok()?;
+    let nanos = u32::try_from(sla.nanos).ok()?;
+    Some(Duration::new(seconds, nanos))
+}
+
+/// The stored form of an enum value: its proto name without the prefix.
+pub fn stored_name(full: &str, prefix: &str) -> String {
+    full.trim_start_matches(prefix).to_owned()
+}

@@ -1,0 +1,11 @@
+//! Referral against the real Postgres and the real gRPC server.
+
+mod common;
+
+mod binary;
+mod directory;
+mod eligibility;
+mod lifecycle;
+mod referrals;
+mod rerouting;
+mod tenancy;
