@@ -6,16 +6,16 @@ use onestop_contracts::events::v1::{Event, WatchRequest};
 use onestop_contracts::intake::v1 as pb;
 use onestop_contracts::intake::v1::intake_service_client::IntakeServiceClient;
 use onestop_intake::startup::Application;
+use onestop_intake::upstreams::UpstreamSettings;
 use onestop_platform::Role;
 use onestop_platform::config::ServerSettings;
 use onestop_platform::server::CancellationToken;
 use onestop_test_support::{Bearer, TestDb, channel};
+pub use onestop_test_support::{error_reason, violations};
 use sqlx::PgPool;
 use tokio_stream::StreamExt;
-use tonic::Status;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
-use tonic_types::StatusExt;
 
 pub type Client = IntakeServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Feed = EventFeedClient<InterceptedService<Channel, Bearer>>;
@@ -24,6 +24,7 @@ pub type Feed = EventFeedClient<InterceptedService<Channel, Bearer>>;
 pub struct Intake {
     pub addr: std::net::SocketAddr,
     pub pool: PgPool,
+    pub database_url: String,
     pub shutdown: CancellationToken,
     /// Dropped last: the database outlives the server and the pool.
     _db: TestDb,
@@ -41,10 +42,21 @@ impl Intake {
 
     /// Starts over `db`, with settings adjusted by `configure`.
     pub async fn start_on(db: TestDb, configure: impl FnOnce(&mut ServerSettings)) -> Self {
+        Self::start_wired(db, configure, UpstreamSettings::default()).await
+    }
+
+    /// Starts over `db`, handing needs to and following `upstreams`.
+    pub async fn start_wired(
+        db: TestDb,
+        configure: impl FnOnce(&mut ServerSettings),
+        upstreams: UpstreamSettings,
+    ) -> Self {
         onestop_platform::telemetry::init_for_tests();
         let mut settings = onestop_test_support::settings(&db.url);
         configure(&mut settings);
-        let app = Application::build(settings).await.expect("intake builds");
+        let app = Application::build_with_upstreams(settings, upstreams)
+            .await
+            .expect("intake builds");
         let addr = app.local_addr();
         let shutdown = app.shutdown_token();
         tokio::spawn(app.run_until_stopped());
@@ -52,6 +64,7 @@ impl Intake {
         Self {
             addr,
             pool,
+            database_url: db.url.clone(),
             shutdown,
             _db: db,
         }
@@ -176,21 +189,4 @@ pub fn profile(number: &str) -> pb::CompanyProfile {
             phone: "+82 51-555-0142".into(),
         }],
     }
-}
-
-/// Field paths of the BadRequest violations in `status`.
-pub fn violations(status: &Status) -> Vec<String> {
-    let mut fields: Vec<String> = status
-        .get_details_bad_request()
-        .map(|bad| bad.field_violations.into_iter().map(|v| v.field).collect())
-        .unwrap_or_default();
-    fields.sort();
-    fields
-}
-
-pub fn error_reason(status: &Status) -> String {
-    status
-        .get_details_error_info()
-        .map(|info| info.reason)
-        .unwrap_or_default()
 }

@@ -8,6 +8,7 @@ mod companies;
 mod diagnosis;
 mod erasure;
 mod feed;
+mod handoff;
 mod idempotency;
 mod process;
 mod registration;
