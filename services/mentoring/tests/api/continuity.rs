@@ -1,0 +1,267 @@
+use chrono::{Duration, Months};
+use onestop_contracts::mentoring::v1 as pb;
+use onestop_mentoring::sweeper;
+use onestop_platform::time::from_timestamp;
+use pb::handover::Successor;
+use tonic::Code;
+
+use crate::common::{Mentoring, error_reason, plain_advisor, violations};
+
+fn reassign(assignment_id: &str, reason: pb::ReassignReason) -> pb::ReassignAdvisorRequest {
+    pb::ReassignAdvisorRequest {
+        idempotency_key: String::new(),
+        assignment_id: assignment_id.into(),
+        reason: reason as i32,
+        note: String::new(),
+        advisor_id: String::new(),
+        handover_days: 0,
+    }
+}
+
+#[tokio::test]
+async fn an_assignment_commits_for_at_least_three_years() {
+    let mentoring = Mentoring::start().await;
+    mentoring.register(plain_advisor()).await;
+    let assignment = mentoring.assign_new_company().await;
+    let started = from_timestamp(assignment.started_at.as_ref().unwrap()).unwrap();
+    let committed = from_timestamp(assignment.committed_until.as_ref().unwrap()).unwrap();
+    assert!(committed >= started.checked_add_months(Months::new(36)).unwrap());
+    assert_eq!(
+        assignment.contact_interval_days, 30,
+        "FIRST_EXPORT is monthly"
+    );
+}
+
+#[tokio::test]
+async fn reassignment_without_a_reason_is_refused_and_changes_nothing() {
+    let mentoring = Mentoring::start().await;
+    mentoring.register(plain_advisor()).await;
+    mentoring.register(plain_advisor()).await;
+    let assignment = mentoring.assign_new_company().await;
+
+    let status = mentoring
+        .admin()
+        .reassign_advisor(reassign(
+            &assignment.assignment_id,
+            pb::ReassignReason::Unspecified,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(violations(&status), vec!["reason"]);
+
+    let status = mentoring
+        .admin()
+        .reassign_advisor(reassign(
+            &assignment.assignment_id,
+            pb::ReassignReason::Other,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&status), vec!["note"]);
+
+    let status = mentoring
+        .service()
+        .reassign_advisor(reassign(
+            &assignment.assignment_id,
+            pb::ReassignReason::Conflict,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+
+    assert_eq!(mentoring.count("advisor_change").await, 0);
+    assert_eq!(mentoring.count_events("assignment.reassigned").await, 0);
+    let current = mentoring
+        .admin()
+        .get_assignment(pb::GetAssignmentRequest {
+            lookup: Some(pb::get_assignment_request::Lookup::AssignmentId(
+                assignment.assignment_id.clone(),
+            )),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(current.status, pb::AssignmentStatus::Active as i32);
+}
+
+#[tokio::test]
+async fn reassignment_with_a_reason_keeps_the_history_and_frees_the_slot() {
+    let mentoring = Mentoring::start().await;
+    let mut single = plain_advisor();
+    single.capacity = 1;
+    let first = mentoring.register(single.clone()).await;
+    let second = mentoring.register(plain_advisor()).await;
+    let assignment = mentoring.assign_new_company().await;
+    assert_eq!(assignment.advisor_id, first.advisor_id);
+
+    let response = mentoring
+        .admin()
+        .reassign_advisor(reassign(
+            &assignment.assignment_id,
+            pb::ReassignReason::CompanyRequest,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let previous = response.previous.unwrap();
+    let current = response.current.unwrap();
+    assert_eq!(previous.status, pb::AssignmentStatus::Ended as i32);
+    assert_eq!(
+        previous.end_reason,
+        pb::ReassignReason::CompanyRequest as i32
+    );
+    assert_eq!(previous.successor_assignment_id, current.assignment_id);
+    assert_eq!(current.advisor_id, second.advisor_id);
+    assert_eq!(current.predecessor_assignment_id, previous.assignment_id);
+    assert_eq!(
+        current.needs, assignment.needs,
+        "the successor inherits the needs"
+    );
+
+    let history = mentoring
+        .service()
+        .get_advisor_history(pb::GetAdvisorHistoryRequest {
+            company_id: assignment.company_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(history.assignments.len(), 2);
+    assert_eq!(history.assignments[1].assignment_id, current.assignment_id);
+    assert_eq!(history.changes.len(), 1);
+    assert_eq!(history.changes[0].to_advisor_id, second.advisor_id);
+
+    let reassigned: Vec<pb::AssignmentReassigned> = mentoring.events("assignment.reassigned").await;
+    assert_eq!(reassigned[0].need_id, assignment.needs[0].need_id);
+    assert_eq!(reassigned[0].case_id, assignment.needs[0].case_id);
+    assert_eq!(mentoring.count_events("assignment.ended").await, 1);
+
+    // The first advisor's slot is free again.
+    let again = mentoring.assign_new_company().await;
+    assert_eq!(again.advisor_id, first.advisor_id);
+
+    // Reassigning an ended assignment is an illegal move.
+    let status = mentoring
+        .admin()
+        .reassign_advisor(reassign(
+            &previous.assignment_id,
+            pb::ReassignReason::Conflict,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(error_reason(&status), "ASSIGNMENT_NOT_ACTIVE");
+}
+
+#[tokio::test]
+async fn deactivation_hands_every_company_over_with_history_intact() {
+    let mentoring = Mentoring::start().await;
+    let leaving = mentoring.register(plain_advisor()).await;
+    let mut assignments = Vec::new();
+    for _ in 0..3 {
+        assignments.push(mentoring.assign_new_company().await);
+    }
+    let mut small = plain_advisor();
+    small.capacity = 2;
+    let successor = mentoring.register(small).await;
+
+    let response = mentoring
+        .admin()
+        .deactivate_advisor(pb::DeactivateAdvisorRequest {
+            idempotency_key: "leave-1".into(),
+            advisor_id: leaving.advisor_id.clone(),
+            handover_days: 14,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        response.advisor.unwrap().status,
+        pb::AdvisorStatus::Inactive as i32
+    );
+    assert_eq!(response.handovers.len(), 3);
+    let (mut handed, mut queued) = (0, 0);
+    for handover in &response.handovers {
+        match handover.successor.as_ref().unwrap() {
+            Successor::SuccessorAssignment(a) => {
+                assert_eq!(a.advisor_id, successor.advisor_id);
+                handed += 1;
+            }
+            Successor::Waitlisted(w) => {
+                assert_eq!(w.outgoing_assignment_id, handover.outgoing_assignment_id);
+                queued += 1;
+            }
+        }
+    }
+    assert_eq!((handed, queued), (2, 1), "the successor had room for two");
+
+    // During the window both advisors are listed for each company.
+    for assignment in &assignments {
+        let history = mentoring
+            .admin()
+            .get_advisor_history(pb::GetAdvisorHistoryRequest {
+                company_id: assignment.company_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let first = &history.assignments[0];
+        assert_eq!(first.assignment_id, assignment.assignment_id);
+        assert_eq!(first.status, pb::AssignmentStatus::Handover as i32);
+        assert_eq!(first.end_reason, pb::ReassignReason::AdvisorLeft as i32);
+        assert_eq!(history.changes.len(), 1);
+    }
+    assert_eq!(
+        mentoring.count_events("assignment.handover_started").await,
+        3
+    );
+    assert_eq!(mentoring.count_events("advisor.deactivated").await, 1);
+
+    // A new advisor joins: the company still waiting is handed over too.
+    let newcomer = mentoring.register(plain_advisor()).await;
+    let mut successors = Vec::new();
+    for assignment in &assignments {
+        let history = mentoring
+            .admin()
+            .get_advisor_history(pb::GetAdvisorHistoryRequest {
+                company_id: assignment.company_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(history.assignments.len(), 2, "old and new both kept");
+        let current = &history.assignments[1];
+        assert_eq!(current.status, pb::AssignmentStatus::Active as i32);
+        assert_eq!(current.needs, assignment.needs);
+        assert_eq!(history.changes[0].to_assignment_id, current.assignment_id);
+        successors.push(current.advisor_id.clone());
+    }
+    assert!(successors.contains(&newcomer.advisor_id));
+
+    // After the window the outgoing assignments end; the history stays.
+    let after = chrono::Utc::now() + Duration::days(15);
+    let report = sweeper::sweep_once(&mentoring.pool, &mentoring.rules, after)
+        .await
+        .unwrap();
+    assert_eq!(report.handovers_ended, 3);
+    let ended: i64 = sqlx::query_scalar("SELECT count(*) FROM assignment WHERE status = 'ENDED'")
+        .fetch_one(&mentoring.pool)
+        .await
+        .unwrap();
+    assert_eq!(ended, 3);
+    let ended_events: Vec<pb::AssignmentEnded> = mentoring.events("assignment.ended").await;
+    assert!(ended_events.iter().all(|e| !e.need_id.is_empty()));
+
+    // Deactivating twice is an illegal move; the first response replays.
+    let status = mentoring
+        .admin()
+        .deactivate_advisor(pb::DeactivateAdvisorRequest {
+            idempotency_key: String::new(),
+            advisor_id: leaving.advisor_id.clone(),
+            handover_days: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+}

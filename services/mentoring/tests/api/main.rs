@@ -1,0 +1,10 @@
+//! Mentoring against the real Postgres and the real gRPC server.
+
+mod common;
+
+mod advisors;
+mod continuity;
+mod matching;
+mod requests;
+mod sessions;
+mod sweeper;
