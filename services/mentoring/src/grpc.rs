@@ -8,6 +8,8 @@ use chrono::{DateTime, Duration, Utc};
 use onestop_contracts::mentoring::v1 as pb;
 use onestop_contracts::mentoring::v1::mentoring_service_server::MentoringService;
 use onestop_domain::{CountryCode, GrowthStage, LanguageCode, Province};
+use onestop_platform::auth::with_caller;
+use onestop_platform::error::is_unique_violation;
 use onestop_platform::events::NewEvent;
 use onestop_platform::idempotency::IdempotencyKey;
 use onestop_platform::pagination::{Page, encode_token};
@@ -91,10 +93,6 @@ fn redact_for(caller: &Caller, mut advisor: pb::Advisor) -> pb::Advisor {
     advisor
 }
 
-fn is_unique_violation(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
-}
-
 fn month_filter(field: &str, text: &str, violations: &mut Violations) -> Option<String> {
     if text.is_empty() {
         return None;
@@ -146,7 +144,7 @@ impl MentoringApi {
         continuity::lock_waitlist(&mut tx).await?;
         let id = Uuid::now_v7();
         let now = self.now();
-        store::insert_advisor(&mut tx, id, &profile, now).await?;
+        store::save_advisor(&mut tx, id, &profile, now).await?;
         let mut outbox = Outbox::default();
         outbox.push(NewEvent::new(
             "advisor.registered",
@@ -222,8 +220,13 @@ impl MentoringApi {
         let profile = AdvisorProfile::parse(&merged, "profile", &mut violations);
         violations.finish()?;
         let profile = profile.ok_or_else(|| ApiError::invalid("profile", "invalid"))?;
+        if caller.role == Role::Advisor && merged.program != current_profile.program {
+            return Err(ApiError::PermissionDenied(
+                "only an admin changes the program and fee an advisor serves under".into(),
+            ));
+        }
         let now = self.now();
-        store::update_advisor(&mut tx, id, &profile, now).await?;
+        store::save_advisor(&mut tx, id, &profile, now).await?;
         let mut outbox = Outbox::default();
         if current.status == pb::AdvisorStatus::Active as i32
             && profile.capacity > current_profile.capacity
@@ -496,6 +499,14 @@ impl MentoringApi {
             let assignment_id = stored_id(&active.assignment_id)?;
             store::add_need_to_assignment(tx, assignment_id, request.need_id, request.case_id)
                 .await?;
+            // A company that climbed the ladder gets the cadence of its new stage.
+            store::set_stage(
+                tx,
+                assignment_id,
+                request.stage,
+                self.rules.cadence.interval_days(request.stage),
+            )
+            .await?;
             let joined = store::load_assignment(tx, assignment_id, false)
                 .await?
                 .unwrap_or(active);
@@ -975,91 +986,79 @@ fn next_offset_token<T>(page: &Page, rows: &mut Vec<T>, offset: i64) -> String {
     }
 }
 
-/// Runs a handler with the caller the auth layer attached.
-async fn handle<Req, Resp, F>(
-    request: Request<Req>,
-    handler: impl FnOnce(Caller, Req) -> F,
-) -> Result<Response<Resp>, Status>
-where
-    F: std::future::Future<Output = ApiResult<Resp>>,
-{
-    let caller = Caller::of(&request)?;
-    Ok(Response::new(handler(caller, request.into_inner()).await?))
-}
-
 #[tonic::async_trait]
 impl MentoringService for MentoringApi {
     async fn register_advisor(
         &self,
         request: Request<pb::RegisterAdvisorRequest>,
     ) -> Result<Response<pb::Advisor>, Status> {
-        handle(request, |caller, req| self.register_advisor(caller, req)).await
+        with_caller(request, |caller, req| self.register_advisor(caller, req)).await
     }
     async fn update_advisor(
         &self,
         request: Request<pb::UpdateAdvisorRequest>,
     ) -> Result<Response<pb::Advisor>, Status> {
-        handle(request, |caller, req| self.update_advisor(caller, req)).await
+        with_caller(request, |caller, req| self.update_advisor(caller, req)).await
     }
     async fn deactivate_advisor(
         &self,
         request: Request<pb::DeactivateAdvisorRequest>,
     ) -> Result<Response<pb::DeactivateAdvisorResponse>, Status> {
-        handle(request, |caller, req| self.deactivate_advisor(caller, req)).await
+        with_caller(request, |caller, req| self.deactivate_advisor(caller, req)).await
     }
     async fn get_advisor(
         &self,
         request: Request<pb::GetAdvisorRequest>,
     ) -> Result<Response<pb::Advisor>, Status> {
-        handle(request, |caller, req| self.get_advisor(caller, req)).await
+        with_caller(request, |caller, req| self.get_advisor(caller, req)).await
     }
     async fn list_advisors(
         &self,
         request: Request<pb::ListAdvisorsRequest>,
     ) -> Result<Response<pb::ListAdvisorsResponse>, Status> {
-        handle(request, |caller, req| self.list_advisors(caller, req)).await
+        with_caller(request, |caller, req| self.list_advisors(caller, req)).await
     }
     async fn request_advisor(
         &self,
         request: Request<pb::RequestAdvisorRequest>,
     ) -> Result<Response<pb::RequestAdvisorResponse>, Status> {
-        handle(request, |caller, req| self.request_advisor(caller, req)).await
+        with_caller(request, |caller, req| self.request_advisor(caller, req)).await
     }
     async fn get_assignment(
         &self,
         request: Request<pb::GetAssignmentRequest>,
     ) -> Result<Response<pb::Assignment>, Status> {
-        handle(request, |caller, req| self.get_assignment(caller, req)).await
+        with_caller(request, |caller, req| self.get_assignment(caller, req)).await
     }
     async fn reassign_advisor(
         &self,
         request: Request<pb::ReassignAdvisorRequest>,
     ) -> Result<Response<pb::ReassignAdvisorResponse>, Status> {
-        handle(request, |caller, req| self.reassign_advisor(caller, req)).await
+        with_caller(request, |caller, req| self.reassign_advisor(caller, req)).await
     }
     async fn get_advisor_history(
         &self,
         request: Request<pb::GetAdvisorHistoryRequest>,
     ) -> Result<Response<pb::AdvisorHistory>, Status> {
-        handle(request, |caller, req| self.get_advisor_history(caller, req)).await
+        with_caller(request, |caller, req| self.get_advisor_history(caller, req)).await
     }
     async fn log_session(
         &self,
         request: Request<pb::LogSessionRequest>,
     ) -> Result<Response<pb::Session>, Status> {
-        handle(request, |caller, req| self.log_session(caller, req)).await
+        with_caller(request, |caller, req| self.log_session(caller, req)).await
     }
     async fn list_sessions(
         &self,
         request: Request<pb::ListSessionsRequest>,
     ) -> Result<Response<pb::ListSessionsResponse>, Status> {
-        handle(request, |caller, req| self.list_sessions(caller, req)).await
+        with_caller(request, |caller, req| self.list_sessions(caller, req)).await
     }
     async fn list_overdue_contacts(
         &self,
         request: Request<pb::ListOverdueContactsRequest>,
     ) -> Result<Response<pb::ListOverdueContactsResponse>, Status> {
-        handle(request, |caller, req| {
+        with_caller(request, |caller, req| {
             self.list_overdue_contacts(caller, req)
         })
         .await
@@ -1068,12 +1067,12 @@ impl MentoringService for MentoringApi {
         &self,
         request: Request<pb::ListWaitlistRequest>,
     ) -> Result<Response<pb::ListWaitlistResponse>, Status> {
-        handle(request, |caller, req| self.list_waitlist(caller, req)).await
+        with_caller(request, |caller, req| self.list_waitlist(caller, req)).await
     }
     async fn list_fee_charges(
         &self,
         request: Request<pb::ListFeeChargesRequest>,
     ) -> Result<Response<pb::ListFeeChargesResponse>, Status> {
-        handle(request, |caller, req| self.list_fee_charges(caller, req)).await
+        with_caller(request, |caller, req| self.list_fee_charges(caller, req)).await
     }
 }

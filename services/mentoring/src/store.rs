@@ -114,7 +114,9 @@ fn codes<T>(values: &[T], as_str: impl Fn(&T) -> &str) -> Vec<String> {
     values.iter().map(|v| as_str(v).to_owned()).collect()
 }
 
-pub async fn insert_advisor(
+/// Inserts a new advisor, or replaces the profile of an existing one (its
+/// kind, status and load stay as they are).
+pub async fn save_advisor(
     conn: &mut PgConnection,
     id: Uuid,
     profile: &AdvisorProfile,
@@ -124,45 +126,18 @@ pub async fn insert_advisor(
         "INSERT INTO advisor (id, kind, contact_name, contact_email, contact_phone, languages,
              industries_ksic, hs_chapters, markets, region, capacity, remote, program_id,
              program_agency, program_name, fee_currency, fee_minor, status, registered_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 'ACTIVE', $18, $18)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 'ACTIVE', $18, $18)
+         ON CONFLICT (id) DO UPDATE SET contact_name = EXCLUDED.contact_name,
+             contact_email = EXCLUDED.contact_email, contact_phone = EXCLUDED.contact_phone,
+             languages = EXCLUDED.languages, industries_ksic = EXCLUDED.industries_ksic,
+             hs_chapters = EXCLUDED.hs_chapters, markets = EXCLUDED.markets,
+             region = EXCLUDED.region, capacity = EXCLUDED.capacity, remote = EXCLUDED.remote,
+             program_id = EXCLUDED.program_id, program_agency = EXCLUDED.program_agency,
+             program_name = EXCLUDED.program_name, fee_currency = EXCLUDED.fee_currency,
+             fee_minor = EXCLUDED.fee_minor, updated_at = EXCLUDED.updated_at",
     )
     .bind(id)
     .bind(profile.kind.as_str())
-    .bind(&profile.contact_name)
-    .bind(&profile.contact_email)
-    .bind(&profile.contact_phone)
-    .bind(codes(&profile.languages, |c| c.as_str()))
-    .bind(codes(&profile.industries_ksic, |c| c.as_str()))
-    .bind(&profile.hs_chapters)
-    .bind(codes(&profile.markets, |c| c.as_str()))
-    .bind(profile.region.code())
-    .bind(profile.capacity as i32)
-    .bind(profile.remote)
-    .bind(&profile.program.id)
-    .bind(&profile.program.agency)
-    .bind(&profile.program.name)
-    .bind(profile.program.monthly_fee.as_ref().map(|m| m.currency.as_str()))
-    .bind(profile.program.monthly_fee.as_ref().map(|m| m.amount_minor))
-    .bind(now)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-pub async fn update_advisor(
-    conn: &mut PgConnection,
-    id: Uuid,
-    profile: &AdvisorProfile,
-    now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE advisor SET contact_name = $2, contact_email = $3, contact_phone = $4, languages = $5,
-             industries_ksic = $6, hs_chapters = $7, markets = $8, region = $9, capacity = $10,
-             remote = $11, program_id = $12, program_agency = $13, program_name = $14,
-             fee_currency = $15, fee_minor = $16, updated_at = $17
-         WHERE id = $1",
-    )
-    .bind(id)
     .bind(&profile.contact_name)
     .bind(&profile.contact_email)
     .bind(&profile.contact_phone)
@@ -612,34 +587,38 @@ async fn with_needs(
         .collect())
 }
 
+/// The one assignment matching `condition` (on `$1`), with its needs.
+async fn one_assignment(
+    conn: &mut PgConnection,
+    condition: &str,
+    key: Uuid,
+) -> Result<Option<pb::Assignment>, sqlx::Error> {
+    let sql = format!("SELECT {ASSIGNMENT_COLUMNS} FROM assignment WHERE {condition}");
+    let row: Option<AssignmentRow> = sqlx::query_as(&sql)
+        .bind(key)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(with_needs(conn, row.into_iter().collect()).await?.pop())
+}
+
 pub async fn load_assignment(
     conn: &mut PgConnection,
     id: Uuid,
     lock: bool,
 ) -> Result<Option<pb::Assignment>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {ASSIGNMENT_COLUMNS} FROM assignment WHERE id = $1{}",
-        if lock { " FOR UPDATE" } else { "" }
-    );
-    let row: Option<AssignmentRow> = sqlx::query_as(&sql)
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(with_needs(conn, row.into_iter().collect()).await?.pop())
+    let condition = if lock {
+        "id = $1 FOR UPDATE"
+    } else {
+        "id = $1"
+    };
+    one_assignment(conn, condition, id).await
 }
 
 pub async fn active_assignment_of(
     conn: &mut PgConnection,
     company_id: Uuid,
 ) -> Result<Option<pb::Assignment>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {ASSIGNMENT_COLUMNS} FROM assignment WHERE company_id = $1 AND status = 'ACTIVE'"
-    );
-    let row: Option<AssignmentRow> = sqlx::query_as(&sql)
-        .bind(company_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(with_needs(conn, row.into_iter().collect()).await?.pop())
+    one_assignment(conn, "company_id = $1 AND status = 'ACTIVE'", company_id).await
 }
 
 pub async fn assignments_of_company(
@@ -683,6 +662,24 @@ pub async fn add_need_to_assignment(
     .bind(assignment_id)
     .bind(need_id)
     .bind(case_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_stage(
+    conn: &mut PgConnection,
+    assignment_id: Uuid,
+    stage: GrowthStage,
+    contact_interval_days: u32,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE assignment SET stage = $2, contact_interval_days = $3
+          WHERE id = $1 AND stage <> $2",
+    )
+    .bind(assignment_id)
+    .bind(stage.as_str())
+    .bind(contact_interval_days as i32)
     .execute(conn)
     .await?;
     Ok(())

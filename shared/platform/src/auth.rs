@@ -145,6 +145,21 @@ impl Caller {
     }
 }
 
+/// Runs a gRPC handler with the caller the auth layer attached, mapping its
+/// `ApiError` to a `Status`.
+pub async fn with_caller<Req, Resp, F>(
+    request: tonic::Request<Req>,
+    handler: impl FnOnce(Caller, Req) -> F,
+) -> Result<tonic::Response<Resp>, tonic::Status>
+where
+    F: std::future::Future<Output = Result<Resp, ApiError>>,
+{
+    let caller = Caller::of(&request)?;
+    Ok(tonic::Response::new(
+        handler(caller, request.into_inner()).await?,
+    ))
+}
+
 /// Signs and verifies tokens with one shared secret.
 #[derive(Clone)]
 pub struct TokenKeys {

@@ -107,32 +107,34 @@ fn industry(weights: &Weights, company: &CompanyFeatures, advisor: &Candidate) -
     factor(weights.industry, fit, matched, detail)
 }
 
-fn market(weights: &Weights, company: &CompanyFeatures, advisor: &Candidate) -> FactorScore {
-    let (fit, matched) = coverage(&company.target_markets, &advisor.markets);
-    let detail = if company.target_markets.is_empty() {
-        "no target markets stated".to_owned()
+/// A factor scored as the share of what the company wants that the advisor
+/// offers; `what` names it in the detail ("target markets").
+fn coverage_factor(weight: f64, wanted: &[String], offered: &[String], what: &str) -> FactorScore {
+    let (fit, matched) = coverage(wanted, offered);
+    let detail = if wanted.is_empty() {
+        format!("no {what} stated")
     } else {
-        format!(
-            "knows {} of {} target markets",
-            matched.len(),
-            company.target_markets.len()
-        )
+        format!("covers {} of {} {what}", matched.len(), wanted.len())
     };
-    factor(weights.market, fit, matched, detail)
+    factor(weight, fit, matched, detail)
+}
+
+fn market(weights: &Weights, company: &CompanyFeatures, advisor: &Candidate) -> FactorScore {
+    coverage_factor(
+        weights.market,
+        &company.target_markets,
+        &advisor.markets,
+        "target markets",
+    )
 }
 
 fn language(weights: &Weights, company: &CompanyFeatures, advisor: &Candidate) -> FactorScore {
-    let (fit, matched) = coverage(&company.languages_needed, &advisor.languages);
-    let detail = if company.languages_needed.is_empty() {
-        "no languages needed".to_owned()
-    } else {
-        format!(
-            "speaks {} of {} languages needed",
-            matched.len(),
-            company.languages_needed.len()
-        )
-    };
-    factor(weights.language, fit, matched, detail)
+    coverage_factor(
+        weights.language,
+        &company.languages_needed,
+        &advisor.languages,
+        "languages needed",
+    )
 }
 
 fn region(weights: &Weights, company: &CompanyFeatures, advisor: &Candidate) -> FactorScore {

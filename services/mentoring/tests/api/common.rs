@@ -10,11 +10,10 @@ use onestop_platform::Role;
 use onestop_platform::server::CancellationToken;
 use onestop_platform::time::Clock;
 use onestop_test_support::{Bearer, TestDb, channel};
+pub use onestop_test_support::{error_reason, violations};
 use sqlx::PgPool;
-use tonic::Status;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
-use tonic_types::StatusExt;
 use uuid::Uuid;
 
 pub type Client = MentoringServiceClient<InterceptedService<Channel, Bearer>>;
@@ -253,23 +252,22 @@ pub fn waitlisted(response: &pb::RequestAdvisorResponse) -> &pb::WaitlistEntry {
     }
 }
 
-/// Field paths of the BadRequest violations in `status`.
-pub fn violations(status: &Status) -> Vec<String> {
-    let mut fields: Vec<String> = status
-        .get_details_bad_request()
-        .map(|bad| bad.field_violations.into_iter().map(|v| v.field).collect())
-        .unwrap_or_default();
-    fields.sort();
-    fields
-}
-
-pub fn error_reason(status: &Status) -> String {
-    status
-        .get_details_error_info()
-        .map(|info| info.reason)
-        .unwrap_or_default()
-}
-
 pub fn ts(at: DateTime<Utc>) -> prost_types::Timestamp {
     onestop_platform::time::to_timestamp(at)
+}
+
+pub fn by_id(assignment_id: &str) -> pb::GetAssignmentRequest {
+    pb::GetAssignmentRequest {
+        lookup: Some(pb::get_assignment_request::Lookup::AssignmentId(
+            assignment_id.into(),
+        )),
+    }
+}
+
+pub fn by_company(company_id: &str) -> pb::GetAssignmentRequest {
+    pb::GetAssignmentRequest {
+        lookup: Some(pb::get_assignment_request::Lookup::CompanyId(
+            company_id.into(),
+        )),
+    }
 }

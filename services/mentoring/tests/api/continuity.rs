@@ -5,7 +5,7 @@ use onestop_platform::time::from_timestamp;
 use pb::handover::Successor;
 use tonic::Code;
 
-use crate::common::{Mentoring, error_reason, plain_advisor, violations};
+use crate::common::{Mentoring, by_id, error_reason, plain_advisor, violations};
 
 fn reassign(assignment_id: &str, reason: pb::ReassignReason) -> pb::ReassignAdvisorRequest {
     pb::ReassignAdvisorRequest {
@@ -39,46 +39,40 @@ async fn reassignment_without_a_reason_is_refused_and_changes_nothing() {
     mentoring.register(plain_advisor()).await;
     let assignment = mentoring.assign_new_company().await;
 
-    let status = mentoring
-        .admin()
-        .reassign_advisor(reassign(
-            &assignment.assignment_id,
+    let refusals = [
+        (
+            mentoring.admin(),
             pb::ReassignReason::Unspecified,
-        ))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::InvalidArgument);
-    assert_eq!(violations(&status), vec!["reason"]);
-
-    let status = mentoring
-        .admin()
-        .reassign_advisor(reassign(
-            &assignment.assignment_id,
+            Code::InvalidArgument,
+            vec!["reason"],
+        ),
+        (
+            mentoring.admin(),
             pb::ReassignReason::Other,
-        ))
-        .await
-        .unwrap_err();
-    assert_eq!(violations(&status), vec!["note"]);
-
-    let status = mentoring
-        .service()
-        .reassign_advisor(reassign(
-            &assignment.assignment_id,
+            Code::InvalidArgument,
+            vec!["note"],
+        ),
+        (
+            mentoring.service(),
             pb::ReassignReason::Conflict,
-        ))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::PermissionDenied);
+            Code::PermissionDenied,
+            vec![],
+        ),
+    ];
+    for (mut client, reason, code, fields) in refusals {
+        let status = client
+            .reassign_advisor(reassign(&assignment.assignment_id, reason))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), code, "{reason:?}");
+        assert_eq!(violations(&status), fields, "{reason:?}");
+    }
 
     assert_eq!(mentoring.count("advisor_change").await, 0);
     assert_eq!(mentoring.count_events("assignment.reassigned").await, 0);
     let current = mentoring
         .admin()
-        .get_assignment(pb::GetAssignmentRequest {
-            lookup: Some(pb::get_assignment_request::Lookup::AssignmentId(
-                assignment.assignment_id.clone(),
-            )),
-        })
+        .get_assignment(by_id(&assignment.assignment_id))
         .await
         .unwrap()
         .into_inner();

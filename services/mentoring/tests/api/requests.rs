@@ -6,7 +6,8 @@ use tonic::Code;
 use uuid::Uuid;
 
 use crate::common::{
-    Mentoring, assigned, company, error_reason, need_for, plain_advisor, violations, waitlisted,
+    Mentoring, assigned, by_company, company, error_reason, need_for, plain_advisor, violations,
+    waitlisted,
 };
 
 fn with_capacity(capacity: u32) -> pb::AdvisorProfile {
@@ -197,11 +198,7 @@ async fn a_waitlisted_request_is_filled_when_capacity_frees() {
 
     let current = mentoring
         .service()
-        .get_assignment(pb::GetAssignmentRequest {
-            lookup: Some(pb::get_assignment_request::Lookup::CompanyId(
-                entry.company_id.clone(),
-            )),
-        })
+        .get_assignment(by_company(&entry.company_id))
         .await
         .unwrap()
         .into_inner();

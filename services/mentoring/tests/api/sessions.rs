@@ -2,7 +2,7 @@ use chrono::{Duration, Utc};
 use onestop_contracts::mentoring::v1 as pb;
 use tonic::Code;
 
-use crate::common::{Mentoring, plain_advisor, ts, violations};
+use crate::common::{Mentoring, by_id, plain_advisor, ts, violations};
 
 fn session(assignment_id: &str, minutes_ago: i64) -> pb::LogSessionRequest {
     pb::LogSessionRequest {
@@ -68,11 +68,7 @@ async fn an_advisor_logs_sessions_only_on_its_own_assignments() {
     // The contact resets the cadence clock.
     let current = mentoring
         .advisor(&mine.advisor_id)
-        .get_assignment(pb::GetAssignmentRequest {
-            lookup: Some(pb::get_assignment_request::Lookup::AssignmentId(
-                assignment.assignment_id.clone(),
-            )),
-        })
+        .get_assignment(by_id(&assignment.assignment_id))
         .await
         .unwrap()
         .into_inner();
@@ -99,11 +95,7 @@ async fn an_advisor_logs_sessions_only_on_its_own_assignments() {
     assert!(other.sessions.is_empty());
     let status = mentoring
         .advisor(&theirs.advisor_id)
-        .get_assignment(pb::GetAssignmentRequest {
-            lookup: Some(pb::get_assignment_request::Lookup::AssignmentId(
-                assignment.assignment_id.clone(),
-            )),
-        })
+        .get_assignment(by_id(&assignment.assignment_id))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
