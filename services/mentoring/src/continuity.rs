@@ -85,6 +85,9 @@ pub struct Placement<'a> {
     pub only: Option<Uuid>,
     pub predecessor: Option<Uuid>,
     pub from_waitlist: bool,
+    /// True only with the waitlist lock held: wait for advisors another
+    /// transaction is claiming instead of skipping them.
+    pub patient: bool,
 }
 
 /// Assigns the best-scoring advisor with a free slot and records
@@ -103,7 +106,7 @@ pub async fn assign_best(
     }
     let ranked = matching::rank(&rules.weights, &placement.company.features, &candidates);
     for (advisor_id, score) in ranked {
-        if !store::claim_slot(conn, advisor_id).await? {
+        if !store::claim_slot(conn, advisor_id, placement.patient).await? {
             continue;
         }
         let (program_id, monthly_fee) = store::advisor_program(conn, advisor_id).await?;
@@ -209,6 +212,7 @@ pub async fn fill_waitlist(
             only: None,
             predecessor: waiting.outgoing,
             from_waitlist: true,
+            patient: true,
         };
         let Some(assignment) = assign_best(conn, rules, placement, now, outbox).await? else {
             // Every entry can take any free advisor, so one that finds

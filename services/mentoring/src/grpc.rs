@@ -309,6 +309,7 @@ impl MentoringApi {
                 only: None,
                 predecessor: Some(outgoing_id),
                 from_waitlist: false,
+                patient: true,
             };
             let successor =
                 continuity::assign_best(&mut tx, &self.rules, placement, now, &mut outbox).await?;
@@ -520,23 +521,32 @@ impl MentoringApi {
             stage: request.stage,
             features: request.features.clone(),
         };
-        let placement = |from_waitlist| Placement {
+        let placement = |patient| Placement {
             company: &company,
             exclude: None,
             only: None,
             predecessor: None,
-            from_waitlist,
+            from_waitlist: false,
+            patient,
         };
-        if let Some(assignment) =
-            continuity::assign_best(tx, &self.rules, placement(false), now, outbox).await?
+        // A candidate that filled up under our feet can stay locked by the
+        // failed claim; the savepoint lets go of such locks before this
+        // transaction queues for the waitlist lock.
+        let mut attempt = sqlx::Connection::begin(&mut *tx).await?;
+        match continuity::assign_best(&mut attempt, &self.rules, placement(false), now, outbox)
+            .await?
         {
-            return Ok(Outcome::Assigned(assignment));
+            Some(assignment) => {
+                attempt.commit().await?;
+                return Ok(Outcome::Assigned(assignment));
+            }
+            None => attempt.rollback().await?,
         }
         // Look again under the waitlist lock: a slot freed since the first
         // look would otherwise be missed by this request and by the fill.
         continuity::lock_waitlist(tx).await?;
         if let Some(assignment) =
-            continuity::assign_best(tx, &self.rules, placement(false), now, outbox).await?
+            continuity::assign_best(tx, &self.rules, placement(true), now, outbox).await?
         {
             return Ok(Outcome::Assigned(assignment));
         }
@@ -679,6 +689,7 @@ impl MentoringApi {
             only: named,
             predecessor: Some(assignment_id),
             from_waitlist: false,
+            patient: true,
         };
         let Some(successor) =
             continuity::assign_best(&mut tx, &self.rules, placement, now, &mut outbox).await?

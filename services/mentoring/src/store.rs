@@ -266,17 +266,33 @@ pub async fn free_candidates(
 }
 
 /// Takes one slot of the advisor's capacity, or nothing when it is full or
-/// inactive. Concurrent claims queue on the row and re-check the condition
-/// after the one ahead commits, so load never passes capacity.
-pub async fn claim_slot(conn: &mut PgConnection, advisor_id: Uuid) -> Result<bool, sqlx::Error> {
-    let updated = sqlx::query(
+/// inactive; the conditional update is what keeps load within capacity.
+///
+/// An UPDATE that waits for a row and then finds it full still holds the
+/// row's lock, so a transaction trying candidates one after another can
+/// deadlock with another doing the same in a different order. `wait` is
+/// therefore only for callers serialised by the waitlist lock; everyone
+/// else skips a row another transaction is claiming and tries the next.
+pub async fn claim_slot(
+    conn: &mut PgConnection,
+    advisor_id: Uuid,
+    wait: bool,
+) -> Result<bool, sqlx::Error> {
+    let sql = if wait {
         "UPDATE advisor SET active_companies = active_companies + 1
-          WHERE id = $1 AND status = 'ACTIVE' AND active_companies < capacity",
-    )
-    .bind(advisor_id)
-    .execute(conn)
-    .await?
-    .rows_affected();
+          WHERE id = $1 AND status = 'ACTIVE' AND active_companies < capacity"
+    } else {
+        "UPDATE advisor SET active_companies = active_companies + 1
+          WHERE id = (SELECT id FROM advisor
+                       WHERE id = $1 AND status = 'ACTIVE' AND active_companies < capacity
+                         FOR UPDATE SKIP LOCKED)
+            AND status = 'ACTIVE' AND active_companies < capacity"
+    };
+    let updated = sqlx::query(sql)
+        .bind(advisor_id)
+        .execute(conn)
+        .await?
+        .rows_affected();
     Ok(updated == 1)
 }
 

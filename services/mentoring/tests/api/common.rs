@@ -152,6 +152,17 @@ impl Mentoring {
             .into_inner()
     }
 
+    /// The company's advisor history, read as an admin.
+    pub async fn history(&self, company_id: &str) -> pb::AdvisorHistory {
+        self.admin()
+            .get_advisor_history(pb::GetAdvisorHistoryRequest {
+                company_id: company_id.into(),
+            })
+            .await
+            .expect("history")
+            .into_inner()
+    }
+
     /// Requests an advisor for a fresh company and returns its assignment.
     pub async fn assign_new_company(&self) -> pb::Assignment {
         match self.request(need_for(&company())).await.outcome {

@@ -18,6 +18,18 @@ fn reassign(assignment_id: &str, reason: pb::ReassignReason) -> pb::ReassignAdvi
     }
 }
 
+/// A refused change leaves the assignment active and records no change.
+async fn assert_unchanged(mentoring: &Mentoring, assignment_id: &str) {
+    let current = mentoring
+        .admin()
+        .get_assignment(by_id(assignment_id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(current.status, pb::AssignmentStatus::Active as i32);
+    assert_eq!(mentoring.count("advisor_change").await, 0);
+}
+
 #[tokio::test]
 async fn an_assignment_commits_for_at_least_three_years() {
     let mentoring = Mentoring::start().await;
@@ -70,13 +82,7 @@ async fn reassignment_without_a_reason_is_refused_and_changes_nothing() {
 
     assert_eq!(mentoring.count("advisor_change").await, 0);
     assert_eq!(mentoring.count_events("assignment.reassigned").await, 0);
-    let current = mentoring
-        .admin()
-        .get_assignment(by_id(&assignment.assignment_id))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(current.status, pb::AssignmentStatus::Active as i32);
+    assert_unchanged(&mentoring, &assignment.assignment_id).await;
 }
 
 #[tokio::test]
@@ -192,14 +198,7 @@ async fn deactivation_hands_every_company_over_with_history_intact() {
 
     // During the window both advisors are listed for each company.
     for assignment in &assignments {
-        let history = mentoring
-            .admin()
-            .get_advisor_history(pb::GetAdvisorHistoryRequest {
-                company_id: assignment.company_id.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let history = mentoring.history(&assignment.company_id).await;
         let first = &history.assignments[0];
         assert_eq!(first.assignment_id, assignment.assignment_id);
         assert_eq!(first.status, pb::AssignmentStatus::Handover as i32);
@@ -216,14 +215,7 @@ async fn deactivation_hands_every_company_over_with_history_intact() {
     let newcomer = mentoring.register(plain_advisor()).await;
     let mut successors = Vec::new();
     for assignment in &assignments {
-        let history = mentoring
-            .admin()
-            .get_advisor_history(pb::GetAdvisorHistoryRequest {
-                company_id: assignment.company_id.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let history = mentoring.history(&assignment.company_id).await;
         assert_eq!(history.assignments.len(), 2, "old and new both kept");
         let current = &history.assignments[1];
         assert_eq!(current.status, pb::AssignmentStatus::Active as i32);
@@ -258,4 +250,158 @@ async fn deactivation_hands_every_company_over_with_history_intact() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition);
+}
+
+#[tokio::test]
+async fn a_named_successor_without_room_leaves_the_current_advisor_in_place() {
+    let mentoring = Mentoring::start().await;
+    let mut single = plain_advisor();
+    single.capacity = 1;
+    mentoring.register(single.clone()).await;
+    let full = mentoring.register(single).await;
+    let assignment = mentoring.assign_new_company().await;
+    mentoring.assign_new_company().await;
+
+    let mut request = reassign(&assignment.assignment_id, pb::ReassignReason::Conflict);
+    request.advisor_id = full.advisor_id.clone();
+    let status = mentoring
+        .admin()
+        .reassign_advisor(request)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(error_reason(&status), "NO_ADVISOR_AVAILABLE");
+    assert_unchanged(&mentoring, &assignment.assignment_id).await;
+    assert_eq!(mentoring.count("advisor_change").await, 0);
+}
+
+#[tokio::test]
+async fn a_reassignment_with_a_window_lists_both_advisors_until_it_ends() {
+    let mentoring = Mentoring::start().await;
+    mentoring.register(plain_advisor()).await;
+    let next = mentoring.register(plain_advisor()).await;
+    let assignment = mentoring.assign_new_company().await;
+    let mut request = reassign(&assignment.assignment_id, pb::ReassignReason::Other);
+    request.note = "company moved its export office to Seoul".into();
+    request.advisor_id = next.advisor_id.clone();
+    request.handover_days = 7;
+    let response = mentoring
+        .admin()
+        .reassign_advisor(request)
+        .await
+        .unwrap()
+        .into_inner();
+    let previous = response.previous.unwrap();
+    assert_eq!(previous.status, pb::AssignmentStatus::Handover as i32);
+    assert_eq!(
+        previous.end_note,
+        "company moved its export office to Seoul"
+    );
+    assert_eq!(response.current.unwrap().advisor_id, next.advisor_id);
+    let started: Vec<pb::AssignmentHandoverStarted> =
+        mentoring.events("assignment.handover_started").await;
+    assert_eq!(started[0].successor_advisor_id, next.advisor_id);
+    assert_eq!(started[0].need_id, assignment.needs[0].need_id);
+
+    let early = sweeper::end_handovers(&mentoring.pool, chrono::Utc::now() + Duration::days(6));
+    assert_eq!(early.await.unwrap(), 0);
+    let late = sweeper::end_handovers(&mentoring.pool, chrono::Utc::now() + Duration::days(8));
+    assert_eq!(late.await.unwrap(), 1);
+    let history = mentoring.history(&assignment.company_id).await;
+    assert_eq!(
+        history.assignments[0].status,
+        pb::AssignmentStatus::Ended as i32
+    );
+    assert_eq!(history.changes[0].reason, pb::ReassignReason::Other as i32);
+    assert_eq!(
+        history.changes[0].note,
+        "company moved its export office to Seoul"
+    );
+}
+
+#[tokio::test]
+async fn requests_deactivations_and_capacity_changes_racing_keep_the_books_straight() {
+    let mentoring = Mentoring::start().await;
+    let mut advisors = Vec::new();
+    for _ in 0..4 {
+        let mut profile = plain_advisor();
+        profile.capacity = 4;
+        advisors.push(mentoring.register(profile).await);
+    }
+    for _ in 0..6 {
+        mentoring.assign_new_company().await;
+    }
+    let mut calls = Vec::new();
+    for _ in 0..20 {
+        let mut client = mentoring.service();
+        let request = crate::common::need_for(&crate::common::company());
+        calls.push(tokio::spawn(async move {
+            client.request_advisor(request).await.map(|_| ())
+        }));
+    }
+    for advisor in &advisors[..2] {
+        let mut client = mentoring.admin();
+        let advisor_id = advisor.advisor_id.clone();
+        calls.push(tokio::spawn(async move {
+            client
+                .deactivate_advisor(pb::DeactivateAdvisorRequest {
+                    idempotency_key: String::new(),
+                    advisor_id,
+                    handover_days: 3,
+                })
+                .await
+                .map(|_| ())
+        }));
+    }
+    {
+        let mut client = mentoring.admin();
+        let advisor_id = advisors[3].advisor_id.clone();
+        calls.push(tokio::spawn(async move {
+            let mut profile = plain_advisor();
+            profile.capacity = 9;
+            client
+                .update_advisor(pb::UpdateAdvisorRequest {
+                    idempotency_key: String::new(),
+                    advisor_id,
+                    profile: Some(profile),
+                    update_mask: vec!["capacity".into()],
+                })
+                .await
+                .map(|_| ())
+        }));
+    }
+    for call in calls {
+        call.await.unwrap().expect("every call succeeds");
+    }
+
+    // Load always equals the ACTIVE assignments and never passes capacity.
+    let books: Vec<(i32, i32, i64, String)> = sqlx::query_as(
+        "SELECT a.active_companies, a.capacity,
+                (SELECT count(*) FROM assignment s WHERE s.advisor_id = a.id AND s.status = 'ACTIVE'),
+                a.status
+           FROM advisor a",
+    )
+    .fetch_all(&mentoring.pool)
+    .await
+    .unwrap();
+    for (load, capacity, active, status) in &books {
+        assert_eq!(i64::from(*load), *active);
+        assert!(load <= capacity);
+        if status == "INACTIVE" {
+            assert_eq!(*load, 0);
+        }
+    }
+    // 26 companies, 4 + 9 places left with the two active advisors: every
+    // place is taken and the rest wait.
+    let active: i64 = sqlx::query_scalar("SELECT count(*) FROM assignment WHERE status = 'ACTIVE'")
+        .fetch_one(&mentoring.pool)
+        .await
+        .unwrap();
+    let waiting: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM waitlist_entry WHERE status = 'WAITING'")
+            .fetch_one(&mentoring.pool)
+            .await
+            .unwrap();
+    assert_eq!(active, 13);
+    assert_eq!(active + waiting, 26);
 }
