@@ -58,6 +58,19 @@ fn optional_id(field: &str, text: &str, violations: &mut Violations) -> Option<U
     parsed
 }
 
+fn optional_time(
+    field: &str,
+    at: Option<&prost_types::Timestamp>,
+    violations: &mut Violations,
+) -> Option<DateTime<Utc>> {
+    let at = at?;
+    let parsed = from_timestamp(at);
+    if parsed.is_none() {
+        violations.add(field, "a valid timestamp");
+    }
+    parsed
+}
+
 fn stored_id(text: &str) -> ApiResult<Uuid> {
     Uuid::parse_str(text).map_err(|error| ApiError::Internal(anyhow::anyhow!("stored id: {error}")))
 }
@@ -839,8 +852,8 @@ impl MentoringApi {
             assignment_id: optional_id("assignment_id", &request.assignment_id, &mut violations),
             company_id: optional_id("company_id", &request.company_id, &mut violations),
             advisor_id: optional_id("advisor_id", &request.advisor_id, &mut violations),
-            held_from: request.held_from.as_ref().and_then(from_timestamp),
-            held_to: request.held_to.as_ref().and_then(from_timestamp),
+            held_from: optional_time("held_from", request.held_from.as_ref(), &mut violations),
+            held_to: optional_time("held_to", request.held_to.as_ref(), &mut violations),
         };
         let after = page.after.as_deref().and_then(|key| {
             let (at, id) = key.split_once('|')?;

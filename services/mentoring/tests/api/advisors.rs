@@ -192,3 +192,40 @@ async fn updates_replace_masked_fields_and_lists_filter_and_page() {
         .unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
 }
+
+#[tokio::test]
+async fn a_registration_retry_returns_the_first_advisor() {
+    let mentoring = Mentoring::start().await;
+    let request = pb::RegisterAdvisorRequest {
+        idempotency_key: "kintex-2026-001".into(),
+        profile: Some(plain_advisor()),
+    };
+    let first = mentoring
+        .admin()
+        .register_advisor(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let retry = mentoring
+        .admin()
+        .register_advisor(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first, retry);
+    assert_eq!(mentoring.count("advisor").await, 1);
+
+    let mut changed = request;
+    changed.profile.as_mut().unwrap().capacity = 2;
+    let status = mentoring
+        .admin()
+        .register_advisor(changed)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(
+        crate::common::error_reason(&status),
+        "IDEMPOTENCY_KEY_REUSED"
+    );
+    assert_eq!(mentoring.count_events("advisor.registered").await, 1);
+}

@@ -176,6 +176,7 @@ async fn deactivation_hands_every_company_over_with_history_intact() {
         .await
         .unwrap()
         .into_inner();
+    let response_copy = response.clone();
     assert_eq!(
         response.advisor.unwrap().status,
         pb::AdvisorStatus::Inactive as i32
@@ -239,7 +240,20 @@ async fn deactivation_hands_every_company_over_with_history_intact() {
     let ended_events: Vec<pb::AssignmentEnded> = mentoring.events("assignment.ended").await;
     assert!(ended_events.iter().all(|e| !e.need_id.is_empty()));
 
-    // Deactivating twice is an illegal move; the first response replays.
+    // A retry of the deactivation returns its first response.
+    let replay = mentoring
+        .admin()
+        .deactivate_advisor(pb::DeactivateAdvisorRequest {
+            idempotency_key: "leave-1".into(),
+            advisor_id: leaving.advisor_id.clone(),
+            handover_days: 14,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(replay, response_copy);
+
+    // Deactivating again is an illegal move.
     let status = mentoring
         .admin()
         .deactivate_advisor(pb::DeactivateAdvisorRequest {

@@ -6,5 +6,6 @@ mod advisors;
 mod continuity;
 mod matching;
 mod requests;
+mod server;
 mod sessions;
 mod sweeper;
