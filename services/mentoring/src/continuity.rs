@@ -160,23 +160,32 @@ pub async fn enqueue(
     conn: &mut PgConnection,
     company_id: Uuid,
     need: Option<(Uuid, Uuid)>,
-    outgoing: Option<Uuid>,
+    outgoing: Option<&pb::Assignment>,
     now: DateTime<Utc>,
     outbox: &mut Outbox,
 ) -> ApiResult<pb::WaitlistEntry> {
     let id = Uuid::now_v7();
-    store::insert_waitlist_entry(conn, id, need, company_id, outgoing, now).await?;
+    let outgoing_id = outgoing
+        .map(|a| parse_stored(&a.assignment_id))
+        .transpose()?;
+    store::insert_waitlist_entry(conn, id, need, company_id, outgoing_id, now).await?;
     let entry = store::load_waitlist_entry(conn, id)
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("waitlist entry vanished")))?;
+    // A company waiting for a handover successor is still on its first
+    // need's case.
+    let (need_id, case_id) = match outgoing {
+        Some(previous) if entry.need_id.is_empty() => first_need(previous),
+        _ => (entry.need_id.clone(), entry.case_id.clone()),
+    };
     outbox.push(NewEvent::new(
         "assignment.waitlisted",
         "company",
         company_id,
         &pb::AssignmentWaitlisted {
             waitlist_entry_id: entry.waitlist_entry_id.clone(),
-            need_id: entry.need_id.clone(),
-            case_id: entry.case_id.clone(),
+            need_id,
+            case_id,
             company_id: company_id.to_string(),
             position: entry.position,
             outgoing_assignment_id: entry.outgoing_assignment_id.clone(),

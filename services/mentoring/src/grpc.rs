@@ -338,7 +338,7 @@ impl MentoringApi {
                         &mut tx,
                         company.id,
                         None,
-                        Some(outgoing_id),
+                        Some(&outgoing),
                         now,
                         &mut outbox,
                     )
@@ -470,7 +470,17 @@ impl MentoringApi {
         let parsed = AdvisorRequest::parse(&request, &mut violations);
         violations.finish()?;
         let parsed = parsed.ok_or_else(|| ApiError::invalid("company", "invalid"))?;
-        let key = IdempotencyKey::natural("RequestAdvisor", &parsed.need_id.to_string(), &request);
+        // Keyed on the need and its company only: a redelivery carrying a
+        // fresher snapshot of the same company still replays the first result.
+        let identity = pb::RequestAdvisorRequest {
+            need_id: request.need_id.clone(),
+            company: Some(onestop_contracts::common::v1::CompanySnapshot {
+                company_id: parsed.company_id.to_string(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let key = IdempotencyKey::natural("RequestAdvisor", &parsed.need_id.to_string(), &identity);
 
         let mut tx = self.pool.begin().await?;
         if let Some(first) = key.replay::<pb::RequestAdvisorResponse>(&mut tx).await? {

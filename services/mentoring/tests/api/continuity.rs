@@ -18,6 +18,23 @@ fn reassign(assignment_id: &str, reason: pb::ReassignReason) -> pb::ReassignAdvi
     }
 }
 
+async fn deactivate(
+    mentoring: &Mentoring,
+    advisor_id: &str,
+    idempotency_key: impl Into<String>,
+    handover_days: u32,
+) -> Result<pb::DeactivateAdvisorResponse, tonic::Status> {
+    mentoring
+        .admin()
+        .deactivate_advisor(pb::DeactivateAdvisorRequest {
+            idempotency_key: idempotency_key.into(),
+            advisor_id: advisor_id.into(),
+            handover_days,
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
 /// A refused change leaves the assignment active and records no change.
 async fn assert_unchanged(mentoring: &Mentoring, assignment_id: &str) {
     let current = mentoring
@@ -166,16 +183,9 @@ async fn deactivation_hands_every_company_over_with_history_intact() {
     small.capacity = 2;
     let successor = mentoring.register(small).await;
 
-    let response = mentoring
-        .admin()
-        .deactivate_advisor(pb::DeactivateAdvisorRequest {
-            idempotency_key: "leave-1".into(),
-            advisor_id: leaving.advisor_id.clone(),
-            handover_days: 14,
-        })
+    let response = deactivate(&mentoring, &leaving.advisor_id, "leave-1", 14)
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     let response_copy = response.clone();
     assert_eq!(
         response.advisor.unwrap().status,
@@ -241,26 +251,13 @@ async fn deactivation_hands_every_company_over_with_history_intact() {
     assert!(ended_events.iter().all(|e| !e.need_id.is_empty()));
 
     // A retry of the deactivation returns its first response.
-    let replay = mentoring
-        .admin()
-        .deactivate_advisor(pb::DeactivateAdvisorRequest {
-            idempotency_key: "leave-1".into(),
-            advisor_id: leaving.advisor_id.clone(),
-            handover_days: 14,
-        })
+    let replay = deactivate(&mentoring, &leaving.advisor_id, "leave-1", 14)
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(replay, response_copy);
 
     // Deactivating again is an illegal move.
-    let status = mentoring
-        .admin()
-        .deactivate_advisor(pb::DeactivateAdvisorRequest {
-            idempotency_key: String::new(),
-            advisor_id: leaving.advisor_id.clone(),
-            handover_days: 0,
-        })
+    let status = deactivate(&mentoring, &leaving.advisor_id, String::new(), 0)
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition);

@@ -99,6 +99,12 @@ async fn concurrent_duplicates_of_a_need_yield_one_record_and_one_response() {
     assert_eq!(created[0].need_id, request.need_id);
     assert_eq!(created[0].case_id, request.case_id);
 
+    // A redelivery with a fresher snapshot of the same company replays.
+    let mut fresher = request.clone();
+    fresher.company.as_mut().unwrap().readiness_score = 80;
+    let replay = mentoring.request(fresher).await;
+    assert_eq!(replay, responses[0]);
+
     // The same need for another company is a different request.
     let mut other = request.clone();
     other.company = Some(company());

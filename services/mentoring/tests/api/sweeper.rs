@@ -198,3 +198,38 @@ async fn free_programs_charge_nothing() {
     assert_eq!(report.fees_charged, 0);
     assert_eq!(report.overdue_raised, 1);
 }
+
+#[tokio::test]
+async fn racing_waitlist_fills_assign_each_free_slot_once() {
+    let mentoring = Mentoring::start().await;
+    let mut single = plain_advisor();
+    single.capacity = 1;
+    mentoring.register(single).await;
+    mentoring.assign_new_company().await;
+    for _ in 0..3 {
+        mentoring.request(need_for(&company())).await;
+    }
+    // Capacity appears behind the API's back, as after a crash mid-change:
+    // the sweep's fill is the safety net.
+    sqlx::query("UPDATE advisor SET capacity = 3")
+        .execute(&mentoring.pool)
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let (a, b) = tokio::join!(
+        sweeper::fill_waitlist(&mentoring.pool, &mentoring.rules, now),
+        sweeper::fill_waitlist(&mentoring.pool, &mentoring.rules, now),
+    );
+    assert_eq!(a.unwrap() + b.unwrap(), 2);
+    let load: i32 = sqlx::query_scalar("SELECT active_companies FROM advisor")
+        .fetch_one(&mentoring.pool)
+        .await
+        .unwrap();
+    assert_eq!(load, 3);
+    let waiting: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM waitlist_entry WHERE status = 'WAITING'")
+            .fetch_one(&mentoring.pool)
+            .await
+            .unwrap();
+    assert_eq!(waiting, 1);
+}
