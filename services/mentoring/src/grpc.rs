@@ -822,7 +822,7 @@ impl MentoringApi {
             Role::Advisor => caller.tenant.clone().unwrap_or_default(),
             _ => caller.subject.clone(),
         };
-        store::insert_session(&mut tx, id, &assignment, &log, now, &logged_by).await?;
+        store::insert_session(&mut tx, id, assignment_id, &log, now, &logged_by).await?;
         let session = store::load_session(&mut tx, id)
             .await?
             .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("session vanished")))?;

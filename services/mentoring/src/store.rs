@@ -1028,7 +1028,7 @@ pub async fn list_waitlist(
 pub async fn insert_session(
     conn: &mut PgConnection,
     id: Uuid,
-    assignment: &pb::Assignment,
+    assignment_id: Uuid,
     log: &SessionLog,
     now: DateTime<Utc>,
     logged_by: &str,
@@ -1045,7 +1045,7 @@ pub async fn insert_session(
            FROM assignment WHERE id = $2",
     )
     .bind(id)
-    .bind(Uuid::parse_str(&assignment.assignment_id).unwrap_or_default())
+    .bind(assignment_id)
     .bind(log.held_at)
     .bind(log.channel.as_str())
     .bind(log.minutes as i32)
@@ -1063,7 +1063,7 @@ pub async fn insert_session(
                 overdue_periods_raised = 0
           WHERE id = $1",
     )
-    .bind(Uuid::parse_str(&assignment.assignment_id).unwrap_or_default())
+    .bind(assignment_id)
     .bind(log.held_at)
     .execute(conn)
     .await?;

@@ -233,3 +233,25 @@ async fn racing_waitlist_fills_assign_each_free_slot_once() {
             .unwrap();
     assert_eq!(waiting, 1);
 }
+
+#[tokio::test]
+async fn fee_months_follow_the_seoul_calendar() {
+    let mentoring = Mentoring::start().await;
+    let mut kintex = plain_advisor();
+    kintex.program = Some(kintex_program());
+    mentoring.register(kintex).await;
+    // 16:00 UTC on 31 January is 01:00 on 1 February in Seoul.
+    let start = DateTime::parse_from_rfc3339("2026-01-31T16:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    mentoring.clock.set(start);
+    mentoring.assign_new_company().await;
+    sweeper::accrue_fees(&mentoring.pool, start + Duration::hours(1))
+        .await
+        .unwrap();
+    let months: Vec<String> = sqlx::query_scalar("SELECT month FROM fee_charge")
+        .fetch_all(&mentoring.pool)
+        .await
+        .unwrap();
+    assert_eq!(months, vec!["2026-02"]);
+}
