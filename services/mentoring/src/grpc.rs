@@ -307,6 +307,9 @@ impl MentoringApi {
             let Some(outgoing) = store::active_assignment_of(&mut tx, company.id).await? else {
                 continue;
             };
+            if outgoing.advisor_id != id.to_string() {
+                continue;
+            }
             let retirement = Retirement {
                 assignment: &outgoing,
                 reason: "ADVISOR_LEFT",

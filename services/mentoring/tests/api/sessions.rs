@@ -142,3 +142,77 @@ async fn bad_sessions_get_field_violations_and_store_nothing() {
     assert_eq!(mentoring.count("session").await, 0);
     assert_eq!(mentoring.count_events("session.logged").await, 0);
 }
+
+#[tokio::test]
+async fn sessions_page_newest_first_and_overdue_lists_are_scoped_to_the_advisor() {
+    let mentoring = Mentoring::start().await;
+    let mine = mentoring.register(plain_advisor()).await;
+    let theirs = mentoring.register(plain_advisor()).await;
+    mentoring.clock.set(Utc::now() - Duration::days(40));
+    let assignment = mentoring.assign_new_company().await;
+    let other = mentoring.assign_new_company().await;
+    mentoring.clock.release();
+    assert_eq!(other.advisor_id, theirs.advisor_id);
+    for minutes_ago in [300, 200, 100] {
+        mentoring
+            .admin()
+            .log_session(session(&assignment.assignment_id, minutes_ago))
+            .await
+            .unwrap();
+    }
+    let mut held = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = mentoring
+            .dashboard()
+            .list_sessions(pb::ListSessionsRequest {
+                page: Some(onestop_contracts::common::v1::PageRequest {
+                    page_size: 2,
+                    page_token: token.clone(),
+                }),
+                assignment_id: assignment.assignment_id.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        held.extend(
+            page.sessions
+                .into_iter()
+                .map(|s| s.held_at.unwrap().seconds),
+        );
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(held.len(), 3);
+    assert!(held.windows(2).all(|w| w[0] > w[1]), "newest first");
+
+    // Only the other company is overdue; each advisor sees only its own.
+    let all = mentoring
+        .dashboard()
+        .list_overdue_contacts(pb::ListOverdueContactsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.contacts.len(), 1);
+    assert_eq!(all.contacts[0].assignment_id, other.assignment_id);
+    let own = mentoring
+        .advisor(&mine.advisor_id)
+        .list_overdue_contacts(pb::ListOverdueContactsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(own.contacts.is_empty());
+    let busan = mentoring
+        .dashboard()
+        .list_overdue_contacts(pb::ListOverdueContactsRequest {
+            region: "KR-11".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(busan.contacts.is_empty(), "the companies are in KR-26");
+}
