@@ -71,6 +71,85 @@ fn optional_time(
     parsed
 }
 
+/// A validated request to replace or end an assignment.
+struct Change {
+    assignment_id: Uuid,
+    reason: &'static str,
+    reason_proto: pb::ReassignReason,
+    note: String,
+}
+
+impl Change {
+    fn parse(
+        assignment_id: &str,
+        reason: i32,
+        note: &str,
+        advisor_left_allowed: bool,
+        violations: &mut Violations,
+    ) -> Option<Self> {
+        let id = optional_id("assignment_id", assignment_id, violations);
+        if assignment_id.is_empty() {
+            violations.add("assignment_id", "required");
+        }
+        let reason_proto = pb::ReassignReason::try_from(reason).ok();
+        let reason = match reason_proto {
+            Some(pb::ReassignReason::AdvisorLeft) if advisor_left_allowed => Some("ADVISOR_LEFT"),
+            Some(pb::ReassignReason::CompanyRequest) => Some("COMPANY_REQUEST"),
+            Some(pb::ReassignReason::Conflict) => Some("CONFLICT"),
+            Some(pb::ReassignReason::Other) => Some("OTHER"),
+            _ => {
+                violations.add(
+                    "reason",
+                    if advisor_left_allowed {
+                        "required: one of ADVISOR_LEFT, COMPANY_REQUEST, CONFLICT, OTHER"
+                    } else {
+                        "required: one of COMPANY_REQUEST, CONFLICT, OTHER"
+                    },
+                );
+                None
+            }
+        };
+        let note = note.trim().to_owned();
+        if reason == Some("OTHER") && note.is_empty() {
+            violations.add("note", "required when the reason is OTHER");
+        }
+        if note.chars().count() > 1000 {
+            violations.add("note", "at most 1000 characters");
+        }
+        Some(Self {
+            assignment_id: id?,
+            reason: reason?,
+            reason_proto: reason_proto?,
+            note,
+        })
+    }
+}
+
+/// Locks the assignment's company, then the assignment, which must be
+/// ACTIVE; call with the waitlist lock held.
+async fn lock_active_assignment(
+    tx: &mut sqlx::PgConnection,
+    assignment_id: Uuid,
+) -> ApiResult<(CompanyRecord, pb::Assignment)> {
+    let current = store::load_assignment(tx, assignment_id, false)
+        .await?
+        .ok_or_else(|| ApiError::not_found("assignment", assignment_id))?;
+    let company_id = stored_id(&current.company_id)?;
+    let company = store::lock_company(tx, company_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("company", company_id))?;
+    let current = store::load_assignment(tx, assignment_id, true)
+        .await?
+        .ok_or_else(|| ApiError::not_found("assignment", assignment_id))?;
+    if current.status != pb::AssignmentStatus::Active as i32 {
+        return Err(ApiError::failed_precondition(
+            "ASSIGNMENT_NOT_ACTIVE",
+            format!("assignment {assignment_id} is not active"),
+        ));
+    }
+    Ok((company, current))
+}
+
 fn stored_id(text: &str) -> ApiResult<Uuid> {
     Uuid::parse_str(text).map_err(|error| ApiError::Internal(anyhow::anyhow!("stored id: {error}")))
 }
@@ -635,40 +714,20 @@ impl MentoringApi {
             &request,
         )?;
         let mut violations = Violations::default();
-        let assignment_id = optional_id("assignment_id", &request.assignment_id, &mut violations);
-        if request.assignment_id.is_empty() {
-            violations.add("assignment_id", "required");
-        }
-        let reason = match pb::ReassignReason::try_from(request.reason) {
-            Ok(pb::ReassignReason::AdvisorLeft) => Some("ADVISOR_LEFT"),
-            Ok(pb::ReassignReason::CompanyRequest) => Some("COMPANY_REQUEST"),
-            Ok(pb::ReassignReason::Conflict) => Some("CONFLICT"),
-            Ok(pb::ReassignReason::Other) => Some("OTHER"),
-            _ => {
-                violations.add(
-                    "reason",
-                    "required: one of ADVISOR_LEFT, COMPANY_REQUEST, CONFLICT, OTHER",
-                );
-                None
-            }
-        };
-        let note = request.note.trim().to_owned();
-        if reason == Some("OTHER") && note.is_empty() {
-            violations.add("note", "required when the reason is OTHER");
-        }
-        if note.chars().count() > 1000 {
-            violations.add("note", "at most 1000 characters");
-        }
+        let change = Change::parse(
+            &request.assignment_id,
+            request.reason,
+            &request.note,
+            true,
+            &mut violations,
+        );
         let named = optional_id("advisor_id", &request.advisor_id, &mut violations);
         if request.handover_days > 365 {
             violations.add("handover_days", "0 to 365 days");
         }
         violations.finish()?;
-        let (Some(assignment_id), Some(reason)) = (assignment_id, reason) else {
-            return Err(ApiError::invalid("reason", "required"));
-        };
-        let reason_proto =
-            pb::ReassignReason::try_from(request.reason).unwrap_or(pb::ReassignReason::Other);
+        let change = change.ok_or_else(|| ApiError::invalid("reason", "required"))?;
+        let assignment_id = change.assignment_id;
 
         let mut tx = self.pool.begin().await?;
         if let Some(first) = key.replay::<pb::ReassignAdvisorResponse>(&mut tx).await? {
@@ -676,22 +735,8 @@ impl MentoringApi {
         }
         continuity::lock_waitlist(&mut tx).await?;
         let now = self.now();
-        let current = store::load_assignment(&mut tx, assignment_id, false)
-            .await?
-            .ok_or_else(|| ApiError::not_found("assignment", assignment_id))?;
-        let company_id = stored_id(&current.company_id)?;
-        let company = store::lock_company(&mut tx, company_id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("company", company_id))?;
-        let current = store::load_assignment(&mut tx, assignment_id, true)
-            .await?
-            .ok_or_else(|| ApiError::not_found("assignment", assignment_id))?;
-        if current.status != pb::AssignmentStatus::Active as i32 {
-            return Err(ApiError::failed_precondition(
-                "ASSIGNMENT_NOT_ACTIVE",
-                format!("assignment {assignment_id} is not active"),
-            ));
-        }
+        let (company, current) = lock_active_assignment(&mut tx, assignment_id).await?;
+        let company_id = company.id;
         let current_advisor = stored_id(&current.advisor_id)?;
         if named == Some(current_advisor) {
             return Err(ApiError::failed_precondition(
@@ -701,9 +746,9 @@ impl MentoringApi {
         }
         let retirement = Retirement {
             assignment: &current,
-            reason,
-            reason_proto,
-            note,
+            reason: change.reason,
+            reason_proto: change.reason_proto,
+            note: change.note,
             handover_until: (request.handover_days > 0)
                 .then(|| now + Duration::days(i64::from(request.handover_days))),
         };
@@ -747,6 +792,52 @@ impl MentoringApi {
             .await?;
         tx.commit().await?;
         Ok(response)
+    }
+
+    async fn end_assignment(
+        &self,
+        caller: Caller,
+        request: pb::EndAssignmentRequest,
+    ) -> ApiResult<pb::Assignment> {
+        caller.require(&[Role::Admin])?;
+        let key =
+            IdempotencyKey::new(&caller, "EndAssignment", &request.idempotency_key, &request)?;
+        let mut violations = Violations::default();
+        let change = Change::parse(
+            &request.assignment_id,
+            request.reason,
+            &request.note,
+            false,
+            &mut violations,
+        );
+        violations.finish()?;
+        let change = change.ok_or_else(|| ApiError::invalid("reason", "required"))?;
+
+        let mut tx = self.pool.begin().await?;
+        if let Some(first) = key.replay::<pb::Assignment>(&mut tx).await? {
+            return Ok(first);
+        }
+        continuity::lock_waitlist(&mut tx).await?;
+        let now = self.now();
+        let (_, current) = lock_active_assignment(&mut tx, change.assignment_id).await?;
+        let retirement = Retirement {
+            assignment: &current,
+            reason: change.reason,
+            reason_proto: change.reason_proto,
+            note: change.note,
+            handover_until: None,
+        };
+        continuity::retire(&mut tx, &retirement, now).await?;
+        let mut outbox = Outbox::default();
+        outbox.push(continuity::departure_event(&retirement, None));
+        continuity::fill_waitlist(&mut tx, &self.rules, now, &mut outbox).await?;
+        outbox.append(&mut tx).await?;
+        let ended = store::load_assignment(&mut tx, change.assignment_id, false)
+            .await?
+            .ok_or_else(|| ApiError::not_found("assignment", change.assignment_id))?;
+        key.record(&mut tx, &ended, &ended.company_id).await?;
+        tx.commit().await?;
+        Ok(ended)
     }
 
     async fn get_advisor_history(
@@ -1072,6 +1163,12 @@ impl MentoringService for MentoringApi {
         request: Request<pb::ReassignAdvisorRequest>,
     ) -> Result<Response<pb::ReassignAdvisorResponse>, Status> {
         with_caller(request, |caller, req| self.reassign_advisor(caller, req)).await
+    }
+    async fn end_assignment(
+        &self,
+        request: Request<pb::EndAssignmentRequest>,
+    ) -> Result<Response<pb::Assignment>, Status> {
+        with_caller(request, |caller, req| self.end_assignment(caller, req)).await
     }
     async fn get_advisor_history(
         &self,

@@ -416,3 +416,63 @@ async fn requests_deactivations_and_capacity_changes_racing_keep_the_books_strai
     assert_eq!(active, 13);
     assert_eq!(active + waiting, 26);
 }
+
+#[tokio::test]
+async fn ending_an_assignment_needs_a_reason_and_fills_the_waitlist() {
+    let mentoring = Mentoring::start().await;
+    let mut single = plain_advisor();
+    single.capacity = 1;
+    let advisor = mentoring.register(single).await;
+    let leaving = mentoring.assign_new_company().await;
+    let waiting = mentoring
+        .request(crate::common::need_for(&crate::common::company()))
+        .await;
+    let entry = crate::common::waitlisted(&waiting).clone();
+
+    let end = |reason: pb::ReassignReason| pb::EndAssignmentRequest {
+        idempotency_key: String::new(),
+        assignment_id: leaving.assignment_id.clone(),
+        reason: reason as i32,
+        note: String::new(),
+    };
+    for reason in [
+        pb::ReassignReason::Unspecified,
+        pb::ReassignReason::AdvisorLeft,
+    ] {
+        let status = mentoring
+            .admin()
+            .end_assignment(end(reason))
+            .await
+            .unwrap_err();
+        assert_eq!(violations(&status), vec!["reason"], "{reason:?}");
+    }
+    assert_unchanged(&mentoring, &leaving.assignment_id).await;
+
+    let ended = mentoring
+        .admin()
+        .end_assignment(end(pb::ReassignReason::CompanyRequest))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ended.status, pb::AssignmentStatus::Ended as i32);
+    assert_eq!(ended.end_reason, pb::ReassignReason::CompanyRequest as i32);
+    let ended_events: Vec<pb::AssignmentEnded> = mentoring.events("assignment.ended").await;
+    assert_eq!(ended_events[0].need_id, leaving.needs[0].need_id);
+
+    // The freed slot went to the company that was waiting.
+    let filled = mentoring
+        .admin()
+        .get_assignment(crate::common::by_company(&entry.company_id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(filled.advisor_id, advisor.advisor_id);
+    assert!(filled.from_waitlist);
+    let history = mentoring.history(&leaving.company_id).await;
+    assert_eq!(history.assignments.len(), 1);
+    assert_eq!(
+        history.changes[0].reason,
+        pb::ReassignReason::CompanyRequest as i32
+    );
+    assert!(history.changes[0].to_assignment_id.is_empty());
+}
