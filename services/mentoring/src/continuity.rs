@@ -207,6 +207,12 @@ pub async fn fill_waitlist(
         let Some(company) = store::lock_company(conn, waiting.company_id).await? else {
             continue;
         };
+        // Never a second ACTIVE assignment: an entry whose company got an
+        // advisor some other way is settled by that one.
+        if let Some(active) = store::active_assignment_of(conn, company.id).await? {
+            store::mark_filled(conn, waiting.id, parse_stored(&active.assignment_id)?, now).await?;
+            continue;
+        }
         let outgoing = match waiting.outgoing {
             Some(id) => store::load_assignment(conn, id, true).await?,
             None => None,
