@@ -229,3 +229,57 @@ async fn a_registration_retry_returns_the_first_advisor() {
     );
     assert_eq!(mentoring.count_events("advisor.registered").await, 1);
 }
+
+#[tokio::test]
+async fn each_role_reaches_only_what_it_may() {
+    let mentoring = Mentoring::start().await;
+    let advisor = mentoring.register(plain_advisor()).await;
+    let dashboard = mentoring.dashboard();
+    let own = mentoring.advisor(&advisor.advisor_id);
+
+    let denied = [
+        dashboard
+            .clone()
+            .deactivate_advisor(pb::DeactivateAdvisorRequest {
+                advisor_id: advisor.advisor_id.clone(),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ()),
+        own.clone()
+            .deactivate_advisor(pb::DeactivateAdvisorRequest {
+                advisor_id: advisor.advisor_id.clone(),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ()),
+        own.clone()
+            .list_waitlist(pb::ListWaitlistRequest::default())
+            .await
+            .map(|_| ()),
+        own.clone()
+            .list_fee_charges(pb::ListFeeChargesRequest::default())
+            .await
+            .map(|_| ()),
+        own.clone()
+            .list_advisors(pb::ListAdvisorsRequest::default())
+            .await
+            .map(|_| ()),
+        dashboard
+            .clone()
+            .log_session(pb::LogSessionRequest::default())
+            .await
+            .map(|_| ()),
+    ];
+    for (i, result) in denied.into_iter().enumerate() {
+        assert_eq!(
+            result.unwrap_err().code(),
+            Code::PermissionDenied,
+            "call {i}"
+        );
+    }
+    assert_eq!(
+        mentoring.get_advisor_status(&advisor.advisor_id).await,
+        pb::AdvisorStatus::Active as i32
+    );
+}

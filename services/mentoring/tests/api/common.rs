@@ -152,6 +152,17 @@ impl Mentoring {
             .into_inner()
     }
 
+    pub async fn get_advisor_status(&self, advisor_id: &str) -> i32 {
+        self.admin()
+            .get_advisor(pb::GetAdvisorRequest {
+                advisor_id: advisor_id.into(),
+            })
+            .await
+            .expect("advisor")
+            .into_inner()
+            .status
+    }
+
     /// The company's advisor history, read as an admin.
     pub async fn history(&self, company_id: &str) -> pb::AdvisorHistory {
         self.admin()

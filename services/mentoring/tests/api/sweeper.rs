@@ -255,3 +255,24 @@ async fn fee_months_follow_the_seoul_calendar() {
         .unwrap();
     assert_eq!(months, vec!["2026-02"]);
 }
+
+#[tokio::test]
+async fn the_server_sweeps_on_its_own_with_the_injected_clock() {
+    let mentoring = Mentoring::start_with(|settings| {
+        settings.sweep_interval = std::time::Duration::from_millis(100);
+    })
+    .await;
+    mentoring.register(plain_advisor()).await;
+    let assignment = mentoring.assign_new_company().await;
+    mentoring
+        .clock
+        .set(started(&assignment) + Duration::days(31));
+    let raised = onestop_test_support::eventually(std::time::Duration::from_secs(10), || async {
+        mentoring.count_events("contact.overdue").await == 1
+    })
+    .await;
+    assert!(raised);
+    // Later sweeps in the same period raise nothing more.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(mentoring.count_events("contact.overdue").await, 1);
+}
