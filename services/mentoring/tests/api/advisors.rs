@@ -237,22 +237,20 @@ async fn each_role_reaches_only_what_it_may() {
     let dashboard = mentoring.dashboard();
     let own = mentoring.advisor(&advisor.advisor_id);
 
-    let denied = [
-        dashboard
-            .clone()
-            .deactivate_advisor(pb::DeactivateAdvisorRequest {
-                advisor_id: advisor.advisor_id.clone(),
-                ..Default::default()
-            })
-            .await
-            .map(|_| ()),
-        own.clone()
-            .deactivate_advisor(pb::DeactivateAdvisorRequest {
-                advisor_id: advisor.advisor_id.clone(),
-                ..Default::default()
-            })
-            .await
-            .map(|_| ()),
+    let deactivate = pb::DeactivateAdvisorRequest {
+        advisor_id: advisor.advisor_id.clone(),
+        ..Default::default()
+    };
+    let mut denied = Vec::new();
+    for mut client in [dashboard.clone(), own.clone()] {
+        denied.push(
+            client
+                .deactivate_advisor(deactivate.clone())
+                .await
+                .map(|_| ()),
+        );
+    }
+    denied.extend([
         own.clone()
             .list_waitlist(pb::ListWaitlistRequest::default())
             .await
@@ -270,7 +268,7 @@ async fn each_role_reaches_only_what_it_may() {
             .log_session(pb::LogSessionRequest::default())
             .await
             .map(|_| ()),
-    ];
+    ]);
     for (i, result) in denied.into_iter().enumerate() {
         assert_eq!(
             result.unwrap_err().code(),
