@@ -4,7 +4,11 @@
 use std::path::{Path, PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let proto_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time: `env!` would bake in the path the build script was
+    // compiled at, and cargo reuses that binary for a checkout elsewhere
+    // sharing the target directory, which would then compile the wrong tree.
+    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
+    let proto_root = manifest_dir.join("../../proto");
     let files = proto_files(&proto_root)?;
     println!("cargo:rerun-if-changed={}", proto_root.display());
 

@@ -13,7 +13,7 @@ use onestop_platform::idempotency::IdempotencyKey;
 use onestop_platform::pagination::Page;
 use onestop_platform::time::{Clock, to_timestamp};
 use onestop_platform::{ApiError, ApiResult, Caller, Role, Violations};
-use onestop_platform::{db, events};
+use onestop_platform::events;
 use prost::Message;
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
@@ -327,7 +327,7 @@ impl ReferralApi {
         if let Err(error) = store::insert_referral(&mut tx, id, &referral).await {
             // Only reachable if the idempotency claim was bypassed; the
             // unique need id still keeps one referral per need.
-            if db::is_unique_violation(&error) {
+            if onestop_platform::error::is_unique_violation(&error) {
                 drop(tx);
                 let mut conn = self.pool.acquire().await?;
                 if let Some(existing) = store::referral_by_need(&mut conn, &request.need_id).await?

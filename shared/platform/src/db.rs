@@ -103,9 +103,3 @@ pub async fn set_status(
         reporter.set_service_status(*service, status).await;
     }
 }
-
-/// Whether `error` is a unique-constraint violation, e.g. a concurrent
-/// insert of the same natural key that won the race.
-pub fn is_unique_violation(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
-}

@@ -199,3 +199,9 @@ impl std::fmt::Display for Violations {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// True when `error` is a unique-constraint violation, e.g. a concurrent
+/// insert of the same natural key that won the race.
+pub fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
+}

@@ -1,0 +1,81 @@
+//! The home-doctor contact cadence: how often an advisor must be in touch,
+//! by the company's growth stage, and how many periods a silence has missed.
+
+use chrono::{DateTime, Duration, Utc};
+use onestop_domain::GrowthStage;
+
+/// Days between contacts per stage. Companies early on the ladder need the
+/// closest follow-up; strong exporters a quarterly check.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct Cadence {
+    /// Days between advisor contacts for DOMESTIC companies.
+    #[arg(long, env = "ONESTOP_CADENCE_DOMESTIC_DAYS", default_value_t = 30)]
+    pub domestic_days: u32,
+    /// Days between advisor contacts for FIRST_EXPORT companies.
+    #[arg(long, env = "ONESTOP_CADENCE_FIRST_EXPORT_DAYS", default_value_t = 30)]
+    pub first_export_days: u32,
+    /// Days between advisor contacts for PROMISING companies.
+    #[arg(long, env = "ONESTOP_CADENCE_PROMISING_DAYS", default_value_t = 61)]
+    pub promising_days: u32,
+    /// Days between advisor contacts for STRONG companies.
+    #[arg(long, env = "ONESTOP_CADENCE_STRONG_DAYS", default_value_t = 91)]
+    pub strong_days: u32,
+}
+
+impl Default for Cadence {
+    fn default() -> Self {
+        Self {
+            domestic_days: 30,
+            first_export_days: 30,
+            promising_days: 61,
+            strong_days: 91,
+        }
+    }
+}
+
+impl Cadence {
+    pub fn interval_days(&self, stage: GrowthStage) -> u32 {
+        let days = match stage {
+            GrowthStage::Domestic => self.domestic_days,
+            GrowthStage::FirstExport => self.first_export_days,
+            GrowthStage::Promising => self.promising_days,
+            GrowthStage::Strong => self.strong_days,
+        };
+        days.max(1)
+    }
+}
+
+/// Whole cadence periods that have passed since `since` without contact.
+pub fn periods_missed(since: DateTime<Utc>, interval_days: i32, now: DateTime<Utc>) -> i64 {
+    let interval = Duration::days(i64::from(interval_days.max(1)));
+    if now < since + interval {
+        return 0;
+    }
+    (now - since).num_seconds() / interval.num_seconds()
+}
+
+/// When period `period` (1-based) fell due.
+pub fn due_at(since: DateTime<Utc>, interval_days: i32, period: i64) -> DateTime<Utc> {
+    since + Duration::days(i64::from(interval_days.max(1)) * period.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_period_counts_only_once_it_has_fully_passed() {
+        let start = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        assert_eq!(periods_missed(start, 30, start + Duration::days(29)), 0);
+        assert_eq!(periods_missed(start, 30, start + Duration::days(30)), 1);
+        assert_eq!(periods_missed(start, 30, start + Duration::days(61)), 2);
+        assert_eq!(due_at(start, 30, 2), start + Duration::days(60));
+    }
+
+    #[test]
+    fn stages_have_their_own_interval() {
+        let cadence = Cadence::default();
+        assert_eq!(cadence.interval_days(GrowthStage::FirstExport), 30);
+        assert_eq!(cadence.interval_days(GrowthStage::Strong), 91);
+    }
+}

@@ -1,0 +1,174 @@
+//! The background sweep: contact.overdue once per missed cadence period,
+//! the monthly fee ledger, the end of handover windows, and a waitlist
+//! fill as a safety net. Every step claims its rows with SKIP LOCKED or a
+//! unique key, so any number of replicas can sweep at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use onestop_contracts::mentoring::v1 as pb;
+use onestop_platform::ApiResult;
+use onestop_platform::events::NewEvent;
+use onestop_platform::server::CancellationToken;
+use onestop_platform::time::{Clock, to_timestamp};
+use sqlx::PgPool;
+
+use crate::continuity::{self, Outbox, Rules};
+use crate::domain::cadence;
+use crate::store;
+
+/// What one sweep did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SweepReport {
+    pub overdue_raised: u32,
+    pub fees_charged: u32,
+    pub handovers_ended: u32,
+    pub waitlist_filled: u32,
+}
+
+/// One pass over everything time-driven, as of `now`.
+pub async fn sweep_once(
+    pool: &PgPool,
+    rules: &Rules,
+    now: DateTime<Utc>,
+) -> ApiResult<SweepReport> {
+    Ok(SweepReport {
+        overdue_raised: raise_overdue_contacts(pool, now).await?,
+        fees_charged: accrue_fees(pool, now).await?,
+        handovers_ended: end_handovers(pool, now).await?,
+        waitlist_filled: fill_waitlist(pool, rules, now).await?,
+    })
+}
+
+pub async fn raise_overdue_contacts(pool: &PgPool, now: DateTime<Utc>) -> ApiResult<u32> {
+    let mut tx = pool.begin().await?;
+    let mut outbox = Outbox::default();
+    let mut raised = 0;
+    for due in store::claim_due_contacts(&mut tx, now).await? {
+        let periods = cadence::periods_missed(due.since, due.interval_days, now)
+            .min(i64::from(i32::MAX)) as i32;
+        if periods <= due.periods_raised
+            || !store::mark_periods_raised(&mut tx, due.id, due.periods_raised, periods).await?
+        {
+            continue;
+        }
+        for period in (due.periods_raised + 1)..=periods {
+            outbox.push(NewEvent::new(
+                "contact.overdue",
+                "assignment",
+                due.id,
+                &pb::ContactOverdue {
+                    assignment_id: due.id.to_string(),
+                    company_id: due.company_id.to_string(),
+                    advisor_id: due.advisor_id.to_string(),
+                    due_at: Some(to_timestamp(cadence::due_at(
+                        due.since,
+                        due.interval_days,
+                        i64::from(period),
+                    ))),
+                    last_contact_at: due.last_contact_at.map(to_timestamp),
+                    contact_interval_days: due.interval_days.max(0) as u32,
+                    period: period as u32,
+                },
+            ));
+            raised += 1;
+        }
+    }
+    outbox.append(&mut tx).await?;
+    tx.commit().await?;
+    Ok(raised)
+}
+
+pub async fn accrue_fees(pool: &PgPool, now: DateTime<Utc>) -> ApiResult<u32> {
+    let mut tx = pool.begin().await?;
+    let charges = store::accrue_fees(&mut tx, now).await?;
+    let mut outbox = Outbox::default();
+    for charge in &charges {
+        outbox.push(NewEvent::new(
+            "fee.charged",
+            "assignment",
+            &charge.assignment_id,
+            &pb::FeeCharged {
+                charge_id: charge.charge_id.clone(),
+                assignment_id: charge.assignment_id.clone(),
+                company_id: charge.company_id.clone(),
+                advisor_id: charge.advisor_id.clone(),
+                program_id: charge.program_id.clone(),
+                month: charge.month.clone(),
+                amount: charge.amount.clone(),
+            },
+        ));
+    }
+    outbox.append(&mut tx).await?;
+    tx.commit().await?;
+    Ok(charges.len() as u32)
+}
+
+pub async fn end_handovers(pool: &PgPool, now: DateTime<Utc>) -> ApiResult<u32> {
+    let mut tx = pool.begin().await?;
+    let mut outbox = Outbox::default();
+    let finished = store::claim_finished_handovers(&mut tx, now).await?;
+    for (id, company_id, advisor_id, reason, successor) in &finished {
+        store::end_handover(&mut tx, *id, now).await?;
+        let need = match successor {
+            Some(successor) => store::load_assignment(&mut tx, *successor, false)
+                .await?
+                .map(|a| continuity::first_need(&a))
+                .unwrap_or_default(),
+            None => Default::default(),
+        };
+        outbox.push(continuity::ended_event(
+            &id.to_string(),
+            &company_id.to_string(),
+            &advisor_id.to_string(),
+            store::reason_proto(reason),
+            successor.map(|s| s.to_string()).unwrap_or_default(),
+            need,
+        ));
+    }
+    outbox.append(&mut tx).await?;
+    tx.commit().await?;
+    Ok(finished.len() as u32)
+}
+
+pub async fn fill_waitlist(pool: &PgPool, rules: &Rules, now: DateTime<Utc>) -> ApiResult<u32> {
+    let mut tx = pool.begin().await?;
+    continuity::lock_waitlist(&mut tx).await?;
+    let mut outbox = Outbox::default();
+    let filled = continuity::fill_waitlist(&mut tx, rules, now, &mut outbox).await?;
+    outbox.append(&mut tx).await?;
+    tx.commit().await?;
+    Ok(filled)
+}
+
+/// Sweeps every `every` until `shutdown` is cancelled.
+pub fn spawn(
+    pool: PgPool,
+    rules: Rules,
+    clock: Arc<dyn Clock>,
+    every: Duration,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            match sweep_once(&pool, &rules, clock.now()).await {
+                Ok(report) if report != SweepReport::default() => {
+                    tracing::info!(
+                        overdue_raised = report.overdue_raised,
+                        fees_charged = report.fees_charged,
+                        handovers_ended = report.handovers_ended,
+                        waitlist_filled = report.waitlist_filled,
+                        "mentoring sweep"
+                    );
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(error = %error, "mentoring sweep failed"),
+            }
+        }
+    })
+}

@@ -1,0 +1,478 @@
+use chrono::{Duration, Months};
+use onestop_contracts::mentoring::v1 as pb;
+use onestop_mentoring::sweeper;
+use onestop_platform::time::from_timestamp;
+use pb::handover::Successor;
+use tonic::Code;
+
+use crate::common::{Mentoring, by_id, error_reason, plain_advisor, violations};
+
+fn reassign(assignment_id: &str, reason: pb::ReassignReason) -> pb::ReassignAdvisorRequest {
+    pb::ReassignAdvisorRequest {
+        idempotency_key: String::new(),
+        assignment_id: assignment_id.into(),
+        reason: reason as i32,
+        note: String::new(),
+        advisor_id: String::new(),
+        handover_days: 0,
+    }
+}
+
+async fn deactivate(
+    mentoring: &Mentoring,
+    advisor_id: &str,
+    idempotency_key: impl Into<String>,
+    handover_days: u32,
+) -> Result<pb::DeactivateAdvisorResponse, tonic::Status> {
+    mentoring
+        .admin()
+        .deactivate_advisor(pb::DeactivateAdvisorRequest {
+            idempotency_key: idempotency_key.into(),
+            advisor_id: advisor_id.into(),
+            handover_days,
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// A refused change leaves the assignment active and records no change.
+async fn assert_unchanged(mentoring: &Mentoring, assignment_id: &str) {
+    let current = mentoring
+        .admin()
+        .get_assignment(by_id(assignment_id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(current.status, pb::AssignmentStatus::Active as i32);
+    assert_eq!(mentoring.count("advisor_change").await, 0);
+}
+
+#[tokio::test]
+async fn an_assignment_commits_for_at_least_three_years() {
+    let mentoring = Mentoring::start().await;
+    mentoring.register(plain_advisor()).await;
+    let assignment = mentoring.assign_new_company().await;
+    let started = from_timestamp(assignment.started_at.as_ref().unwrap()).unwrap();
+    let committed = from_timestamp(assignment.committed_until.as_ref().unwrap()).unwrap();
+    assert!(committed >= started.checked_add_months(Months::new(36)).unwrap());
+    assert_eq!(
+        assignment.contact_interval_days, 30,
+        "FIRST_EXPORT is monthly"
+    );
+}
+
+#[tokio::test]
+async fn reassignment_without_a_reason_is_refused_and_changes_nothing() {
+    let mentoring = Mentoring::start().await;
+    mentoring.register(plain_advisor()).await;
+    mentoring.register(plain_advisor()).await;
+    let assignment = mentoring.assign_new_company().await;
+
+    let refusals = [
+        (
+            mentoring.admin(),
+            pb::ReassignReason::Unspecified,
+            Code::InvalidArgument,
+            vec!["reason"],
+        ),
+        (
+            mentoring.admin(),
+            pb::ReassignReason::Other,
+            Code::InvalidArgument,
+            vec!["note"],
+        ),
+        (
+            mentoring.service(),
+            pb::ReassignReason::Conflict,
+            Code::PermissionDenied,
+            vec![],
+        ),
+    ];
+    for (mut client, reason, code, fields) in refusals {
+        let status = client
+            .reassign_advisor(reassign(&assignment.assignment_id, reason))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), code, "{reason:?}");
+        assert_eq!(violations(&status), fields, "{reason:?}");
+    }
+
+    assert_eq!(mentoring.count("advisor_change").await, 0);
+    assert_eq!(mentoring.count_events("assignment.reassigned").await, 0);
+    assert_unchanged(&mentoring, &assignment.assignment_id).await;
+}
+
+#[tokio::test]
+async fn reassignment_with_a_reason_keeps_the_history_and_frees_the_slot() {
+    let mentoring = Mentoring::start().await;
+    let mut single = plain_advisor();
+    single.capacity = 1;
+    let first = mentoring.register(single.clone()).await;
+    let second = mentoring.register(plain_advisor()).await;
+    let assignment = mentoring.assign_new_company().await;
+    assert_eq!(assignment.advisor_id, first.advisor_id);
+
+    let response = mentoring
+        .admin()
+        .reassign_advisor(reassign(
+            &assignment.assignment_id,
+            pb::ReassignReason::CompanyRequest,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let previous = response.previous.unwrap();
+    let current = response.current.unwrap();
+    assert_eq!(previous.status, pb::AssignmentStatus::Ended as i32);
+    assert_eq!(
+        previous.end_reason,
+        pb::ReassignReason::CompanyRequest as i32
+    );
+    assert_eq!(previous.successor_assignment_id, current.assignment_id);
+    assert_eq!(current.advisor_id, second.advisor_id);
+    assert_eq!(current.predecessor_assignment_id, previous.assignment_id);
+    assert_eq!(
+        current.needs, assignment.needs,
+        "the successor inherits the needs"
+    );
+
+    let history = mentoring
+        .service()
+        .get_advisor_history(pb::GetAdvisorHistoryRequest {
+            company_id: assignment.company_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(history.assignments.len(), 2);
+    assert_eq!(history.assignments[1].assignment_id, current.assignment_id);
+    assert_eq!(history.changes.len(), 1);
+    assert_eq!(history.changes[0].to_advisor_id, second.advisor_id);
+
+    let reassigned: Vec<pb::AssignmentReassigned> = mentoring.events("assignment.reassigned").await;
+    assert_eq!(reassigned[0].need_id, assignment.needs[0].need_id);
+    assert_eq!(reassigned[0].case_id, assignment.needs[0].case_id);
+    assert_eq!(mentoring.count_events("assignment.ended").await, 1);
+
+    // The first advisor's slot is free again.
+    let again = mentoring.assign_new_company().await;
+    assert_eq!(again.advisor_id, first.advisor_id);
+
+    // Reassigning an ended assignment is an illegal move.
+    let status = mentoring
+        .admin()
+        .reassign_advisor(reassign(
+            &previous.assignment_id,
+            pb::ReassignReason::Conflict,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(error_reason(&status), "ASSIGNMENT_NOT_ACTIVE");
+}
+
+#[tokio::test]
+async fn deactivation_hands_every_company_over_with_history_intact() {
+    let mentoring = Mentoring::start().await;
+    let leaving = mentoring.register(plain_advisor()).await;
+    let mut assignments = Vec::new();
+    for _ in 0..3 {
+        assignments.push(mentoring.assign_new_company().await);
+    }
+    let mut small = plain_advisor();
+    small.capacity = 2;
+    let successor = mentoring.register(small).await;
+
+    let response = deactivate(&mentoring, &leaving.advisor_id, "leave-1", 14)
+        .await
+        .unwrap();
+    let response_copy = response.clone();
+    assert_eq!(
+        response.advisor.unwrap().status,
+        pb::AdvisorStatus::Inactive as i32
+    );
+    assert_eq!(response.handovers.len(), 3);
+    let (mut handed, mut queued) = (0, 0);
+    for handover in &response.handovers {
+        match handover.successor.as_ref().unwrap() {
+            Successor::SuccessorAssignment(a) => {
+                assert_eq!(a.advisor_id, successor.advisor_id);
+                handed += 1;
+            }
+            Successor::Waitlisted(w) => {
+                assert_eq!(w.outgoing_assignment_id, handover.outgoing_assignment_id);
+                queued += 1;
+            }
+        }
+    }
+    assert_eq!((handed, queued), (2, 1), "the successor had room for two");
+
+    // During the window both advisors are listed for each company.
+    for assignment in &assignments {
+        let history = mentoring.history(&assignment.company_id).await;
+        let first = &history.assignments[0];
+        assert_eq!(first.assignment_id, assignment.assignment_id);
+        assert_eq!(first.status, pb::AssignmentStatus::Handover as i32);
+        assert_eq!(first.end_reason, pb::ReassignReason::AdvisorLeft as i32);
+        assert_eq!(history.changes.len(), 1);
+    }
+    assert_eq!(
+        mentoring.count_events("assignment.handover_started").await,
+        3
+    );
+    assert_eq!(mentoring.count_events("advisor.deactivated").await, 1);
+
+    // A new advisor joins: the company still waiting is handed over too.
+    let newcomer = mentoring.register(plain_advisor()).await;
+    let mut successors = Vec::new();
+    for assignment in &assignments {
+        let history = mentoring.history(&assignment.company_id).await;
+        assert_eq!(history.assignments.len(), 2, "old and new both kept");
+        let current = &history.assignments[1];
+        assert_eq!(current.status, pb::AssignmentStatus::Active as i32);
+        assert_eq!(current.needs, assignment.needs);
+        assert_eq!(history.changes[0].to_assignment_id, current.assignment_id);
+        successors.push(current.advisor_id.clone());
+    }
+    assert!(successors.contains(&newcomer.advisor_id));
+
+    // After the window the outgoing assignments end; the history stays.
+    let after = chrono::Utc::now() + Duration::days(15);
+    let report = sweeper::sweep_once(&mentoring.pool, &mentoring.rules, after)
+        .await
+        .unwrap();
+    assert_eq!(report.handovers_ended, 3);
+    let ended: i64 = sqlx::query_scalar("SELECT count(*) FROM assignment WHERE status = 'ENDED'")
+        .fetch_one(&mentoring.pool)
+        .await
+        .unwrap();
+    assert_eq!(ended, 3);
+    let ended_events: Vec<pb::AssignmentEnded> = mentoring.events("assignment.ended").await;
+    assert!(ended_events.iter().all(|e| !e.need_id.is_empty()));
+
+    // A retry of the deactivation returns its first response.
+    let replay = deactivate(&mentoring, &leaving.advisor_id, "leave-1", 14)
+        .await
+        .unwrap();
+    assert_eq!(replay, response_copy);
+
+    // Deactivating again is an illegal move.
+    let status = deactivate(&mentoring, &leaving.advisor_id, String::new(), 0)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+}
+
+#[tokio::test]
+async fn a_named_successor_without_room_leaves_the_current_advisor_in_place() {
+    let mentoring = Mentoring::start().await;
+    let mut single = plain_advisor();
+    single.capacity = 1;
+    mentoring.register(single.clone()).await;
+    let full = mentoring.register(single).await;
+    let assignment = mentoring.assign_new_company().await;
+    mentoring.assign_new_company().await;
+
+    let mut request = reassign(&assignment.assignment_id, pb::ReassignReason::Conflict);
+    request.advisor_id = full.advisor_id.clone();
+    let status = mentoring
+        .admin()
+        .reassign_advisor(request)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(error_reason(&status), "NO_ADVISOR_AVAILABLE");
+    assert_unchanged(&mentoring, &assignment.assignment_id).await;
+    assert_eq!(mentoring.count("advisor_change").await, 0);
+}
+
+#[tokio::test]
+async fn a_reassignment_with_a_window_lists_both_advisors_until_it_ends() {
+    let mentoring = Mentoring::start().await;
+    mentoring.register(plain_advisor()).await;
+    let next = mentoring.register(plain_advisor()).await;
+    let assignment = mentoring.assign_new_company().await;
+    let mut request = reassign(&assignment.assignment_id, pb::ReassignReason::Other);
+    request.note = "company moved its export office to Seoul".into();
+    request.advisor_id = next.advisor_id.clone();
+    request.handover_days = 7;
+    let response = mentoring
+        .admin()
+        .reassign_advisor(request)
+        .await
+        .unwrap()
+        .into_inner();
+    let previous = response.previous.unwrap();
+    assert_eq!(previous.status, pb::AssignmentStatus::Handover as i32);
+    assert_eq!(
+        previous.end_note,
+        "company moved its export office to Seoul"
+    );
+    assert_eq!(response.current.unwrap().advisor_id, next.advisor_id);
+    let started: Vec<pb::AssignmentHandoverStarted> =
+        mentoring.events("assignment.handover_started").await;
+    assert_eq!(started[0].successor_advisor_id, next.advisor_id);
+    assert_eq!(started[0].need_id, assignment.needs[0].need_id);
+
+    let early = sweeper::end_handovers(&mentoring.pool, chrono::Utc::now() + Duration::days(6));
+    assert_eq!(early.await.unwrap(), 0);
+    let late = sweeper::end_handovers(&mentoring.pool, chrono::Utc::now() + Duration::days(8));
+    assert_eq!(late.await.unwrap(), 1);
+    let history = mentoring.history(&assignment.company_id).await;
+    assert_eq!(
+        history.assignments[0].status,
+        pb::AssignmentStatus::Ended as i32
+    );
+    assert_eq!(history.changes[0].reason, pb::ReassignReason::Other as i32);
+    assert_eq!(
+        history.changes[0].note,
+        "company moved its export office to Seoul"
+    );
+}
+
+#[tokio::test]
+async fn requests_deactivations_and_capacity_changes_racing_keep_the_books_straight() {
+    let mentoring = Mentoring::start().await;
+    let mut advisors = Vec::new();
+    for _ in 0..4 {
+        let mut profile = plain_advisor();
+        profile.capacity = 4;
+        advisors.push(mentoring.register(profile).await);
+    }
+    for _ in 0..6 {
+        mentoring.assign_new_company().await;
+    }
+    let mut calls = Vec::new();
+    for _ in 0..20 {
+        let mut client = mentoring.service();
+        let request = crate::common::need_for(&crate::common::company());
+        calls.push(tokio::spawn(async move {
+            client.request_advisor(request).await.map(|_| ())
+        }));
+    }
+    for advisor in &advisors[..2] {
+        let mut client = mentoring.admin();
+        let advisor_id = advisor.advisor_id.clone();
+        calls.push(tokio::spawn(async move {
+            client
+                .deactivate_advisor(pb::DeactivateAdvisorRequest {
+                    idempotency_key: String::new(),
+                    advisor_id,
+                    handover_days: 3,
+                })
+                .await
+                .map(|_| ())
+        }));
+    }
+    {
+        let mut client = mentoring.admin();
+        let advisor_id = advisors[3].advisor_id.clone();
+        calls.push(tokio::spawn(async move {
+            let mut profile = plain_advisor();
+            profile.capacity = 9;
+            client
+                .update_advisor(pb::UpdateAdvisorRequest {
+                    idempotency_key: String::new(),
+                    advisor_id,
+                    profile: Some(profile),
+                    update_mask: vec!["capacity".into()],
+                })
+                .await
+                .map(|_| ())
+        }));
+    }
+    for call in calls {
+        call.await.unwrap().expect("every call succeeds");
+    }
+
+    // Load always equals the ACTIVE assignments and never passes capacity.
+    let books: Vec<(i32, i32, i64, String)> = sqlx::query_as(
+        "SELECT a.active_companies, a.capacity,
+                (SELECT count(*) FROM assignment s WHERE s.advisor_id = a.id AND s.status = 'ACTIVE'),
+                a.status
+           FROM advisor a",
+    )
+    .fetch_all(&mentoring.pool)
+    .await
+    .unwrap();
+    for (load, capacity, active, status) in &books {
+        assert_eq!(i64::from(*load), *active);
+        assert!(load <= capacity);
+        if status == "INACTIVE" {
+            assert_eq!(*load, 0);
+        }
+    }
+    // 26 companies, 4 + 9 places left with the two active advisors: every
+    // place is taken and the rest wait.
+    let active: i64 = sqlx::query_scalar("SELECT count(*) FROM assignment WHERE status = 'ACTIVE'")
+        .fetch_one(&mentoring.pool)
+        .await
+        .unwrap();
+    let waiting: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM waitlist_entry WHERE status = 'WAITING'")
+            .fetch_one(&mentoring.pool)
+            .await
+            .unwrap();
+    assert_eq!(active, 13);
+    assert_eq!(active + waiting, 26);
+}
+
+#[tokio::test]
+async fn ending_an_assignment_needs_a_reason_and_fills_the_waitlist() {
+    let mentoring = Mentoring::start().await;
+    let mut single = plain_advisor();
+    single.capacity = 1;
+    let advisor = mentoring.register(single).await;
+    let leaving = mentoring.assign_new_company().await;
+    let waiting = mentoring
+        .request(crate::common::need_for(&crate::common::company()))
+        .await;
+    let entry = crate::common::waitlisted(&waiting).clone();
+
+    let end = |reason: pb::ReassignReason| pb::EndAssignmentRequest {
+        idempotency_key: String::new(),
+        assignment_id: leaving.assignment_id.clone(),
+        reason: reason as i32,
+        note: String::new(),
+    };
+    for reason in [
+        pb::ReassignReason::Unspecified,
+        pb::ReassignReason::AdvisorLeft,
+    ] {
+        let status = mentoring
+            .admin()
+            .end_assignment(end(reason))
+            .await
+            .unwrap_err();
+        assert_eq!(violations(&status), vec!["reason"], "{reason:?}");
+    }
+    assert_unchanged(&mentoring, &leaving.assignment_id).await;
+
+    let ended = mentoring
+        .admin()
+        .end_assignment(end(pb::ReassignReason::CompanyRequest))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ended.status, pb::AssignmentStatus::Ended as i32);
+    assert_eq!(ended.end_reason, pb::ReassignReason::CompanyRequest as i32);
+    let ended_events: Vec<pb::AssignmentEnded> = mentoring.events("assignment.ended").await;
+    assert_eq!(ended_events[0].need_id, leaving.needs[0].need_id);
+
+    // The freed slot went to the company that was waiting.
+    let filled = mentoring
+        .admin()
+        .get_assignment(crate::common::by_company(&entry.company_id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(filled.advisor_id, advisor.advisor_id);
+    assert!(filled.from_waitlist);
+    let history = mentoring.history(&leaving.company_id).await;
+    assert_eq!(history.assignments.len(), 1);
+    assert_eq!(
+        history.changes[0].reason,
+        pb::ReassignReason::CompanyRequest as i32
+    );
+    assert!(history.changes[0].to_assignment_id.is_empty());
+}

@@ -1,0 +1,11 @@
+//! Mentoring against the real Postgres and the real gRPC server.
+
+mod common;
+
+mod advisors;
+mod continuity;
+mod matching;
+mod requests;
+mod server;
+mod sessions;
+mod sweeper;

@@ -1,0 +1,88 @@
+use std::time::Duration;
+
+use onestop_contracts::events::v1::WatchRequest;
+use onestop_contracts::events::v1::event_feed_client::EventFeedClient;
+use onestop_contracts::mentoring::v1 as pb;
+use onestop_contracts::mentoring::v1::mentoring_service_client::MentoringServiceClient;
+use onestop_platform::Role;
+use onestop_test_support::{Bearer, ServiceProcess, TestDb, channel, eventually};
+use tokio_stream::StreamExt;
+use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::common::{assigned, company, need_for, plain_advisor};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_onestop-mentoring");
+
+#[tokio::test]
+async fn the_binary_serves_health_the_feed_and_its_configured_cadence() {
+    let db = TestDb::new().await;
+    let mut service = ServiceProcess::spawn(
+        BINARY,
+        &[
+            ("DATABASE_URL", db.url.as_str()),
+            ("ONESTOP_CADENCE_FIRST_EXPORT_DAYS", "14"),
+            ("ONESTOP_SHUTDOWN_GRACE", "2s"),
+        ],
+    )
+    .await;
+    let addr = service.addr;
+    let serving = || async move {
+        HealthClient::new(channel(addr))
+            .check(HealthCheckRequest {
+                service: "onestop.mentoring.v1.MentoringService".into(),
+            })
+            .await
+            .is_ok_and(|r| r.into_inner().status == ServingStatus::Serving as i32)
+    };
+    assert!(eventually(Duration::from_secs(10), serving).await);
+
+    let client = |bearer| MentoringServiceClient::with_interceptor(channel(addr), bearer);
+    let status = client(Bearer::anonymous())
+        .list_advisors(pb::ListAdvisorsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+
+    client(Bearer::admin())
+        .register_advisor(pb::RegisterAdvisorRequest {
+            idempotency_key: String::new(),
+            profile: Some(plain_advisor()),
+        })
+        .await
+        .unwrap();
+    let response = client(Bearer::role(Role::Service, None))
+        .request_advisor(need_for(&company()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(assigned(&response).contact_interval_days, 14);
+
+    let mut feed =
+        EventFeedClient::with_interceptor(channel(addr), Bearer::role(Role::Dashboard, None));
+    let mut stream = feed
+        .watch(WatchRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let mut types = Vec::new();
+    while types.len() < 2 {
+        let event = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .expect("event arrives")
+            .expect("stream open")
+            .expect("event");
+        assert_eq!(event.source, "mentoring");
+        types.push(event.r#type);
+    }
+    assert_eq!(types, vec!["advisor.registered", "assignment.created"]);
+
+    service.terminate();
+    let exit = tokio::time::timeout(Duration::from_secs(8), service.child.wait())
+        .await
+        .expect("exits within the drain bound")
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+}
