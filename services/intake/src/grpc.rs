@@ -5,6 +5,7 @@ use onestop_contracts::intake::v1 as pb;
 use onestop_contracts::intake::v1::intake_service_server::IntakeService;
 use onestop_domain::GrowthStage;
 use onestop_platform::auth::with_caller;
+use onestop_platform::error::is_unique_violation;
 use onestop_platform::events::{self, NewEvent};
 use onestop_platform::idempotency::{self, IdempotencyKey};
 use onestop_platform::pagination::Page;
@@ -557,10 +558,6 @@ fn already_registered(existing: Uuid) -> ApiError {
     }
 }
 
-fn is_unique_violation(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
-}
-
 /// Names of profile fields whose value differs (contacts are compared, but
 /// only the field name is reported: events carry no personal data).
 fn changed_fields(before: &pb::CompanyProfile, after: &pb::CompanyProfile) -> Vec<String> {
@@ -597,7 +594,6 @@ fn changed_fields(before: &pb::CompanyProfile, after: &pb::CompanyProfile) -> Ve
     changed
 }
 
-/// Runs a handler with the caller the auth layer attached.
 #[tonic::async_trait]
 impl IntakeService for IntakeApi {
     async fn register_company(

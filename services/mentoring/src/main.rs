@@ -1,5 +1,5 @@
 use clap::Parser;
-use onestop_mentoring::startup::{Application, MentoringSettings, SERVICE_NAME};
+use onestop_mentoring::startup::{Application, DEFAULT_PORT, MentoringSettings, SERVICE_NAME};
 use onestop_platform::cli::AdminCommand;
 use onestop_platform::config::ServerSettings;
 
@@ -21,7 +21,7 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(command) = cli.command {
-        return onestop_platform::cli::run(command, &cli.settings);
+        return onestop_platform::cli::run(command, &cli.settings, DEFAULT_PORT).await;
     }
     let _telemetry = onestop_platform::telemetry::init(&format!("onestop-{SERVICE_NAME}"))?;
     let app = Application::build(cli.settings, cli.mentoring).await?;
