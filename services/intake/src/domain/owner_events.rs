@@ -157,7 +157,7 @@ fn mentoring_update(event: &Event) -> Option<OwnerUpdate> {
                 .map(|r| enum_name(r.as_str_name(), "REASSIGN_REASON_"))
                 .unwrap_or_default();
             update(
-                subject("", &e.company_id, mentoring),
+                subject(&e.need_id, &e.company_id, mentoring),
                 format!(
                     "Export advisor changed from {} to {} ({reason})",
                     e.from_advisor_id, e.to_advisor_id
@@ -178,7 +178,25 @@ fn mentoring_update(event: &Event) -> Option<OwnerUpdate> {
                     e.outgoing_advisor_id, e.successor_advisor_id
                 )
             };
-            update(subject("", &e.company_id, mentoring), line, None)
+            update(subject(&e.need_id, &e.company_id, mentoring), line, None)
+        }
+        "assignment.ended" => {
+            let e: mentoring::AssignmentEnded = decode(event)?;
+            let reason = mentoring::ReassignReason::try_from(e.reason)
+                .map(|r| enum_name(r.as_str_name(), "REASSIGN_REASON_"))
+                .unwrap_or_default();
+            let line = if e.successor_assignment_id.is_empty() {
+                format!(
+                    "Advisor {} no longer serves the company ({reason})",
+                    e.advisor_id
+                )
+            } else {
+                format!(
+                    "Advisor {} handed the company over ({reason})",
+                    e.advisor_id
+                )
+            };
+            update(subject(&e.need_id, &e.company_id, mentoring), line, None)
         }
         _ => None,
     }
