@@ -6,6 +6,7 @@
 pub mod continuity;
 pub mod domain;
 pub mod grpc;
+pub mod seed;
 pub mod startup;
 pub mod store;
 pub mod sweeper;

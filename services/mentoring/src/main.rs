@@ -1,4 +1,5 @@
 use clap::Parser;
+use onestop_mentoring::seed::{self, SeedAdvisorsArgs};
 use onestop_mentoring::startup::{Application, DEFAULT_PORT, MentoringSettings, SERVICE_NAME};
 use onestop_platform::cli::AdminCommand;
 use onestop_platform::config::ServerSettings;
@@ -10,18 +11,35 @@ use onestop_platform::config::ServerSettings;
 #[command(name = "onestop-mentoring", version)]
 struct Cli {
     #[command(subcommand)]
-    command: Option<AdminCommand>,
+    command: Option<Command>,
     #[command(flatten)]
     settings: ServerSettings,
     #[command(flatten)]
     mentoring: MentoringSettings,
 }
 
+#[derive(clap::Subcommand)]
+enum Command {
+    #[command(flatten)]
+    Admin(AdminCommand),
+    /// Register the demo advisors (or those in --file) with the running
+    /// service at ONESTOP_MENTORING_URL; seeding again changes nothing.
+    SeedAdvisors(SeedAdvisorsArgs),
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Some(command) = cli.command {
-        return onestop_platform::cli::run(command, &cli.settings, DEFAULT_PORT).await;
+    match cli.command {
+        Some(Command::Admin(command)) => {
+            return onestop_platform::cli::run(command, &cli.settings, DEFAULT_PORT).await;
+        }
+        Some(Command::SeedAdvisors(args)) => {
+            let registered = seed::run(&cli.settings, &args).await?;
+            println!("{registered} advisors registered (or already there)");
+            return Ok(());
+        }
+        None => {}
     }
     let _telemetry = onestop_platform::telemetry::init(&format!("onestop-{SERVICE_NAME}"))?;
     let app = Application::build(cli.settings, cli.mentoring).await?;

@@ -44,7 +44,7 @@ pub struct Mentoring {
     pub pool: PgPool,
     pub rules: Rules,
     pub clock: TestClock,
-    addr: std::net::SocketAddr,
+    pub addr: std::net::SocketAddr,
     shutdown: CancellationToken,
     _db: TestDb,
 }

@@ -86,3 +86,48 @@ async fn the_binary_serves_health_the_feed_and_its_configured_cadence() {
         .unwrap();
     assert!(exit.success(), "{exit:?}");
 }
+
+#[tokio::test]
+async fn seeding_the_demo_advisors_twice_registers_each_once() {
+    let mentoring = crate::common::Mentoring::start().await;
+    let url = format!("http://{}", mentoring.addr);
+    for _ in 0..2 {
+        let output = tokio::process::Command::new(BINARY)
+            .args(["seed-advisors", "--url", &url])
+            .env("RUST_LOG", "warn")
+            .output()
+            .await
+            .expect("seed-advisors runs");
+        assert!(
+            output.status.success(),
+            "seed-advisors failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let advisors = mentoring
+        .admin()
+        .list_advisors(pb::ListAdvisorsRequest::default())
+        .await
+        .expect("lists advisors")
+        .into_inner()
+        .advisors;
+    assert_eq!(advisors.len(), 3);
+    let retired = advisors
+        .iter()
+        .find(|a| {
+            a.profile
+                .as_ref()
+                .is_some_and(|p| p.kind == pb::AdvisorKind::RetiredExpert as i32)
+        })
+        .expect("the KINTEX retired expert");
+    let fee = retired
+        .profile
+        .as_ref()
+        .and_then(|p| p.program.as_ref())
+        .and_then(|p| p.monthly_fee.as_ref())
+        .expect("charges a fee");
+    assert_eq!(
+        (fee.currency_code.as_str(), fee.amount_minor),
+        ("KRW", 100_000)
+    );
+}
