@@ -116,3 +116,98 @@ fn issue_token_mints_tokens_the_services_accept() {
         .unwrap();
     assert!(!refused.status.success());
 }
+
+/// Runs `watch-feeds` against `addr` until it has printed `lines` lines,
+/// then kills it; returns the event ids it printed.
+async fn watch_feeds(
+    addr: std::net::SocketAddr,
+    cursor_file: &std::path::Path,
+    lines: usize,
+) -> Vec<i64> {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(BINARY)
+        .args(["watch-feeds", "--feed"])
+        .arg(format!("intake=http://{addr}"))
+        .arg("--cursor-file")
+        .arg(cursor_file)
+        .args(["--type", "company.*"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("watch-feeds starts");
+    let mut output = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut ids = Vec::new();
+    while ids.len() < lines {
+        let line = tokio::time::timeout(Duration::from_secs(10), output.next_line())
+            .await
+            .expect("a line arrives")
+            .expect("stdout readable")
+            .expect("still running");
+        let parsed: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+        assert_eq!(parsed["source"], "intake");
+        assert_eq!(parsed["type"], "company.registered");
+        assert!(
+            parsed["payload_type"]
+                .as_str()
+                .is_some_and(|t| t.ends_with("CompanyRegistered"))
+        );
+        ids.push(parsed["id"].as_i64().expect("numeric id"));
+    }
+    // Give it a moment to save the cursor of the last line, then crash it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    child.kill().await.expect("kill");
+    ids
+}
+
+#[tokio::test]
+async fn the_reference_feed_consumer_resumes_where_it_stopped() {
+    let intake = crate::common::Intake::start().await;
+    let cursor_dir = tempfile_dir();
+    let cursor_file = cursor_dir.join("feeds.json");
+    for seed in 0..2 {
+        intake
+            .register(&crate::common::registration_number(700 + seed), 0, false)
+            .await;
+    }
+    let first = watch_feeds(intake.addr, &cursor_file, 2).await;
+    for seed in 2..4 {
+        intake
+            .register(&crate::common::registration_number(700 + seed), 0, false)
+            .await;
+    }
+    let second = watch_feeds(intake.addr, &cursor_file, 2).await;
+    assert!(
+        second
+            .iter()
+            .all(|id| id > first.last().expect("first run printed")),
+        "the second run starts after the first: {first:?} then {second:?}"
+    );
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cursor_file).expect("cursor file")).expect("JSON");
+    assert_eq!(saved["intake"].as_i64(), second.last().copied());
+    let _ = std::fs::remove_dir_all(cursor_dir);
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("onestop-feeds-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+#[tokio::test]
+async fn probe_exits_zero_only_while_the_service_is_serving() {
+    let intake = crate::common::Intake::start().await;
+    let probe = |addr: std::net::SocketAddr| async move {
+        tokio::process::Command::new(BINARY)
+            .args(["probe", "--timeout", "2s", "--addr"])
+            .arg(addr.to_string())
+            .output()
+            .await
+            .expect("probe runs")
+            .status
+    };
+    assert!(probe(intake.addr).await.success());
+    intake.shutdown.cancel();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!probe(intake.addr).await.success());
+}
