@@ -1,0 +1,1 @@
+//! Admin commands of the buyers binary.
