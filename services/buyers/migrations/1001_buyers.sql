@@ -52,11 +52,14 @@ CREATE TABLE buyer_vetting (
 CREATE INDEX buyer_vetting_by_buyer ON buyer_vetting (buyer_id, id);
 
 -- The matching index: one row per sought code of a VERIFIED buyer, carrying
--- what scoring needs, so a search reads one chapter's rows and never the
--- buyer table. Rows are rewritten whenever the buyer is vetted.
+-- what scoring needs, so a search never reads the buyer table. Rows are
+-- rewritten whenever the buyer is vetted. Searches go level by level
+-- (subheading, heading, chapter), each through its own index, and stop as
+-- soon as the better levels fill the page.
 CREATE TABLE buyer_hs (
     buyer_id      uuid        NOT NULL REFERENCES buyer (id) ON DELETE CASCADE,
     code          text        NOT NULL,
+    heading       text        NOT NULL,
     chapter       text        NOT NULL,
     country       text        NOT NULL,
     languages     text[]      NOT NULL,
@@ -65,8 +68,9 @@ CREATE TABLE buyer_hs (
     PRIMARY KEY (buyer_id, code)
 );
 
-CREATE INDEX buyer_hs_by_chapter ON buyer_hs (chapter, vetted_at);
 CREATE INDEX buyer_hs_by_code ON buyer_hs (code);
+CREATE INDEX buyer_hs_by_heading ON buyer_hs (heading);
+CREATE INDEX buyer_hs_by_chapter ON buyer_hs (chapter);
 
 CREATE TABLE buyer_search (
     id             uuid        PRIMARY KEY,

@@ -1,6 +1,6 @@
 use clap::Parser;
+use onestop_buyers::admin::Command;
 use onestop_buyers::startup::{Application, SERVICE_NAME};
-use onestop_platform::cli::AdminCommand;
 use onestop_platform::config::ServerSettings;
 
 /// OneStop buyer discovery service: vetted overseas buyers, matching,
@@ -10,7 +10,7 @@ use onestop_platform::config::ServerSettings;
 #[command(name = "onestop-buyers", version)]
 struct Cli {
     #[command(subcommand)]
-    command: Option<AdminCommand>,
+    command: Option<Command>,
     #[command(flatten)]
     settings: ServerSettings,
 }
@@ -19,7 +19,7 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(command) = cli.command {
-        return onestop_platform::cli::run(command, &cli.settings);
+        return onestop_buyers::admin::run(command, cli.settings).await;
     }
     let _telemetry = onestop_platform::telemetry::init(&format!("onestop-{SERVICE_NAME}"))?;
     let app = Application::build(cli.settings).await?;

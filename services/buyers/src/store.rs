@@ -15,7 +15,7 @@ use crate::domain::buyer::{
     self, BuyerProfile, Decision, VettingStatus, criterion_as_str, criterion_from_stored,
 };
 use crate::domain::lifecycle::MatchStatus;
-use crate::domain::matching::{self, Candidate, MatchQuery};
+use crate::domain::matching::{self, Candidate, HsLevel, MatchQuery};
 
 fn usd(amount_minor: i64) -> Money {
     Money {
@@ -341,8 +341,8 @@ pub async fn reindex_buyers(conn: &mut PgConnection, ids: &[Uuid]) -> Result<(),
         .execute(&mut *conn)
         .await?;
     sqlx::query(
-        "INSERT INTO buyer_hs (buyer_id, code, chapter, country, languages, quality_score, vetted_at)
-         SELECT b.id, code, left(code, 2), b.country, b.languages, b.quality_score, b.vetted_at
+        "INSERT INTO buyer_hs (buyer_id, code, heading, chapter, country, languages, quality_score, vetted_at)
+         SELECT DISTINCT b.id, code, left(code, 4), left(code, 2), b.country, b.languages, b.quality_score, b.vetted_at
            FROM buyer b, unnest(b.hs_codes) AS code
           WHERE b.id = ANY($1) AND b.status = 'VERIFIED' AND b.vetted_at IS NOT NULL",
     )
@@ -424,8 +424,10 @@ struct CandidateRow {
     quality_score: i32,
 }
 
-/// The best `limit` matchable buyers for `query`, best first, scored. Reads
-/// only the chapters the query touches, in the matching index.
+/// The best `limit` matchable buyers for `query`, best first, scored.
+/// Because the HS level outranks everything else, the levels are searched
+/// best first and the search stops once the page is full: the common case
+/// reads a few dozen index rows, never a whole chapter.
 pub async fn find_buyers(
     conn: &mut PgConnection,
     query: &MatchQuery,
@@ -433,38 +435,60 @@ pub async fn find_buyers(
     exclude: &[Uuid],
     limit: u32,
 ) -> Result<Vec<(pb::BuyerSummary, pb::BuyerMatchScore)>, sqlx::Error> {
-    let rows: Vec<CandidateRow> = sqlx::query_as(
-        "WITH q AS (SELECT unnest($1::text[]) AS code)
-         SELECT buyer_id, buyer_code, country, languages, quality_score FROM (
-             SELECT DISTINCT ON (h.buyer_id)
-                    h.buyer_id, h.code AS buyer_code, h.country, h.languages, h.quality_score,
-                    CASE WHEN length(q.code) = 6 AND q.code = h.code THEN $4::float8
-                         WHEN length(q.code) >= 4 AND left(q.code, 4) = left(h.code, 4) THEN $5::float8
-                         ELSE $6::float8 END
-                    + CASE WHEN h.country = ANY($2) THEN $7::float8 ELSE 0 END
-                    + CASE WHEN h.languages && $3 THEN $8::float8 ELSE 0 END
-                    + h.quality_score * $9::float8 AS total
-               FROM q JOIN buyer_hs h ON h.chapter = left(q.code, 2)
-              WHERE h.vetted_at > $10 AND NOT (h.buyer_id = ANY($11))
-              ORDER BY h.buyer_id, total DESC, h.code
-         ) best
-         ORDER BY total DESC, quality_score DESC, buyer_id
-         LIMIT $12",
-    )
-    .bind(query.codes())
-    .bind(texts(&query.target_markets, |c| c.as_str()))
-    .bind(texts(&query.languages, |c| c.as_str()))
-    .bind(matching::EXACT_POINTS)
-    .bind(matching::HEADING_POINTS)
-    .bind(matching::CHAPTER_POINTS)
-    .bind(matching::MARKET_POINTS)
-    .bind(matching::LANGUAGE_POINTS)
-    .bind(matching::QUALITY_POINTS_MAX / 100.0)
-    .bind(fresh_since)
-    .bind(exclude)
-    .bind(i64::from(limit))
-    .fetch_all(&mut *conn)
-    .await?;
+    let mut taken: Vec<Uuid> = exclude.to_vec();
+    let mut rows: Vec<CandidateRow> = Vec::new();
+    for level in [HsLevel::Exact, HsLevel::Heading, HsLevel::Chapter] {
+        let wanted = limit as usize - rows.len();
+        if wanted == 0 {
+            break;
+        }
+        let (join, min_len, width) = match level {
+            HsLevel::Exact => ("h.code = q.code", 6, 6),
+            HsLevel::Heading => ("h.heading = q.code", 4, 4),
+            HsLevel::Chapter => ("h.chapter = q.code", 2, 2),
+        };
+        let mut codes: Vec<String> = query
+            .hs_codes
+            .iter()
+            .map(|c| c.as_str())
+            .filter(|c| c.len() >= min_len)
+            .map(|c| c[..width].to_owned())
+            .collect();
+        codes.sort();
+        codes.dedup();
+        if codes.is_empty() {
+            continue;
+        }
+        let sql = format!(
+            "WITH q AS (SELECT unnest($1::text[]) AS code)
+             SELECT buyer_id, buyer_code, country, languages, quality_score FROM (
+                 SELECT DISTINCT ON (h.buyer_id)
+                        h.buyer_id, h.code AS buyer_code, h.country, h.languages, h.quality_score,
+                        CASE WHEN h.country = ANY($2) THEN $4::float8 ELSE 0 END
+                        + CASE WHEN h.languages && $3 THEN $5::float8 ELSE 0 END
+                        + h.quality_score * $6::float8 AS rest
+                   FROM q JOIN buyer_hs h ON {join}
+                  WHERE h.vetted_at > $7 AND NOT (h.buyer_id = ANY($8))
+                  ORDER BY h.buyer_id, h.code
+             ) best
+             ORDER BY rest DESC, quality_score DESC, buyer_id
+             LIMIT $9"
+        );
+        let found: Vec<CandidateRow> = sqlx::query_as(&sql)
+            .bind(&codes)
+            .bind(texts(&query.target_markets, |c| c.as_str()))
+            .bind(texts(&query.languages, |c| c.as_str()))
+            .bind(matching::MARKET_POINTS)
+            .bind(matching::LANGUAGE_POINTS)
+            .bind(matching::QUALITY_POINTS_MAX / 100.0)
+            .bind(fresh_since)
+            .bind(&taken)
+            .bind(wanted as i64)
+            .fetch_all(&mut *conn)
+            .await?;
+        taken.extend(found.iter().map(|r| r.buyer_id));
+        rows.extend(found);
+    }
     let ids: Vec<Uuid> = rows.iter().map(|r| r.buyer_id).collect();
     let summaries = buyer_summaries(conn, &ids).await?;
     Ok(rows
