@@ -10,7 +10,7 @@ use onestop_contracts::common::v1::{CompanySnapshot, NeedCategory};
 use onestop_platform::events::{self, NewEvent};
 use onestop_platform::idempotency::IdempotencyKey;
 use onestop_platform::pagination::Page;
-use onestop_platform::time::{Clock, from_timestamp};
+use onestop_platform::time::{Clock, from_timestamp, to_timestamp};
 use onestop_platform::{ApiError, ApiResult, Caller, Role, Violations};
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::domain::buyer::{self, BuyerProfile, Decision, VettingStatus};
 use crate::domain::lifecycle::MatchStatus;
 use crate::domain::matching::{self, MatchQuery};
+use crate::domain::{followup, slots};
 use crate::domain::{text_field, uuid_field};
 use crate::store;
 
@@ -949,6 +950,828 @@ impl BuyersApi {
     }
 }
 
+fn slot_proto(zone: chrono_tz::Tz, slot: &slots::Slot) -> pb::ConsultationSlot {
+    pb::ConsultationSlot {
+        start_time: Some(to_timestamp(slot.start)),
+        end_time: Some(to_timestamp(slot.end)),
+        buyer_time_zone: zone.name().to_owned(),
+        buyer_local_start: slots::local_string(zone, slot.start),
+        seoul_time_zone: slots::SEOUL.name().to_owned(),
+        seoul_local_start: slots::local_string(slots::SEOUL, slot.start),
+        overseas_desk: slot.overseas_desk,
+    }
+}
+
+fn buyer_zone(m: &pb::Match) -> ApiResult<chrono_tz::Tz> {
+    let zone = m
+        .buyer
+        .as_ref()
+        .map(|b| b.time_zone.as_str())
+        .unwrap_or_default();
+    buyer::parse_time_zone(zone)
+        .map_err(|_| ApiError::Internal(anyhow::anyhow!("stored buyer zone does not parse")))
+}
+
+fn not_open_for_consultation(status: MatchStatus) -> ApiError {
+    ApiError::failed_precondition(
+        "MATCH_NOT_OPEN_FOR_CONSULTATION",
+        format!(
+            "consultations are arranged for INTRODUCED, MEETING_SCHEDULED or NEGOTIATING matches; this one is {}",
+            status.as_str()
+        ),
+    )
+}
+
+fn non_empty(text: &str) -> Option<String> {
+    (!text.is_empty()).then(|| text.to_owned())
+}
+
+/// Parses a certification name: upper-case letters, digits, spaces, '-'.
+fn certification(text: &str) -> Result<String, &'static str> {
+    let name = text.trim().to_uppercase();
+    if name.is_empty()
+        || name.len() > 40
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-')
+    {
+        return Err("a certification name such as FDA or HALAL");
+    }
+    Ok(name)
+}
+
+fn rating(field: &str, value: u32, violations: &mut Violations) {
+    if !(1..=5).contains(&value) {
+        violations.add(field, "1 to 5");
+    }
+}
+
+impl BuyersApi {
+    async fn list_consultation_slots(
+        &self,
+        caller: Caller,
+        request: pb::ListConsultationSlotsRequest,
+    ) -> ApiResult<pb::ListConsultationSlotsResponse> {
+        caller.require(MATCH_WRITERS)?;
+        let mut violations = Violations::default();
+        let id = uuid_field("match_id", &request.match_id, &mut violations);
+        let from = request.from.as_ref().and_then(from_timestamp);
+        let to = request.to.as_ref().and_then(from_timestamp);
+        if from.is_none() {
+            violations.add("from", "required");
+        }
+        if to.is_none() {
+            violations.add("to", "required");
+        }
+        if let (Some(from), Some(to)) = (from, to)
+            && (to <= from || to - from > chrono::Duration::days(slots::MAX_RANGE_DAYS))
+        {
+            violations.add(
+                "to",
+                format!("after from, at most {} days later", slots::MAX_RANGE_DAYS),
+            );
+        }
+        violations.finish()?;
+        let (Some(id), Some(from), Some(to)) = (id, from, to) else {
+            return Err(ApiError::invalid("from", "invalid"));
+        };
+        let mut conn = self.pool.acquire().await?;
+        let found = store::load_match(&mut conn, id, false)
+            .await?
+            .ok_or_else(|| ApiError::not_found("match", id))?;
+        check_office(&caller, match_office(&found), "match", id)?;
+        let status = match_status(&found)?;
+        if !status.allows_consultation() {
+            return Err(not_open_for_consultation(status));
+        }
+        let zone = buyer_zone(&found)?;
+        let buyer_id = parse_id("buyer_id", &match_buyer_id(&found))?;
+        let booked = store::booked_starts(&mut conn, buyer_id, &found.company_id, from, to).await?;
+        let free = slots::slots_between(
+            from,
+            to,
+            zone,
+            slots::BusinessHours::default(),
+            request.overseas_desk,
+        )
+        .into_iter()
+        .filter(|slot| !booked.contains(&slot.start))
+        .map(|slot| slot_proto(zone, &slot))
+        .collect();
+        Ok(pb::ListConsultationSlotsResponse { slots: free })
+    }
+
+    async fn book_consultation(
+        &self,
+        caller: Caller,
+        request: pb::BookConsultationRequest,
+    ) -> ApiResult<pb::Consultation> {
+        caller.require(MATCH_WRITERS)?;
+        let key = IdempotencyKey::new(
+            &caller,
+            "BookConsultation",
+            &request.idempotency_key,
+            &request,
+        )?;
+        let mut violations = Violations::default();
+        let id = uuid_field("match_id", &request.match_id, &mut violations);
+        let start = request.start_time.as_ref().and_then(from_timestamp);
+        if start.is_none() {
+            violations.add("start_time", "required");
+        }
+        if !request.interpreter_language.is_empty() {
+            violations.check(
+                "interpreter_language",
+                onestop_domain::LanguageCode::parse(&request.interpreter_language),
+            );
+        }
+        violations.finish()?;
+        let (Some(id), Some(start)) = (id, start) else {
+            return Err(ApiError::invalid("start_time", "invalid"));
+        };
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        if let Some(first) = key.replay::<pb::Consultation>(&mut tx).await? {
+            return Ok(first);
+        }
+        let found = store::load_match(&mut tx, id, true)
+            .await?
+            .ok_or_else(|| ApiError::not_found("match", id))?;
+        check_office(&caller, match_office(&found), "match", id)?;
+        let status = match_status(&found)?;
+        if !status.allows_consultation() {
+            return Err(not_open_for_consultation(status));
+        }
+        let zone = buyer_zone(&found)?;
+        let Some(slot) = slots::slot_at(
+            start,
+            zone,
+            slots::BusinessHours::default(),
+            request.overseas_desk,
+        ) else {
+            return Err(ApiError::invalid(
+                "start_time",
+                "not a slot: starts must sit on the half hour inside both parties' business hours \
+                 (Korean night hours need overseas_desk)",
+            ));
+        };
+        if slot.start <= now {
+            return Err(ApiError::invalid("start_time", "must be in the future"));
+        }
+        let buyer_id = parse_id("buyer_id", &match_buyer_id(&found))?;
+        let consultation_id = Uuid::now_v7();
+        let inserted = store::insert_consultation(
+            &mut tx,
+            &store::NewConsultation {
+                id: consultation_id,
+                matched: &found,
+                buyer_id,
+                start: slot.start,
+                end: slot.end,
+                buyer_time_zone: zone.name(),
+                interpreter_language: &request.interpreter_language,
+                overseas_desk: slot.overseas_desk,
+            },
+            now,
+        )
+        .await;
+        if let Err(error) = inserted {
+            if store::is_unique_violation(&error, None) {
+                return Err(ApiError::AlreadyExists {
+                    reason: "SLOT_TAKEN",
+                    message: "the buyer or the company already has a consultation in this slot"
+                        .into(),
+                    metadata: vec![],
+                });
+            }
+            return Err(error.into());
+        }
+        let mut new_events = Vec::new();
+        if status == MatchStatus::Introduced {
+            store::move_match(
+                &mut tx,
+                id,
+                &store::Move {
+                    from: status,
+                    to: MatchStatus::MeetingScheduled,
+                    reason: None,
+                    actor: &caller.subject,
+                    note: "consultation booked",
+                },
+                now,
+            )
+            .await?;
+            new_events.push(advanced_event(
+                &found,
+                status,
+                MatchStatus::MeetingScheduled,
+                0,
+            ));
+        }
+        new_events.push(NewEvent::new(
+            "consultation.booked",
+            "match",
+            id,
+            &pb::ConsultationBooked {
+                consultation_id: consultation_id.to_string(),
+                match_id: id.to_string(),
+                need_id: found.need_id.clone(),
+                company_id: found.company_id.clone(),
+                buyer_id: buyer_id.to_string(),
+                start_time: Some(to_timestamp(slot.start)),
+                end_time: Some(to_timestamp(slot.end)),
+                buyer_time_zone: zone.name().to_owned(),
+                interpreter_language: request.interpreter_language.clone(),
+                overseas_desk: slot.overseas_desk,
+            },
+        ));
+        events::append_all(&mut tx, new_events).await?;
+        let consultation = pb::Consultation {
+            consultation_id: consultation_id.to_string(),
+            match_id: id.to_string(),
+            company_id: found.company_id.clone(),
+            buyer_id: buyer_id.to_string(),
+            slot: Some(slot_proto(zone, &slot)),
+            interpreter_language: request.interpreter_language.clone(),
+            booked_at: Some(to_timestamp(now)),
+        };
+        key.record(&mut tx, &consultation, &id.to_string()).await?;
+        tx.commit().await?;
+        Ok(consultation)
+    }
+
+    async fn start_sample_test(
+        &self,
+        caller: Caller,
+        request: pb::StartSampleTestRequest,
+    ) -> ApiResult<pb::SampleTest> {
+        caller.require(SEARCHERS)?;
+        let key = IdempotencyKey::new(
+            &caller,
+            "StartSampleTest",
+            &request.idempotency_key,
+            &request,
+        )?;
+        let mut violations = Violations::default();
+        let company_id = text_field(
+            "company_id",
+            &request.company_id,
+            true,
+            200,
+            &mut violations,
+        );
+        let product = text_field(
+            "product_name",
+            &request.product_name,
+            true,
+            200,
+            &mut violations,
+        );
+        let hs_code = violations.check("hs_code", onestop_domain::HsCode::parse(&request.hs_code));
+        let need_id = text_field("need_id", &request.need_id, false, 200, &mut violations);
+        let case_id = text_field("case_id", &request.case_id, false, 200, &mut violations);
+        if request.buyer_ids.is_empty() || request.buyer_ids.len() > 50 {
+            violations.add("buyer_ids", "1 to 50 buyers");
+        }
+        let mut buyer_ids = Vec::new();
+        for (i, text) in request.buyer_ids.iter().enumerate() {
+            let field = format!("buyer_ids[{i}]");
+            if let Some(id) = uuid_field(&field, text, &mut violations) {
+                if buyer_ids.contains(&id) {
+                    violations.add(field, "listed twice");
+                } else {
+                    buyer_ids.push(id);
+                }
+            }
+        }
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        let summaries = store::buyer_summaries(&mut tx, &buyer_ids).await?;
+        for (i, id) in buyer_ids.iter().enumerate() {
+            match summaries.get(id) {
+                Some((_, matchable_until)) if *matchable_until > now => {}
+                _ => violations.add(
+                    format!("buyer_ids[{i}]"),
+                    "not a matchable (verified, freshly vetted) buyer",
+                ),
+            }
+        }
+        violations.finish()?;
+        let hs_code = hs_code.ok_or_else(|| ApiError::invalid("hs_code", "invalid"))?;
+        if let Some(first) = key.replay::<pb::SampleTest>(&mut tx).await? {
+            return Ok(first);
+        }
+        let id = Uuid::now_v7();
+        store::insert_sample_test(
+            &mut tx,
+            &store::NewSampleTest {
+                id,
+                company_id: &company_id,
+                product_name: &product,
+                hs_code: hs_code.as_str(),
+                buyer_ids: &buyer_ids,
+                need_id: &need_id,
+                case_id: &case_id,
+            },
+            now,
+        )
+        .await?;
+        events::append(
+            &mut tx,
+            NewEvent::new(
+                "sample.started",
+                "sample_test",
+                id,
+                &pb::SampleTestStarted {
+                    sample_test_id: id.to_string(),
+                    company_id: company_id.clone(),
+                    need_id,
+                    case_id,
+                    hs_code: hs_code.as_str().to_owned(),
+                    buyer_ids: buyer_ids.iter().map(Uuid::to_string).collect(),
+                },
+            ),
+        )
+        .await?;
+        let test = store::load_sample_test(&mut tx, id, false)
+            .await?
+            .ok_or_else(|| internal("sample test"))?;
+        key.record(&mut tx, &test, &id.to_string()).await?;
+        tx.commit().await?;
+        Ok(test)
+    }
+
+    async fn record_sample_feedback(
+        &self,
+        caller: Caller,
+        request: pb::RecordSampleFeedbackRequest,
+    ) -> ApiResult<pb::SampleFeedback> {
+        caller.require(MATCH_WRITERS)?;
+        let key = IdempotencyKey::new(
+            &caller,
+            "RecordSampleFeedback",
+            &request.idempotency_key,
+            &request,
+        )?;
+        let mut violations = Violations::default();
+        let test_id = uuid_field("sample_test_id", &request.sample_test_id, &mut violations);
+        let buyer_id = uuid_field("buyer_id", &request.buyer_id, &mut violations);
+        let ratings = request.ratings.unwrap_or_default();
+        if request.ratings.is_none() {
+            violations.add("ratings", "required");
+        } else {
+            rating("ratings.price", ratings.price, &mut violations);
+            rating("ratings.quality", ratings.quality, &mut violations);
+            rating("ratings.packaging", ratings.packaging, &mut violations);
+            rating("ratings.labelling", ratings.labelling, &mut violations);
+        }
+        let gaps = crate::domain::parse_list(
+            "certification_gaps",
+            &request.certification_gaps,
+            certification,
+            &mut violations,
+        );
+        let comment = text_field("comment", &request.comment, false, 2000, &mut violations);
+        violations.finish()?;
+        let (Some(test_id), Some(buyer_id)) = (test_id, buyer_id) else {
+            return Err(ApiError::invalid("sample_test_id", "invalid"));
+        };
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        if let Some(first) = key.replay::<pb::SampleFeedback>(&mut tx).await? {
+            return Ok(first);
+        }
+        let test = store::load_sample_test(&mut tx, test_id, true)
+            .await?
+            .ok_or_else(|| ApiError::not_found("sample test", test_id))?;
+        if !test.buyer_ids.contains(&buyer_id.to_string()) {
+            return Err(ApiError::invalid(
+                "buyer_id",
+                "not one of this sample test's buyers",
+            ));
+        }
+        let summaries = store::buyer_summaries(&mut tx, &[buyer_id]).await?;
+        let (summary, _) = summaries
+            .get(&buyer_id)
+            .ok_or_else(|| ApiError::not_found("buyer", buyer_id))?;
+        check_office(&caller, &summary.trade_office_id, "buyer", buyer_id)?;
+        let feedback_id = Uuid::now_v7();
+        let feedback = pb::SampleFeedback {
+            feedback_id: feedback_id.to_string(),
+            sample_test_id: test_id.to_string(),
+            buyer_id: buyer_id.to_string(),
+            country: summary.country.clone(),
+            ratings: Some(ratings),
+            certification_gaps: gaps.clone(),
+            would_order: request.would_order,
+            comment,
+            recorded_at: Some(to_timestamp(now)),
+        };
+        if let Err(error) =
+            store::insert_feedback(&mut tx, &feedback, feedback_id, test_id, buyer_id, now).await
+        {
+            if store::is_unique_violation(&error, None) {
+                return Err(ApiError::AlreadyExists {
+                    reason: "FEEDBACK_EXISTS",
+                    message: "this buyer already gave feedback on the sample".into(),
+                    metadata: vec![("buyer_id", buyer_id.to_string())],
+                });
+            }
+            return Err(error.into());
+        }
+        store::complete_sample_test(&mut tx, test_id, now).await?;
+        let mut new_events = vec![NewEvent::new(
+            "sample.feedback",
+            "sample_test",
+            test_id,
+            &pb::SampleFeedbackRecorded {
+                sample_test_id: test_id.to_string(),
+                feedback_id: feedback_id.to_string(),
+                company_id: test.company_id.clone(),
+                need_id: test.need_id.clone(),
+                buyer_id: buyer_id.to_string(),
+                ratings: Some(ratings),
+                would_order: request.would_order,
+                certification_gap_count: gaps.len() as u32,
+            },
+        )];
+        for gap in &gaps {
+            new_events.push(NewEvent::new(
+                "sample.certification_gap",
+                "sample_test",
+                test_id,
+                &pb::SampleCertificationGap {
+                    sample_test_id: test_id.to_string(),
+                    feedback_id: feedback_id.to_string(),
+                    company_id: test.company_id.clone(),
+                    need_id: test.need_id.clone(),
+                    case_id: test.case_id.clone(),
+                    buyer_id: buyer_id.to_string(),
+                    hs_code: test.hs_code.clone(),
+                    certification: gap.clone(),
+                    country: summary.country.clone(),
+                },
+            ));
+        }
+        events::append_all(&mut tx, new_events).await?;
+        let stored = store::list_feedback(&mut tx, test_id, Some(feedback_id))
+            .await?
+            .pop()
+            .ok_or_else(|| internal("feedback"))?;
+        key.record(&mut tx, &stored, &test_id.to_string()).await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    async fn get_sample_test_report(
+        &self,
+        caller: Caller,
+        request: pb::GetSampleTestReportRequest,
+    ) -> ApiResult<pb::SampleTestReport> {
+        caller.require(READERS)?;
+        let id = parse_id("sample_test_id", &request.sample_test_id)?;
+        let mut conn = self.pool.acquire().await?;
+        let test = store::load_sample_test(&mut conn, id, false)
+            .await?
+            .ok_or_else(|| ApiError::not_found("sample test", id))?;
+        let feedback = store::list_feedback(&mut conn, id, None).await?;
+        Ok(crate::domain::sample::report(test, feedback))
+    }
+
+    async fn import_trade_show_leads(
+        &self,
+        caller: Caller,
+        request: pb::ImportTradeShowLeadsRequest,
+    ) -> ApiResult<pb::ImportTradeShowLeadsResponse> {
+        caller.require(SEARCHERS)?;
+        let key = IdempotencyKey::new(
+            &caller,
+            "ImportTradeShowLeads",
+            &request.idempotency_key,
+            &request,
+        )?;
+        let mut violations = Violations::default();
+        text_field(
+            "company_id",
+            &request.company_id,
+            true,
+            200,
+            &mut violations,
+        );
+        text_field("show_name", &request.show_name, true, 200, &mut violations);
+        violations.check(
+            "show_country",
+            onestop_domain::CountryCode::parse(&request.show_country),
+        );
+        text_field("show_city", &request.show_city, false, 200, &mut violations);
+        let show_date = request.show_date.as_ref().and_then(from_timestamp);
+        if show_date.is_none() {
+            violations.add("show_date", "required");
+        }
+        if request.leads.is_empty() || request.leads.len() > 500 {
+            violations.add("leads", "1 to 500 leads");
+        }
+        let mut leads = Vec::new();
+        for (i, lead) in request.leads.iter().enumerate() {
+            let at = |name: &str| format!("leads[{i}].{name}");
+            let name = text_field(
+                &at("buyer_company_name"),
+                &lead.buyer_company_name,
+                true,
+                200,
+                &mut violations,
+            );
+            violations.check(
+                at("country"),
+                onestop_domain::CountryCode::parse(&lead.country),
+            );
+            let city = text_field(&at("city"), &lead.city, false, 200, &mut violations);
+            let codes = crate::domain::parse_list(
+                &at("hs_codes"),
+                &lead.hs_codes,
+                onestop_domain::HsInterest::parse,
+                &mut violations,
+            );
+            let contacts = buyer::parse_contacts(&at("contacts"), &lead.contacts, &mut violations);
+            let note = text_field(&at("note"), &lead.note, false, 2000, &mut violations);
+            let buyer_id = (!lead.buyer_id.is_empty())
+                .then(|| uuid_field(&at("buyer_id"), &lead.buyer_id, &mut violations))
+                .flatten();
+            leads.push((
+                pb::LeadProfile {
+                    buyer_company_name: name,
+                    country: lead.country.clone(),
+                    city,
+                    contacts,
+                    hs_codes: codes.iter().map(|c| c.as_str().to_owned()).collect(),
+                    note,
+                    buyer_id: lead.buyer_id.clone(),
+                },
+                buyer_id,
+            ));
+        }
+        violations.finish()?;
+        let show_date = show_date.ok_or_else(|| ApiError::invalid("show_date", "required"))?;
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        if let Some(first) = key
+            .replay::<pb::ImportTradeShowLeadsResponse>(&mut tx)
+            .await?
+        {
+            return Ok(first);
+        }
+        let show_id = store::upsert_trade_show(&mut tx, &request, show_date).await?;
+        let checkpoints: Vec<_> = followup::CHECKPOINTS
+            .iter()
+            .map(|kind| (*kind, followup::due_at(show_date, *kind)))
+            .collect();
+        let (mut ids, mut created) = (Vec::new(), 0u32);
+        for (lead, buyer_id) in &leads {
+            let inserted = store::insert_lead(
+                &mut tx,
+                show_id,
+                &request.company_id,
+                lead,
+                *buyer_id,
+                &checkpoints,
+                now,
+            )
+            .await?;
+            let id = match inserted {
+                Some(id) => {
+                    created += 1;
+                    id
+                }
+                None => store::lead_id_by_name(
+                    &mut tx,
+                    show_id,
+                    &lead.buyer_company_name,
+                    &lead.country,
+                )
+                .await?
+                .ok_or_else(|| internal("lead"))?,
+            };
+            ids.push(id);
+        }
+        let loaded = store::load_leads(&mut tx, &ids, true).await?;
+        let response = pb::ImportTradeShowLeadsResponse {
+            trade_show_id: show_id.to_string(),
+            already_present: loaded.len() as u32 - created,
+            created,
+            leads: loaded,
+        };
+        key.record(&mut tx, &response, &show_id.to_string()).await?;
+        tx.commit().await?;
+        Ok(response)
+    }
+
+    async fn record_follow_up(
+        &self,
+        caller: Caller,
+        request: pb::RecordFollowUpRequest,
+    ) -> ApiResult<pb::Lead> {
+        caller.require(SEARCHERS)?;
+        let key = IdempotencyKey::new(
+            &caller,
+            "RecordFollowUp",
+            &request.idempotency_key,
+            &request,
+        )?;
+        let mut violations = Violations::default();
+        let id = uuid_field("lead_id", &request.lead_id, &mut violations);
+        if !followup::is_valid_outcome(request.outcome) {
+            violations.add(
+                "outcome",
+                "NO_CONTACT, IN_TOUCH, SAMPLE_REQUESTED, NEGOTIATING or AGREEMENT",
+            );
+        }
+        let now = self.now();
+        let occurred_at = request.occurred_at.as_ref().map(from_timestamp);
+        let occurred_at = match occurred_at {
+            None => Some(now),
+            Some(Some(at)) if at <= now => Some(at),
+            Some(_) => {
+                violations.add("occurred_at", "a time not in the future");
+                None
+            }
+        };
+        text_field("note", &request.note, false, 2000, &mut violations);
+        violations.finish()?;
+        let (Some(id), Some(occurred_at)) = (id, occurred_at) else {
+            return Err(ApiError::invalid("lead_id", "invalid"));
+        };
+        let mut tx = self.pool.begin().await?;
+        if let Some(first) = key.replay::<pb::Lead>(&mut tx).await? {
+            return Ok(first);
+        }
+        let (status, best) = store::lock_lead(&mut tx, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("lead", id))?;
+        if status == "CONVERTED" {
+            return Err(ApiError::failed_precondition(
+                "LEAD_CONVERTED",
+                "the lead already reached an agreement",
+            ));
+        }
+        let best = best.max(request.outcome);
+        let next_status = if request.outcome == pb::FollowUpOutcome::Agreement as i32 {
+            "CONVERTED"
+        } else if status == "REACTIVATION" && followup::is_progress(best) {
+            // Progress takes the lead off the reactivation list.
+            "CADENCE_COMPLETED"
+        } else {
+            status.as_str()
+        };
+        store::record_follow_up(&mut tx, id, request.outcome, occurred_at, next_status).await?;
+        let lead = store::load_leads(&mut tx, &[id], true)
+            .await?
+            .pop()
+            .ok_or_else(|| internal("lead"))?;
+        key.record(&mut tx, &lead, &id.to_string()).await?;
+        tx.commit().await?;
+        Ok(lead)
+    }
+
+    fn lead_filter(
+        &self,
+        company_id: &str,
+        show: &str,
+        violations: &mut Violations,
+    ) -> store::LeadFilter {
+        store::LeadFilter {
+            company_id: non_empty(company_id),
+            trade_show_id: (!show.is_empty())
+                .then(|| uuid_field("trade_show_id", show, violations))
+                .flatten(),
+        }
+    }
+
+    async fn list_due_follow_ups(
+        &self,
+        caller: Caller,
+        request: pb::ListDueFollowUpsRequest,
+    ) -> ApiResult<pb::ListDueFollowUpsResponse> {
+        caller.require(READERS)?;
+        let mut violations = Violations::default();
+        let page = Page::parse(request.page.as_ref(), "page", &mut violations);
+        let filter = self.lead_filter(&request.company_id, &request.trade_show_id, &mut violations);
+        let after = page.after.as_deref().and_then(|key| {
+            let mut parts = key.split('|');
+            Some((
+                DateTime::parse_from_rfc3339(parts.next()?)
+                    .ok()?
+                    .with_timezone(&Utc),
+                Uuid::parse_str(parts.next()?).ok()?,
+                parts.next()?.parse().ok()?,
+            ))
+        });
+        violations.finish()?;
+        let mut due = store::due_checkpoints(&self.pool, &filter, &page, after).await?;
+        let next_page_token = page.finish(&mut due, |(lead, kind, at)| {
+            format!("{}|{lead}|{kind}", at.to_rfc3339())
+        });
+        let ids: Vec<Uuid> = due.iter().map(|(lead, _, _)| *lead).collect();
+        let mut conn = self.pool.acquire().await?;
+        let leads = store::load_leads(&mut conn, &ids, false).await?;
+        let due = leads
+            .into_iter()
+            .zip(due)
+            .map(|(lead, (_, kind, _))| {
+                let checkpoint = lead.checkpoints.iter().find(|c| c.kind == kind).cloned();
+                pb::LeadCheckpoint {
+                    lead: Some(lead),
+                    checkpoint,
+                }
+            })
+            .collect();
+        Ok(pb::ListDueFollowUpsResponse {
+            due,
+            next_page_token,
+        })
+    }
+
+    async fn list_reactivation_leads(
+        &self,
+        caller: Caller,
+        request: pb::ListReactivationLeadsRequest,
+    ) -> ApiResult<pb::ListReactivationLeadsResponse> {
+        caller.require(READERS)?;
+        let mut violations = Violations::default();
+        let page = Page::parse(request.page.as_ref(), "page", &mut violations);
+        let filter = self.lead_filter(&request.company_id, &request.trade_show_id, &mut violations);
+        let after = page
+            .after
+            .as_deref()
+            .and_then(|key| Uuid::parse_str(key).ok());
+        violations.finish()?;
+        let mut ids = store::reactivation_leads(&self.pool, &filter, &page, after).await?;
+        let next_page_token = page.finish(&mut ids, Uuid::to_string);
+        let mut conn = self.pool.acquire().await?;
+        let leads = store::load_leads(&mut conn, &ids, false).await?;
+        Ok(pb::ListReactivationLeadsResponse {
+            leads,
+            next_page_token,
+        })
+    }
+
+    async fn recommend_markets(
+        &self,
+        caller: Caller,
+        request: pb::RecommendMarketsRequest,
+    ) -> ApiResult<pb::RecommendMarketsResponse> {
+        caller.require(READERS)?;
+        let mut violations = Violations::default();
+        if request.hs_codes.is_empty() {
+            violations.add("hs_codes", "at least one HS code");
+        }
+        let codes = crate::domain::parse_list(
+            "hs_codes",
+            &request.hs_codes,
+            onestop_domain::HsInterest::parse,
+            &mut violations,
+        );
+        let mut skip: Vec<String> = crate::domain::parse_list(
+            "blocked_markets",
+            &request.blocked_markets,
+            onestop_domain::CountryCode::parse,
+            &mut violations,
+        )
+        .iter()
+        .map(|c| c.as_str().to_owned())
+        .collect();
+        skip.extend(
+            crate::domain::parse_list(
+                "exclude_markets",
+                &request.exclude_markets,
+                onestop_domain::CountryCode::parse,
+                &mut violations,
+            )
+            .iter()
+            .map(|c| c.as_str().to_owned()),
+        );
+        let limit = match request.limit {
+            0 => 10,
+            n if n > 50 => {
+                violations.add("limit", "1 to 50");
+                n
+            }
+            n => n,
+        };
+        violations.finish()?;
+        let codes: Vec<String> = codes.iter().map(|c| c.as_str().to_owned()).collect();
+        let demand = store::market_demand(
+            &self.pool,
+            &codes,
+            &skip,
+            buyer::freshness_cutoff(self.now()),
+        )
+        .await?;
+        Ok(pb::RecommendMarketsResponse {
+            markets: crate::domain::markets::rank_markets(demand, limit),
+        })
+    }
+}
+
 /// Runs a handler with the caller the auth layer attached.
 async fn handle<Req, Resp, F>(
     request: Request<Req>,
@@ -1042,70 +1865,75 @@ impl BuyerService for BuyersApi {
         &self,
         request: Request<pb::ListConsultationSlotsRequest>,
     ) -> Result<Response<pb::ListConsultationSlotsResponse>, Status> {
-        let _ = request;
-        Err(Status::unimplemented("list_consultation_slots"))
+        handle(request, |caller, req| {
+            self.list_consultation_slots(caller, req)
+        })
+        .await
     }
     async fn book_consultation(
         &self,
         request: Request<pb::BookConsultationRequest>,
     ) -> Result<Response<pb::Consultation>, Status> {
-        let _ = request;
-        Err(Status::unimplemented("book_consultation"))
+        handle(request, |caller, req| self.book_consultation(caller, req)).await
     }
     async fn start_sample_test(
         &self,
         request: Request<pb::StartSampleTestRequest>,
     ) -> Result<Response<pb::SampleTest>, Status> {
-        let _ = request;
-        Err(Status::unimplemented("start_sample_test"))
+        handle(request, |caller, req| self.start_sample_test(caller, req)).await
     }
     async fn record_sample_feedback(
         &self,
         request: Request<pb::RecordSampleFeedbackRequest>,
     ) -> Result<Response<pb::SampleFeedback>, Status> {
-        let _ = request;
-        Err(Status::unimplemented("record_sample_feedback"))
+        handle(request, |caller, req| {
+            self.record_sample_feedback(caller, req)
+        })
+        .await
     }
     async fn get_sample_test_report(
         &self,
         request: Request<pb::GetSampleTestReportRequest>,
     ) -> Result<Response<pb::SampleTestReport>, Status> {
-        let _ = request;
-        Err(Status::unimplemented("get_sample_test_report"))
+        handle(request, |caller, req| {
+            self.get_sample_test_report(caller, req)
+        })
+        .await
     }
     async fn import_trade_show_leads(
         &self,
         request: Request<pb::ImportTradeShowLeadsRequest>,
     ) -> Result<Response<pb::ImportTradeShowLeadsResponse>, Status> {
-        let _ = request;
-        Err(Status::unimplemented("import_trade_show_leads"))
+        handle(request, |caller, req| {
+            self.import_trade_show_leads(caller, req)
+        })
+        .await
     }
     async fn record_follow_up(
         &self,
         request: Request<pb::RecordFollowUpRequest>,
     ) -> Result<Response<pb::Lead>, Status> {
-        let _ = request;
-        Err(Status::unimplemented("record_follow_up"))
+        handle(request, |caller, req| self.record_follow_up(caller, req)).await
     }
     async fn list_due_follow_ups(
         &self,
         request: Request<pb::ListDueFollowUpsRequest>,
     ) -> Result<Response<pb::ListDueFollowUpsResponse>, Status> {
-        let _ = request;
-        Err(Status::unimplemented("list_due_follow_ups"))
+        handle(request, |caller, req| self.list_due_follow_ups(caller, req)).await
     }
     async fn list_reactivation_leads(
         &self,
         request: Request<pb::ListReactivationLeadsRequest>,
     ) -> Result<Response<pb::ListReactivationLeadsResponse>, Status> {
-        let _ = request;
-        Err(Status::unimplemented("list_reactivation_leads"))
+        handle(request, |caller, req| {
+            self.list_reactivation_leads(caller, req)
+        })
+        .await
     }
     async fn recommend_markets(
         &self,
         request: Request<pb::RecommendMarketsRequest>,
     ) -> Result<Response<pb::RecommendMarketsResponse>, Status> {
-        let _ = request;
-        Err(Status::unimplemented("recommend_markets"))
+        handle(request, |caller, req| self.recommend_markets(caller, req)).await
     }
 }

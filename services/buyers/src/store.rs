@@ -15,6 +15,7 @@ use crate::domain::buyer::{
     self, BuyerProfile, Decision, VettingStatus, criterion_as_str, criterion_from_stored,
 };
 use crate::domain::lifecycle::MatchStatus;
+use crate::domain::markets::MarketDemand;
 use crate::domain::matching::{self, Candidate, HsLevel, MatchQuery};
 
 fn usd(amount_minor: i64) -> Money {
@@ -189,11 +190,22 @@ pub async fn insert_buyer(
     .bind(now)
     .execute(&mut *conn)
     .await?;
-    for (position, contact) in profile.contacts.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO buyer_contact (buyer_id, position, name, title, email, phone)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
+    insert_contacts(conn, "buyer_contact", "buyer_id", id, &profile.contacts).await
+}
+
+/// Stores contacts (personal data) of a buyer or a lead.
+async fn insert_contacts(
+    conn: &mut PgConnection,
+    table: &str,
+    key: &str,
+    id: Uuid,
+    contacts: &[pb::Contact],
+) -> Result<(), sqlx::Error> {
+    for (position, contact) in contacts.iter().enumerate() {
+        sqlx::query(&format!(
+            "INSERT INTO {table} ({key}, position, name, title, email, phone)
+             VALUES ($1, $2, $3, $4, $5, $6)"
+        ))
         .bind(id)
         .bind(position as i32)
         .bind(&contact.name)
@@ -996,4 +1008,597 @@ pub async fn list_unconfirmed_deals(
         .fetch_all(pool)
         .await?;
     Ok(rows.into_iter().map(DealRow::into_proto).collect())
+}
+
+// --------------------------------------------------------- consultations
+
+pub struct NewConsultation<'a> {
+    pub id: Uuid,
+    pub matched: &'a pb::Match,
+    pub buyer_id: Uuid,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub buyer_time_zone: &'a str,
+    pub interpreter_language: &'a str,
+    pub overseas_desk: bool,
+}
+
+pub async fn insert_consultation(
+    conn: &mut PgConnection,
+    c: &NewConsultation<'_>,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO consultation (id, match_id, company_id, buyer_id, start_at, end_at,
+             buyer_time_zone, interpreter_language, overseas_desk, booked_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(c.id)
+    .bind(Uuid::parse_str(&c.matched.match_id).unwrap_or_default())
+    .bind(&c.matched.company_id)
+    .bind(c.buyer_id)
+    .bind(c.start)
+    .bind(c.end)
+    .bind(c.buyer_time_zone)
+    .bind(c.interpreter_language)
+    .bind(c.overseas_desk)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Starts already booked by the buyer or the company within [from, to).
+pub async fn booked_starts(
+    conn: &mut PgConnection,
+    buyer_id: Uuid,
+    company_id: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT start_at FROM consultation
+          WHERE (buyer_id = $1 OR company_id = $2) AND start_at >= $3 AND start_at < $4",
+    )
+    .bind(buyer_id)
+    .bind(company_id)
+    .bind(from)
+    .bind(to)
+    .fetch_all(conn)
+    .await
+}
+
+// ----------------------------------------------------------- sample tests
+
+pub struct NewSampleTest<'a> {
+    pub id: Uuid,
+    pub company_id: &'a str,
+    pub product_name: &'a str,
+    pub hs_code: &'a str,
+    pub buyer_ids: &'a [Uuid],
+    pub need_id: &'a str,
+    pub case_id: &'a str,
+}
+
+pub async fn insert_sample_test(
+    conn: &mut PgConnection,
+    t: &NewSampleTest<'_>,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO sample_test (id, company_id, product_name, hs_code, need_id, case_id, started_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(t.id)
+    .bind(t.company_id)
+    .bind(t.product_name)
+    .bind(t.hs_code)
+    .bind(t.need_id)
+    .bind(t.case_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO sample_test_buyer (sample_test_id, position, buyer_id)
+         SELECT $1, ordinality::int, buyer_id FROM unnest($2::uuid[]) WITH ORDINALITY AS t(buyer_id, ordinality)",
+    )
+    .bind(t.id)
+    .bind(t.buyer_ids)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn load_sample_test(
+    conn: &mut PgConnection,
+    id: Uuid,
+    lock: bool,
+) -> Result<Option<pb::SampleTest>, sqlx::Error> {
+    type TestRow = (
+        String,
+        String,
+        String,
+        String,
+        String,
+        DateTime<Utc>,
+        Option<DateTime<Utc>>,
+    );
+    let sql = format!(
+        "SELECT company_id, product_name, hs_code, need_id, case_id, started_at, completed_at
+           FROM sample_test WHERE id = $1{}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    let Some((company_id, product_name, hs_code, need_id, case_id, started_at, completed_at)) =
+        sqlx::query_as::<_, TestRow>(&sql)
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?
+    else {
+        return Ok(None);
+    };
+    let buyer_ids: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT buyer_id FROM sample_test_buyer WHERE sample_test_id = $1 ORDER BY position",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let received: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sample_feedback WHERE sample_test_id = $1")
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok(Some(pb::SampleTest {
+        sample_test_id: id.to_string(),
+        company_id,
+        product_name,
+        hs_code,
+        buyer_ids: buyer_ids.iter().map(Uuid::to_string).collect(),
+        status: if completed_at.is_some() {
+            pb::SampleTestStatus::Completed
+        } else {
+            pb::SampleTestStatus::Collecting
+        } as i32,
+        feedback_received: received.max(0) as u32,
+        need_id,
+        case_id,
+        started_at: Some(to_timestamp(started_at)),
+        completed_at: completed_at.map(to_timestamp),
+    }))
+}
+
+pub async fn insert_feedback(
+    conn: &mut PgConnection,
+    feedback: &pb::SampleFeedback,
+    id: Uuid,
+    test_id: Uuid,
+    buyer_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let ratings = feedback.ratings.unwrap_or_default();
+    sqlx::query(
+        "INSERT INTO sample_feedback (id, sample_test_id, buyer_id, country, price, quality, packaging,
+             labelling, certification_gaps, would_order, comment, recorded_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(id)
+    .bind(test_id)
+    .bind(buyer_id)
+    .bind(&feedback.country)
+    .bind(ratings.price as i32)
+    .bind(ratings.quality as i32)
+    .bind(ratings.packaging as i32)
+    .bind(ratings.labelling as i32)
+    .bind(&feedback.certification_gaps)
+    .bind(feedback.would_order)
+    .bind(&feedback.comment)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn complete_sample_test(
+    conn: &mut PgConnection,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE sample_test SET completed_at = $2
+          WHERE id = $1 AND completed_at IS NULL
+            AND (SELECT count(*) FROM sample_feedback WHERE sample_test_id = $1)
+                >= (SELECT count(*) FROM sample_test_buyer WHERE sample_test_id = $1)",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct FeedbackRow {
+    id: Uuid,
+    buyer_id: Uuid,
+    country: String,
+    price: i32,
+    quality: i32,
+    packaging: i32,
+    labelling: i32,
+    certification_gaps: Vec<String>,
+    would_order: bool,
+    comment: String,
+    recorded_at: DateTime<Utc>,
+}
+
+pub async fn list_feedback(
+    conn: &mut PgConnection,
+    test_id: Uuid,
+    only: Option<Uuid>,
+) -> Result<Vec<pb::SampleFeedback>, sqlx::Error> {
+    let rows: Vec<FeedbackRow> = sqlx::query_as(
+        "SELECT id, buyer_id, country, price, quality, packaging, labelling, certification_gaps,
+                would_order, comment, recorded_at
+           FROM sample_feedback
+          WHERE sample_test_id = $1 AND ($2::uuid IS NULL OR id = $2)
+          ORDER BY recorded_at, id",
+    )
+    .bind(test_id)
+    .bind(only)
+    .fetch_all(conn)
+    .await?;
+    let rating = |value: i32| value.clamp(0, 5) as u32;
+    Ok(rows
+        .into_iter()
+        .map(|row| pb::SampleFeedback {
+            feedback_id: row.id.to_string(),
+            sample_test_id: test_id.to_string(),
+            buyer_id: row.buyer_id.to_string(),
+            country: row.country,
+            ratings: Some(pb::SampleRatings {
+                price: rating(row.price),
+                quality: rating(row.quality),
+                packaging: rating(row.packaging),
+                labelling: rating(row.labelling),
+            }),
+            certification_gaps: row.certification_gaps,
+            would_order: row.would_order,
+            comment: row.comment,
+            recorded_at: Some(to_timestamp(row.recorded_at)),
+        })
+        .collect())
+}
+
+// ------------------------------------------------------- trade-show leads
+
+/// The show's id, creating it on first import.
+pub async fn upsert_trade_show(
+    conn: &mut PgConnection,
+    request: &pb::ImportTradeShowLeadsRequest,
+    show_date: DateTime<Utc>,
+) -> Result<Uuid, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO trade_show (id, company_id, name, country, city, show_date, need_id, case_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (company_id, name, show_date) DO NOTHING",
+    )
+    .bind(Uuid::now_v7())
+    .bind(&request.company_id)
+    .bind(request.show_name.trim())
+    .bind(&request.show_country)
+    .bind(request.show_city.trim())
+    .bind(show_date)
+    .bind(&request.need_id)
+    .bind(&request.case_id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query_scalar(
+        "SELECT id FROM trade_show WHERE company_id = $1 AND name = $2 AND show_date = $3",
+    )
+    .bind(&request.company_id)
+    .bind(request.show_name.trim())
+    .bind(show_date)
+    .fetch_one(conn)
+    .await
+}
+
+/// Inserts a lead with its checkpoints; None when the show already has it.
+pub async fn insert_lead(
+    conn: &mut PgConnection,
+    show_id: Uuid,
+    company_id: &str,
+    lead: &pb::LeadProfile,
+    buyer_id: Option<Uuid>,
+    checkpoints: &[(pb::CheckpointKind, DateTime<Utc>)],
+    now: DateTime<Utc>,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    let id = Uuid::now_v7();
+    let inserted: Option<Uuid> = sqlx::query_scalar(
+        "INSERT INTO lead (id, trade_show_id, company_id, buyer_company_name, country, city, hs_codes,
+             note, buyer_id, status, imported_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'OPEN', $10)
+         ON CONFLICT (trade_show_id, buyer_company_name, country) DO NOTHING
+         RETURNING id",
+    )
+    .bind(id)
+    .bind(show_id)
+    .bind(company_id)
+    .bind(&lead.buyer_company_name)
+    .bind(&lead.country)
+    .bind(&lead.city)
+    .bind(&lead.hs_codes)
+    .bind(&lead.note)
+    .bind(buyer_id)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if inserted.is_none() {
+        return Ok(None);
+    }
+    insert_contacts(conn, "lead_contact", "lead_id", id, &lead.contacts).await?;
+    for (kind, due_at) in checkpoints {
+        sqlx::query(
+            "INSERT INTO lead_checkpoint (lead_id, kind, due_at, status) VALUES ($1, $2, $3, 'UPCOMING')",
+        )
+        .bind(id)
+        .bind(*kind as i32)
+        .bind(due_at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(Some(id))
+}
+
+pub async fn lead_id_by_name(
+    conn: &mut PgConnection,
+    show_id: Uuid,
+    name: &str,
+    country: &str,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM lead WHERE trade_show_id = $1 AND buyer_company_name = $2 AND country = $3",
+    )
+    .bind(show_id)
+    .bind(name)
+    .bind(country)
+    .fetch_optional(conn)
+    .await
+}
+
+#[derive(sqlx::FromRow)]
+struct LeadRow {
+    id: Uuid,
+    trade_show_id: Uuid,
+    company_id: String,
+    buyer_company_name: String,
+    country: String,
+    city: String,
+    hs_codes: Vec<String>,
+    note: String,
+    buyer_id: Option<Uuid>,
+    status: String,
+    best_outcome: i32,
+    last_outcome: i32,
+    last_follow_up_at: Option<DateTime<Utc>>,
+    imported_at: DateTime<Utc>,
+}
+
+fn lead_status(stored: &str) -> i32 {
+    pb::LeadStatus::from_str_name(&format!("LEAD_STATUS_{stored}")).unwrap_or_default() as i32
+}
+
+fn checkpoint_status(stored: &str) -> i32 {
+    pb::CheckpointStatus::from_str_name(&format!("CHECKPOINT_STATUS_{stored}")).unwrap_or_default()
+        as i32
+}
+
+/// Leads by id, in the order given, with contacts when `contacts` is set.
+pub async fn load_leads(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+    contacts: bool,
+) -> Result<Vec<pb::Lead>, sqlx::Error> {
+    let rows: Vec<LeadRow> = sqlx::query_as(
+        "SELECT id, trade_show_id, company_id, buyer_company_name, country, city, hs_codes, note,
+                buyer_id, status, best_outcome, last_outcome, last_follow_up_at, imported_at
+           FROM lead WHERE id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    type CheckpointRow = (Uuid, i32, DateTime<Utc>, String, Option<DateTime<Utc>>, i32);
+    let checkpoints: Vec<CheckpointRow> = sqlx::query_as(
+        "SELECT lead_id, kind, due_at, status, done_at, outcome FROM lead_checkpoint
+          WHERE lead_id = ANY($1) ORDER BY due_at",
+    )
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut by_lead: HashMap<Uuid, Vec<pb::FollowUpCheckpoint>> = HashMap::new();
+    for (lead_id, kind, due_at, status, done_at, outcome) in checkpoints {
+        by_lead
+            .entry(lead_id)
+            .or_default()
+            .push(pb::FollowUpCheckpoint {
+                kind,
+                due_at: Some(to_timestamp(due_at)),
+                status: checkpoint_status(&status),
+                done_at: done_at.map(to_timestamp),
+                outcome,
+            });
+    }
+    let mut leads: HashMap<Uuid, pb::Lead> = HashMap::new();
+    for row in rows {
+        let people = if contacts {
+            load_contacts(conn, "lead_contact", "lead_id", row.id).await?
+        } else {
+            Vec::new()
+        };
+        leads.insert(
+            row.id,
+            pb::Lead {
+                lead_id: row.id.to_string(),
+                company_id: row.company_id,
+                trade_show_id: row.trade_show_id.to_string(),
+                profile: Some(pb::LeadProfile {
+                    buyer_company_name: row.buyer_company_name,
+                    country: row.country,
+                    city: row.city,
+                    contacts: people,
+                    hs_codes: row.hs_codes,
+                    note: row.note,
+                    buyer_id: row.buyer_id.map(|id| id.to_string()).unwrap_or_default(),
+                }),
+                status: lead_status(&row.status),
+                best_outcome: row.best_outcome,
+                last_outcome: row.last_outcome,
+                last_follow_up_at: row.last_follow_up_at.map(to_timestamp),
+                checkpoints: by_lead.remove(&row.id).unwrap_or_default(),
+                imported_at: Some(to_timestamp(row.imported_at)),
+            },
+        );
+    }
+    Ok(ids.iter().filter_map(|id| leads.remove(id)).collect())
+}
+
+pub async fn lock_lead(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<Option<(String, i32)>, sqlx::Error> {
+    sqlx::query_as("SELECT status, best_outcome FROM lead WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Records a follow-up: completes the earliest DUE checkpoint, else the
+/// next UPCOMING one, and updates the lead's outcomes and status.
+pub async fn record_follow_up(
+    conn: &mut PgConnection,
+    id: Uuid,
+    outcome: i32,
+    occurred_at: DateTime<Utc>,
+    status: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE lead_checkpoint SET status = 'DONE', done_at = $2, outcome = $3
+          WHERE lead_id = $1 AND kind = (
+              SELECT kind FROM lead_checkpoint WHERE lead_id = $1 AND status IN ('DUE', 'UPCOMING')
+               ORDER BY (status = 'DUE') DESC, due_at LIMIT 1)",
+    )
+    .bind(id)
+    .bind(occurred_at)
+    .bind(outcome)
+    .execute(&mut *conn)
+    .await?;
+    if status == "CONVERTED" {
+        sqlx::query(
+            "UPDATE lead_checkpoint SET status = 'CANCELLED'
+              WHERE lead_id = $1 AND status IN ('DUE', 'UPCOMING')",
+        )
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    sqlx::query(
+        "UPDATE lead SET best_outcome = GREATEST(best_outcome, $2), last_outcome = $2,
+                last_follow_up_at = $3, status = $4
+          WHERE id = $1",
+    )
+    .bind(id)
+    .bind(outcome)
+    .bind(occurred_at)
+    .bind(status)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub struct LeadFilter {
+    pub company_id: Option<String>,
+    pub trade_show_id: Option<Uuid>,
+}
+
+/// DUE checkpoints, earliest first: (lead, kind) pairs after the cursor.
+pub async fn due_checkpoints(
+    pool: &PgPool,
+    filter: &LeadFilter,
+    page: &Page,
+    after: Option<(DateTime<Utc>, Uuid, i32)>,
+) -> Result<Vec<(Uuid, i32, DateTime<Utc>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT c.lead_id, c.kind, c.due_at FROM lead_checkpoint c JOIN lead l ON l.id = c.lead_id
+          WHERE c.status = 'DUE'
+            AND ($1::text IS NULL OR l.company_id = $1)
+            AND ($2::uuid IS NULL OR l.trade_show_id = $2)
+            AND ($3::timestamptz IS NULL OR (c.due_at, c.lead_id, c.kind) > ($3, $4, $5))
+          ORDER BY c.due_at, c.lead_id, c.kind LIMIT $6",
+    )
+    .bind(&filter.company_id)
+    .bind(filter.trade_show_id)
+    .bind(after.map(|a| a.0))
+    .bind(after.map(|a| a.1))
+    .bind(after.map(|a| a.2))
+    .bind(page.fetch_limit())
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn reactivation_leads(
+    pool: &PgPool,
+    filter: &LeadFilter,
+    page: &Page,
+    after: Option<Uuid>,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM lead
+          WHERE status = 'REACTIVATION'
+            AND ($1::text IS NULL OR company_id = $1)
+            AND ($2::uuid IS NULL OR trade_show_id = $2)
+            AND ($3::uuid IS NULL OR id > $3)
+          ORDER BY id LIMIT $4",
+    )
+    .bind(&filter.company_id)
+    .bind(filter.trade_show_id)
+    .bind(after)
+    .bind(page.fetch_limit())
+    .fetch_all(pool)
+    .await
+}
+
+// ------------------------------------------------------ market demand
+
+/// Matchable buyer demand for `codes` per market, markets in `skip` left
+/// out. Each buyer counts once, at its best level.
+pub async fn market_demand(
+    pool: &PgPool,
+    codes: &[String],
+    skip: &[String],
+    fresh_since: DateTime<Utc>,
+) -> Result<Vec<MarketDemand>, sqlx::Error> {
+    sqlx::query_as(
+        "WITH q AS (SELECT unnest($1::text[]) AS code),
+         hits AS (
+             SELECT h.buyer_id, h.country,
+                    max(CASE WHEN length(q.code) = 6 AND q.code = h.code THEN 3
+                             WHEN length(q.code) >= 4 AND left(q.code, 4) = h.heading THEN 2
+                             ELSE 1 END) AS level
+               FROM q JOIN buyer_hs h ON h.chapter = left(q.code, 2)
+              WHERE h.vetted_at > $3 AND NOT (h.country = ANY($2))
+              GROUP BY h.buyer_id, h.country
+         )
+         SELECT hits.country,
+                count(*) AS buyers,
+                count(*) FILTER (WHERE level = 3) AS exact,
+                count(*) FILTER (WHERE level = 2) AS heading,
+                count(*) FILTER (WHERE level = 1) AS chapter,
+                COALESCE(sum(b.import_volume_usd_minor), 0)::bigint AS import_volume,
+                COALESCE(avg(b.quality_score), 0)::float8 AS average_quality
+           FROM hits JOIN buyer b ON b.id = hits.buyer_id
+          GROUP BY hits.country",
+    )
+    .bind(codes)
+    .bind(skip)
+    .bind(fresh_since)
+    .fetch_all(pool)
+    .await
 }

@@ -5,7 +5,9 @@
 pub mod buyer;
 pub mod followup;
 pub mod lifecycle;
+pub mod markets;
 pub mod matching;
+pub mod sample;
 pub mod slots;
 
 use onestop_platform::Violations;

@@ -3,5 +3,10 @@
 mod common;
 
 mod buyers;
+mod consultations;
+mod followups;
+mod import;
+mod markets;
 mod matches;
 mod matching;
+mod samples;
