@@ -121,6 +121,7 @@ CREATE TABLE deal (
     id              uuid        PRIMARY KEY,
     match_id        uuid        NOT NULL UNIQUE REFERENCES buyer_match (id),
     need_id         text        NOT NULL,
+    case_id         text        NOT NULL,
     company_id      text        NOT NULL,
     buyer_id        uuid        NOT NULL REFERENCES buyer (id),
     trade_office_id text        NOT NULL,

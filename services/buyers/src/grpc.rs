@@ -843,6 +843,7 @@ impl BuyersApi {
                         buyer_id: match_buyer_id(&current),
                         deal_type: deal_type as i32,
                         value: Some(value.to_proto()),
+                        case_id: current.case_id.clone(),
                     },
                 ),
             ],
@@ -887,6 +888,7 @@ impl BuyersApi {
                     need_id: deal.need_id.clone(),
                     company_id: deal.company_id.clone(),
                     buyer_id: deal.buyer_id.clone(),
+                    case_id: deal.case_id.clone(),
                 },
             ),
         )
@@ -1183,6 +1185,7 @@ impl BuyersApi {
                 buyer_time_zone: zone.name().to_owned(),
                 interpreter_language: request.interpreter_language.clone(),
                 overseas_desk: slot.overseas_desk,
+                case_id: found.case_id.clone(),
             },
         ));
         events::append_all(&mut tx, new_events).await?;
@@ -1393,6 +1396,7 @@ impl BuyersApi {
                 ratings: Some(ratings),
                 would_order: request.would_order,
                 certification_gap_count: gaps.len() as u32,
+                case_id: test.case_id.clone(),
             },
         )];
         for gap in &gaps {

@@ -248,17 +248,6 @@ pub async fn load_buyer(
     Ok(Some(row.into_proto(contacts, history, now)))
 }
 
-/// Office of a buyer, for tenant checks before anything is read.
-pub async fn buyer_office(
-    conn: &mut PgConnection,
-    id: Uuid,
-) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT trade_office_id FROM buyer WHERE id = $1")
-        .bind(id)
-        .fetch_optional(conn)
-        .await
-}
-
 async fn load_contacts(
     conn: &mut PgConnection,
     table: &str,
@@ -865,6 +854,7 @@ struct DealRow {
     id: Uuid,
     match_id: Uuid,
     need_id: String,
+    case_id: String,
     company_id: String,
     buyer_id: Uuid,
     trade_office_id: String,
@@ -877,7 +867,7 @@ struct DealRow {
     confirmed_at: Option<DateTime<Utc>>,
 }
 
-const DEAL_COLUMNS: &str = "id, match_id, need_id, company_id, buyer_id, trade_office_id, deal_type, \
+const DEAL_COLUMNS: &str = "id, match_id, need_id, case_id, company_id, buyer_id, trade_office_id, deal_type, \
      currency, amount_minor, note, recorded_at, recorded_by, confirmed_at";
 
 impl DealRow {
@@ -899,6 +889,7 @@ impl DealRow {
             recorded_by: self.recorded_by,
             confirmed: self.confirmed_at.is_some(),
             confirmed_at: self.confirmed_at.map(to_timestamp),
+            case_id: self.case_id,
         }
     }
 }
@@ -935,8 +926,8 @@ pub async fn insert_deal(
         .unwrap_or_default();
     sqlx::query(
         "INSERT INTO deal (id, match_id, need_id, company_id, buyer_id, trade_office_id, deal_type,
-             currency, amount_minor, note, recorded_at, recorded_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             currency, amount_minor, note, recorded_at, recorded_by, case_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(deal.id)
     .bind(Uuid::parse_str(&deal.matched.match_id).unwrap_or_default())
@@ -950,6 +941,7 @@ pub async fn insert_deal(
     .bind(deal.note)
     .bind(now)
     .bind(deal.recorded_by)
+    .bind(&deal.matched.case_id)
     .execute(conn)
     .await?;
     Ok(())
@@ -1508,6 +1500,16 @@ pub async fn record_follow_up(
     .bind(outcome)
     .bind(occurred_at)
     .bind(status)
+    .execute(&mut *conn)
+    .await?;
+    // The last checkpoint answered without an agreement ends the cadence.
+    sqlx::query(
+        "UPDATE lead SET status = 'CADENCE_COMPLETED'
+          WHERE id = $1 AND status = 'OPEN'
+            AND NOT EXISTS (SELECT 1 FROM lead_checkpoint
+                             WHERE lead_id = $1 AND status IN ('UPCOMING', 'DUE'))",
+    )
+    .bind(id)
     .execute(conn)
     .await?;
     Ok(())

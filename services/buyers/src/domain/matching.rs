@@ -57,15 +57,6 @@ impl HsLevel {
         }
     }
 
-    pub fn from_number(value: i32) -> Option<Self> {
-        match value {
-            3 => Some(Self::Exact),
-            2 => Some(Self::Heading),
-            1 => Some(Self::Chapter),
-            _ => None,
-        }
-    }
-
     pub fn points(self) -> f64 {
         match self {
             Self::Exact => EXACT_POINTS,
@@ -157,17 +148,6 @@ impl MatchQuery {
             limit,
         })
         .filter(|_| violations.is_empty())
-    }
-
-    pub fn chapters(&self) -> Vec<String> {
-        let mut chapters: Vec<String> = self
-            .hs_codes
-            .iter()
-            .map(|c| c.as_str()[..2].to_owned())
-            .collect();
-        chapters.sort();
-        chapters.dedup();
-        chapters
     }
 
     pub fn codes(&self) -> Vec<String> {

@@ -284,6 +284,7 @@ async fn deals_are_confirmed_by_the_company_and_unconfirmed_ones_listed_apart() 
     assert_eq!(recorded.len(), 2);
     assert_eq!(recorded[0].value.as_ref().unwrap().currency_code, "EUR");
     assert_eq!(recorded[0].need_id, "need-1");
+    assert_eq!(recorded[0].case_id, "case-of-need-1");
 
     let unconfirmed = |office: &'static str| {
         let mut client = buyers.office(office);
@@ -321,7 +322,9 @@ async fn deals_are_confirmed_by_the_company_and_unconfirmed_ones_listed_apart() 
             .into_inner();
         assert!(confirmed.confirmed);
     }
-    assert_eq!(buyers.events("deal.confirmed").await.len(), 1);
+    let confirmed: Vec<pb::DealConfirmed> = buyers.event_payloads("deal.confirmed").await;
+    assert_eq!(confirmed.len(), 1);
+    assert_eq!(confirmed[0].case_id, "case-of-need-1");
     let left = unconfirmed("kbc-newyork").await;
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].deal_id, deals[1].deal_id);
