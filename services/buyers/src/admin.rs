@@ -410,9 +410,12 @@ async fn bench_in(
 
     let started = Instant::now();
     load_synthetic(&pool, args.buyers).await?;
-    let matchable: i64 = sqlx::query_scalar("SELECT count(DISTINCT buyer_id) FROM buyer_hs")
-        .fetch_one(&pool)
-        .await?;
+    let matchable: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM buyer WHERE status = 'VERIFIED' AND vetted_at > $1",
+    )
+    .bind(crate::domain::buyer::freshness_cutoff(Utc::now()))
+    .fetch_one(&pool)
+    .await?;
     eprintln!(
         "{} buyers loaded in {:.1}s ({matchable} matchable)",
         args.buyers,

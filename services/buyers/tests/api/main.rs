@@ -2,6 +2,7 @@
 
 mod common;
 
+mod bench;
 mod buyers;
 mod consultations;
 mod followups;
