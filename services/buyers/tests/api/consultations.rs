@@ -194,4 +194,22 @@ async fn concurrent_double_booking_is_refused_and_times_are_stored_in_utc() {
         assert_eq!(status.code(), Code::InvalidArgument);
     }
     assert_eq!(buyers.count("consultation").await, 1);
+
+    // A range longer than a month, or reversed, is refused.
+    for (from, to) in [
+        (utc(2026, 3, 1, 0, 0), utc(2026, 4, 15, 0, 0)),
+        (utc(2026, 3, 2, 0, 0), utc(2026, 3, 1, 0, 0)),
+    ] {
+        let status = buyers
+            .office("kbc")
+            .list_consultation_slots(pb::ListConsultationSlotsRequest {
+                match_id: m.match_id.clone(),
+                from: Some(to_timestamp(from)),
+                to: Some(to_timestamp(to)),
+                overseas_desk: true,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+    }
 }

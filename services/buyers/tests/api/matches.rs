@@ -192,6 +192,15 @@ async fn every_legal_and_illegal_lifecycle_move() {
         assert_eq!(moved.status, next as i32);
         current = next;
     }
+    assert_eq!(current, Negotiating);
+    for target in [Introduced, MeetingScheduled, Negotiating] {
+        let status = advance(&buyers, &id, target, none).await.unwrap_err();
+        assert_eq!(
+            status.code(),
+            Code::FailedPrecondition,
+            "NEGOTIATING -> {target:?}"
+        );
+    }
     let deal = record_deal(&buyers, &id).await.unwrap();
     assert_eq!(deal.deal_type, pb::DealType::Distributorship as i32);
     assert!(!deal.confirmed);
