@@ -112,20 +112,20 @@ fn row_profile(row: &csv::StringRecord, headers: &csv::StringRecord) -> pb::Buye
         time_zone: get("time_zone"),
         hs_codes: list("hs_codes"),
         industries_ksic: list("industries_ksic"),
-        annual_import_volume: (!volume.is_empty()).then(|| onestop_contracts::common::v1::Money {
+        annual_import_volume: import_usd(&volume).map(|usd| onestop_contracts::common::v1::Money {
             currency_code: "USD".into(),
-            // A bad number becomes a negative amount, which validation names.
-            amount_minor: volume
-                .replace(',', "")
-                .parse::<i64>()
-                .map(|usd| usd.saturating_mul(100))
-                .unwrap_or(-1),
+            amount_minor: usd.saturating_mul(100),
         }),
         languages: list("languages"),
         contacts: if has_contact { vec![contact] } else { vec![] },
         external_ref: get("ref"),
         website: get("website"),
     }
+}
+
+/// Whole US dollars, thousands separators allowed.
+fn import_usd(text: &str) -> Option<i64> {
+    text.replace(',', "").parse::<i64>().ok()
 }
 
 /// "field: reason" for each violation, with CSV column names.
@@ -192,6 +192,15 @@ pub async fn import_file(
         let mut violations = Violations::default();
         if wire.external_ref.is_empty() {
             violations.add("ref", "required, so a re-run recognises the row");
+        }
+        let volume = row
+            .iter()
+            .zip(headers.iter())
+            .find(|(_, h)| h.trim().eq_ignore_ascii_case("annual_import_usd"))
+            .map(|(v, _)| v.trim())
+            .unwrap_or_default();
+        if !volume.is_empty() && import_usd(volume).is_none() {
+            violations.add("annual_import_usd", "a whole number of US dollars");
         }
         let profile = BuyerProfile::parse(&wire, "profile", &mut violations);
         match profile.filter(|_| violations.is_empty()) {

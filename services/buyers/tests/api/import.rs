@@ -12,7 +12,7 @@ async fn csv_import_reports_bad_rows_by_line_and_a_rerun_adds_nothing() {
         &file,
         "ref,company_name,country,city,time_zone,hs_codes,languages,annual_import_usd,contact_name,contact_title,contact_email,contact_phone,website\n\
          NY-1,Atlantic Beauty,US,New York,America/New_York,330499;3305,en,250000,Dana W,Buyer,dana@example.com,,\n\
-         NY-2,Bad Country,USA,New York,America/New_York,330499,en,1000,,,,,\n\
+         NY-2,Bad Country,USA,New York,America/New_York,330499,en,lots,,,,,\n\
          NY-3,Hudson Imports,US,Albany,America/New_York,3304 330410,en es,90000,Lee Park,,,+1 518 555 0101,\n\
          ,No Ref,US,Boston,America/Nowhere,330499,en,100,,,,,\n",
     )
@@ -24,6 +24,7 @@ async fn csv_import_reports_bad_rows_by_line_and_a_rerun_adds_nothing() {
     let lines: Vec<u64> = report.rejected.iter().map(|(line, _)| *line).collect();
     assert_eq!(lines, vec![3, 5]);
     assert!(report.rejected[0].1.contains("country"));
+    assert!(report.rejected[0].1.contains("annual_import_usd"));
     assert!(report.rejected[1].1.contains("ref"));
     assert!(report.rejected[1].1.contains("time_zone"));
     assert_eq!(buyers.count("buyer").await, 2);
