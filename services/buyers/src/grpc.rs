@@ -463,12 +463,25 @@ impl BuyersApi {
         let mut violations = Violations::default();
         let need_id = text_field("need_id", &request.need_id, true, 200, &mut violations);
         let case_id = text_field("case_id", &request.case_id, false, 200, &mut violations);
-        if !matches!(
-            NeedCategory::try_from(request.category),
-            Ok(NeedCategory::BuyerDiscovery | NeedCategory::MarketDiversification)
-        ) {
-            violations.add("category", "BUYER_DISCOVERY or MARKET_DIVERSIFICATION");
-        }
+        // Intake hands every buyers-owned need here. A trade-show follow-up
+        // starts from the company's own leads (ImportTradeShowLeads), so its
+        // search is recorded without proposals; the others propose buyers
+        // (for a sample test, the candidates to send the sample to).
+        let proposes = match NeedCategory::try_from(request.category) {
+            Ok(
+                NeedCategory::BuyerDiscovery
+                | NeedCategory::MarketDiversification
+                | NeedCategory::SampleTestMarketing,
+            ) => true,
+            Ok(NeedCategory::TradeShowFollowUp) => false,
+            _ => {
+                violations.add(
+                    "category",
+                    "a buyers need: BUYER_DISCOVERY, MARKET_DIVERSIFICATION, SAMPLE_TEST_MARKETING or TRADE_SHOW_FOLLOW_UP",
+                );
+                false
+            }
+        };
         let count = match request.count {
             0 => DEFAULT_PROPOSALS,
             n if n > MAX_PROPOSALS => {
@@ -526,9 +539,13 @@ impl BuyersApi {
             now,
         )
         .await?;
-        let open = store::open_match_buyers(&mut tx, &query.company_id).await?;
-        let found =
-            store::find_buyers(&mut tx, &query, buyer::freshness_cutoff(now), &open, count).await?;
+        let found = if proposes {
+            let open = store::open_match_buyers(&mut tx, &query.company_id).await?;
+            let fresh_since = buyer::freshness_cutoff(now);
+            store::find_buyers(&mut tx, &query, fresh_since, &open, count).await?
+        } else {
+            Vec::new()
+        };
         let mut new_events = Vec::new();
         for (i, (summary, score)) in found.iter().enumerate() {
             let buyer_id = parse_id("buyer_id", &summary.buyer_id)?;

@@ -67,6 +67,37 @@ async fn open_buyer_search_proposes_the_top_n_with_need_and_case_on_events() {
         .into_inner();
     assert!(second.matches.is_empty());
     assert_eq!(buyers.count("buyer_search").await, 2);
+
+    // Every buyers-owned need is accepted; a trade-show follow-up proposes nothing.
+    let mut follow_up = search_request("need-3", "company-2", 3);
+    follow_up.category = NeedCategory::TradeShowFollowUp as i32;
+    let recorded = buyers
+        .service()
+        .open_buyer_search(follow_up)
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(recorded.matches.is_empty());
+    let mut finance = search_request("need-4", "company-2", 3);
+    finance.category = NeedCategory::ExportFinance as i32;
+    let status = buyers
+        .service()
+        .open_buyer_search(finance)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(buyers.count("buyer_search").await, 3);
+    // Intake sends only need, case, category and company: five proposals by default.
+    let mut minimal = search_request("need-5", "company-3", 0);
+    minimal.target_markets.clear();
+    let minimal = buyers
+        .service()
+        .open_buyer_search(minimal)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(minimal.count, 5);
+    assert_eq!(minimal.matches.len(), 3);
 }
 
 #[tokio::test]
