@@ -69,20 +69,17 @@ async fn open_buyer_search_proposes_the_top_n_with_need_and_case_on_events() {
     assert_eq!(buyers.count("buyer_search").await, 2);
 
     // Every buyers-owned need is accepted; a trade-show follow-up proposes nothing.
-    let mut follow_up = search_request("need-3", "company-2", 3);
-    follow_up.category = NeedCategory::TradeShowFollowUp as i32;
-    let recorded = buyers
-        .service()
-        .open_buyer_search(follow_up)
+    let open = |need: &str, category: NeedCategory| {
+        let mut request = search_request(need, "company-2", 3);
+        request.category = category as i32;
+        let mut client = buyers.service();
+        async move { client.open_buyer_search(request).await }
+    };
+    let recorded = open("need-3", NeedCategory::TradeShowFollowUp)
         .await
-        .unwrap()
-        .into_inner();
-    assert!(recorded.matches.is_empty());
-    let mut finance = search_request("need-4", "company-2", 3);
-    finance.category = NeedCategory::ExportFinance as i32;
-    let status = buyers
-        .service()
-        .open_buyer_search(finance)
+        .unwrap();
+    assert!(recorded.into_inner().matches.is_empty());
+    let status = open("need-4", NeedCategory::ExportFinance)
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
