@@ -1,0 +1,285 @@
+use chrono::{DateTime, Months, Utc};
+use chrono_tz::Tz;
+use onestop_contracts::buyers::v1 as pb;
+use onestop_domain::{CountryCode, HsInterest, KsicCode, LanguageCode, Money};
+use onestop_platform::Violations;
+
+use super::{parse_list, text_field};
+
+const MAX_NAME: usize = 200;
+const MAX_CODES: usize = 50;
+const MAX_CONTACTS: usize = 10;
+
+/// A verified vetting keeps a buyer matchable for this long.
+pub const VETTING_VALID_MONTHS: u32 = 12;
+
+/// When a vetting done at `vetted_at` stops making the buyer matchable.
+pub fn vetting_expires_at(vetted_at: DateTime<Utc>) -> DateTime<Utc> {
+    vetted_at
+        .checked_add_months(Months::new(VETTING_VALID_MONTHS))
+        .unwrap_or(vetted_at)
+}
+
+/// The oldest vetting that still makes a buyer matchable at `now`.
+pub fn freshness_cutoff(now: DateTime<Utc>) -> DateTime<Utc> {
+    now.checked_sub_months(Months::new(VETTING_VALID_MONTHS))
+        .unwrap_or(now)
+}
+
+/// A sought code: a 6-digit subheading or a 4-digit heading. A chapter is
+/// too broad to say what a buyer imports.
+pub fn parse_sought_code(text: &str) -> Result<HsInterest, String> {
+    let code = HsInterest::parse(text).map_err(|e| e.to_string())?;
+    if code.as_str().len() == 2 {
+        return Err("a 6-digit HS code or a 4-digit heading, e.g. 330499 or 3304".into());
+    }
+    Ok(code)
+}
+
+pub fn parse_time_zone(text: &str) -> Result<Tz, &'static str> {
+    text.parse::<Tz>()
+        .map_err(|_| "an IANA time zone, e.g. America/New_York")
+}
+
+/// Validates contacts (personal data) under `field`.
+pub fn parse_contacts(
+    field: &str,
+    contacts: &[pb::Contact],
+    violations: &mut Violations,
+) -> Vec<pb::Contact> {
+    if contacts.len() > MAX_CONTACTS {
+        violations.add(field, format!("at most {MAX_CONTACTS} contacts"));
+    }
+    contacts
+        .iter()
+        .enumerate()
+        .map(|(i, contact)| {
+            let at = |name: &str| format!("{field}[{i}].{name}");
+            let email = text_field(&at("email"), &contact.email, false, 200, violations);
+            if !email.is_empty() && !email.contains('@') {
+                violations.add(at("email"), "an email address");
+            }
+            let phone = text_field(&at("phone"), &contact.phone, false, 40, violations);
+            if email.is_empty() && phone.is_empty() {
+                violations.add(at("email"), "an email or a phone is required");
+            }
+            pb::Contact {
+                name: text_field(&at("name"), &contact.name, true, MAX_NAME, violations),
+                title: text_field(&at("title"), &contact.title, false, MAX_NAME, violations),
+                email,
+                phone,
+            }
+        })
+        .collect()
+}
+
+/// A buyer profile that passed validation.
+#[derive(Clone)]
+pub struct BuyerProfile {
+    pub company_name: String,
+    pub country: CountryCode,
+    pub city: String,
+    pub time_zone: Tz,
+    pub hs_codes: Vec<HsInterest>,
+    pub industries: Vec<KsicCode>,
+    /// USD.
+    pub import_volume: Money,
+    pub languages: Vec<LanguageCode>,
+    /// Personal data: never logged, never in an event.
+    pub contacts: Vec<pb::Contact>,
+    pub external_ref: Option<String>,
+    pub website: String,
+}
+
+impl std::fmt::Debug for BuyerProfile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuyerProfile")
+            .field("country", &self.country)
+            .field("hs_codes", &self.hs_codes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BuyerProfile {
+    pub fn parse(
+        profile: &pb::BuyerProfile,
+        prefix: &str,
+        violations: &mut Violations,
+    ) -> Option<Self> {
+        let field = |name: &str| format!("{prefix}.{name}");
+        let before = violations.is_empty();
+        let company_name = text_field(
+            &field("company_name"),
+            &profile.company_name,
+            true,
+            MAX_NAME,
+            violations,
+        );
+        let country = violations.check(field("country"), CountryCode::parse(&profile.country));
+        let city = text_field(&field("city"), &profile.city, true, MAX_NAME, violations);
+        let time_zone = violations.check(field("time_zone"), parse_time_zone(&profile.time_zone));
+        if profile.hs_codes.is_empty() {
+            violations.add(field("hs_codes"), "at least one HS code sought");
+        } else if profile.hs_codes.len() > MAX_CODES {
+            violations.add(field("hs_codes"), format!("at most {MAX_CODES} codes"));
+        }
+        let hs_codes = parse_list(
+            &field("hs_codes"),
+            &profile.hs_codes,
+            parse_sought_code,
+            violations,
+        );
+        let industries = parse_list(
+            &field("industries_ksic"),
+            &profile.industries_ksic,
+            KsicCode::parse,
+            violations,
+        );
+        let import_volume = match &profile.annual_import_volume {
+            None => None,
+            Some(money) => violations.check(
+                field("annual_import_volume"),
+                Money::parse(money, Some("USD")),
+            ),
+        };
+        let languages = parse_list(
+            &field("languages"),
+            &profile.languages,
+            LanguageCode::parse,
+            violations,
+        );
+        if profile.languages.is_empty() {
+            violations.add(field("languages"), "at least one language");
+        }
+        let contacts = parse_contacts(&field("contacts"), &profile.contacts, violations);
+        let external_ref = text_field(
+            &field("external_ref"),
+            &profile.external_ref,
+            false,
+            100,
+            violations,
+        );
+        let website = text_field(&field("website"), &profile.website, false, 300, violations);
+        if !before || !violations.is_empty() {
+            return None;
+        }
+        let import_volume = import_volume.or_else(|| {
+            Money::parse(
+                &onestop_contracts::common::v1::Money {
+                    currency_code: "USD".into(),
+                    amount_minor: 0,
+                },
+                None,
+            )
+            .ok()
+        })?;
+        Some(Self {
+            company_name,
+            country: country?,
+            city,
+            time_zone: time_zone?,
+            hs_codes,
+            industries,
+            import_volume,
+            languages,
+            contacts,
+            external_ref: (!external_ref.is_empty()).then_some(external_ref),
+            website,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VettingStatus {
+    Unverified,
+    Verified,
+    Rejected,
+}
+
+impl VettingStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unverified => "UNVERIFIED",
+            Self::Verified => "VERIFIED",
+            Self::Rejected => "REJECTED",
+        }
+    }
+
+    pub fn from_stored(text: &str) -> Self {
+        match text {
+            "VERIFIED" => Self::Verified,
+            "REJECTED" => Self::Rejected,
+            _ => Self::Unverified,
+        }
+    }
+
+    pub fn to_proto(self) -> pb::VettingStatus {
+        match self {
+            Self::Unverified => pb::VettingStatus::Unverified,
+            Self::Verified => pb::VettingStatus::Verified,
+            Self::Rejected => pb::VettingStatus::Rejected,
+        }
+    }
+
+    pub fn from_proto(value: i32) -> Option<Self> {
+        match pb::VettingStatus::try_from(value).ok()? {
+            pb::VettingStatus::Unverified => Some(Self::Unverified),
+            pb::VettingStatus::Verified => Some(Self::Verified),
+            pb::VettingStatus::Rejected => Some(Self::Rejected),
+            pb::VettingStatus::Unspecified => None,
+        }
+    }
+}
+
+/// A vetting decision that passed validation.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub status: VettingStatus,
+    pub quality_score: u32,
+    pub criteria: Vec<pb::VettingCriterion>,
+    pub note: String,
+}
+
+impl Decision {
+    pub fn parse(request: &pb::VetBuyerRequest, violations: &mut Violations) -> Option<Self> {
+        let status = match VettingStatus::from_proto(request.status) {
+            Some(status @ (VettingStatus::Verified | VettingStatus::Rejected)) => Some(status),
+            _ => {
+                violations.add("status", "VERIFIED or REJECTED");
+                None
+            }
+        };
+        if request.quality_score > 100 {
+            violations.add("quality_score", "0 to 100");
+        }
+        let mut criteria = Vec::new();
+        for (i, value) in request.criteria_met.iter().enumerate() {
+            match pb::VettingCriterion::try_from(*value) {
+                Ok(pb::VettingCriterion::Unspecified) | Err(_) => violations.add(
+                    format!("criteria_met[{i}]"),
+                    "REGISTRY_CHECKED, IMPORT_HISTORY, RESPONSIVENESS or SITE_VISIT",
+                ),
+                Ok(criterion) if !criteria.contains(&criterion) => criteria.push(criterion),
+                Ok(_) => {}
+            }
+        }
+        if status == Some(VettingStatus::Verified) && criteria.is_empty() {
+            violations.add("criteria_met", "a VERIFIED decision names the criteria met");
+        }
+        let note = text_field("note", &request.note, false, 2000, violations);
+        Some(Self {
+            status: status?,
+            quality_score: request.quality_score.min(100),
+            criteria,
+            note,
+        })
+    }
+}
+
+pub fn criterion_as_str(criterion: pb::VettingCriterion) -> &'static str {
+    criterion.as_str_name()
+}
+
+pub fn criterion_from_stored(text: &str) -> i32 {
+    pb::VettingCriterion::from_str_name(text).unwrap_or_default() as i32
+}

@@ -1,0 +1,28 @@
+use clap::Parser;
+use onestop_buyers::admin::Command;
+use onestop_buyers::startup::{Application, SERVICE_NAME};
+use onestop_platform::config::ServerSettings;
+
+/// OneStop buyer discovery service: vetted overseas buyers, matching,
+/// consultations, sample tests and trade-show follow-up. Serves gRPC on
+/// ONESTOP_LISTEN (default 0.0.0.0:50053).
+#[derive(Parser)]
+#[command(name = "onestop-buyers", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    settings: ServerSettings,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Some(command) = cli.command {
+        return onestop_buyers::admin::run(command, cli.settings).await;
+    }
+    let _telemetry = onestop_platform::telemetry::init(&format!("onestop-{SERVICE_NAME}"))?;
+    let app = Application::build(cli.settings).await?;
+    onestop_platform::server::cancel_on_signal(app.shutdown_token());
+    app.run_until_stopped().await
+}

@@ -1,0 +1,68 @@
+//! Builds the buyers server: bind first, then database, then serve, with
+//! the follow-up sweeper running beside it.
+
+use std::sync::Arc;
+
+use onestop_contracts::buyers::v1::buyer_service_server::BuyerServiceServer;
+use onestop_platform::config::ServerSettings;
+use onestop_platform::server::{CancellationToken, ServiceHost};
+use onestop_platform::time::{Clock, SystemClock};
+use sqlx::PgPool;
+
+use crate::grpc::BuyersApi;
+use crate::sweeper;
+
+pub const SERVICE_NAME: &str = "buyers";
+pub const DEFAULT_PORT: u16 = 50053;
+
+pub struct Application {
+    host: ServiceHost,
+    clock: Arc<dyn Clock>,
+}
+
+impl Application {
+    /// Binds the listen address (port 0 picks a free one), connects to the
+    /// database and applies migrations.
+    pub async fn build(settings: ServerSettings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// As `build`, with the clock that vetting ages, follow-up cadences and
+    /// the sweeper read.
+    pub async fn build_with_clock(
+        settings: ServerSettings,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
+        let host = ServiceHost::start(
+            SERVICE_NAME,
+            DEFAULT_PORT,
+            settings,
+            sqlx::migrate!("./migrations"),
+        )
+        .await?;
+        Ok(Self { host, clock })
+    }
+
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.host.local_addr()
+    }
+
+    pub fn pool(&self) -> PgPool {
+        self.host.pool().clone()
+    }
+
+    /// Cancel to shut the server down gracefully.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.host.shutdown_token()
+    }
+
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let max_message = self.host.settings().max_message_bytes;
+        let pool = self.host.pool().clone();
+        sweeper::spawn(pool.clone(), self.clock.clone(), self.host.shutdown_token());
+        let api = BuyerServiceServer::new(BuyersApi::new(pool, self.clock))
+            .max_decoding_message_size(max_message)
+            .max_encoding_message_size(max_message);
+        self.host.serve(api).await
+    }
+}

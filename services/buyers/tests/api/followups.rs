@@ -1,0 +1,218 @@
+use chrono::{DateTime, Duration, Months, TimeZone, Utc};
+use onestop_buyers::sweeper::sweep_once;
+use onestop_contracts::buyers::v1 as pb;
+use onestop_platform::time::to_timestamp;
+use tonic::Code;
+
+use crate::common::{Buyers, violations};
+
+fn lead(name: &str, country: &str) -> pb::LeadProfile {
+    pb::LeadProfile {
+        buyer_company_name: name.into(),
+        country: country.into(),
+        city: "Las Vegas".into(),
+        contacts: vec![pb::Contact {
+            name: "Sam Ortega".into(),
+            email: "sam@example-buyer.com".into(),
+            ..Default::default()
+        }],
+        hs_codes: vec!["3304".into()],
+        ..Default::default()
+    }
+}
+
+fn import(
+    show_date: DateTime<Utc>,
+    leads: Vec<pb::LeadProfile>,
+) -> pb::ImportTradeShowLeadsRequest {
+    pb::ImportTradeShowLeadsRequest {
+        company_id: "company-f".into(),
+        show_name: "Cosmoprof North America".into(),
+        show_country: "US".into(),
+        show_city: "Las Vegas".into(),
+        show_date: Some(to_timestamp(show_date)),
+        leads,
+        ..Default::default()
+    }
+}
+
+async fn due(buyers: &Buyers) -> Vec<pb::LeadCheckpoint> {
+    buyers
+        .service()
+        .list_due_follow_ups(pb::ListDueFollowUpsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .due
+}
+
+async fn follow_up(buyers: &Buyers, lead_id: &str, outcome: pb::FollowUpOutcome) -> pb::Lead {
+    buyers
+        .service()
+        .record_follow_up(pb::RecordFollowUpRequest {
+            lead_id: lead_id.into(),
+            outcome: outcome as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+#[tokio::test]
+async fn leads_get_checkpoints_and_a_rerun_imports_nothing_twice() {
+    let buyers = Buyers::start().await;
+    let show = Utc.with_ymd_and_hms(2026, 7, 15, 0, 0, 0).unwrap();
+    buyers.clock.set(show + Duration::days(1));
+    let first = buyers
+        .service()
+        .import_trade_show_leads(import(
+            show,
+            vec![lead("Glow Inc", "US"), lead("Maple Beauty", "CA")],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((first.created, first.already_present), (2, 0));
+    let due_dates: Vec<_> = first.leads[0]
+        .checkpoints
+        .iter()
+        .map(|c| c.due_at.unwrap())
+        .collect();
+    assert_eq!(
+        due_dates,
+        vec![
+            to_timestamp(show + Duration::days(7)),
+            to_timestamp(show.checked_add_months(Months::new(3)).unwrap()),
+            to_timestamp(show.checked_add_months(Months::new(6)).unwrap()),
+        ]
+    );
+    let again = buyers
+        .service()
+        .import_trade_show_leads(import(
+            show,
+            vec![lead("Glow Inc", "US"), lead("New Face", "MX")],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((again.created, again.already_present), (1, 1));
+    assert_eq!(again.trade_show_id, first.trade_show_id);
+    assert_eq!(again.leads[0].lead_id, first.leads[0].lead_id);
+    assert_eq!(buyers.count("lead").await, 3);
+
+    let status = buyers
+        .service()
+        .import_trade_show_leads(import(show, vec![lead("Fine", "US"), lead("", "ZZ")]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(
+        violations(&status),
+        vec!["leads[1].buyer_company_name", "leads[1].country"]
+    );
+    assert_eq!(buyers.count("lead").await, 3);
+}
+
+#[tokio::test]
+async fn checkpoints_fall_due_with_the_clock_and_silent_leads_go_to_reactivation() {
+    let buyers = Buyers::start().await;
+    let show = Utc.with_ymd_and_hms(2026, 1, 10, 0, 0, 0).unwrap();
+    buyers.clock.set(show + Duration::days(1));
+    let imported = buyers
+        .service()
+        .import_trade_show_leads(import(
+            show,
+            vec![lead("Active", "US"), lead("Silent", "CA")],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let (active, silent) = (
+        imported.leads[0].lead_id.clone(),
+        imported.leads[1].lead_id.clone(),
+    );
+
+    assert_eq!(
+        sweep_once(&buyers.pool, show + Duration::days(6))
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(due(&buyers).await.is_empty());
+
+    let week = show + Duration::days(8);
+    assert_eq!(sweep_once(&buyers.pool, week).await.unwrap(), 2);
+    assert_eq!(sweep_once(&buyers.pool, week).await.unwrap(), 0);
+    let listed = due(&buyers).await;
+    assert_eq!(listed.len(), 2);
+    assert_eq!(
+        listed[0].checkpoint.as_ref().unwrap().kind,
+        pb::CheckpointKind::OneWeek as i32
+    );
+    let raised: Vec<pb::FollowUpDue> = buyers.event_payloads("followup.due").await;
+    assert_eq!(raised.len(), 2);
+
+    buyers.clock.set(week);
+    let after = follow_up(&buyers, &active, pb::FollowUpOutcome::InTouch).await;
+    assert_eq!(
+        after.checkpoints[0].status,
+        pb::CheckpointStatus::Done as i32
+    );
+    assert_eq!(after.best_outcome, pb::FollowUpOutcome::InTouch as i32);
+    assert_eq!(due(&buyers).await.len(), 1);
+
+    // Two sweepers racing at the three-month mark raise each checkpoint once.
+    let quarter = show.checked_add_months(Months::new(3)).unwrap() + Duration::hours(1);
+    let (a, b) = tokio::join!(
+        sweep_once(&buyers.pool, quarter),
+        sweep_once(&buyers.pool, quarter)
+    );
+    assert_eq!(a.unwrap() + b.unwrap(), 2);
+    assert_eq!(buyers.events("followup.due").await.len(), 4);
+    let silent_now = buyers
+        .service()
+        .list_due_follow_ups(pb::ListDueFollowUpsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(silent_now.due.len(), 2);
+
+    // At six months: the lead with progress is due, the silent one reactivated.
+    let half = show.checked_add_months(Months::new(6)).unwrap() + Duration::hours(1);
+    let (a, b) = tokio::join!(
+        sweep_once(&buyers.pool, half),
+        sweep_once(&buyers.pool, half)
+    );
+    assert_eq!(a.unwrap() + b.unwrap(), 2);
+    let reactivated: Vec<pb::LeadReactivation> = buyers.event_payloads("lead.reactivation").await;
+    assert_eq!(reactivated.len(), 1);
+    assert_eq!(reactivated[0].lead_id, silent);
+    assert_eq!(buyers.events("followup.due").await.len(), 5);
+    let list = buyers
+        .service()
+        .list_reactivation_leads(pb::ListReactivationLeadsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.leads.len(), 1);
+    assert_eq!(list.leads[0].lead_id, silent);
+    assert_eq!(list.leads[0].status, pb::LeadStatus::Reactivation as i32);
+    assert_eq!(
+        sweep_once(&buyers.pool, half + Duration::days(30))
+            .await
+            .unwrap(),
+        0
+    );
+
+    buyers.clock.set(half);
+    let converted = follow_up(&buyers, &active, pb::FollowUpOutcome::Agreement).await;
+    assert_eq!(converted.status, pb::LeadStatus::Converted as i32);
+    assert!(
+        converted
+            .checkpoints
+            .iter()
+            .all(|c| c.status != pb::CheckpointStatus::Due as i32
+                && c.status != pb::CheckpointStatus::Upcoming as i32)
+    );
+}

@@ -1,0 +1,13 @@
+//! Buyers against the real Postgres and the real gRPC server.
+
+mod common;
+
+mod bench;
+mod buyers;
+mod consultations;
+mod followups;
+mod import;
+mod markets;
+mod matches;
+mod matching;
+mod samples;

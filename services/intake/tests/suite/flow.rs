@@ -1,0 +1,437 @@
+//! One company's case across intake, mentoring, buyers and referral.
+
+use std::time::Duration;
+
+use onestop_contracts::buyers::v1 as buyers_pb;
+use onestop_contracts::buyers::v1::buyer_service_client::BuyerServiceClient;
+use onestop_contracts::common::v1::{Money, NeedCategory};
+use onestop_contracts::intake::v1 as pb;
+use onestop_contracts::intake::v1::intake_service_client::IntakeServiceClient;
+use onestop_contracts::mentoring::v1 as mentoring_pb;
+use onestop_contracts::mentoring::v1::mentoring_service_client::MentoringServiceClient;
+use onestop_contracts::referral::v1 as referral_pb;
+use onestop_contracts::referral::v1::referral_service_client::ReferralServiceClient;
+use onestop_platform::Role;
+use onestop_test_support::{Bearer, channel, eventually};
+use tonic::Code;
+
+use crate::support::{Suite, binary};
+
+const WITHIN: Duration = Duration::from_secs(30);
+
+fn money(currency: &str, amount_minor: i64) -> Option<Money> {
+    Some(Money {
+        currency_code: currency.into(),
+        amount_minor,
+    })
+}
+
+fn need(category: NeedCategory, detail: &str) -> pb::NeedRequest {
+    pb::NeedRequest {
+        category: category as i32,
+        detail: detail.into(),
+        target_markets: vec!["US".into(), "VN".into()],
+        hs_codes: vec!["330499".into()],
+    }
+}
+
+/// Loads the agency directory with the referral binary's own command.
+async fn seed_directory(suite: &Suite) {
+    let status = tokio::process::Command::new(binary("referral"))
+        .arg("seed-directory")
+        .env("DATABASE_URL", suite.database_url("referral"))
+        .env("RUST_LOG", "warn")
+        .status()
+        .await
+        .expect("seed-directory runs");
+    assert!(status.success(), "seed-directory succeeds");
+}
+
+async fn register_advisor(suite: &Suite) -> String {
+    MentoringServiceClient::with_interceptor(channel(suite.addr("mentoring")), Bearer::admin())
+        .register_advisor(mentoring_pb::RegisterAdvisorRequest {
+            idempotency_key: "advisor-park".into(),
+            profile: Some(mentoring_pb::AdvisorProfile {
+                kind: mentoring_pb::AdvisorKind::RetiredExpert as i32,
+                contact: Some(mentoring_pb::AdvisorContact {
+                    name: "Park Minsoo".into(),
+                    email: "minsoo.park@kintex-experts.kr".into(),
+                    phone: "+82 31-555-0190".into(),
+                }),
+                languages: vec!["ko".into(), "en".into()],
+                industries_ksic: vec!["204".into()],
+                hs_chapters: vec!["33".into()],
+                markets: vec!["US".into(), "VN".into()],
+                region: "KR-26".into(),
+                capacity: 5,
+                remote: true,
+                program: Some(mentoring_pb::AdvisorProgram {
+                    program_id: "kintex.post-show-expert-marketing".into(),
+                    agency: "kintex".into(),
+                    name: "Post-show marketing with retired experts".into(),
+                    monthly_fee: money("KRW", 100_000),
+                }),
+            }),
+        })
+        .await
+        .expect("advisor registers")
+        .into_inner()
+        .advisor_id
+}
+
+/// Registers and verifies buyers through the New York trade office.
+async fn vetted_buyers(suite: &Suite, count: usize) -> Vec<String> {
+    let office = "kotra-new-york";
+    let mut client = BuyerServiceClient::with_interceptor(
+        channel(suite.addr("buyers")),
+        Bearer::role(Role::TradeOffice, Some(office)),
+    );
+    let mut ids = Vec::new();
+    for i in 0..count {
+        let buyer = client
+            .register_buyer(buyers_pb::RegisterBuyerRequest {
+                idempotency_key: format!("buyer-{i}"),
+                trade_office_id: office.into(),
+                profile: Some(buyers_pb::BuyerProfile {
+                    company_name: format!("Evergreen Beauty Imports {i}"),
+                    country: "US".into(),
+                    city: "New York".into(),
+                    time_zone: "America/New_York".into(),
+                    hs_codes: vec!["330499".into()],
+                    annual_import_volume: money("USD", 250_000_000),
+                    languages: vec!["en".into()],
+                    ..Default::default()
+                }),
+            })
+            .await
+            .expect("buyer registers")
+            .into_inner();
+        client
+            .vet_buyer(buyers_pb::VetBuyerRequest {
+                idempotency_key: format!("vet-{i}"),
+                buyer_id: buyer.buyer_id.clone(),
+                status: buyers_pb::VettingStatus::Verified as i32,
+                criteria_met: vec![
+                    buyers_pb::VettingCriterion::RegistryChecked as i32,
+                    buyers_pb::VettingCriterion::ImportHistory as i32,
+                ],
+                quality_score: 80 + i as u32,
+                note: String::new(),
+            })
+            .await
+            .expect("buyer is verified");
+        ids.push(buyer.buyer_id);
+    }
+    ids
+}
+
+struct Clients {
+    intake: IntakeServiceClient<
+        tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Bearer>,
+    >,
+}
+
+async fn case(clients: &Clients, case_id: &str) -> pb::Case {
+    clients
+        .intake
+        .clone()
+        .get_case(pb::GetCaseRequest {
+            case_id: case_id.into(),
+        })
+        .await
+        .expect("case reads")
+        .into_inner()
+}
+
+async fn timeline(clients: &Clients, case_id: &str) -> Vec<pb::TimelineEntry> {
+    clients
+        .intake
+        .clone()
+        .get_case_timeline(pb::GetCaseTimelineRequest {
+            case_id: case_id.into(),
+        })
+        .await
+        .expect("timeline reads")
+        .into_inner()
+        .entries
+}
+
+fn need_of(case: &pb::Case, category: NeedCategory) -> Option<&pb::Need> {
+    case.needs.iter().find(|n| n.category == category as i32)
+}
+
+async fn has_kind(clients: &Clients, case_id: &str, kind: &str) -> bool {
+    timeline(clients, case_id)
+        .await
+        .iter()
+        .any(|e| e.kind == kind)
+}
+
+/// How many records the owner holds for `need_id`.
+async fn owner_records(suite: &Suite, service: &str, table: &str, need_id: &str) -> i64 {
+    let pool = sqlx::PgPool::connect(suite.database_url(service))
+        .await
+        .expect("owner database");
+    let count = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM {table} WHERE need_id::text = $1"
+    ))
+    .bind(need_id)
+    .fetch_one(&pool)
+    .await
+    .expect("count owner records");
+    pool.close().await;
+    count
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_case_reaches_every_agency_and_survives_a_crash() {
+    let mut suite = Suite::start(&[]).await;
+    seed_directory(&suite).await;
+    let advisor_id = register_advisor(&suite).await;
+    let buyer_ids = vetted_buyers(&suite, 3).await;
+    let mut clients = Clients {
+        intake: IntakeServiceClient::with_interceptor(
+            channel(suite.addr("intake")),
+            Bearer::role(Role::Agency, Some("kotra")),
+        ),
+    };
+
+    // Register, diagnose and open one case with four needs.
+    let company = clients
+        .intake
+        .register_company(pb::RegisterCompanyRequest {
+            idempotency_key: "e2e-company".into(),
+            profile: Some(pb::CompanyProfile {
+                business_registration_number: "124-81-00998".into(),
+                name_ko: "한빛화장품".into(),
+                name_en: "Hanbit Cosmetics Co., Ltd.".into(),
+                region: "KR-26".into(),
+                industry_ksic: "20423".into(),
+                hs_codes: vec!["330499".into()],
+                employees: 24,
+                annual_revenue: money("KRW", 3_200_000_000),
+                export_revenue: money("USD", 4_500_000),
+                export_countries: vec!["VN".into()],
+                languages: vec!["ko".into(), "en".into()],
+                small_merchant: false,
+                contacts: vec![pb::Contact {
+                    name: "Kim Jiwoo".into(),
+                    title: "Export manager".into(),
+                    email: "jiwoo.kim@hanbit-cosmetics.kr".into(),
+                    phone: "+82 51-555-0142".into(),
+                }],
+            }),
+        })
+        .await
+        .expect("company registers")
+        .into_inner();
+    clients
+        .intake
+        .diagnose_readiness(pb::DiagnoseReadinessRequest {
+            idempotency_key: "e2e-diagnosis".into(),
+            company_id: company.company_id.clone(),
+            answers: Some(pb::ReadinessAnswers {
+                foreign_language_catalog: true,
+                foreign_language_website: true,
+                certifications: vec![],
+                dedicated_trade_staff: false,
+                trade_show_experience: true,
+                export_plan: true,
+                export_revenue: money("USD", 4_500_000),
+            }),
+        })
+        .await
+        .expect("diagnosis");
+    let opened = clients
+        .intake
+        .open_case(pb::OpenCaseRequest {
+            idempotency_key: "e2e-case".into(),
+            company_id: company.company_id.clone(),
+            needs: vec![
+                need(NeedCategory::Mentoring, "A long-term export advisor"),
+                need(
+                    NeedCategory::BuyerDiscovery,
+                    "Importers of cushion compacts",
+                ),
+                need(
+                    NeedCategory::ExportFinance,
+                    "Working capital for a first US order",
+                ),
+                need(NeedCategory::SampleTestMarketing, "Samples to US buyers"),
+            ],
+        })
+        .await
+        .expect("case opens")
+        .into_inner();
+    let case_id = opened.case_id.clone();
+
+    // Every need reaches its owner.
+    assert!(
+        eventually(WITHIN, || async {
+            let case = case(&clients, &case_id).await;
+            case.needs
+                .iter()
+                .all(|n| n.delivery == pb::DeliveryState::Delivered as i32)
+        })
+        .await,
+        "all four needs delivered: {:?}",
+        case(&clients, &case_id).await.needs
+    );
+    let delivered = case(&clients, &case_id).await;
+
+    // The advisor is assigned and the buyers proposed, as the timeline says.
+    assert!(
+        eventually(WITHIN, || async {
+            has_kind(&clients, &case_id, "assignment.created").await
+                && has_kind(&clients, &case_id, "match.proposed").await
+        })
+        .await,
+        "advisor assigned and buyers proposed on the timeline"
+    );
+    let history =
+        MentoringServiceClient::with_interceptor(channel(suite.addr("mentoring")), Bearer::admin())
+            .get_advisor_history(mentoring_pb::GetAdvisorHistoryRequest {
+                company_id: company.company_id.clone(),
+            })
+            .await
+            .expect("advisor history")
+            .into_inner();
+    assert_eq!(history.assignments.len(), 1);
+    assert_eq!(history.assignments[0].advisor_id, advisor_id);
+
+    // The finance referral reached an SBC program: KOTRA cannot touch it,
+    // SBC accepts it.
+    let finance = need_of(&delivered, NeedCategory::ExportFinance).expect("finance need");
+    let referral_id = finance.owner_record_id.clone();
+    let referral_url = |suite: &Suite| channel(suite.addr("referral"));
+    let kotra = ReferralServiceClient::with_interceptor(
+        referral_url(&suite),
+        Bearer::role(Role::Agency, Some("kotra")),
+    )
+    .accept_referral(referral_pb::AcceptReferralRequest {
+        referral_id: referral_id.clone(),
+        ..Default::default()
+    })
+    .await
+    .expect_err("KOTRA cannot act on SBC's referral");
+    assert_eq!(kotra.code(), Code::NotFound);
+    let mut sbc = ReferralServiceClient::with_interceptor(
+        referral_url(&suite),
+        Bearer::role(Role::Agency, Some("sbc")),
+    );
+    let accepted = sbc
+        .accept_referral(referral_pb::AcceptReferralRequest {
+            referral_id: referral_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("SBC accepts its referral")
+        .into_inner();
+    assert_eq!(accepted.legs.last().expect("leg").agency_id, "sbc");
+    assert!(
+        eventually(WITHIN, || has_kind(&clients, &case_id, "referral.accepted")).await,
+        "acceptance on the timeline"
+    );
+
+    // Sample feedback naming a missing certification opens a CERTIFICATION
+    // need on the case by itself, while the referral service is down.
+    let sample_need = need_of(&delivered, NeedCategory::SampleTestMarketing)
+        .expect("sample need")
+        .need_id
+        .clone();
+    let mut buyers = BuyerServiceClient::with_interceptor(
+        channel(suite.addr("buyers")),
+        Bearer::role(Role::Service, None),
+    );
+    let sample = buyers
+        .start_sample_test(buyers_pb::StartSampleTestRequest {
+            idempotency_key: "e2e-sample".into(),
+            company_id: company.company_id.clone(),
+            product_name: "Cushion compact SPF50".into(),
+            hs_code: "330499".into(),
+            buyer_ids: buyer_ids[..2].to_vec(),
+            need_id: sample_need.clone(),
+            case_id: case_id.clone(),
+        })
+        .await
+        .expect("sample test starts")
+        .into_inner();
+
+    let referral_addr = suite.kill("referral").await;
+    buyers
+        .record_sample_feedback(buyers_pb::RecordSampleFeedbackRequest {
+            idempotency_key: "e2e-feedback".into(),
+            sample_test_id: sample.sample_test_id.clone(),
+            buyer_id: buyer_ids[0].clone(),
+            ratings: Some(buyers_pb::SampleRatings {
+                price: 4,
+                quality: 5,
+                packaging: 3,
+                labelling: 2,
+            }),
+            certification_gaps: vec!["FDA".into()],
+            would_order: true,
+            comment: String::new(),
+        })
+        .await
+        .expect("feedback recorded");
+    assert!(
+        eventually(WITHIN, || async {
+            let case = case(&clients, &case_id).await;
+            need_of(&case, NeedCategory::Certification).is_some_and(|n| {
+                n.delivery_attempts >= 1 && n.delivery == pb::DeliveryState::Pending as i32
+            })
+        })
+        .await,
+        "the CERTIFICATION need is opened and waits while referral is down"
+    );
+
+    suite.restart("referral", referral_addr).await;
+    assert!(
+        eventually(WITHIN, || async {
+            let case = case(&clients, &case_id).await;
+            need_of(&case, NeedCategory::Certification)
+                .is_some_and(|n| n.delivery == pb::DeliveryState::Delivered as i32)
+        })
+        .await,
+        "the CERTIFICATION need is delivered once referral is back"
+    );
+
+    // Exactly one downstream record per need.
+    let done = case(&clients, &case_id).await;
+    assert_eq!(done.needs.len(), 5);
+    for need in &done.needs {
+        let (service, table) = match NeedCategory::try_from(need.category).expect("category") {
+            NeedCategory::Mentoring => ("mentoring", "need_request"),
+            NeedCategory::BuyerDiscovery | NeedCategory::SampleTestMarketing => {
+                ("buyers", "buyer_search")
+            }
+            _ => ("referral", "referral"),
+        };
+        assert_eq!(
+            owner_records(&suite, service, table, &need.need_id).await,
+            1,
+            "one {table} for need {}",
+            need.need_id
+        );
+    }
+
+    // The timeline tells the whole story across the services.
+    let story = timeline(&clients, &case_id).await;
+    for (service, kind) in [
+        ("intake", "case.opened"),
+        ("intake", "need.delivered"),
+        ("mentoring", "assignment.created"),
+        ("buyers", "match.proposed"),
+        ("buyers", "sample.started"),
+        ("buyers", "sample.certification_gap"),
+        ("referral", "referral.routed"),
+        ("referral", "referral.accepted"),
+    ] {
+        assert!(
+            story.iter().any(|e| e.service == service && e.kind == kind),
+            "{service} {kind} missing from the timeline"
+        );
+    }
+    suite.stop().await;
+}

@@ -1,0 +1,8 @@
+//! The four real binaries as separate processes on ephemeral ports against
+//! the real Postgres: one case across every service, a downstream killed
+//! mid-flow, and one trace across all hops.
+
+mod flow;
+mod otlp;
+mod support;
+mod traces;
