@@ -1,2 +1,18 @@
 #!/usr/bin/env bash
-# Placeholder replaced below.
+# Loads the demo data into a running suite; every step is idempotent, so it
+# is safe to run again:
+#   - the agency and program directory, into referral's database;
+#   - demo export advisors, through mentoring's API;
+#   - demo overseas buyers, registered and verified by their trade offices
+#     through buyers' API.
+# Needs REFERRAL_DATABASE_URL, ONESTOP_MENTORING_URL, ONESTOP_BUYERS_URL and
+# the suite's ONESTOP_AUTH_SECRET. Binaries come from ONESTOP_BIN_DIR
+# (default /usr/local/bin, where the image has them).
+set -euo pipefail
+
+bin=${ONESTOP_BIN_DIR:-/usr/local/bin}
+export RUST_LOG=${RUST_LOG:-warn}
+
+DATABASE_URL="${REFERRAL_DATABASE_URL:?set REFERRAL_DATABASE_URL}" "$bin/onestop-referral" seed-directory
+"$bin/onestop-mentoring" seed-advisors --url "${ONESTOP_MENTORING_URL:?set ONESTOP_MENTORING_URL}"
+"$bin/onestop-buyers" seed-buyers --url "${ONESTOP_BUYERS_URL:?set ONESTOP_BUYERS_URL}"

@@ -32,6 +32,9 @@ pub enum Command {
     /// are stored as UNVERIFIED, bad rows are reported by line; rows whose
     /// ref the office already has are skipped, so a re-run adds nothing.
     ImportBuyers(ImportArgs),
+    /// Register and verify the demo buyers (or those in --file) with the
+    /// running service at ONESTOP_BUYERS_URL; seeding again changes nothing.
+    SeedBuyers(crate::seed::SeedBuyersArgs),
     /// Load synthetic buyers into a scratch database created beside
     /// DATABASE_URL, serve them, and print FindBuyers latency percentiles
     /// against a GetBuyer baseline measured in the same run.
@@ -66,6 +69,11 @@ pub async fn run(command: Command, settings: ServerSettings) -> anyhow::Result<(
             onestop_platform::cli::run(command, &settings, crate::startup::DEFAULT_PORT).await
         }
         Command::ImportBuyers(args) => import_buyers(args, settings).await,
+        Command::SeedBuyers(args) => {
+            let seeded = crate::seed::run(&settings, &args).await?;
+            println!("{seeded} buyers registered and verified (or already there)");
+            Ok(())
+        }
         Command::BenchFindBuyers(args) => bench_find_buyers(args, settings).await,
     }
 }

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod domain;
 pub mod grpc;
+pub mod seed;
 pub mod startup;
 pub mod store;
 pub mod sweeper;

@@ -10,8 +10,8 @@ use onestop_contracts::common::v1::Money;
 use onestop_contracts::mentoring::v1 as pb;
 use onestop_contracts::mentoring::v1::mentoring_service_client::MentoringServiceClient;
 use onestop_platform::auth::Role;
+use onestop_platform::client::{SignedToken, lazy_channel};
 use onestop_platform::config::ServerSettings;
-use tonic::metadata::MetadataValue;
 
 pub const BUILT_IN: &str = include_str!("../seed/advisors.json");
 
@@ -101,21 +101,9 @@ pub async fn run(settings: &ServerSettings, args: &SeedAdvisorsArgs) -> anyhow::
     };
     let advisors: Vec<SeedAdvisor> = serde_json::from_str(&text)
         .map_err(|error| anyhow::anyhow!("advisor seed file is not valid: {error}"))?;
-    let token = settings.token_keys().issue(
-        "seed-advisors",
-        Role::Admin,
-        None,
-        Duration::from_secs(600),
-    )?;
-    let bearer: MetadataValue<_> = format!("Bearer {token}").parse()?;
-    let channel = onestop_platform::client::lazy_channel(&args.url, Duration::from_secs(30))?;
-    let mut client =
-        MentoringServiceClient::with_interceptor(channel, move |mut request: tonic::Request<()>| {
-            request
-                .metadata_mut()
-                .insert("authorization", bearer.clone());
-            Ok(request)
-        });
+    let token = SignedToken::mint(&settings.token_keys(), "seed-advisors", Role::Admin, None)?;
+    let channel = lazy_channel(&args.url, Duration::from_secs(30))?;
+    let mut client = MentoringServiceClient::with_interceptor(channel, token);
     let mut registered = 0;
     for advisor in advisors {
         let request = advisor.request()?;

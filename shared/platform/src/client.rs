@@ -57,3 +57,32 @@ impl Interceptor for ServiceCredentials {
         Ok(request)
     }
 }
+
+/// A bearer token minted once from the shared secret, for admin commands
+/// that drive a running service through its API (seeding, say).
+#[derive(Clone)]
+pub struct SignedToken(MetadataValue<tonic::metadata::Ascii>);
+
+impl SignedToken {
+    pub fn mint(
+        keys: &TokenKeys,
+        subject: &str,
+        role: Role,
+        tenant: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let token = keys.issue(subject, role, tenant, Duration::from_secs(3600))?;
+        Ok(Self(MetadataValue::try_from(format!("Bearer {token}"))?))
+    }
+}
+
+impl Interceptor for SignedToken {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}

@@ -43,7 +43,7 @@ pub struct Buyers {
     pub pool: PgPool,
     pub clock: ManualClock,
     shutdown: CancellationToken,
-    addr: std::net::SocketAddr,
+    pub addr: std::net::SocketAddr,
     _db: TestDb,
 }
 

@@ -48,3 +48,33 @@ async fn csv_import_reports_bad_rows_by_line_and_a_rerun_adds_nothing() {
 fn uuid_like() -> String {
     format!("{}-{:?}", std::process::id(), std::thread::current().id()).replace(['(', ')'], "")
 }
+
+#[tokio::test]
+async fn seeding_the_demo_buyers_twice_registers_and_verifies_each_once() {
+    let buyers = crate::common::Buyers::start().await;
+    let url = format!("http://{}", buyers.addr);
+    for _ in 0..2 {
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_onestop-buyers"))
+            .args(["seed-buyers", "--url", &url])
+            .env("RUST_LOG", "warn")
+            .output()
+            .await
+            .expect("seed-buyers runs");
+        assert!(
+            output.status.success(),
+            "seed-buyers failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let listed = buyers
+        .admin()
+        .list_buyers(onestop_contracts::buyers::v1::ListBuyersRequest {
+            matchable_only: true,
+            ..Default::default()
+        })
+        .await
+        .expect("lists buyers")
+        .into_inner()
+        .buyers;
+    assert_eq!(listed.len(), 6, "six demo buyers, each once and matchable");
+}
