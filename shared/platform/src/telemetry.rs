@@ -42,9 +42,13 @@ fn env_set(name: &str) -> bool {
     std::env::var(name).is_ok_and(|value| !value.trim().is_empty())
 }
 
+/// OTLP export of `signal` ("TRACES", "METRICS") is on when an endpoint is
+/// set, unless the standard `OTEL_<signal>_EXPORTER` says `none`.
 fn otlp_enabled(signal: &str) -> bool {
-    env_set("OTEL_EXPORTER_OTLP_ENDPOINT")
-        || env_set(&format!("OTEL_EXPORTER_OTLP_{signal}_ENDPOINT"))
+    let turned_off = std::env::var(format!("OTEL_{signal}_EXPORTER")).is_ok_and(|v| v == "none");
+    !turned_off
+        && (env_set("OTEL_EXPORTER_OTLP_ENDPOINT")
+            || env_set(&format!("OTEL_EXPORTER_OTLP_{signal}_ENDPOINT")))
 }
 
 fn resource(default_service_name: &str) -> Resource {
