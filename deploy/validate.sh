@@ -22,6 +22,19 @@ compose() {
   fi
 }
 
+# The image's dependency layer needs every workspace member's manifest, and
+# the image ships every service binary.
+echo "Dockerfile: every workspace member copied, every service built"
+for member in $(sed -n '/^members = \[/,/^\]/s/^ *"\(.*\)",\{0,1\}$/\1/p' Cargo.toml); do
+  grep -q "^COPY $member/Cargo.toml $member/\$" deploy/Dockerfile \
+    || { echo "deploy/Dockerfile lacks: COPY $member/Cargo.toml $member/" >&2; exit 1; }
+  case "$member" in
+    services/*)
+      grep -q "^ARG SERVICES=.*\b${member#services/}\b" deploy/Dockerfile \
+        || { echo "deploy/Dockerfile SERVICES lacks ${member#services/}" >&2; exit 1; } ;;
+  esac
+done
+
 echo "compose: docker-compose.yml with .env"
 compose -f docker-compose.yml config -q
 
