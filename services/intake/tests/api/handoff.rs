@@ -118,6 +118,18 @@ async fn need(intake: &Intake, case_id: &str, need_id: &str) -> pb::Need {
         .expect("need on case")
 }
 
+/// Waits until the need is acknowledged by its owner.
+async fn wait_delivered(intake: &Intake, case_id: &str, need_id: &str) -> pb::Need {
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            need(intake, case_id, need_id).await.delivery == pb::DeliveryState::Delivered as i32
+        })
+        .await,
+        "need {need_id} delivered"
+    );
+    need(intake, case_id, need_id).await
+}
+
 #[tokio::test]
 async fn a_need_waits_while_its_owner_is_down_and_is_delivered_once_it_returns() {
     let referral = Referral::start().await;
@@ -154,17 +166,7 @@ async fn a_need_waits_while_its_owner_is_down_and_is_delivered_once_it_returns()
     assert_eq!(mentoring.delivery_attempts, 0);
 
     proxy.restore();
-    assert!(
-        eventually(Duration::from_secs(15), || async {
-            need(&intake, &case.case_id, &finance.need_id)
-                .await
-                .delivery
-                == pb::DeliveryState::Delivered as i32
-        })
-        .await,
-        "delivered once the owner is back"
-    );
-    let delivered = need(&intake, &case.case_id, &finance.need_id).await;
+    let delivered = wait_delivered(&intake, &case.case_id, &finance.need_id).await;
     assert!(delivered.last_delivery_error.is_empty());
     assert!(delivered.delivered_at.is_some());
     let stored = referral
@@ -190,16 +192,7 @@ async fn a_need_sent_again_after_a_crash_before_it_was_marked_gets_the_first_rec
     )
     .await;
     let (case, finance) = open_finance_case(&intake, 42).await;
-    assert!(
-        eventually(Duration::from_secs(15), || async {
-            need(&intake, &case.case_id, &finance.need_id)
-                .await
-                .delivery
-                == pb::DeliveryState::Delivered as i32
-        })
-        .await
-    );
-    let first = need(&intake, &case.case_id, &finance.need_id).await;
+    let first = wait_delivered(&intake, &case.case_id, &finance.need_id).await;
 
     // What a crash between the owner's acknowledgement and intake's commit
     // leaves behind: the owner has the referral, intake still has it pending.
@@ -211,17 +204,7 @@ async fn a_need_sent_again_after_a_crash_before_it_was_marked_gets_the_first_rec
     .await
     .expect("rewind delivery");
 
-    assert!(
-        eventually(Duration::from_secs(15), || async {
-            need(&intake, &case.case_id, &finance.need_id)
-                .await
-                .delivery
-                == pb::DeliveryState::Delivered as i32
-        })
-        .await,
-        "the rewound need is sent again"
-    );
-    let second = need(&intake, &case.case_id, &finance.need_id).await;
+    let second = wait_delivered(&intake, &case.case_id, &finance.need_id).await;
     assert_eq!(second.owner_record_id, first.owner_record_id);
     assert_eq!(referral.referrals_for(&finance.need_id).await, 1);
 }
@@ -236,16 +219,7 @@ async fn the_owners_events_tell_the_story_on_the_case_and_finish_the_need() {
     )
     .await;
     let (case, finance) = open_finance_case(&intake, 43).await;
-    assert!(
-        eventually(Duration::from_secs(15), || async {
-            need(&intake, &case.case_id, &finance.need_id)
-                .await
-                .delivery
-                == pb::DeliveryState::Delivered as i32
-        })
-        .await
-    );
-    let referral_id = need(&intake, &case.case_id, &finance.need_id)
+    let referral_id = wait_delivered(&intake, &case.case_id, &finance.need_id)
         .await
         .owner_record_id;
     let routed = referral
