@@ -143,7 +143,15 @@ impl Relay {
                     Ok::<_, anyhow::Error>(true)
                 }
                 Err(status) => {
-                    let wait = backoff(attempts, self.upstreams.max_backoff);
+                    // A refusal will not fix itself between two quick
+                    // retries (it takes a deploy or a config change), so it
+                    // waits the longest; the need stays pending either way,
+                    // with the reason on it, and goes out once it is fixed.
+                    let wait = if is_refusal(status.code()) {
+                        self.upstreams.max_backoff.max(FIRST_RETRY)
+                    } else {
+                        backoff(attempts, self.upstreams.max_backoff)
+                    };
                     let error: String = format!("{:?}: {}", status.code(), status.message())
                         .chars()
                         .take(ERROR_TEXT_LIMIT)
@@ -244,6 +252,23 @@ impl Relay {
             }
         }
     }
+}
+
+/// The owner understood the call and said no, as opposed to being
+/// unreachable, overloaded or failing.
+fn is_refusal(code: tonic::Code) -> bool {
+    use tonic::Code::*;
+    matches!(
+        code,
+        InvalidArgument
+            | FailedPrecondition
+            | PermissionDenied
+            | Unauthenticated
+            | NotFound
+            | Unimplemented
+            | AlreadyExists
+            | OutOfRange
+    )
 }
 
 /// Doubles from [`FIRST_RETRY`] per failed attempt, capped at `max`.
@@ -367,5 +392,14 @@ mod tests {
         assert_eq!(backoff(4, max), Duration::from_secs(4));
         assert_eq!(backoff(40, max), max);
         assert_eq!(backoff(3, Duration::ZERO), FIRST_RETRY);
+    }
+
+    #[test]
+    fn refusals_are_told_apart_from_outages() {
+        assert!(is_refusal(tonic::Code::InvalidArgument));
+        assert!(is_refusal(tonic::Code::PermissionDenied));
+        assert!(!is_refusal(tonic::Code::Unavailable));
+        assert!(!is_refusal(tonic::Code::DeadlineExceeded));
+        assert!(!is_refusal(tonic::Code::ResourceExhausted));
     }
 }
