@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use onestop_contracts::buyers::v1 as pb;
 use onestop_contracts::buyers::v1::buyer_service_server::BuyerService;
 use onestop_contracts::common::v1::{CompanySnapshot, NeedCategory};
+use onestop_platform::error::parse_id;
 use onestop_platform::events::{self, NewEvent};
 use onestop_platform::idempotency::IdempotencyKey;
 use onestop_platform::pagination::Page;
@@ -64,10 +65,6 @@ impl BuyersApi {
     fn now(&self) -> DateTime<Utc> {
         self.clock.now()
     }
-}
-
-fn parse_id(field: &str, text: &str) -> ApiResult<Uuid> {
-    Uuid::parse_str(text).map_err(|_| ApiError::invalid(field, "a UUID returned by this API"))
 }
 
 fn internal(what: &str) -> ApiError {
@@ -249,13 +246,7 @@ impl BuyersApi {
                 &mut violations,
             ),
         };
-        let profile = match &request.profile {
-            Some(profile) => BuyerProfile::parse(profile, "profile", &mut violations),
-            None => {
-                violations.add("profile", "required");
-                None
-            }
-        };
+        let profile = violations.required("profile", request.profile.as_ref(), BuyerProfile::parse);
         violations.finish()?;
         let profile = profile.ok_or_else(|| ApiError::invalid("profile", "invalid"))?;
         match register_buyer(&self.pool, Some(&key), &office, &profile, self.now()).await? {

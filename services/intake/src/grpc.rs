@@ -6,6 +6,7 @@ use onestop_contracts::intake::v1::intake_service_server::IntakeService;
 use onestop_domain::GrowthStage;
 use onestop_platform::auth::with_caller;
 use onestop_platform::error::is_unique_violation;
+use onestop_platform::error::parse_id;
 use onestop_platform::events::{self, NewEvent};
 use onestop_platform::idempotency::{self, IdempotencyKey};
 use onestop_platform::pagination::Page;
@@ -40,10 +41,6 @@ impl IntakeApi {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
     }
-}
-
-fn parse_id(field: &str, text: &str) -> ApiResult<Uuid> {
-    Uuid::parse_str(text).map_err(|_| ApiError::invalid(field, "a UUID returned by this API"))
 }
 
 /// Dashboards see companies without their contacts: they need the
@@ -89,13 +86,8 @@ impl IntakeApi {
             &request,
         )?;
         let mut violations = Violations::default();
-        let profile = match &request.profile {
-            Some(profile) => CompanyProfile::parse(profile, "profile", &mut violations),
-            None => {
-                violations.add("profile", "required");
-                None
-            }
-        };
+        let profile =
+            violations.required("profile", request.profile.as_ref(), CompanyProfile::parse);
         violations.finish()?;
         let profile = profile.ok_or_else(|| ApiError::invalid("profile", "invalid"))?;
 

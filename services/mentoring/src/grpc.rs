@@ -10,6 +10,7 @@ use onestop_contracts::mentoring::v1::mentoring_service_server::MentoringService
 use onestop_domain::{CountryCode, GrowthStage, LanguageCode, Province};
 use onestop_platform::auth::with_caller;
 use onestop_platform::error::is_unique_violation;
+use onestop_platform::error::parse_id;
 use onestop_platform::events::NewEvent;
 use onestop_platform::idempotency::IdempotencyKey;
 use onestop_platform::pagination::{Page, encode_token};
@@ -41,10 +42,6 @@ impl MentoringApi {
     pub fn new(pool: PgPool, rules: Rules, clock: Arc<dyn Clock>) -> Self {
         Self { pool, rules, clock }
     }
-}
-
-fn parse_id(field: &str, text: &str) -> ApiResult<Uuid> {
-    Uuid::parse_str(text).map_err(|_| ApiError::invalid(field, "a UUID returned by this API"))
 }
 
 fn optional_id(field: &str, text: &str, violations: &mut Violations) -> Option<Uuid> {
@@ -218,13 +215,8 @@ impl MentoringApi {
             &request,
         )?;
         let mut violations = Violations::default();
-        let profile = match &request.profile {
-            Some(profile) => AdvisorProfile::parse(profile, "profile", &mut violations),
-            None => {
-                violations.add("profile", "required");
-                None
-            }
-        };
+        let profile =
+            violations.required("profile", request.profile.as_ref(), AdvisorProfile::parse);
         violations.finish()?;
         let profile = profile.ok_or_else(|| ApiError::invalid("profile", "invalid"))?;
 

@@ -54,8 +54,7 @@ impl ReferralApi {
 }
 
 fn parse_referral_id(text: &str) -> ApiResult<Uuid> {
-    Uuid::parse_str(text)
-        .map_err(|_| ApiError::invalid("referral_id", "a UUID returned by this API"))
+    onestop_platform::error::parse_id("referral_id", text)
 }
 
 fn optional(text: &str) -> Option<String> {

@@ -70,7 +70,11 @@ impl SignedToken {
         role: Role,
         tenant: Option<&str>,
     ) -> anyhow::Result<Self> {
-        let token = keys.issue(subject, role, tenant, Duration::from_secs(3600))?;
+        Self::bearer(&keys.issue(subject, role, tenant, Duration::from_secs(3600))?)
+    }
+
+    /// A token the caller already holds.
+    pub fn bearer(token: &str) -> anyhow::Result<Self> {
         Ok(Self(MetadataValue::try_from(format!("Bearer {token}"))?))
     }
 }

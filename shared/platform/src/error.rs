@@ -152,6 +152,23 @@ impl Violations {
         self.0.iter().map(|violation| violation.field.as_str())
     }
 
+    /// Parses a message field the request must carry: `required` under
+    /// `field` when it is missing, otherwise whatever `parse` records.
+    pub fn required<M, T>(
+        &mut self,
+        field: &str,
+        message: Option<&M>,
+        parse: impl FnOnce(&M, &str, &mut Self) -> Option<T>,
+    ) -> Option<T> {
+        match message {
+            Some(message) => parse(message, field, self),
+            None => {
+                self.add(field, "required");
+                None
+            }
+        }
+    }
+
     /// Records the error of a parse under `field` and returns the value.
     pub fn check<T, E: std::fmt::Display>(
         &mut self,
@@ -199,6 +216,11 @@ impl std::fmt::Display for Violations {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// An id the API handed out, or INVALID_ARGUMENT under `field`.
+pub fn parse_id(field: &str, text: &str) -> ApiResult<uuid::Uuid> {
+    uuid::Uuid::parse_str(text).map_err(|_| ApiError::invalid(field, "a UUID returned by this API"))
+}
 
 /// True when `error` is a unique-constraint violation, e.g. a concurrent
 /// insert of the same natural key that won the race.

@@ -17,7 +17,7 @@ use std::io::Write;
 use tokio::sync::mpsc;
 
 use crate::auth::Role;
-use crate::client::lazy_channel;
+use crate::client::{SignedToken, lazy_channel};
 use crate::config::ServerSettings;
 use crate::time::from_timestamp;
 
@@ -104,7 +104,9 @@ pub async fn watch(args: WatchFeedsArgs, settings: &ServerSettings) -> anyhow::R
         !feeds.is_empty(),
         "no feeds: pass --feed NAME=URL or set ONESTOP_*_URL"
     );
-    let token = match &args.token {
+    // Long-lived: a watcher reconnects with the same token for as long as
+    // it runs.
+    let token = SignedToken::bearer(&match &args.token {
         Some(token) => token.clone(),
         None => settings.token_keys().issue(
             "feed-watcher",
@@ -112,7 +114,7 @@ pub async fn watch(args: WatchFeedsArgs, settings: &ServerSettings) -> anyhow::R
             None,
             Duration::from_secs(30 * 24 * 3600),
         )?,
-    };
+    })?;
     let mut cursors = load_cursors(&args.cursor_file).await?;
     let (sender, mut receiver) = mpsc::channel::<(String, Event)>(256);
     for (name, url) in feeds {
@@ -169,29 +171,20 @@ pub async fn watch(args: WatchFeedsArgs, settings: &ServerSettings) -> anyhow::R
 async fn follow(
     name: String,
     channel: tonic::transport::Channel,
-    token: String,
+    token: SignedToken,
     types: Vec<String>,
     mut after: i64,
     sender: mpsc::Sender<(String, Event)>,
 ) {
-    let bearer: tonic::metadata::MetadataValue<_> = match format!("Bearer {token}").parse() {
-        Ok(value) => value,
-        Err(_) => {
-            eprintln!("{name}: the token is not valid metadata");
-            return;
-        }
-    };
     let mut wait = Duration::from_millis(250);
     loop {
-        let mut request = tonic::Request::new(WatchRequest {
+        let request = WatchRequest {
             after,
             types: types.clone(),
             ..Default::default()
-        });
-        request
-            .metadata_mut()
-            .insert("authorization", bearer.clone());
-        match EventFeedClient::new(channel.clone()).watch(request).await {
+        };
+        let mut client = EventFeedClient::with_interceptor(channel.clone(), token.clone());
+        match client.watch(request).await {
             Ok(response) => {
                 let mut stream = response.into_inner();
                 loop {

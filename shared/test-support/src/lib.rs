@@ -3,6 +3,7 @@
 //! every role, a TCP proxy that can cut the database connection, and
 //! helpers to run the real binaries as child processes.
 
+mod clock;
 mod postgres;
 mod process;
 mod proxy;
@@ -15,6 +16,7 @@ use onestop_platform::config::ServerSettings;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 
+pub use clock::ManualClock;
 pub use postgres::{TestDb, server_url};
 pub use process::ServiceProcess;
 pub use proxy::TcpProxy;

@@ -121,7 +121,7 @@ async fn a_duplicate_external_reference_names_the_existing_buyer() {
 #[tokio::test]
 async fn vetting_keeps_history_and_goes_stale_after_twelve_months() {
     let buyers = Buyers::start().await;
-    let start = buyers.clock.now_value();
+    let start = onestop_platform::time::Clock::now(&buyers.clock);
     let buyer = buyers
         .register(
             "kbc-newyork",

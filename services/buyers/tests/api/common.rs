@@ -1,42 +1,20 @@
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use onestop_buyers::startup::Application;
 use onestop_contracts::buyers::v1 as pb;
 use onestop_contracts::buyers::v1::buyer_service_client::BuyerServiceClient;
 use onestop_contracts::common::v1::{CompanySnapshot, Money};
 use onestop_platform::Role;
 use onestop_platform::server::CancellationToken;
-use onestop_platform::time::Clock;
-use onestop_test_support::{Bearer, TestDb, channel};
+use onestop_test_support::{Bearer, ManualClock, TestDb, channel};
+pub use onestop_test_support::{error_reason, violations};
 use prost::Message;
 use sqlx::PgPool;
-use tonic::Status;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
-use tonic_types::StatusExt;
 
 pub type Client = BuyerServiceClient<InterceptedService<Channel, Bearer>>;
-
-/// A clock the test moves by hand.
-#[derive(Clone)]
-pub struct ManualClock(Arc<Mutex<DateTime<Utc>>>);
-
-impl ManualClock {
-    pub fn now_value(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
-    }
-
-    pub fn set(&self, at: DateTime<Utc>) {
-        *self.0.lock().unwrap() = at;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
-    }
-}
 
 /// A running buyers server on port 0 over its own fresh database.
 pub struct Buyers {
@@ -51,7 +29,7 @@ impl Buyers {
     pub async fn start() -> Self {
         onestop_platform::telemetry::init_for_tests();
         let db = TestDb::new().await;
-        let clock = ManualClock(Arc::new(Mutex::new(Utc::now())));
+        let clock = ManualClock::at(Utc::now());
         let app = Application::build_with_clock(
             onestop_test_support::settings(&db.url),
             Arc::new(clock.clone()),
@@ -198,21 +176,4 @@ pub fn company(id: &str, hs_codes: &[&str], languages: &[&str]) -> CompanySnapsh
         languages: languages.iter().map(|c| c.to_string()).collect(),
         ..Default::default()
     }
-}
-
-/// Field paths of the BadRequest violations in `status`.
-pub fn violations(status: &Status) -> Vec<String> {
-    let mut fields: Vec<String> = status
-        .get_details_bad_request()
-        .map(|bad| bad.field_violations.into_iter().map(|v| v.field).collect())
-        .unwrap_or_default();
-    fields.sort();
-    fields
-}
-
-pub fn error_reason(status: &Status) -> String {
-    status
-        .get_details_error_info()
-        .map(|info| info.reason)
-        .unwrap_or_default()
 }

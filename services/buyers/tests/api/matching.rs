@@ -151,7 +151,7 @@ async fn quality_orders_buyers_equal_on_everything_else() {
 #[tokio::test]
 async fn unverified_rejected_and_stale_buyers_are_never_found_or_proposed() {
     let buyers = Buyers::start().await;
-    let start = buyers.clock.now_value();
+    let start = onestop_platform::time::Clock::now(&buyers.clock);
     buyers.clock.set(start - Duration::days(400));
     buyers
         .verified("o", buyer_profile("Stale", "US", &["330499"], &["en"]), 99)

@@ -77,6 +77,16 @@ fn wired_to(referral_url: String) -> UpstreamSettings {
     }
 }
 
+/// Intake on a fresh database, handing referral needs to `addr`.
+async fn intake_handing_to(addr: std::net::SocketAddr) -> Intake {
+    Intake::start_wired(
+        TestDb::new().await,
+        |_| {},
+        wired_to(format!("http://{addr}")),
+    )
+    .await
+}
+
 async fn open_finance_case(intake: &Intake, seed: u32) -> (pb::Case, pb::Need) {
     let company = intake.register(&registration_number(seed), 0, false).await;
     let case = intake
@@ -135,12 +145,7 @@ async fn a_need_waits_while_its_owner_is_down_and_is_delivered_once_it_returns()
     let referral = Referral::start().await;
     let proxy = TcpProxy::start(referral.addr).await;
     proxy.cut();
-    let intake = Intake::start_wired(
-        TestDb::new().await,
-        |_| {},
-        wired_to(format!("http://{}", proxy.addr())),
-    )
-    .await;
+    let intake = intake_handing_to(proxy.addr()).await;
     let (case, finance) = open_finance_case(&intake, 41).await;
 
     assert!(
@@ -185,12 +190,7 @@ async fn a_need_waits_while_its_owner_is_down_and_is_delivered_once_it_returns()
 #[tokio::test]
 async fn a_need_sent_again_after_a_crash_before_it_was_marked_gets_the_first_record() {
     let referral = Referral::start().await;
-    let intake = Intake::start_wired(
-        TestDb::new().await,
-        |_| {},
-        wired_to(format!("http://{}", referral.addr)),
-    )
-    .await;
+    let intake = intake_handing_to(referral.addr).await;
     let (case, finance) = open_finance_case(&intake, 42).await;
     let first = wait_delivered(&intake, &case.case_id, &finance.need_id).await;
 
@@ -212,12 +212,7 @@ async fn a_need_sent_again_after_a_crash_before_it_was_marked_gets_the_first_rec
 #[tokio::test]
 async fn the_owners_events_tell_the_story_on_the_case_and_finish_the_need() {
     let referral = Referral::start().await;
-    let intake = Intake::start_wired(
-        TestDb::new().await,
-        |_| {},
-        wired_to(format!("http://{}", referral.addr)),
-    )
-    .await;
+    let intake = intake_handing_to(referral.addr).await;
     let (case, finance) = open_finance_case(&intake, 43).await;
     let referral_id = wait_delivered(&intake, &case.case_id, &finance.need_id)
         .await

@@ -125,15 +125,12 @@ async fn vetted_buyers(suite: &Suite, count: usize) -> Vec<String> {
     ids
 }
 
-struct Clients {
-    intake: IntakeServiceClient<
-        tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Bearer>,
-    >,
-}
+type Intake = IntakeServiceClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Bearer>,
+>;
 
-async fn case(clients: &Clients, case_id: &str) -> pb::Case {
-    clients
-        .intake
+async fn case(intake: &Intake, case_id: &str) -> pb::Case {
+    intake
         .clone()
         .get_case(pb::GetCaseRequest {
             case_id: case_id.into(),
@@ -143,9 +140,8 @@ async fn case(clients: &Clients, case_id: &str) -> pb::Case {
         .into_inner()
 }
 
-async fn timeline(clients: &Clients, case_id: &str) -> Vec<pb::TimelineEntry> {
-    clients
-        .intake
+async fn timeline(intake: &Intake, case_id: &str) -> Vec<pb::TimelineEntry> {
+    intake
         .clone()
         .get_case_timeline(pb::GetCaseTimelineRequest {
             case_id: case_id.into(),
@@ -160,8 +156,8 @@ fn need_of(case: &pb::Case, category: NeedCategory) -> Option<&pb::Need> {
     case.needs.iter().find(|n| n.category == category as i32)
 }
 
-async fn has_kind(clients: &Clients, case_id: &str, kind: &str) -> bool {
-    timeline(clients, case_id)
+async fn has_kind(intake: &Intake, case_id: &str, kind: &str) -> bool {
+    timeline(intake, case_id)
         .await
         .iter()
         .any(|e| e.kind == kind)
@@ -189,16 +185,13 @@ async fn one_case_reaches_every_agency_and_survives_a_crash() {
     seed_directory(&suite).await;
     let advisor_id = register_advisor(&suite).await;
     let buyer_ids = vetted_buyers(&suite, 3).await;
-    let mut clients = Clients {
-        intake: IntakeServiceClient::with_interceptor(
-            channel(suite.addr("intake")),
-            Bearer::role(Role::Agency, Some("kotra")),
-        ),
-    };
+    let mut intake = IntakeServiceClient::with_interceptor(
+        channel(suite.addr("intake")),
+        Bearer::role(Role::Agency, Some("kotra")),
+    );
 
     // Register, diagnose and open one case with four needs.
-    let company = clients
-        .intake
+    let company = intake
         .register_company(pb::RegisterCompanyRequest {
             idempotency_key: "e2e-company".into(),
             profile: Some(pb::CompanyProfile {
@@ -225,8 +218,7 @@ async fn one_case_reaches_every_agency_and_survives_a_crash() {
         .await
         .expect("company registers")
         .into_inner();
-    clients
-        .intake
+    intake
         .diagnose_readiness(pb::DiagnoseReadinessRequest {
             idempotency_key: "e2e-diagnosis".into(),
             company_id: company.company_id.clone(),
@@ -242,8 +234,7 @@ async fn one_case_reaches_every_agency_and_survives_a_crash() {
         })
         .await
         .expect("diagnosis");
-    let opened = clients
-        .intake
+    let opened = intake
         .open_case(pb::OpenCaseRequest {
             idempotency_key: "e2e-case".into(),
             company_id: company.company_id.clone(),
@@ -268,22 +259,22 @@ async fn one_case_reaches_every_agency_and_survives_a_crash() {
     // Every need reaches its owner.
     assert!(
         eventually(WITHIN, || async {
-            let case = case(&clients, &case_id).await;
+            let case = case(&intake, &case_id).await;
             case.needs
                 .iter()
                 .all(|n| n.delivery == pb::DeliveryState::Delivered as i32)
         })
         .await,
         "all four needs delivered: {:?}",
-        case(&clients, &case_id).await.needs
+        case(&intake, &case_id).await.needs
     );
-    let delivered = case(&clients, &case_id).await;
+    let delivered = case(&intake, &case_id).await;
 
     // The advisor is assigned and the buyers proposed, as the timeline says.
     assert!(
         eventually(WITHIN, || async {
-            has_kind(&clients, &case_id, "assignment.created").await
-                && has_kind(&clients, &case_id, "match.proposed").await
+            has_kind(&intake, &case_id, "assignment.created").await
+                && has_kind(&intake, &case_id, "match.proposed").await
         })
         .await,
         "advisor assigned and buyers proposed on the timeline"
@@ -329,7 +320,7 @@ async fn one_case_reaches_every_agency_and_survives_a_crash() {
         .into_inner();
     assert_eq!(accepted.legs.last().expect("leg").agency_id, "sbc");
     assert!(
-        eventually(WITHIN, || has_kind(&clients, &case_id, "referral.accepted")).await,
+        eventually(WITHIN, || has_kind(&intake, &case_id, "referral.accepted")).await,
         "acceptance on the timeline"
     );
 
@@ -377,7 +368,7 @@ async fn one_case_reaches_every_agency_and_survives_a_crash() {
         .expect("feedback recorded");
     assert!(
         eventually(WITHIN, || async {
-            let case = case(&clients, &case_id).await;
+            let case = case(&intake, &case_id).await;
             need_of(&case, NeedCategory::Certification).is_some_and(|n| {
                 n.delivery_attempts >= 1 && n.delivery == pb::DeliveryState::Pending as i32
             })
@@ -389,7 +380,7 @@ async fn one_case_reaches_every_agency_and_survives_a_crash() {
     suite.restart("referral", referral_addr).await;
     assert!(
         eventually(WITHIN, || async {
-            let case = case(&clients, &case_id).await;
+            let case = case(&intake, &case_id).await;
             need_of(&case, NeedCategory::Certification)
                 .is_some_and(|n| n.delivery == pb::DeliveryState::Delivered as i32)
         })
@@ -398,7 +389,7 @@ async fn one_case_reaches_every_agency_and_survives_a_crash() {
     );
 
     // Exactly one downstream record per need.
-    let done = case(&clients, &case_id).await;
+    let done = case(&intake, &case_id).await;
     assert_eq!(done.needs.len(), 5);
     for need in &done.needs {
         let (service, table) = match NeedCategory::try_from(need.category).expect("category") {
@@ -417,7 +408,7 @@ async fn one_case_reaches_every_agency_and_survives_a_crash() {
     }
 
     // The timeline tells the whole story across the services.
-    let story = timeline(&clients, &case_id).await;
+    let story = timeline(&intake, &case_id).await;
     for (service, kind) in [
         ("intake", "case.opened"),
         ("intake", "need.delivered"),

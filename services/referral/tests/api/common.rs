@@ -1,4 +1,4 @@
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -8,9 +8,8 @@ use onestop_contracts::referral::v1 as pb;
 use onestop_contracts::referral::v1::referral_service_client::ReferralServiceClient;
 use onestop_platform::Role;
 use onestop_platform::server::CancellationToken;
-use onestop_platform::time::Clock;
 use onestop_referral::startup::{Application, ReferralSettings};
-use onestop_test_support::{Bearer, TestDb, channel};
+use onestop_test_support::{Bearer, ManualClock, TestDb, channel};
 pub use onestop_test_support::{error_reason, violations};
 use prost::Message;
 use sqlx::PgPool;
@@ -19,28 +18,6 @@ use tonic::transport::Channel;
 
 pub type Client = ReferralServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Feed = EventFeedClient<InterceptedService<Channel, Bearer>>;
-
-/// A clock the test moves by hand.
-#[derive(Clone)]
-pub struct ManualClock(Arc<Mutex<DateTime<Utc>>>);
-
-impl ManualClock {
-    pub fn new() -> Self {
-        Self(Arc::new(Mutex::new(start_time())))
-    }
-
-    pub fn advance(&self, by: chrono::Duration) -> DateTime<Utc> {
-        let mut now = self.0.lock().unwrap();
-        *now += by;
-        *now
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
-    }
-}
 
 pub fn start_time() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 2, 0, 0, 0).unwrap()
@@ -67,7 +44,7 @@ impl Referral {
         onestop_platform::telemetry::init_for_tests();
         let db = TestDb::new().await;
         let settings = onestop_test_support::settings(&db.url);
-        let clock = ManualClock::new();
+        let clock = ManualClock::at(start_time());
         let app = Application::build_with(
             settings,
             ReferralSettings {
