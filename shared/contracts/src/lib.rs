@@ -1,5 +1,10 @@
 //! The OneStop contracts: every message, client and server generated from
-//! `proto/`, plus the descriptor set the servers publish over reflection.
+//! `proto/`, the descriptor set the servers publish over reflection, the
+//! event types each feed carries, and one adapter macro per service
+//! (`impl_intake_service!(IntakeApi)`, ...) that implements the generated
+//! tonic trait by forwarding each RPC to a handler method
+//! `async fn rpc(&self, caller: Caller, request: XRequest) -> ApiResult<X>`
+//! through `onestop_platform::rpc`.
 
 // Everything below is generated; its shape follows the protos, not lints.
 #![allow(clippy::all)]
@@ -42,6 +47,12 @@ pub mod referral {
     pub mod v1 {
         tonic::include_proto!("onestop.referral.v1");
     }
+}
+
+pub mod event_types;
+
+mod adapters {
+    include!(concat!(env!("OUT_DIR"), "/adapters.rs"));
 }
 
 /// Type URL of a message packed into `google.protobuf.Any`.

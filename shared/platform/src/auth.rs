@@ -145,21 +145,6 @@ impl Caller {
     }
 }
 
-/// Runs an RPC handler with the caller the auth layer attached, mapping
-/// its error to the wire: the one line every service's trait methods share.
-pub async fn with_caller<Req, Resp, F>(
-    request: tonic::Request<Req>,
-    handler: impl FnOnce(Caller, Req) -> F,
-) -> Result<tonic::Response<Resp>, tonic::Status>
-where
-    F: std::future::Future<Output = Result<Resp, ApiError>>,
-{
-    let caller = Caller::of(&request)?;
-    Ok(tonic::Response::new(
-        handler(caller, request.into_inner()).await?,
-    ))
-}
-
 /// Signs and verifies tokens with one shared secret.
 #[derive(Clone)]
 pub struct TokenKeys {

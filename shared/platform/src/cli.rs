@@ -26,7 +26,7 @@ pub struct ProbeArgs {
     pub addr: Option<SocketAddr>,
     /// Health service name; the event feed's flips with the database like
     /// the service's own.
-    #[arg(long, default_value = "onestop.events.v1.EventFeed")]
+    #[arg(long, default_value = "onestop.events.v1.EventFeedService")]
     pub service: String,
     #[arg(long, default_value = "3s", value_parser = parse_duration)]
     pub timeout: Duration,

@@ -203,6 +203,24 @@ impl Violations {
         }
     }
 
+    /// The value `build` assembles from the parsed parts when nothing was
+    /// violated, or every violation. `build` returns `None` only when a part
+    /// is missing, and every parse that leaves a part missing records why,
+    /// so callers can write `|| Some(Command { a: a?, b: b? })`.
+    pub fn finish_with<T>(mut self, build: impl FnOnce() -> Option<T>) -> Result<T, Violations> {
+        if !self.0.is_empty() {
+            return Err(self);
+        }
+        match build() {
+            Some(value) => Ok(value),
+            None => {
+                debug_assert!(false, "a parse left a part missing without a violation");
+                self.add("", "invalid request");
+                Err(self)
+            }
+        }
+    }
+
     fn summary(&self) -> String {
         let fields: Vec<&str> = self.fields().collect();
         format!("invalid fields: {}", fields.join(", "))
@@ -212,6 +230,12 @@ impl Violations {
 impl std::fmt::Display for Violations {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.summary())
+    }
+}
+
+impl From<Violations> for ApiError {
+    fn from(violations: Violations) -> Self {
+        ApiError::InvalidArgument(violations)
     }
 }
 

@@ -1,4 +1,4 @@
-//! The event log (transactional outbox) and `onestop.events.v1.EventFeed`.
+//! The event log (transactional outbox) and `onestop.events.v1.EventFeedService`.
 //!
 //! Ordering: a bigint sequence alone is not enough for a resumable feed,
 //! because ids are drawn in one order and transactions commit in another; a
@@ -9,23 +9,22 @@
 //! skips. The cost is that event-writing transactions serialise from their
 //! first append to their commit, which is why appends come last.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::Stream;
-use onestop_contracts::events::v1::event_feed_server::EventFeed;
-use onestop_contracts::events::v1::{Event, WatchRequest};
+use onestop_contracts::event_types::EventType;
+use onestop_contracts::events::v1::{Event, FeedStatus, WatchRequest, WatchResponse, watch_response};
 use prost_types::Any;
 use sqlx::postgres::{PgListener, PgPool};
 use sqlx::{PgConnection, Row};
 use tokio::sync::{Notify, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
-use tonic::{Request, Response, Status};
+use tonic::Status;
 
 use crate::auth::{Caller, Role};
-use crate::error::{ApiError, Violations};
+use crate::error::{ApiError, ApiResult, Violations};
+use crate::rpc::RpcStream;
 use crate::telemetry;
 
 /// Advisory lock key ("onestop" in ASCII) serialising appends per database.
@@ -35,6 +34,9 @@ const NOTIFY_CHANNEL: &str = "onestop_events";
 /// is lost (the listener reconnecting, say).
 const POLL_FALLBACK: Duration = Duration::from_secs(1);
 const BATCH: i64 = 500;
+/// Longest an idle Watch stream stays silent: a consumer that hears nothing
+/// for several of these knows its connection is dead.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
 
 /// An event about to be appended.
 #[derive(Debug, Clone)]
@@ -46,15 +48,21 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
-    pub fn new<M: prost::Name>(
-        event_type: &'static str,
-        aggregate_type: &'static str,
+    /// An event of `event_type` about `aggregate_id` (of the aggregate type
+    /// the event type is about), carrying `payload`.
+    pub fn new<E: EventType, M: prost::Name>(
+        event_type: E,
         aggregate_id: impl ToString,
         payload: &M,
     ) -> Self {
+        debug_assert_eq!(
+            M::full_name(),
+            event_type.payload_name(),
+            "{event_type:?} carries another payload"
+        );
         Self {
-            event_type,
-            aggregate_type,
+            event_type: event_type.name(),
+            aggregate_type: event_type.aggregate_type(),
             aggregate_id: aggregate_id.to_string(),
             payload: Any::from_msg(payload).expect("encoding into a Vec cannot fail"),
         }
@@ -189,7 +197,7 @@ impl Wakeups {
     }
 }
 
-/// The `EventFeed` every service serves over its own event log.
+/// The `EventFeedService` every service serves over its own event log.
 #[derive(Clone)]
 pub struct EventFeedService {
     pool: PgPool,
@@ -223,8 +231,12 @@ struct Filter {
     aggregate_id: Option<String>,
 }
 
+/// Most event types one Watch may filter on.
+const MAX_TYPES: usize = 64;
+
 fn valid_event_type(text: &str) -> bool {
     !text.is_empty()
+        && text.len() <= 100
         && text
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_')
@@ -235,9 +247,12 @@ fn parse_filter(request: &WatchRequest) -> Result<Filter, ApiError> {
     if request.after < 0 {
         violations.add("after", "must be 0 or the id of an event received earlier");
     }
+    if request.types.len() > MAX_TYPES {
+        violations.add("types", format!("at most {MAX_TYPES}"));
+    }
     let mut exact_types = Vec::new();
     let mut type_prefixes = Vec::new();
-    for (i, event_type) in request.types.iter().enumerate() {
+    for (i, event_type) in request.types.iter().enumerate().take(MAX_TYPES) {
         match event_type.strip_suffix(".*") {
             Some(prefix) if valid_event_type(prefix) => {
                 // LIKE treats '_' as a wildcard; event types use it literally.
@@ -253,6 +268,9 @@ fn parse_filter(request: &WatchRequest) -> Result<Filter, ApiError> {
     if !request.aggregate_id.is_empty() && request.aggregate_type.is_empty() {
         violations.add("aggregate_type", "required when aggregate_id is set");
     }
+    if !request.epoch.is_empty() && uuid::Uuid::parse_str(&request.epoch).is_err() {
+        violations.add("epoch", "an epoch received in a FeedStatus");
+    }
     violations.finish()?;
     let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
     Ok(Filter {
@@ -263,10 +281,24 @@ fn parse_filter(request: &WatchRequest) -> Result<Filter, ApiError> {
     })
 }
 
-async fn horizon(pool: &PgPool) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT pruned_through FROM event_log_horizon")
-        .fetch_one(pool)
-        .await
+/// The feed's epoch, pruning horizon and head, read in one snapshot.
+struct FeedPosition {
+    epoch: String,
+    pruned_through: i64,
+    head: i64,
+}
+
+async fn position(pool: &PgPool) -> Result<FeedPosition, sqlx::Error> {
+    let (epoch, pruned_through, head): (uuid::Uuid, i64, Option<i64>) = sqlx::query_as(
+        "SELECT epoch, pruned_through, (SELECT max(id) FROM event_log) FROM event_log_horizon",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(FeedPosition {
+        epoch: epoch.to_string(),
+        pruned_through,
+        head: head.unwrap_or(pruned_through),
+    })
 }
 
 fn cursor_expired(after: i64, horizon: i64) -> ApiError {
@@ -275,6 +307,16 @@ fn cursor_expired(after: i64, horizon: i64) -> ApiError {
         message: format!(
             "cursor {after} is older than the feed's retention (events through {horizon} were pruned); \
              rebuild from current state and resume from a newer cursor"
+        ),
+    }
+}
+
+fn cursor_ahead(after: i64, head: i64) -> ApiError {
+    ApiError::OutOfRange {
+        reason: "CURSOR_AHEAD",
+        message: format!(
+            "cursor {after} is past the newest event on this feed ({head}); it belongs to another \
+             feed or epoch: pass the epoch it was read in, or start again from 0"
         ),
     }
 }
@@ -327,39 +369,71 @@ async fn read_batch(
         .collect())
 }
 
-type EventStream = Pin<Box<dyn Stream<Item = Result<Event, Status>> + Send + 'static>>;
+fn status_message(source: &str, epoch: &str, head: i64) -> WatchResponse {
+    WatchResponse {
+        item: Some(watch_response::Item::Status(FeedStatus {
+            epoch: epoch.to_owned(),
+            head,
+            source: source.to_owned(),
+            heartbeat_interval: prost_types::Duration::try_from(HEARTBEAT_INTERVAL).ok(),
+            at: Some(crate::time::to_timestamp(chrono::Utc::now())),
+        })),
+    }
+}
 
-#[tonic::async_trait]
-impl EventFeed for EventFeedService {
-    type WatchStream = EventStream;
+fn event_message(event: Event) -> WatchResponse {
+    WatchResponse {
+        item: Some(watch_response::Item::Event(event)),
+    }
+}
 
-    async fn watch(
+impl EventFeedService {
+    pub async fn watch(
         &self,
-        request: Request<WatchRequest>,
-    ) -> Result<Response<Self::WatchStream>, Status> {
-        Caller::of(&request)?.require(&[Role::Dashboard, Role::Service, Role::Admin])?;
-        let request = request.into_inner();
+        caller: Caller,
+        request: WatchRequest,
+    ) -> ApiResult<RpcStream<WatchResponse>> {
+        caller.require(&[Role::Dashboard, Role::Service, Role::Admin])?;
         let filter = parse_filter(&request)?;
         let pool = self.pool.clone();
+        let at_start = position(&pool).await?;
+        if !request.epoch.is_empty() && request.epoch != at_start.epoch {
+            return Err(ApiError::failed_precondition(
+                "FEED_EPOCH_CHANGED",
+                format!(
+                    "this feed is now epoch {}; cursors of epoch {} mean nothing here: \
+                     rebuild from the start of the feed (after = 0)",
+                    at_start.epoch, request.epoch
+                ),
+            ));
+        }
         let mut cursor = if request.from_latest {
-            sqlx::query_scalar::<_, Option<i64>>("SELECT max(id) FROM event_log")
-                .fetch_one(&pool)
-                .await
-                .map_err(ApiError::from)?
-                .unwrap_or(0)
+            at_start.head
         } else {
             request.after
         };
-        let pruned_through = horizon(&pool).await.map_err(ApiError::from)?;
-        if cursor > 0 && cursor < pruned_through {
-            return Err(cursor_expired(cursor, pruned_through).into());
+        if cursor > 0 && cursor < at_start.pruned_through {
+            return Err(cursor_expired(cursor, at_start.pruned_through));
+        }
+        if cursor > at_start.head {
+            return Err(cursor_ahead(cursor, at_start.head));
         }
 
         let (sender, receiver) = mpsc::channel(64);
         let wakeups = self.wakeups.0.clone();
         let shutdown = self.shutdown.clone();
         let source = self.source;
+        let epoch = at_start.epoch;
+        let mut head = at_start.head;
         tokio::spawn(async move {
+            if sender
+                .send(Ok(status_message(source, &epoch, head)))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            let mut last_sent = tokio::time::Instant::now();
             loop {
                 // Armed before reading, so a commit between the read and the
                 // wait still wakes this watcher.
@@ -376,10 +450,10 @@ impl EventFeed for EventFeedService {
                 };
                 let full = batch.len() as i64 == BATCH;
                 if let Some(last) = batch.last() {
-                    match horizon(&pool).await {
-                        Ok(pruned) if cursor > 0 && cursor < pruned => {
+                    match position(&pool).await {
+                        Ok(now) if cursor > 0 && cursor < now.pruned_through => {
                             let _ = sender
-                                .send(Err(cursor_expired(cursor, pruned).into()))
+                                .send(Err(cursor_expired(cursor, now.pruned_through).into()))
                                 .await;
                             return;
                         }
@@ -391,14 +465,29 @@ impl EventFeed for EventFeedService {
                     }
                     let last_id = last.id;
                     for event in batch {
-                        if sender.send(Ok(event)).await.is_err() {
+                        if sender.send(Ok(event_message(event))).await.is_err() {
                             return;
                         }
                     }
                     cursor = last_id;
+                    head = head.max(last_id);
+                    last_sent = tokio::time::Instant::now();
                 }
                 if full {
                     continue;
+                }
+                if last_sent.elapsed() >= HEARTBEAT_INTERVAL {
+                    if let Ok(now) = position(&pool).await {
+                        head = now.head;
+                    }
+                    if sender
+                        .send(Ok(status_message(source, &epoch, head)))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    last_sent = tokio::time::Instant::now();
                 }
                 tokio::select! {
                     _ = shutdown.cancelled() => {
@@ -415,6 +504,8 @@ impl EventFeed for EventFeedService {
                 }
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+        Ok(Box::pin(ReceiverStream::new(receiver)))
     }
 }
+
+onestop_contracts::impl_event_feed_service!(EventFeedService);

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use onestop_contracts::events::v1::event_feed_client::EventFeedClient;
-use onestop_contracts::events::v1::{Event, WatchRequest};
+use onestop_contracts::events::v1::event_feed_service_client::EventFeedServiceClient;
+use onestop_contracts::events::v1::{Event, WatchRequest, watch_response};
 use std::io::Write;
 use tokio::sync::mpsc;
 
@@ -183,13 +183,16 @@ async fn follow(
             types: types.clone(),
             ..Default::default()
         };
-        let mut client = EventFeedClient::with_interceptor(channel.clone(), token.clone());
+        let mut client = EventFeedServiceClient::with_interceptor(channel.clone(), token.clone());
         match client.watch(request).await {
             Ok(response) => {
                 let mut stream = response.into_inner();
                 loop {
                     match stream.message().await {
-                        Ok(Some(event)) => {
+                        Ok(Some(message)) => {
+                            let Some(watch_response::Item::Event(event)) = message.item else {
+                                continue;
+                            };
                             after = event.id;
                             wait = Duration::from_millis(250);
                             if sender.send((name.clone(), event)).await.is_err() {

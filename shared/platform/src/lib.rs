@@ -2,6 +2,10 @@
 //! configuration, telemetry, the tower layers, server assembly, errors,
 //! auth, the database, the event log and feed, idempotency.
 
+// The generated service adapters name this crate by its path, also from
+// inside it (the event feed).
+extern crate self as onestop_platform;
+
 pub mod auth;
 pub mod cli;
 pub mod client;
@@ -13,6 +17,7 @@ pub mod feeds;
 pub mod idempotency;
 pub mod layers;
 pub mod pagination;
+pub mod rpc;
 pub mod server;
 pub mod telemetry;
 pub mod time;

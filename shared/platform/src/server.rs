@@ -7,7 +7,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 
-use onestop_contracts::events::v1::event_feed_server::EventFeedServer;
+use onestop_contracts::events::v1::event_feed_service_server::EventFeedServiceServer;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use tokio::net::TcpListener;
@@ -27,6 +27,17 @@ use crate::layers::{AuthLayer, LoadShedLayer, RpcTelemetryLayer};
 
 /// How often retention pruning runs.
 const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// What every service's `startup::Application` offers, so one test harness
+/// and one `main` shape serve them all.
+pub trait Application: Sized + Send + 'static {
+    /// The address the server bound (port 0 resolved).
+    fn local_addr(&self) -> SocketAddr;
+    /// Cancelling it shuts the server and its background work down.
+    fn shutdown_token(&self) -> CancellationToken;
+    /// Serves until the shutdown token is cancelled and in-flight calls drained.
+    fn run_until_stopped(self) -> impl std::future::Future<Output = anyhow::Result<()>> + Send;
+}
 
 /// A service's server between startup and serving.
 pub struct ServiceHost {
@@ -118,7 +129,7 @@ impl ServiceHost {
         } = self;
 
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        let health_names = vec![S::NAME, EventFeedServer::<EventFeedService>::NAME];
+        let health_names = vec![S::NAME, EventFeedServiceServer::<EventFeedService>::NAME];
         db::set_status(&health_reporter, &health_names, ServingStatus::NotServing).await;
         db::spawn_health_monitor(
             pool.clone(),
@@ -139,7 +150,7 @@ impl ServiceHost {
 
         let wakeups = Wakeups::default();
         wakeups.spawn_listener(pool.clone(), shutdown.clone());
-        let feed = EventFeedServer::new(EventFeedService::new(
+        let feed = EventFeedServiceServer::new(EventFeedService::new(
             pool.clone(),
             name,
             wakeups,

@@ -4,22 +4,31 @@
 //! helpers to run the real binaries as child processes.
 
 mod clock;
+pub mod fixtures;
 mod postgres;
 mod process;
 mod proxy;
+mod server;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use onestop_platform::auth::{Role, TokenKeys};
 use onestop_platform::config::ServerSettings;
+use onestop_contracts::buyers::v1::buyer_service_client::BuyerServiceClient;
+use onestop_contracts::events::v1::event_feed_service_client::EventFeedServiceClient;
+use onestop_contracts::intake::v1::intake_service_client::IntakeServiceClient;
+use onestop_contracts::mentoring::v1::mentoring_service_client::MentoringServiceClient;
+use onestop_contracts::referral::v1::referral_service_client::ReferralServiceClient;
 use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 pub use clock::ManualClock;
 pub use postgres::{TestDb, server_url};
 pub use process::ServiceProcess;
 pub use proxy::TcpProxy;
+pub use server::TestServer;
 
 /// Keys the servers under test use (ONESTOP_AUTH_SECRET or the dev secret).
 pub fn token_keys() -> TokenKeys {
@@ -52,6 +61,28 @@ impl Bearer {
         Self::role(Role::Admin, None)
     }
 
+    pub fn dashboard() -> Self {
+        Self::role(Role::Dashboard, None)
+    }
+
+    pub fn service() -> Self {
+        Self::role(Role::Service, None)
+    }
+
+    /// Staff of the agency `agency_id` ("kotra", "sbc", ...).
+    pub fn agency(agency_id: &str) -> Self {
+        Self::role(Role::Agency, Some(agency_id))
+    }
+
+    pub fn advisor(advisor_id: &str) -> Self {
+        Self::role(Role::Advisor, Some(advisor_id))
+    }
+
+    /// The overseas trade office `office_id` ("kbc-newyork", ...).
+    pub fn trade_office(office_id: &str) -> Self {
+        Self::role(Role::TradeOffice, Some(office_id))
+    }
+
     /// No token at all.
     pub fn anonymous() -> Self {
         Self(None)
@@ -70,6 +101,32 @@ impl tonic::service::Interceptor for Bearer {
         }
         Ok(request)
     }
+}
+
+/// A generated client that a test connects with a token.
+pub trait Connect {
+    fn connect(channel: Channel, bearer: Bearer) -> Self;
+}
+
+macro_rules! clients {
+    ($($(#[$doc:meta])* $alias:ident = $client:ident;)+) => {$(
+        $(#[$doc])*
+        pub type $alias = $client<InterceptedService<Channel, Bearer>>;
+        impl Connect for $alias {
+            fn connect(channel: Channel, bearer: Bearer) -> Self {
+                $client::with_interceptor(channel, bearer)
+            }
+        }
+    )+};
+}
+
+clients! {
+    IntakeClient = IntakeServiceClient;
+    MentoringClient = MentoringServiceClient;
+    BuyersClient = BuyerServiceClient;
+    ReferralClient = ReferralServiceClient;
+    /// Any service's event feed.
+    FeedClient = EventFeedServiceClient;
 }
 
 /// A lazily connecting channel to `addr`.

@@ -123,6 +123,14 @@ impl TestDb {
         Self { url, name }
     }
 
+    /// Stands for no database: dropping it drops nothing.
+    pub(crate) fn detached() -> Self {
+        Self {
+            url: String::new(),
+            name: String::new(),
+        }
+    }
+
     /// A connection pool to this database, for assertions on stored rows.
     pub async fn pool(&self) -> sqlx::PgPool {
         sqlx::postgres::PgPoolOptions::new()
@@ -145,6 +153,9 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        if self.name.is_empty() {
+            return;
+        }
         let name = self.name.clone();
         // Drop runs inside the test's runtime, which cannot block on itself.
         let _ = std::thread::spawn(move || {

@@ -51,7 +51,7 @@ async fn health_is_not_serving_while_the_database_is_unreachable_and_recovers() 
     proxy.cut();
     assert!(eventually(Duration::from_secs(10), not_serving).await);
     assert_eq!(
-        health(intake.addr, "onestop.events.v1.EventFeed").await,
+        health(intake.addr, "onestop.events.v1.EventFeedService").await,
         Some(ServingStatus::NotServing)
     );
     // Calls fail as UNAVAILABLE, a retryable code, not as INTERNAL.
@@ -90,7 +90,7 @@ async fn reflection_lists_the_services() {
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
     for expected in [
         "onestop.intake.v1.IntakeService",
-        "onestop.events.v1.EventFeed",
+        "onestop.events.v1.EventFeedService",
         "grpc.health.v1.Health",
     ] {
         assert!(
