@@ -99,9 +99,7 @@ fn adapters(descriptors: &FileDescriptorSet) -> Result<String, Box<dyn std::erro
         if !package.starts_with("onestop.") {
             continue;
         }
-        let module = package
-            .trim_start_matches("onestop.")
-            .replace('.', "::");
+        let module = package.trim_start_matches("onestop.").replace('.', "::");
         for service in &file.service {
             let name = service.name();
             let snake = snake_case(name);

@@ -2,6 +2,7 @@
 //! unchanged entry is left alone (no new timestamp, no event), so loading
 //! the same directory twice changes nothing.
 
+use onestop_contracts::event_types::ReferralEvent;
 use onestop_contracts::referral::v1 as pb;
 use onestop_platform::events::{self, NewEvent};
 use onestop_platform::{ApiError, ApiResult};
@@ -19,7 +20,7 @@ pub async fn save_agency(
     if changed {
         events::append(
             conn,
-            NewEvent::new("agency.upserted", "agency", &agency.agency_id, agency),
+            NewEvent::new(ReferralEvent::AgencyUpserted, &agency.agency_id, agency),
         )
         .await?;
     }
@@ -55,8 +56,7 @@ pub async fn save_program(
             let capacity =
                 |p: &pb::Program| p.capacity.as_ref().map(|c| (c.total_slots, c.availability));
             let mut pending = vec![NewEvent::new(
-                "program.upserted",
-                "program",
+                ReferralEvent::ProgramUpserted,
                 &stored.program_id,
                 &stored,
             )];

@@ -2,12 +2,17 @@
 //! eligibility as data, explained recommendations, and closed-loop
 //! referrals that re-route on a decline or a missed response SLA so no
 //! need is dropped.
+//!
+//! `grpc` is the transport, `domain` the rules, `store` all the SQL;
+//! `catalog` (directory writes) and `routing` (where a referral goes) are
+//! the steps both the API and the background `sweeper` take; `admin` holds
+//! the command-line tasks.
 
+pub mod admin;
 pub mod catalog;
 pub mod domain;
 pub mod grpc;
 pub mod routing;
-pub mod seed;
 pub mod startup;
 pub mod store;
 pub mod sweeper;

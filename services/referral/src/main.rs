@@ -1,8 +1,9 @@
 use clap::Parser;
 use onestop_platform::cli::AdminCommand;
 use onestop_platform::config::ServerSettings;
+use onestop_platform::server::Application as _;
 use onestop_platform::time::SystemClock;
-use onestop_referral::seed::{self, SeedArgs};
+use onestop_referral::admin::seed::{self, SeedArgs};
 use onestop_referral::startup::{Application, DEFAULT_PORT, ReferralSettings, SERVICE_NAME};
 
 /// OneStop agency referral service: program directory, explained routing,

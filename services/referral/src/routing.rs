@@ -3,6 +3,7 @@
 //! the caller's transaction.
 
 use chrono::{DateTime, Utc};
+use onestop_contracts::event_types::ReferralEvent;
 use onestop_contracts::referral::v1::{self as pb, LegStatus, ProgramEvaluation, ReferralStatus};
 use onestop_domain::NeedCategory;
 use onestop_platform::events::NewEvent;
@@ -17,7 +18,7 @@ use crate::store;
 /// A referral.* event; the payload is the referral as it stands now, less
 /// its free text (detail, notes, cancel reason): people write names and
 /// phone numbers there, and the feed must carry no personal data.
-pub fn referral_event(event_type: &'static str, referral: &pb::Referral) -> NewEvent {
+pub fn referral_event(event_type: ReferralEvent, referral: &pb::Referral) -> NewEvent {
     let mut payload = referral.clone();
     payload.detail.clear();
     payload.cancel_reason.clear();
@@ -27,14 +28,13 @@ pub fn referral_event(event_type: &'static str, referral: &pb::Referral) -> NewE
     for leg in &mut payload.legs {
         leg.note.clear();
     }
-    NewEvent::new(event_type, "referral", &payload.referral_id, &payload)
+    NewEvent::new(event_type, &payload.referral_id, &payload)
 }
 
 pub fn capacity_event(program: &pb::Program, cause: &str) -> NewEvent {
     let capacity = program.capacity.unwrap_or_default();
     NewEvent::new(
-        "program.capacity_changed",
-        "program",
+        ReferralEvent::ProgramCapacityChanged,
         &program.program_id,
         &pb::ProgramCapacityChanged {
             program_id: program.program_id.clone(),
@@ -121,13 +121,13 @@ pub async fn reroute(
         Some(evaluation) => {
             send_to(referral, evaluation, false, now);
             Ok(vec![
-                referral_event("referral.rerouted", referral),
-                referral_event("referral.routed", referral),
+                referral_event(ReferralEvent::Rerouted, referral),
+                referral_event(ReferralEvent::Routed, referral),
             ])
         }
         None => {
             referral.status = ReferralStatus::Exhausted as i32;
-            Ok(vec![referral_event("referral.exhausted", referral)])
+            Ok(vec![referral_event(ReferralEvent::Exhausted, referral)])
         }
     }
 }

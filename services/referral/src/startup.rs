@@ -67,20 +67,22 @@ impl Application {
         })
     }
 
-    pub fn local_addr(&self) -> std::net::SocketAddr {
-        self.host.local_addr()
-    }
-
     pub fn pool(&self) -> PgPool {
         self.host.pool().clone()
     }
+}
+
+impl onestop_platform::server::Application for Application {
+    fn local_addr(&self) -> std::net::SocketAddr {
+        self.host.local_addr()
+    }
 
     /// Cancel to shut the server and the sweeper down gracefully.
-    pub fn shutdown_token(&self) -> CancellationToken {
+    fn shutdown_token(&self) -> CancellationToken {
         self.host.shutdown_token()
     }
 
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+    async fn run_until_stopped(self) -> anyhow::Result<()> {
         let pool = self.host.pool().clone();
         sweeper::spawn(
             pool.clone(),

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use onestop_contracts::event_types::ReferralEvent;
 use onestop_contracts::referral::v1::{LegStatus, ReferralStatus};
 use onestop_platform::ApiResult;
 use onestop_platform::events;
@@ -16,7 +17,7 @@ use sqlx::PgPool;
 
 use crate::domain::lifecycle;
 use crate::routing;
-use crate::store;
+use crate::store::{self, Lock};
 
 /// Referrals handled per transaction.
 const BATCH: i64 = 50;
@@ -30,7 +31,8 @@ pub async fn sweep_once(pool: &PgPool, now: DateTime<Utc>) -> ApiResult<usize> {
         let claimed = store::claim_overdue(&mut tx, now, BATCH).await?;
         let mut breached = 0;
         for (id, leg_number) in &claimed {
-            let Some(mut referral) = store::load_referral(&mut tx, *id, true).await? else {
+            let Some(mut referral) = store::load_referral(&mut tx, *id, Lock::ForUpdate).await?
+            else {
                 continue;
             };
             // The claim's snapshot may predate another sweeper's commit:
@@ -50,7 +52,10 @@ pub async fn sweep_once(pool: &PgPool, now: DateTime<Utc>) -> ApiResult<usize> {
                 continue;
             }
             lifecycle::breach_sla(&mut referral, now);
-            let mut pending = vec![routing::referral_event("referral.sla_breached", &referral)];
+            let mut pending = vec![routing::referral_event(
+                ReferralEvent::SlaBreached,
+                &referral,
+            )];
             pending.extend(routing::reroute(&mut tx, &mut referral, now).await?);
             store::save_referral(&mut tx, *id, &referral).await?;
             events::append_all(&mut tx, pending).await?;

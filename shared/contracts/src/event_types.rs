@@ -64,8 +64,8 @@ macro_rules! event_types {
     };
 }
 
+use crate::referral::v1 as referral;
 use crate::{buyers::v1 as buyers, intake::v1 as intake, mentoring::v1 as mentoring};
-use crate::{referral::v1 as referral};
 
 event_types! {
     /// Events on intake's feed.
@@ -183,7 +183,10 @@ mod tests {
             .chain(BuyersEvent::ALL.iter().map(|e| e.payload_name()))
             .chain(ReferralEvent::ALL.iter().map(|e| e.payload_name()));
         for payload in payloads {
-            assert!(known.contains(&payload), "{payload} is not a contract message");
+            assert!(
+                known.contains(&payload),
+                "{payload} is not a contract message"
+            );
         }
     }
 }

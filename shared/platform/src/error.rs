@@ -184,6 +184,20 @@ impl Violations {
         }
     }
 
+    /// An id this API handed out (a UUID), or a violation under `field`.
+    pub fn id(&mut self, field: impl Into<String>, text: &str) -> Option<uuid::Uuid> {
+        let field = field.into();
+        if text.is_empty() {
+            self.add(field, "required");
+            return None;
+        }
+        let id = uuid::Uuid::parse_str(text).ok();
+        if id.is_none() {
+            self.add(field, ID_FORMAT);
+        }
+        id
+    }
+
     /// Adds every violation of `other` with `prefix.` before its field path.
     pub fn extend_nested(&mut self, prefix: &str, other: Violations) {
         for violation in other.0 {
@@ -241,9 +255,11 @@ impl From<Violations> for ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+const ID_FORMAT: &str = "a UUID returned by this API";
+
 /// An id the API handed out, or INVALID_ARGUMENT under `field`.
 pub fn parse_id(field: &str, text: &str) -> ApiResult<uuid::Uuid> {
-    uuid::Uuid::parse_str(text).map_err(|_| ApiError::invalid(field, "a UUID returned by this API"))
+    uuid::Uuid::parse_str(text).map_err(|_| ApiError::invalid(field, ID_FORMAT))
 }
 
 /// True when `error` is a unique-constraint violation, e.g. a concurrent

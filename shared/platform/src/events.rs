@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use onestop_contracts::event_types::EventType;
-use onestop_contracts::events::v1::{Event, FeedStatus, WatchRequest, WatchResponse, watch_response};
+use onestop_contracts::events::v1::{
+    Event, FeedStatus, WatchRequest, WatchResponse, watch_response,
+};
 use prost_types::Any;
 use sqlx::postgres::{PgListener, PgPool};
 use sqlx::{PgConnection, Row};

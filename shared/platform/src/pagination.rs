@@ -186,7 +186,11 @@ mod tests {
         assert!(violations.is_empty());
         assert_eq!(page.after, Some(key));
 
-        for foreign in ["garbage", "djE6bm90LWEtdXVpZA", &encode_token(&"kotra".to_owned())] {
+        for foreign in [
+            "garbage",
+            "djE6bm90LWEtdXVpZA",
+            &encode_token(&"kotra".to_owned()),
+        ] {
             let (page, violations) = parse::<Uuid>(10, foreign);
             assert_eq!(violations, ["page_token"], "{foreign}");
             assert!(page.after.is_none());

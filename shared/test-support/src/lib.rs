@@ -13,13 +13,13 @@ mod server;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use onestop_platform::auth::{Role, TokenKeys};
-use onestop_platform::config::ServerSettings;
 use onestop_contracts::buyers::v1::buyer_service_client::BuyerServiceClient;
 use onestop_contracts::events::v1::event_feed_service_client::EventFeedServiceClient;
 use onestop_contracts::intake::v1::intake_service_client::IntakeServiceClient;
 use onestop_contracts::mentoring::v1::mentoring_service_client::MentoringServiceClient;
 use onestop_contracts::referral::v1::referral_service_client::ReferralServiceClient;
+use onestop_platform::auth::{Role, TokenKeys};
+use onestop_platform::config::ServerSettings;
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
@@ -182,4 +182,23 @@ pub fn error_reason(status: &tonic::Status) -> String {
         .get_details_error_info()
         .map(|info| info.reason)
         .unwrap_or_default()
+}
+
+/// The next event on a Watch stream, skipping feed status messages; None
+/// when the stream ends or nothing arrives `within`.
+pub async fn next_event(
+    stream: &mut tonic::Streaming<onestop_contracts::events::v1::WatchResponse>,
+    within: Duration,
+) -> Option<onestop_contracts::events::v1::Event> {
+    use onestop_contracts::events::v1::watch_response::Item;
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let message = tokio::time::timeout_at(deadline, stream.message())
+            .await
+            .ok()?
+            .ok()??;
+        if let Some(Item::Event(event)) = message.item {
+            return Some(event);
+        }
+    }
 }

@@ -3,6 +3,7 @@
 //! reads of the stored rows and events for assertions.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::net::SocketAddr;
 
 use onestop_contracts::event_types::EventType;
@@ -15,8 +16,9 @@ use tokio_stream::StreamExt;
 
 use crate::{Bearer, Connect, FeedClient, TestDb, channel};
 
-/// A service's server running in this process for one test.
-pub struct TestServer {
+/// A service's server running in this process for one test; `C` is the
+/// client of the service's own API, which the role shortcuts return.
+pub struct TestServer<C> {
     pub addr: SocketAddr,
     /// A pool of the test's own on the service's database, for assertions.
     pub pool: PgPool,
@@ -25,9 +27,10 @@ pub struct TestServer {
     serving: Option<JoinHandle<anyhow::Result<()>>>,
     /// Declared last: the database outlives the server and the pool.
     db: TestDb,
+    client: PhantomData<fn() -> C>,
 }
 
-impl TestServer {
+impl<C: Connect> TestServer<C> {
     /// Starts the application `build` makes from test settings (loopback
     /// port 0, a quick health probe) over a fresh database.
     pub async fn start<A, F, Fut>(build: F) -> Self
@@ -62,12 +65,43 @@ impl TestServer {
             shutdown,
             serving: Some(serving),
             db,
+            client: PhantomData,
         }
     }
 
-    /// A generated client calling this server with `bearer`'s token.
-    pub fn client<C: Connect>(&self, bearer: Bearer) -> C {
-        C::connect(channel(self.addr), bearer)
+    /// Any generated client calling this server with `bearer`'s token.
+    pub fn client<K: Connect>(&self, bearer: Bearer) -> K {
+        K::connect(channel(self.addr), bearer)
+    }
+
+    /// The service's own API with `bearer`'s token.
+    pub fn api(&self, bearer: Bearer) -> C {
+        self.client(bearer)
+    }
+
+    pub fn admin(&self) -> C {
+        self.api(Bearer::admin())
+    }
+
+    pub fn dashboard(&self) -> C {
+        self.api(Bearer::dashboard())
+    }
+
+    /// Another OneStop service calling (intake's hand-offs, say).
+    pub fn service(&self) -> C {
+        self.api(Bearer::service())
+    }
+
+    pub fn agency(&self, agency_id: &str) -> C {
+        self.api(Bearer::agency(agency_id))
+    }
+
+    pub fn advisor(&self, advisor_id: &str) -> C {
+        self.api(Bearer::advisor(advisor_id))
+    }
+
+    pub fn trade_office(&self, office_id: &str) -> C {
+        self.api(Bearer::trade_office(office_id))
     }
 
     /// The event feed, read with a dashboard token.
@@ -160,7 +194,7 @@ impl TestServer {
     }
 }
 
-impl Drop for TestServer {
+impl<C> Drop for TestServer<C> {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }

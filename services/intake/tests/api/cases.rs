@@ -261,10 +261,8 @@ async fn open_case_is_idempotent_and_cases_list_by_page() {
         let page = intake
             .agency()
             .list_cases(pb::ListCasesRequest {
-                page: Some(onestop_contracts::common::v1::PageRequest {
-                    page_size: 2,
-                    page_token: token.clone(),
-                }),
+                page_size: 2,
+                page_token: token.clone(),
                 company_id: company.company_id.clone(),
                 status: pb::CaseStatus::Open as i32,
             })

@@ -1,4 +1,4 @@
-use onestop_contracts::common::v1::{GrowthStage, PageRequest};
+use onestop_contracts::common::v1::GrowthStage;
 use onestop_contracts::intake::v1 as pb;
 use tonic::Code;
 
@@ -81,10 +81,8 @@ async fn companies_list_by_filter_and_page() {
         async move {
             client
                 .list_companies(pb::ListCompaniesRequest {
-                    page: Some(PageRequest {
-                        page_size: 2,
-                        page_token: token,
-                    }),
+                    page_size: 2,
+                    page_token: token,
                     region: "KR-26".into(),
                     stage: stage as i32,
                     small_merchants_only: small,
@@ -123,10 +121,8 @@ async fn companies_list_by_filter_and_page() {
     let status = intake
         .agency()
         .list_companies(pb::ListCompaniesRequest {
-            page: Some(PageRequest {
-                page_size: 1000,
-                page_token: "forged".into(),
-            }),
+            page_size: 1000,
+            page_token: "forged".into(),
             region: "KR-00".into(),
             ..Default::default()
         })

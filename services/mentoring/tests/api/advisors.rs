@@ -166,10 +166,8 @@ async fn updates_replace_masked_fields_and_lists_filter_and_page() {
         let page = mentoring
             .admin()
             .list_advisors(pb::ListAdvisorsRequest {
-                page: Some(onestop_contracts::common::v1::PageRequest {
-                    page_size: 2,
-                    page_token: token.clone(),
-                }),
+                page_size: 2,
+                page_token: token.clone(),
                 ..Default::default()
             })
             .await

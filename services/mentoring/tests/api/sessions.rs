@@ -166,10 +166,8 @@ async fn sessions_page_newest_first_and_overdue_lists_are_scoped_to_the_advisor(
         let page = mentoring
             .dashboard()
             .list_sessions(pb::ListSessionsRequest {
-                page: Some(onestop_contracts::common::v1::PageRequest {
-                    page_size: 2,
-                    page_token: token.clone(),
-                }),
+                page_size: 2,
+                page_token: token.clone(),
                 assignment_id: assignment.assignment_id.clone(),
                 ..Default::default()
             })

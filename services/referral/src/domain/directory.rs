@@ -7,6 +7,7 @@ use std::time::Duration;
 use onestop_contracts::referral::v1::{self as pb, Availability, ProgramStatus, UnitKind};
 use onestop_domain::{CountryCode, GrowthStage, KsicCode, Money, NeedCategory, Province};
 use onestop_platform::Violations;
+use onestop_platform::pagination::Page;
 
 const MAX_TEXT: usize = 2000;
 /// A response SLA longer than this is surely a typo.
@@ -184,4 +185,106 @@ pub fn sla_duration(sla: &prost_types::Duration) -> Option<Duration> {
 /// The stored form of an enum value: its proto name without the prefix.
 pub fn stored_name(full: &str, prefix: &str) -> String {
     full.trim_start_matches(prefix).to_owned()
+}
+
+/// An agency as an admin upserts it, validated.
+#[derive(Debug)]
+pub struct AgencyUpsert {
+    pub agency: pb::Agency,
+}
+
+impl TryFrom<&pb::UpsertAgencyRequest> for AgencyUpsert {
+    type Error = Violations;
+    fn try_from(request: &pb::UpsertAgencyRequest) -> Result<Self, Violations> {
+        let mut violations = Violations::default();
+        let agency = parse_agency(request.agency.as_ref(), &mut violations);
+        violations.finish_with(|| Some(AgencyUpsert { agency: agency? }))
+    }
+}
+
+/// A program as an admin upserts it, validated.
+#[derive(Debug)]
+pub struct ProgramUpsert {
+    pub program: pb::Program,
+}
+
+impl TryFrom<&pb::UpsertProgramRequest> for ProgramUpsert {
+    type Error = Violations;
+    fn try_from(request: &pb::UpsertProgramRequest) -> Result<Self, Violations> {
+        let mut violations = Violations::default();
+        let program = parse_program(request.program.as_ref(), &mut violations);
+        violations.finish_with(|| Some(ProgramUpsert { program: program? }))
+    }
+}
+
+/// Which programs a directory listing shows.
+#[derive(Debug, Default)]
+pub struct ProgramFilter {
+    pub agency_id: Option<String>,
+    pub category: Option<String>,
+    pub status: Option<String>,
+    pub region: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct ProgramQuery {
+    pub filter: ProgramFilter,
+    pub page: Page<String>,
+}
+
+pub fn optional(text: &str) -> Option<String> {
+    (!text.is_empty()).then(|| text.to_owned())
+}
+
+/// An optional need-category filter as stored ("EXPORT_FINANCE").
+pub fn category_filter(value: i32, field: &str, violations: &mut Violations) -> Option<String> {
+    if value == 0 {
+        return None;
+    }
+    violations
+        .check(field, NeedCategory::from_proto(value))
+        .map(|c| c.as_str().to_owned())
+}
+
+impl TryFrom<&pb::ListProgramsRequest> for ProgramQuery {
+    type Error = Violations;
+    fn try_from(request: &pb::ListProgramsRequest) -> Result<Self, Violations> {
+        let mut violations = Violations::default();
+        let page = Page::parse(request.page_size, &request.page_token, &mut violations);
+        let category = category_filter(request.category, "category", &mut violations);
+        let status = match ProgramStatus::try_from(request.status) {
+            Ok(ProgramStatus::Unspecified) => None,
+            Ok(status) => Some(stored_name(status.as_str_name(), "PROGRAM_STATUS_")),
+            Err(_) => {
+                violations.add("status", "one of ACTIVE, INACTIVE");
+                None
+            }
+        };
+        let region = optional(&request.region);
+        if let Some(region) = &region {
+            violations.check("region", Province::parse(region));
+        }
+        let filter = ProgramFilter {
+            agency_id: optional(&request.agency_id),
+            category,
+            status,
+            region,
+        };
+        violations.finish_with(|| Some(ProgramQuery { filter, page }))
+    }
+}
+
+/// A page of the agency list.
+#[derive(Debug)]
+pub struct AgencyQuery {
+    pub page: Page<String>,
+}
+
+impl TryFrom<&pb::ListAgenciesRequest> for AgencyQuery {
+    type Error = Violations;
+    fn try_from(request: &pb::ListAgenciesRequest) -> Result<Self, Violations> {
+        let mut violations = Violations::default();
+        let page = Page::parse(request.page_size, &request.page_token, &mut violations);
+        violations.finish_with(|| Some(AgencyQuery { page }))
+    }
 }

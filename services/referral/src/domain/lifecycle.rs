@@ -8,6 +8,7 @@ use onestop_contracts::referral::v1::{
 use onestop_domain::Money;
 use onestop_platform::time::to_timestamp;
 use onestop_platform::{ApiError, Role, Violations};
+use uuid::Uuid;
 
 const MAX_NOTE: usize = 2000;
 
@@ -51,131 +52,196 @@ fn check_note(field: &str, note: &str, required: bool, violations: &mut Violatio
     }
 }
 
-impl Action {
-    pub fn accept(note: &str) -> Result<Action, ApiError> {
-        let mut violations = Violations::default();
-        check_note("note", note, false, &mut violations);
-        violations.finish()?;
-        Ok(Action::Accept {
-            note: note.to_owned(),
-        })
-    }
+/// One lifecycle move on one referral, validated: what a lifecycle RPC asks.
+#[derive(Debug, Clone)]
+pub struct Move {
+    pub referral_id: Uuid,
+    pub action: Action,
+}
 
-    pub fn start(note: &str) -> Result<Action, ApiError> {
-        let mut violations = Violations::default();
-        check_note("note", note, false, &mut violations);
-        violations.finish()?;
-        Ok(Action::Start {
-            note: note.to_owned(),
-        })
-    }
+fn referral_id(text: &str, violations: &mut Violations) -> Option<Uuid> {
+    violations.id("referral_id", text)
+}
 
-    pub fn decline(reason: i32, by: i32, note: &str) -> Result<Action, ApiError> {
-        let mut violations = Violations::default();
-        let reason = match DeclineReason::try_from(reason) {
-            Ok(DeclineReason::Unspecified) | Err(_) => {
-                violations.add(
-                    "reason",
-                    "one of NOT_ELIGIBLE, NO_CAPACITY, COULD_NOT_CONTACT, NO_LONGER_INTERESTED, OTHER",
-                );
-                DeclineReason::Unspecified
-            }
-            Ok(reason) => reason,
-        };
-        let by = match DeclinedBy::try_from(by) {
-            Ok(DeclinedBy::Unspecified) | Err(_) => {
-                violations.add("declined_by", "one of AGENCY, COMPANY");
-                DeclinedBy::Unspecified
-            }
-            Ok(by) => by,
-        };
-        check_note(
-            "note",
-            note,
-            reason == DeclineReason::Other,
-            &mut violations,
-        );
-        violations.finish()?;
-        Ok(Action::Decline {
-            reason,
-            by,
-            note: note.to_owned(),
-        })
+fn decline_reason(value: i32, violations: &mut Violations) -> Option<DeclineReason> {
+    match DeclineReason::try_from(value) {
+        Ok(DeclineReason::Unspecified) | Err(_) => {
+            violations.add(
+                "reason",
+                "one of NOT_ELIGIBLE, NO_CAPACITY, COULD_NOT_CONTACT, NO_LONGER_INTERESTED, OTHER",
+            );
+            None
+        }
+        Ok(reason) => Some(reason),
     }
+}
 
-    pub fn complete(outcome: Option<&pb::ReferralOutcome>) -> Result<Action, ApiError> {
-        let mut violations = Violations::default();
-        let Some(outcome) = outcome else {
-            return Err(ApiError::invalid(
-                "outcome",
-                "required: what the agency achieved",
-            ));
-        };
-        match OutcomeKind::try_from(outcome.kind) {
-            Ok(OutcomeKind::Unspecified) | Err(_) => violations.add(
-                "outcome.kind",
-                "one of FINANCING_APPROVED, CERTIFICATE_OBTAINED, SERVICE_DELIVERED, TRAINING_COMPLETED, LISTING_PUBLISHED",
-            ),
-            Ok(OutcomeKind::FinancingApproved) => match &outcome.amount {
-                Some(amount) => match Money::parse(amount, None) {
-                    Ok(money) if money.amount_minor > 0 => {}
-                    Ok(_) => violations.add("outcome.amount", "must be positive"),
-                    Err(error) => violations.add("outcome.amount", error.to_string()),
-                },
-                None => violations.add("outcome.amount", "required for FINANCING_APPROVED"),
+fn declined_by(value: i32, violations: &mut Violations) -> Option<DeclinedBy> {
+    match DeclinedBy::try_from(value) {
+        Ok(DeclinedBy::Unspecified) | Err(_) => {
+            violations.add("declined_by", "one of AGENCY, COMPANY");
+            None
+        }
+        Ok(by) => Some(by),
+    }
+}
+
+fn failure_reason(value: i32, violations: &mut Violations) -> Option<FailureReason> {
+    match FailureReason::try_from(value) {
+        Ok(FailureReason::Unspecified) | Err(_) => {
+            violations.add(
+                "reason",
+                "one of COULD_NOT_CONTACT, COMPANY_WITHDREW, NOT_ELIGIBLE, APPLICATION_REJECTED, OTHER",
+            );
+            None
+        }
+        Ok(reason) => Some(reason),
+    }
+}
+
+fn outcome(
+    outcome: Option<&pb::ReferralOutcome>,
+    violations: &mut Violations,
+) -> Option<pb::ReferralOutcome> {
+    let Some(outcome) = outcome else {
+        violations.add("outcome", "required: what the agency achieved");
+        return None;
+    };
+    match OutcomeKind::try_from(outcome.kind) {
+        Ok(OutcomeKind::Unspecified) | Err(_) => violations.add(
+            "outcome.kind",
+            "one of FINANCING_APPROVED, CERTIFICATE_OBTAINED, SERVICE_DELIVERED, TRAINING_COMPLETED, LISTING_PUBLISHED",
+        ),
+        Ok(OutcomeKind::FinancingApproved) => match &outcome.amount {
+            Some(amount) => match Money::parse(amount, None) {
+                Ok(money) if money.amount_minor > 0 => {}
+                Ok(_) => violations.add("outcome.amount", "must be positive"),
+                Err(error) => violations.add("outcome.amount", error.to_string()),
             },
-            Ok(OutcomeKind::CertificateObtained) if outcome.certification.trim().is_empty() => {
-                violations.add("outcome.certification", "required for CERTIFICATE_OBTAINED")
-            }
-            Ok(_) => {}
+            None => violations.add("outcome.amount", "required for FINANCING_APPROVED"),
+        },
+        Ok(OutcomeKind::CertificateObtained) if outcome.certification.trim().is_empty() => {
+            violations.add("outcome.certification", "required for CERTIFICATE_OBTAINED")
         }
-        if outcome.certification.chars().count() > 200 {
-            violations.add("outcome.certification", "at most 200 characters");
-        }
-        check_note("outcome.note", &outcome.note, false, &mut violations);
-        violations.finish()?;
-        Ok(Action::Complete {
-            outcome: outcome.clone(),
-        })
+        Ok(_) => {}
     }
+    if outcome.certification.chars().count() > 200 {
+        violations.add("outcome.certification", "at most 200 characters");
+    }
+    check_note("outcome.note", &outcome.note, false, violations);
+    Some(outcome.clone())
+}
 
-    pub fn fail(reason: i32, note: &str) -> Result<Action, ApiError> {
-        let mut violations = Violations::default();
-        let reason = match FailureReason::try_from(reason) {
-            Ok(FailureReason::Unspecified) | Err(_) => {
-                violations.add(
-                    "reason",
-                    "one of COULD_NOT_CONTACT, COMPANY_WITHDREW, NOT_ELIGIBLE, APPLICATION_REJECTED, OTHER",
-                );
-                FailureReason::Unspecified
-            }
-            Ok(reason) => reason,
-        };
-        check_note(
-            "note",
+/// A move whose only input besides the referral is an optional note.
+fn noted(referral_id: &str, note: &str, action: fn(String) -> Action) -> Result<Move, Violations> {
+    let mut violations = Violations::default();
+    let id = self::referral_id(referral_id, &mut violations);
+    check_note("note", note, false, &mut violations);
+    violations.finish_with(|| {
+        Some(Move {
+            referral_id: id?,
+            action: action(note.to_owned()),
+        })
+    })
+}
+
+impl TryFrom<&pb::AcceptReferralRequest> for Move {
+    type Error = Violations;
+    fn try_from(request: &pb::AcceptReferralRequest) -> Result<Self, Violations> {
+        noted(&request.referral_id, &request.note, |note| Action::Accept {
             note,
-            reason == FailureReason::Other,
-            &mut violations,
-        );
-        violations.finish()?;
-        Ok(Action::Fail {
-            reason,
-            note: note.to_owned(),
         })
     }
+}
 
-    pub fn cancel(reason: &str) -> Result<Action, ApiError> {
+impl TryFrom<&pb::StartReferralRequest> for Move {
+    type Error = Violations;
+    fn try_from(request: &pb::StartReferralRequest) -> Result<Self, Violations> {
+        noted(&request.referral_id, &request.note, |note| Action::Start {
+            note,
+        })
+    }
+}
+
+impl TryFrom<&pb::DeclineReferralRequest> for Move {
+    type Error = Violations;
+    fn try_from(request: &pb::DeclineReferralRequest) -> Result<Self, Violations> {
         let mut violations = Violations::default();
-        if reason.trim().is_empty() {
+        let referral_id = referral_id(&request.referral_id, &mut violations);
+        let reason = decline_reason(request.reason, &mut violations);
+        let by = declined_by(request.declined_by, &mut violations);
+        let other = reason == Some(DeclineReason::Other);
+        check_note("note", &request.note, other, &mut violations);
+        let note = request.note.clone();
+        violations.finish_with(|| {
+            Some(Move {
+                referral_id: referral_id?,
+                action: Action::Decline {
+                    reason: reason?,
+                    by: by?,
+                    note,
+                },
+            })
+        })
+    }
+}
+
+impl TryFrom<&pb::CompleteReferralRequest> for Move {
+    type Error = Violations;
+    fn try_from(request: &pb::CompleteReferralRequest) -> Result<Self, Violations> {
+        let mut violations = Violations::default();
+        let referral_id = referral_id(&request.referral_id, &mut violations);
+        let outcome = outcome(request.outcome.as_ref(), &mut violations);
+        violations.finish_with(|| {
+            Some(Move {
+                referral_id: referral_id?,
+                action: Action::Complete { outcome: outcome? },
+            })
+        })
+    }
+}
+
+impl TryFrom<&pb::FailReferralRequest> for Move {
+    type Error = Violations;
+    fn try_from(request: &pb::FailReferralRequest) -> Result<Self, Violations> {
+        let mut violations = Violations::default();
+        let referral_id = referral_id(&request.referral_id, &mut violations);
+        let reason = failure_reason(request.reason, &mut violations);
+        let other = reason == Some(FailureReason::Other);
+        check_note("note", &request.note, other, &mut violations);
+        let note = request.note.clone();
+        violations.finish_with(|| {
+            Some(Move {
+                referral_id: referral_id?,
+                action: Action::Fail {
+                    reason: reason?,
+                    note,
+                },
+            })
+        })
+    }
+}
+
+impl TryFrom<&pb::CancelReferralRequest> for Move {
+    type Error = Violations;
+    fn try_from(request: &pb::CancelReferralRequest) -> Result<Self, Violations> {
+        let mut violations = Violations::default();
+        let referral_id = referral_id(&request.referral_id, &mut violations);
+        if request.reason.trim().is_empty() {
             violations.add("reason", "required");
         }
-        check_note("reason", reason, false, &mut violations);
-        violations.finish()?;
-        Ok(Action::Cancel {
-            reason: reason.to_owned(),
+        check_note("reason", &request.reason, false, &mut violations);
+        let reason = request.reason.clone();
+        violations.finish_with(|| {
+            Some(Move {
+                referral_id: referral_id?,
+                action: Action::Cancel { reason },
+            })
         })
     }
+}
 
+impl Action {
     pub fn name(&self) -> &'static str {
         match self {
             Action::Accept { .. } => "accept",

@@ -4,3 +4,4 @@
 pub mod directory;
 pub mod eligibility;
 pub mod lifecycle;
+pub mod referral;

@@ -2,22 +2,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use onestop_contracts::common::v1::{CompanySnapshot, GrowthStage, Money, NeedCategory};
-use onestop_contracts::events::v1::event_feed_client::EventFeedClient;
+use onestop_contracts::common::v1::{CompanySnapshot, GrowthStage, NeedCategory};
+use onestop_contracts::event_types::ReferralEvent;
 use onestop_contracts::referral::v1 as pb;
-use onestop_contracts::referral::v1::referral_service_client::ReferralServiceClient;
-use onestop_platform::Role;
-use onestop_platform::server::CancellationToken;
 use onestop_referral::startup::{Application, ReferralSettings};
-use onestop_test_support::{Bearer, ManualClock, TestDb, channel};
+pub use onestop_test_support::fixtures::{krw, usd};
+use onestop_test_support::{ManualClock, ReferralClient, TestServer};
 pub use onestop_test_support::{error_reason, violations};
 use prost::Message;
-use sqlx::PgPool;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 
-pub type Client = ReferralServiceClient<InterceptedService<Channel, Bearer>>;
-pub type Feed = EventFeedClient<InterceptedService<Channel, Bearer>>;
+pub type Client = ReferralClient;
 
 pub fn start_time() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 2, 0, 0, 0).unwrap()
@@ -26,11 +20,15 @@ pub fn start_time() -> DateTime<Utc> {
 /// A running referral server on port 0 over its own fresh database, on a
 /// manual clock.
 pub struct Referral {
-    pub addr: std::net::SocketAddr,
-    pub pool: PgPool,
+    pub server: TestServer<ReferralClient>,
     pub clock: ManualClock,
-    pub shutdown: CancellationToken,
-    _db: TestDb,
+}
+
+impl std::ops::Deref for Referral {
+    type Target = TestServer<ReferralClient>;
+    fn deref(&self) -> &Self::Target {
+        &self.server
+    }
 }
 
 impl Referral {
@@ -41,69 +39,19 @@ impl Referral {
     }
 
     pub async fn start_sweeping_every(interval: Duration) -> Self {
-        onestop_platform::telemetry::init_for_tests();
-        let db = TestDb::new().await;
-        let settings = onestop_test_support::settings(&db.url);
         let clock = ManualClock::at(start_time());
-        let app = Application::build_with(
-            settings,
-            ReferralSettings {
-                sla_sweep_interval: interval,
-            },
-            Arc::new(clock.clone()),
-        )
-        .await
-        .expect("referral builds");
-        let addr = app.local_addr();
-        let shutdown = app.shutdown_token();
-        tokio::spawn(app.run_until_stopped());
-        let pool = db.pool().await;
-        Self {
-            addr,
-            pool,
-            clock,
-            shutdown,
-            _db: db,
-        }
-    }
-
-    pub fn client(&self, bearer: Bearer) -> Client {
-        ReferralServiceClient::with_interceptor(channel(self.addr), bearer)
-    }
-
-    pub fn admin(&self) -> Client {
-        self.client(Bearer::admin())
-    }
-
-    pub fn service(&self) -> Client {
-        self.client(Bearer::role(Role::Service, None))
-    }
-
-    pub fn dashboard(&self) -> Client {
-        self.client(Bearer::role(Role::Dashboard, None))
-    }
-
-    pub fn agency(&self, agency_id: &str) -> Client {
-        self.client(Bearer::role(Role::Agency, Some(agency_id)))
-    }
-
-    pub fn feed(&self) -> Feed {
-        EventFeedClient::with_interceptor(channel(self.addr), Bearer::role(Role::Dashboard, None))
-    }
-
-    pub async fn count(&self, table: &str) -> i64 {
-        sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
-            .fetch_one(&self.pool)
-            .await
-            .expect("count")
-    }
-
-    /// Event types on the log, oldest first.
-    pub async fn event_types(&self) -> Vec<String> {
-        sqlx::query_scalar("SELECT event_type FROM event_log ORDER BY id")
-            .fetch_all(&self.pool)
-            .await
-            .unwrap()
+        let app_clock = Arc::new(clock.clone());
+        let server = TestServer::start(|settings| {
+            Application::build_with(
+                settings,
+                ReferralSettings {
+                    sla_sweep_interval: interval,
+                },
+                app_clock,
+            )
+        })
+        .await;
+        Self { server, clock }
     }
 
     /// (type, referral payload) of every referral.* event.
@@ -115,7 +63,10 @@ impl Referral {
         .await
         .unwrap();
         rows.into_iter()
-            .map(|(t, payload)| (t, pb::Referral::decode(payload.as_slice()).unwrap()))
+            .map(|(t, payload)| {
+                assert!(ReferralEvent::parse(&t).is_some(), "unknown event type {t}");
+                (t, pb::Referral::decode(payload.as_slice()).unwrap())
+            })
             .collect()
     }
 
@@ -191,12 +142,6 @@ impl Referral {
     }
 }
 
-impl Drop for Referral {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
 pub fn agency(agency_id: &str) -> pb::Agency {
     pb::Agency {
         agency_id: agency_id.into(),
@@ -238,13 +183,6 @@ pub fn program(program_id: &str, agency_id: &str, category: NeedCategory) -> pb:
     }
 }
 
-pub fn krw(amount: i64) -> Money {
-    Money {
-        currency_code: "KRW".into(),
-        amount_minor: amount,
-    }
-}
-
 /// A domestic cosmetics maker in Busan, 24 staff, 3.2 billion KRW revenue.
 pub fn company() -> CompanySnapshot {
     CompanySnapshot {
@@ -257,10 +195,7 @@ pub fn company() -> CompanySnapshot {
         hs_codes: vec!["330499".into()],
         employees: 24,
         annual_revenue: Some(krw(3_200_000_000)),
-        export_revenue: Some(Money {
-            currency_code: "USD".into(),
-            amount_minor: 0,
-        }),
+        export_revenue: Some(usd(0)),
         stage: GrowthStage::Domestic as i32,
         ..Default::default()
     }

@@ -1,6 +1,6 @@
-use onestop_contracts::common::v1::{NeedCategory, PageRequest};
+use onestop_contracts::common::v1::NeedCategory;
 use onestop_contracts::referral::v1 as pb;
-use onestop_referral::seed;
+use onestop_referral::admin::seed;
 use tonic::Code;
 
 use crate::common::{Referral, agency, program, violations};
@@ -89,10 +89,8 @@ async fn agencies_and_programs_upsert_by_stable_id_and_list_with_filters() {
     let mut client = referral.dashboard();
     let first = client
         .list_agencies(pb::ListAgenciesRequest {
-            page: Some(PageRequest {
-                page_size: 1,
-                page_token: String::new(),
-            }),
+            page_size: 1,
+            page_token: String::new(),
         })
         .await
         .unwrap()
@@ -100,10 +98,8 @@ async fn agencies_and_programs_upsert_by_stable_id_and_list_with_filters() {
     assert_eq!(first.agencies[0].agency_id, "kotra");
     let second = client
         .list_agencies(pb::ListAgenciesRequest {
-            page: Some(PageRequest {
-                page_size: 1,
-                page_token: first.next_page_token,
-            }),
+            page_size: 1,
+            page_token: first.next_page_token,
         })
         .await
         .unwrap()
@@ -248,10 +244,8 @@ async fn the_seed_directory_loads_twice_into_one_directory() {
     let all = referral
         .dashboard()
         .list_programs(pb::ListProgramsRequest {
-            page: Some(PageRequest {
-                page_size: 500,
-                page_token: String::new(),
-            }),
+            page_size: 500,
+            page_token: String::new(),
             ..Default::default()
         })
         .await

@@ -6,8 +6,8 @@ use onestop_contracts::referral::v1::{
     self as pb, DeclineReason, DeclinedBy, LegStatus, ReferralStatus,
 };
 use onestop_referral::sweeper::sweep_once;
+use onestop_test_support::next_event;
 use prost::Message;
-use tokio_stream::StreamExt;
 
 use crate::common::{Referral, current_program, start_time, status};
 use crate::lifecycle::{Move, make};
@@ -225,11 +225,9 @@ async fn the_server_runs_the_sweeper_on_its_clock_and_the_feed_carries_the_event
     referral.clock.advance(Span::hours(49));
     let mut seen = Vec::new();
     while !seen.contains(&"referral.rerouted".to_owned()) {
-        let event = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        let event = next_event(&mut stream, Duration::from_secs(10))
             .await
-            .expect("the sweeper re-routes without a test calling it")
-            .unwrap()
-            .unwrap();
+            .expect("the sweeper re-routes without a test calling it");
         let payload = pb::Referral::decode(event.payload.unwrap().value.as_slice()).unwrap();
         assert_eq!(payload.need_id, "need-live");
         assert_eq!(payload.case_id, "case-of-need-live");

@@ -1,4 +1,4 @@
-use onestop_contracts::common::v1::{NeedCategory, PageRequest};
+use onestop_contracts::common::v1::NeedCategory;
 use onestop_contracts::referral::v1::{self as pb, ReferralStatus};
 use tonic::Code;
 
@@ -115,7 +115,7 @@ async fn an_agency_cannot_read_or_act_on_another_agencys_referral_through_any_rp
         onestop_platform::Role::TradeOffice,
     ] {
         let error = referral
-            .client(onestop_test_support::Bearer::role(role, Some("someone")))
+            .api(onestop_test_support::Bearer::role(role, Some("someone")))
             .get_referral(pb::GetReferralRequest {
                 referral_id: alphas.referral_id.clone(),
             })
@@ -178,10 +178,8 @@ async fn the_inbox_filters_by_status_and_pages_with_a_cursor() {
     loop {
         let page = alpha
             .list_referrals(pb::ListReferralsRequest {
-                page: Some(PageRequest {
-                    page_size: 2,
-                    page_token: token.clone(),
-                }),
+                page_size: 2,
+                page_token: token.clone(),
                 ..Default::default()
             })
             .await
@@ -210,17 +208,15 @@ async fn the_inbox_filters_by_status_and_pages_with_a_cursor() {
     let error = alpha
         .list_referrals(pb::ListReferralsRequest {
             statuses: vec![42],
-            page: Some(PageRequest {
-                page_size: 0,
-                page_token: "garbage".into(),
-            }),
+            page_size: 0,
+            page_token: "garbage".into(),
             ..Default::default()
         })
         .await
         .unwrap_err();
     assert_eq!(
         crate::common::violations(&error),
-        ["page.page_token", "statuses[0]"]
+        ["page_token", "statuses[0]"]
     );
 }
 

@@ -15,7 +15,7 @@ use crate::catalog;
 use crate::domain::directory;
 
 /// The directory shipped with the service.
-pub const BUILT_IN: &str = include_str!("../seed/directory.json");
+pub const BUILT_IN: &str = include_str!("../../seed/directory.json");
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct SeedArgs {
