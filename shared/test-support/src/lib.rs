@@ -1,9 +1,15 @@
 //! Test harness for OneStop services: a fresh database per test on the real
 //! Postgres, servers on port 0 with connected clients, bearer tokens for
-//! every role, a TCP proxy that can cut the database connection, and
-//! helpers to run the real binaries as child processes.
+//! every role, a TCP proxy that can cut the database connection, helpers
+//! to run the real binaries as child processes, and generated keys and
+//! certificates.
+//!
+//! Servers under test run in development mode, so the tokens below (signed
+//! with the development keys) are accepted; [`TestKeys`] gives a test its
+//! own key set instead.
 
 mod clock;
+mod credentials;
 pub mod fixtures;
 mod postgres;
 mod process;
@@ -18,28 +24,46 @@ use onestop_contracts::events::v1::event_feed_service_client::EventFeedServiceCl
 use onestop_contracts::intake::v1::intake_service_client::IntakeServiceClient;
 use onestop_contracts::mentoring::v1::mentoring_service_client::MentoringServiceClient;
 use onestop_contracts::referral::v1::referral_service_client::ReferralServiceClient;
-use onestop_platform::auth::{Role, TokenKeys};
+use onestop_platform::auth::{KeyOwner, Role, TokenIssuer, dev_issuer_key, dev_service_key};
 use onestop_platform::config::ServerSettings;
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 pub use clock::ManualClock;
+pub use credentials::{TestKeys, TestPki};
 pub use postgres::{TestDb, server_url};
 pub use process::ServiceProcess;
 pub use proxy::TcpProxy;
 pub use server::TestServer;
 
-/// Keys the servers under test use (ONESTOP_AUTH_SECRET or the dev secret).
-pub fn token_keys() -> TokenKeys {
-    ServerSettings::for_database("").token_keys()
+/// The service `service` tokens speak for: intake, which makes every
+/// hand-off.
+pub const CALLING_SERVICE: &str = "intake";
+
+/// The development issuer, which signs every role but `service`.
+pub fn issuer() -> TokenIssuer {
+    TokenIssuer::new(dev_issuer_key(), KeyOwner::Issuer, AUDIENCE)
 }
 
-/// A bearer token for `role` acting for `tenant`.
+/// The audience of the servers under test (the default).
+pub const AUDIENCE: &str = "onestop";
+
+/// A bearer token for `role` acting for `tenant`, signed with the
+/// development keys: `service` tokens with intake's own key (subject
+/// "intake"), every other role with the issuer key (subject "test").
 pub fn token(role: Role, tenant: Option<&str>) -> String {
-    token_keys()
-        .issue("test", role, tenant, Duration::from_secs(3600))
-        .expect("valid role and tenant")
+    let ttl = Duration::from_secs(3600);
+    match role {
+        Role::Service => TokenIssuer::new(
+            dev_service_key(CALLING_SERVICE),
+            KeyOwner::Service(CALLING_SERVICE.into()),
+            AUDIENCE,
+        )
+        .issue(CALLING_SERVICE, role, tenant, ttl),
+        _ => issuer().issue("test", role, tenant, ttl),
+    }
+    .expect("valid role and tenant")
 }
 
 /// Adds `authorization: Bearer <token>` to every call.
@@ -137,10 +161,11 @@ pub fn channel(addr: SocketAddr) -> Channel {
         .connect_lazy()
 }
 
-/// Settings for a server under test: loopback port 0, `database_url`, and a
-/// quick health probe.
+/// Settings for a server under test: loopback port 0, `database_url`, a
+/// quick health probe, development keys.
 pub fn settings(database_url: &str) -> ServerSettings {
     let mut settings = ServerSettings::for_database(database_url);
+    settings.auth.dev_mode = true;
     settings.health_interval = Duration::from_millis(200);
     settings.shutdown_grace = Duration::from_secs(3);
     settings

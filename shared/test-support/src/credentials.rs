@@ -1,0 +1,198 @@
+//! Keys and certificates a test makes for itself at run time, written the
+//! way `keys generate` writes them (the same code), in a temporary
+//! directory removed when the value drops.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use onestop_platform::auth::{DEV_SERVICES, KeyDirectory, KeyOwner, SigningKey, TokenIssuer};
+use onestop_platform::config::ServerSettings;
+use onestop_platform::tls::{ClientTls, generate_certificates};
+use tonic::transport::Channel;
+
+use crate::AUDIENCE;
+
+fn temporary_dir(kind: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "onestop-test-{kind}-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).expect("temporary directory");
+    dir
+}
+
+fn services() -> Vec<String> {
+    DEV_SERVICES.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// A fresh key set: an issuer key and one key per service.
+pub struct TestKeys {
+    dir: PathBuf,
+}
+
+impl TestKeys {
+    pub fn generate() -> Self {
+        let dir = temporary_dir("keys");
+        KeyDirectory::new(&dir)
+            .generate(&services())
+            .expect("keys generate");
+        Self { dir }
+    }
+
+    pub fn directory(&self) -> KeyDirectory {
+        KeyDirectory::new(&self.dir)
+    }
+
+    pub fn jwks_path(&self) -> PathBuf {
+        self.directory().jwks_path()
+    }
+
+    /// Where [`TestKeys::apply`] points the revocation list (absent until a
+    /// test writes it).
+    pub fn revocations_path(&self) -> PathBuf {
+        self.dir.join("revocations.json")
+    }
+
+    /// Settings that trust this key set only (development mode off), with
+    /// the revocation list above, reloading every 100 ms.
+    pub fn apply(&self, settings: &mut ServerSettings) {
+        settings.auth.dev_mode = false;
+        settings.auth.jwks = vec![self.jwks_path()];
+        settings.auth.revocations = Some(self.revocations_path().display().to_string());
+        settings.auth.keys_reload = Duration::from_millis(100);
+    }
+
+    /// The same for a binary, running as `service`.
+    pub fn env(&self, service: &str) -> Vec<(String, String)> {
+        vec![
+            ("ONESTOP_DEV_MODE".into(), "false".into()),
+            (
+                "ONESTOP_JWKS".into(),
+                self.jwks_path().display().to_string(),
+            ),
+            (
+                "ONESTOP_SERVICE_KEY".into(),
+                self.directory()
+                    .service_key_path(service)
+                    .display()
+                    .to_string(),
+            ),
+            (
+                "ONESTOP_REVOCATIONS".into(),
+                self.revocations_path().display().to_string(),
+            ),
+            ("ONESTOP_KEYS_RELOAD".into(), "200ms".into()),
+        ]
+    }
+
+    /// The current issuer key.
+    pub fn issuer(&self) -> TokenIssuer {
+        let key =
+            SigningKey::from_pem_file(&self.directory().issuer_key_path()).expect("issuer key");
+        TokenIssuer::new(key, KeyOwner::Issuer, AUDIENCE)
+    }
+
+    /// The current key of `service`.
+    pub fn service(&self, service: &str) -> TokenIssuer {
+        let key = SigningKey::from_pem_file(&self.directory().service_key_path(service))
+            .expect("service key");
+        TokenIssuer::new(key, KeyOwner::Service(service.into()), AUDIENCE)
+    }
+}
+
+impl Drop for TestKeys {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A private CA with a certificate per service (names: the service,
+/// `localhost`, `127.0.0.1`) and one for an operator's client.
+pub struct TestPki {
+    dir: PathBuf,
+}
+
+impl TestPki {
+    pub fn generate() -> Self {
+        let dir = temporary_dir("pki");
+        generate_certificates(&dir, &services(), &[]).expect("certificates");
+        Self { dir }
+    }
+
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.join("public").join("ca.pem")
+    }
+
+    fn pair(&self, holder: &str) -> (PathBuf, PathBuf) {
+        let file = if holder == "operator" {
+            "client"
+        } else {
+            "tls"
+        };
+        let folder = self.dir.join(holder);
+        (
+            folder.join(format!("{file}.pem")),
+            folder.join(format!("{file}.key.pem")),
+        )
+    }
+
+    /// Settings serving TLS with `service`'s certificate, requiring client
+    /// certificates when `mutual`, and calling out with the same
+    /// certificate over TLS.
+    pub fn apply(&self, settings: &mut ServerSettings, service: &str, mutual: bool) {
+        let (cert, key) = self.pair(service);
+        settings.tls.tls_cert = Some(cert.clone());
+        settings.tls.tls_key = Some(key.clone());
+        settings.tls.tls_client_ca = mutual.then(|| self.ca_path());
+        settings.tls.tls_ca = Some(self.ca_path());
+        settings.tls.tls_client_cert = Some(cert);
+        settings.tls.tls_client_key = Some(key);
+    }
+
+    /// The same for a binary.
+    pub fn env(&self, service: &str, mutual: bool) -> Vec<(String, String)> {
+        let (cert, key) = self.pair(service);
+        let path = |p: &Path| p.display().to_string();
+        let mut env = vec![
+            ("ONESTOP_TLS_CERT".into(), path(&cert)),
+            ("ONESTOP_TLS_KEY".into(), path(&key)),
+            ("ONESTOP_TLS_CA".into(), path(&self.ca_path())),
+            ("ONESTOP_TLS_CLIENT_CERT".into(), path(&cert)),
+            ("ONESTOP_TLS_CLIENT_KEY".into(), path(&key)),
+        ];
+        if mutual {
+            env.push(("ONESTOP_TLS_CLIENT_CA".into(), path(&self.ca_path())));
+        }
+        env
+    }
+
+    /// A client trusting the CA, presenting the operator's certificate when
+    /// `with_certificate`.
+    pub fn client(&self, with_certificate: bool) -> ClientTls {
+        let read = |p: PathBuf| std::fs::read_to_string(p).expect("PEM file");
+        let ca = read(self.ca_path());
+        if with_certificate {
+            let (cert, key) = self.pair("operator");
+            let (cert, key) = (read(cert), read(key));
+            ClientTls::new(&ca, Some((&cert, &key)))
+        } else {
+            ClientTls::new(&ca, None)
+        }
+    }
+
+    /// A lazily connecting TLS channel to `addr`.
+    pub fn channel(&self, addr: SocketAddr, with_certificate: bool) -> Channel {
+        self.client(with_certificate)
+            .endpoint(&format!("https://{addr}"))
+            .expect("TLS endpoint")
+            .connect_timeout(Duration::from_secs(5))
+            .connect_lazy()
+    }
+}
+
+impl Drop for TestPki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
