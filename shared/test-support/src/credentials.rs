@@ -196,3 +196,84 @@ impl Drop for TestPki {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A tiny HTTPS server answering every GET with one JSON document, as an
+/// identity provider's JWKS endpoint would; stops when dropped.
+pub struct StaticHttps {
+    pub addr: SocketAddr,
+    body: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    serving: tokio::task::JoinHandle<()>,
+}
+
+impl StaticHttps {
+    /// Serves `body` over TLS with `pki`'s certificate for `holder`.
+    pub async fn start(pki: &TestPki, holder: &str, body: Vec<u8>) -> Self {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        onestop_platform::crypto::install();
+        let (cert, key) = pki.pair(holder);
+        let chain = CertificateDer::pem_file_iter(cert)
+            .expect("certificate")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("certificate chain");
+        let key = PrivateKeyDer::from_pem_file(key).expect("key");
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let body = std::sync::Arc::new(std::sync::Mutex::new(body));
+        let served = body.clone();
+        let serving = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                let body = served.lock().expect("body").clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut request = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tls.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = tls.write_all(head.as_bytes()).await;
+                    let _ = tls.write_all(&body).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        Self {
+            addr,
+            body,
+            serving,
+        }
+    }
+
+    /// What later requests get.
+    pub fn set_body(&self, body: Vec<u8>) {
+        *self.body.lock().expect("body") = body;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://{}{path}", self.addr)
+    }
+}
+
+impl Drop for StaticHttps {
+    fn drop(&mut self) {
+        self.serving.abort();
+    }
+}

@@ -31,7 +31,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 pub use clock::ManualClock;
-pub use credentials::{TestKeys, TestPki};
+pub use credentials::{StaticHttps, TestKeys, TestPki};
 pub use postgres::{TestDb, server_url};
 pub use process::ServiceProcess;
 pub use proxy::TcpProxy;
