@@ -37,8 +37,11 @@ const SERVICE_TOKEN_REUSE: Duration = Duration::from_secs(60);
 #[derive(Clone)]
 pub struct ServiceCredentials {
     issuer: TokenIssuer,
-    current: Arc<Mutex<Option<(Instant, MetadataValue<Ascii>)>>>,
+    current: Arc<Mutex<Option<SignedAt>>>,
 }
+
+/// A signed bearer value and when it was signed.
+type SignedAt = (Instant, MetadataValue<Ascii>);
 
 impl ServiceCredentials {
     /// `issuer` must hold a service key (see `AuthSettings::service_issuer`).

@@ -49,17 +49,21 @@ pub struct TlsSettings {
     pub tls_client_key: Option<PathBuf>,
 }
 
-fn read(path: &Path, what: &str) -> anyhow::Result<Arc<[u8]>> {
+fn read(path: &Path, what: &str) -> anyhow::Result<Pem> {
     let bytes = std::fs::read(path)
         .with_context(|| format!("cannot read the {what} {}", path.display()))?;
     Ok(bytes.into())
 }
 
+/// A certificate chain and its private key, PEM.
+type Pem = Arc<[u8]>;
+type KeyPairPem = (Pem, Pem);
+
 fn pair(
     cert: &Option<PathBuf>,
     key: &Option<PathBuf>,
     names: (&str, &str),
-) -> anyhow::Result<Option<(Arc<[u8]>, Arc<[u8]>)>> {
+) -> anyhow::Result<Option<KeyPairPem>> {
     match (cert, key) {
         (Some(cert), Some(key)) => Ok(Some((
             read(cert, "certificate")?,
@@ -140,8 +144,8 @@ impl TlsSettings {
 /// The trust and identity of a client: cheap to clone.
 #[derive(Clone, Default)]
 pub struct ClientTls {
-    ca: Option<Arc<[u8]>>,
-    identity: Option<(Arc<[u8]>, Arc<[u8]>)>,
+    ca: Option<Pem>,
+    identity: Option<KeyPairPem>,
     server_name: Option<String>,
 }
 

@@ -8,6 +8,8 @@ use onestop_referral::startup::Application;
 use onestop_test_support::{
     Bearer, Connect, ReferralClient, ServiceProcess, TestDb, TestPki, TestServer, channel,
 };
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
+use sqlx::{ConnectOptions, Connection};
 use tonic::Code;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_onestop-referral");
@@ -107,4 +109,68 @@ async fn the_binary_serves_mutual_tls_and_its_probe_speaks_it() {
         .unwrap();
     assert!(!plain.status.success());
     service.terminate();
+}
+
+/// The URL of `db` with `sslmode` (and a root certificate) set.
+fn with_sslmode(db: &TestDb, mode: PgSslMode, root: Option<&std::path::Path>) -> String {
+    let mut options: PgConnectOptions = db.url.parse().unwrap();
+    options = options.ssl_mode(mode);
+    if let Some(root) = root {
+        options = options.ssl_root_cert(root);
+    }
+    options.to_url_lossy().to_string()
+}
+
+#[tokio::test]
+async fn database_connections_honour_sslmode() {
+    let db = TestDb::new().await;
+    let server_has_tls: String = sqlx::query_scalar("SHOW ssl")
+        .fetch_one(&db.pool().await)
+        .await
+        .unwrap();
+    if server_has_tls == "on" {
+        // The service itself connects over TLS when its URL requires it.
+        let url = with_sslmode(&db, PgSslMode::Require, None);
+        let server = TestServer::<ReferralClient>::start_on(db, |mut settings| {
+            settings.database_url = Some(url);
+            Application::build(settings)
+        })
+        .await;
+        list(server.admin()).await.unwrap();
+        let (connections, encrypted): (i64, Option<bool>) = sqlx::query_as(
+            "SELECT count(*), bool_and(s.ssl) FROM pg_stat_ssl s
+             JOIN pg_stat_activity a USING (pid)
+             WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()",
+        )
+        .fetch_one(&server.pool)
+        .await
+        .unwrap();
+        assert!(connections > 0);
+        assert_eq!(
+            encrypted,
+            Some(true),
+            "every connection of the service is TLS"
+        );
+    } else {
+        let refused = PgConnection::connect(&with_sslmode(&db, PgSslMode::Require, None)).await;
+        assert!(
+            refused.is_err(),
+            "sslmode=require refuses a server without TLS"
+        );
+    }
+
+    // verify-full checks the server's certificate against the given root:
+    // a CA that did not sign it is refused.
+    let db = TestDb::new().await;
+    let stranger = TestPki::generate();
+    let unverified = PgConnection::connect(&with_sslmode(
+        &db,
+        PgSslMode::VerifyFull,
+        Some(&stranger.ca_path()),
+    ))
+    .await;
+    assert!(
+        unverified.is_err(),
+        "a server certificate from another CA is refused"
+    );
 }
