@@ -1,6 +1,4 @@
 use onestop_contracts::intake::v1 as pb;
-use onestop_platform::Role;
-use onestop_test_support::Bearer;
 use tonic::Code;
 
 use crate::common::{Intake, error_reason, profile, registration_number};
@@ -17,13 +15,13 @@ async fn a_retry_returns_the_first_result_without_a_second_row_or_event() {
     let intake = Intake::start().await;
     let number = registration_number(7);
     let first = intake
-        .agency()
+        .kotra()
         .register_company(request("reg-7", &number))
         .await
         .unwrap()
         .into_inner();
     let retry = intake
-        .agency()
+        .kotra()
         .register_company(request("reg-7", &number))
         .await
         .unwrap()
@@ -37,12 +35,12 @@ async fn a_retry_returns_the_first_result_without_a_second_row_or_event() {
 async fn the_same_key_with_a_different_request_is_refused() {
     let intake = Intake::start().await;
     intake
-        .agency()
+        .kotra()
         .register_company(request("reg-8", &registration_number(8)))
         .await
         .unwrap();
     let status = intake
-        .agency()
+        .kotra()
         .register_company(request("reg-8", &registration_number(9)))
         .await
         .unwrap_err();
@@ -56,7 +54,7 @@ async fn concurrent_duplicates_do_the_work_once() {
     let intake = Intake::start().await;
     let number = registration_number(10);
     let calls = (0..12).map(|_| {
-        let mut client = intake.agency();
+        let mut client = intake.kotra();
         let request = request("reg-10", &number);
         tokio::spawn(async move { client.register_company(request).await })
     });
@@ -79,8 +77,8 @@ async fn concurrent_duplicates_do_the_work_once() {
 #[tokio::test]
 async fn keys_are_scoped_to_the_caller() {
     let intake = Intake::start().await;
-    let kotra = intake.agency();
-    let mut sbc = intake.client(Bearer::role(Role::Agency, Some("sbc")));
+    let kotra = intake.kotra();
+    let mut sbc = intake.agency("sbc");
     kotra
         .clone()
         .register_company(request("shared-key", &registration_number(11)))
