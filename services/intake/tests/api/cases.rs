@@ -2,6 +2,7 @@ use onestop_contracts::common::v1::{NeedCategory, NeedOwner};
 use onestop_contracts::event_types::IntakeEvent;
 use onestop_contracts::intake::v1 as pb;
 use onestop_contracts::intake::v1::NeedOpened;
+use onestop_test_support::all_pages;
 use prost::Message;
 use tonic::Code;
 
@@ -267,27 +268,26 @@ async fn open_case_is_idempotent_and_cases_list_by_page() {
     }
     assert_eq!(intake.count("support_case").await, 5);
 
-    let mut seen = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = intake
-            .kotra()
-            .list_cases(pb::ListCasesRequest {
-                page_size: 2,
-                page_token: token.clone(),
-                company_id: company.company_id.clone(),
-                status: pb::CaseStatus::Open as i32,
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(page.cases.len() <= 2);
-        seen.extend(page.cases.into_iter().map(|c| c.case_id));
-        if page.next_page_token.is_empty() {
-            break;
+    let seen = all_pages(|page_token| {
+        let mut client = intake.kotra();
+        let company_id = company.company_id.clone();
+        async move {
+            let page = client
+                .list_cases(pb::ListCasesRequest {
+                    page_size: 2,
+                    page_token,
+                    company_id,
+                    status: pb::CaseStatus::Open as i32,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(page.cases.len() <= 2);
+            let ids = page.cases.into_iter().map(|c| c.case_id).collect();
+            (ids, page.next_page_token)
         }
-        token = page.next_page_token;
-    }
+    })
+    .await;
     assert_eq!(seen.len(), 5);
     assert_eq!(seen[0], first.case_id);
 }
@@ -313,19 +313,17 @@ async fn the_timeline_pages_oldest_first() {
     assert_eq!(whole.entries.len(), ALL.len() + 1);
     assert!(whole.next_page_token.is_empty());
 
-    let mut paged = Vec::new();
-    let mut token = String::new();
     let mut pages = 0;
-    loop {
-        let next = page(5, token).await.unwrap().into_inner();
-        assert!(next.entries.len() <= 5);
-        paged.extend(next.entries);
+    let paged = all_pages(|token| {
         pages += 1;
-        if next.next_page_token.is_empty() {
-            break;
+        let next = page(5, token);
+        async move {
+            let next = next.await.unwrap().into_inner();
+            assert!(next.entries.len() <= 5);
+            (next.entries, next.next_page_token)
         }
-        token = next.next_page_token;
-    }
+    })
+    .await;
     assert_eq!(pages, 3);
     assert_eq!(paged, whole.entries);
     assert_eq!(paged[0].kind, IntakeEvent::CaseOpened.name());

@@ -1,6 +1,7 @@
 use onestop_contracts::common::v1::GrowthStage;
 use onestop_contracts::event_types::IntakeEvent;
 use onestop_contracts::intake::v1 as pb;
+use onestop_test_support::all_pages;
 use prost_types::FieldMask;
 use tonic::Code;
 
@@ -140,16 +141,11 @@ async fn companies_list_by_filter_and_page() {
                 .into_inner()
         }
     };
-    let mut all = Vec::new();
-    let mut token = String::new();
-    loop {
+    let all = all_pages(|token| async {
         let page = list(GrowthStage::Unspecified, false, token).await;
-        all.extend(page.companies);
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        token = page.next_page_token;
-    }
+        (page.companies, page.next_page_token)
+    })
+    .await;
     assert_eq!(all.len(), 7);
     let mut ids: Vec<&str> = all.iter().map(|c| c.company_id.as_str()).collect();
     ids.dedup();

@@ -9,7 +9,7 @@ use onestop_contracts::intake::v1 as pb;
 use onestop_contracts::mentoring::v1 as mentoring_pb;
 use onestop_contracts::referral::v1 as referral_pb;
 use onestop_test_support::{
-    Bearer, BuyersClient, IntakeClient, MentoringClient, ReferralClient, eventually,
+    Bearer, BuyersClient, IntakeClient, MentoringClient, ReferralClient, all_pages, eventually,
 };
 use tonic::Code;
 
@@ -134,25 +134,23 @@ async fn case(intake: &IntakeClient, case_id: &str) -> pb::Case {
 
 /// The whole timeline, a page at a time.
 async fn timeline(intake: &IntakeClient, case_id: &str) -> Vec<pb::TimelineEntry> {
-    let mut entries = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page = intake
-            .clone()
-            .get_case_timeline(pb::GetCaseTimelineRequest {
-                case_id: case_id.into(),
-                page_size: 100,
-                page_token,
-            })
-            .await
-            .expect("timeline reads")
-            .into_inner();
-        entries.extend(page.entries);
-        if page.next_page_token.is_empty() {
-            return entries;
+    all_pages(|page_token| {
+        let mut intake = intake.clone();
+        let case_id = case_id.to_owned();
+        async move {
+            let page = intake
+                .get_case_timeline(pb::GetCaseTimelineRequest {
+                    case_id,
+                    page_size: 100,
+                    page_token,
+                })
+                .await
+                .expect("timeline reads")
+                .into_inner();
+            (page.entries, page.next_page_token)
         }
-        page_token = page.next_page_token;
-    }
+    })
+    .await
 }
 
 fn need_of(case: &pb::Case, category: NeedCategory) -> Option<&pb::Need> {
