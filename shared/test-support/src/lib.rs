@@ -164,6 +164,21 @@ where
     }
 }
 
+/// Runs every future on its own task, all at once (duplicates racing each
+/// other, say), and returns their outputs in the order given.
+pub async fn all_at_once<F>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let tasks: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut outputs = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        outputs.push(task.await.expect("the task runs to completion"));
+    }
+    outputs
+}
+
 /// Field paths of the BadRequest violations in `status`, sorted.
 pub fn violations(status: &tonic::Status) -> Vec<String> {
     use tonic_types::StatusExt;
