@@ -1,4 +1,5 @@
 use onestop_contracts::intake::v1 as pb;
+use onestop_test_support::all_at_once;
 use tonic::Code;
 
 use crate::common::{Intake, error_reason, profile, registration_number};
@@ -53,21 +54,20 @@ async fn the_same_key_with_a_different_request_is_refused() {
 async fn concurrent_duplicates_do_the_work_once() {
     let intake = Intake::start().await;
     let number = registration_number(10);
-    let calls = (0..12).map(|_| {
+    let calls = all_at_once((0..12).map(|_| {
         let mut client = intake.kotra();
         let request = request("reg-10", &number);
-        tokio::spawn(async move { client.register_company(request).await })
-    });
-    let mut ids = Vec::new();
-    for call in calls {
-        ids.push(
-            call.await
-                .unwrap()
-                .expect("every duplicate succeeds")
+        async move { client.register_company(request).await }
+    }))
+    .await;
+    let mut ids: Vec<String> = calls
+        .into_iter()
+        .map(|call| {
+            call.expect("every duplicate succeeds")
                 .into_inner()
-                .company_id,
-        );
-    }
+                .company_id
+        })
+        .collect();
     ids.dedup();
     assert_eq!(ids.len(), 1);
     assert_eq!(intake.count("company").await, 1);
