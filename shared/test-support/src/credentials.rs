@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use onestop_platform::auth::{DEV_SERVICES, KeyDirectory, KeyOwner, SigningKey, TokenIssuer};
+use onestop_platform::auth::{DEV_SERVICES, KeyDirectory, KeyOwner, Role, SigningKey, TokenIssuer};
 use onestop_platform::config::ServerSettings;
 use onestop_platform::tls::{ClientTls, generate_certificates};
 use tonic::transport::Channel;
@@ -91,6 +91,17 @@ impl TestKeys {
         let key =
             SigningKey::from_pem_file(&self.directory().issuer_key_path()).expect("issuer key");
         TokenIssuer::new(key, KeyOwner::Issuer, AUDIENCE)
+    }
+
+    /// A token for `role` (and `tenant`) as [`crate::token`] makes one,
+    /// signed with these keys: `service` tokens with intake's key.
+    pub fn token(&self, role: Role, tenant: Option<&str>) -> String {
+        crate::mint(
+            &self.issuer(),
+            &self.service(crate::CALLING_SERVICE),
+            role,
+            tenant,
+        )
     }
 
     /// The current key of `service`.

@@ -53,32 +53,68 @@ pub const AUDIENCE: &str = "onestop";
 /// development keys: `service` tokens with intake's own key (subject
 /// "intake"), every other role with the issuer key (subject "test").
 pub fn token(role: Role, tenant: Option<&str>) -> String {
+    let intake = TokenIssuer::new(
+        dev_service_key(CALLING_SERVICE),
+        KeyOwner::Service(CALLING_SERVICE.into()),
+        AUDIENCE,
+    );
+    mint(&issuer(), &intake, role, tenant)
+}
+
+/// An hour's token for `role`: `service` ones from intake's key, the rest
+/// from the issuer's.
+pub(crate) fn mint(
+    issuer: &TokenIssuer,
+    intake: &TokenIssuer,
+    role: Role,
+    tenant: Option<&str>,
+) -> String {
     let ttl = Duration::from_secs(3600);
     match role {
-        Role::Service => TokenIssuer::new(
-            dev_service_key(CALLING_SERVICE),
-            KeyOwner::Service(CALLING_SERVICE.into()),
-            AUDIENCE,
-        )
-        .issue(CALLING_SERVICE, role, tenant, ttl),
-        _ => issuer().issue("test", role, tenant, ttl),
+        Role::Service => intake.issue(CALLING_SERVICE, role, tenant, ttl),
+        _ => issuer.issue("test", role, tenant, ttl),
     }
     .expect("valid role and tenant")
 }
 
 /// Adds `authorization: Bearer <token>` to every call.
 #[derive(Clone)]
-pub struct Bearer(Option<MetadataValue<tonic::metadata::Ascii>>);
+pub struct Bearer {
+    value: Option<MetadataValue<tonic::metadata::Ascii>>,
+    /// The role and tenant it was made for, so it can be signed again with
+    /// other keys.
+    identity: Option<(Role, Option<String>)>,
+}
+
+fn bearer_value(token: &str) -> MetadataValue<tonic::metadata::Ascii> {
+    format!("Bearer {token}").parse().expect("ascii token")
+}
 
 impl Bearer {
     pub fn new(token: &str) -> Self {
-        Self(Some(
-            format!("Bearer {token}").parse().expect("ascii token"),
-        ))
+        Self {
+            value: Some(bearer_value(token)),
+            identity: None,
+        }
     }
 
     pub fn role(role: Role, tenant: Option<&str>) -> Self {
-        Self::new(&token(role, tenant))
+        Self {
+            value: Some(bearer_value(&token(role, tenant))),
+            identity: Some((role, tenant.map(str::to_owned))),
+        }
+    }
+
+    /// The same role and tenant signed with `keys` instead of the
+    /// development keys; one made from a given token stays as it is.
+    pub fn signed_with(self, keys: &TestKeys) -> Self {
+        match &self.identity {
+            Some((role, tenant)) => Self {
+                value: Some(bearer_value(&keys.token(*role, tenant.as_deref()))),
+                identity: self.identity.clone(),
+            },
+            None => self,
+        }
     }
 
     pub fn admin() -> Self {
@@ -109,7 +145,10 @@ impl Bearer {
 
     /// No token at all.
     pub fn anonymous() -> Self {
-        Self(None)
+        Self {
+            value: None,
+            identity: None,
+        }
     }
 }
 
@@ -118,7 +157,7 @@ impl tonic::service::Interceptor for Bearer {
         &mut self,
         mut request: tonic::Request<()>,
     ) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(value) = &self.0 {
+        if let Some(value) = &self.value {
             request
                 .metadata_mut()
                 .insert("authorization", value.clone());

@@ -40,10 +40,6 @@ use serde::{Deserialize, Serialize};
 use crate::config::parse_duration;
 use crate::error::ApiError;
 
-/// Used when `ONESTOP_AUTH_SECRET` is unset, so a laptop run needs no setup.
-/// Startup warns loudly whenever it is in use.
-pub const DEV_AUTH_SECRET: &str = "onestop-dev-secret-not-for-production";
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
