@@ -228,15 +228,6 @@ impl TokenVerifier {
         ))
     }
 
-    /// Whether `kid` is in the key set in use now.
-    pub fn trusts(&self, kid: &str) -> bool {
-        self.shared
-            .keys
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains_key(kid)
-    }
-
     /// Reloads everything once. A source that fails keeps what was last
     /// loaded from it, with a warning: a typo in a key file must not lock
     /// every partner out.
