@@ -9,6 +9,10 @@
 # Postgres: PGHOST/PGPORT/PGUSER (default 127.0.0.1:5432, postgres, trust or
 # PGPASSWORD). Ports: ONESTOP_BASE_PORT (default 50051; intake, mentoring,
 # buyers and referral take it and the next three).
+#
+# Keys: development mode (ONESTOP_DEV_MODE=true), the fixed development key
+# set every checkout shares, so tokens minted here work at once. Every
+# process warns about it; never run a shared deployment this way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,6 +53,7 @@ stop() {
 }
 trap stop EXIT
 
+export ONESTOP_DEV_MODE=true
 export ONESTOP_MENTORING_URL="http://127.0.0.1:${port[mentoring]}"
 export ONESTOP_BUYERS_URL="http://127.0.0.1:${port[buyers]}"
 export ONESTOP_REFERRAL_URL="http://127.0.0.1:${port[referral]}"
@@ -84,8 +89,8 @@ for s in "${services[@]}"; do
   printf '  %-10s grpc://127.0.0.1:%s   (%s)\n' "$s" "${port[$s]}" "$(db_url "$s")"
 done
 echo
-echo "  admin token:  $bin/onestop-intake issue-token --role admin"
-echo "  watch feeds:  $bin/onestop-intake watch-feeds"
+echo "  admin token:  ONESTOP_DEV_MODE=true $bin/onestop-intake issue-token --role admin"
+echo "  watch feeds:  ONESTOP_DEV_MODE=true $bin/onestop-intake watch-feeds"
 
 if [ "$mode" = "--check" ]; then
   echo "==> check passed; stopping"

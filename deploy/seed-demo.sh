@@ -6,8 +6,10 @@
 #   - demo overseas buyers, registered and verified by their trade offices
 #     through buyers' API.
 # Needs REFERRAL_DATABASE_URL, ONESTOP_MENTORING_URL, ONESTOP_BUYERS_URL and
-# the suite's ONESTOP_AUTH_SECRET. Binaries come from ONESTOP_BIN_DIR
-# (default /usr/local/bin, where the image has them).
+# the issuer key (ONESTOP_ISSUER_KEY; ONESTOP_DEV_MODE=true on a development
+# machine), plus ONESTOP_TLS_CA (and a client certificate) when the URLs are
+# https://. Binaries come from ONESTOP_BIN_DIR (default /usr/local/bin, where
+# the image has them).
 set -euo pipefail
 
 bin=${ONESTOP_BIN_DIR:-/usr/local/bin}

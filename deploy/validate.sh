@@ -35,8 +35,9 @@ for member in $(sed -n '/^members = \[/,/^\]/s/^ *"\(.*\)",\{0,1\}$/\1/p' Cargo.
   esac
 done
 
-echo "compose: docker-compose.yml with .env"
+echo "compose: docker-compose.yml with .env, alone and with deploy/compose.tls.yml"
 compose -f docker-compose.yml config -q
+compose -f docker-compose.yml -f deploy/compose.tls.yml config -q
 
 if [ ! -x "$tools/bin/kubernetes-validate" ]; then
   python3 -m venv "$tools"
@@ -46,8 +47,10 @@ fi
 rendered=$(mktemp)
 trap 'rm -f "$rendered"' EXIT
 if command -v kubectl >/dev/null 2>&1; then
-  echo "k8s: kubectl kustomize deploy/k8s/base"
+  echo "k8s: kubectl kustomize deploy/k8s/base and deploy/k8s/overlays/tls"
   kubectl kustomize deploy/k8s/base >"$rendered"
+  echo "---" >>"$rendered"
+  kubectl kustomize deploy/k8s/overlays/tls >>"$rendered"
 else
   # Without kustomize, validate the resources the base lists, unpatched.
   echo "k8s: kubectl not found; validating the base's resources one by one"

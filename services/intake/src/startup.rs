@@ -35,7 +35,6 @@ impl Application {
         settings: ServerSettings,
         upstreams: UpstreamSettings,
     ) -> anyhow::Result<Self> {
-        let upstreams = Upstreams::connect(&upstreams, &settings)?;
         let host = ServiceHost::start(
             SERVICE_NAME,
             DEFAULT_PORT,
@@ -43,6 +42,7 @@ impl Application {
             sqlx::migrate!("./migrations"),
         )
         .await?;
+        let upstreams = Upstreams::connect(&upstreams, &host)?;
         Ok(Self { host, upstreams })
     }
 

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use onestop_domain::NeedOwner;
 use onestop_platform::client::{ServiceCredentials, lazy_channel};
-use onestop_platform::config::{ServerSettings, parse_duration};
+use onestop_platform::config::parse_duration;
+use onestop_platform::server::ServiceHost;
 use tonic::transport::Channel;
 
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -45,18 +46,22 @@ pub struct Upstreams {
 }
 
 impl Upstreams {
-    pub fn connect(settings: &UpstreamSettings, server: &ServerSettings) -> anyhow::Result<Self> {
+    /// Channels to the configured owners (TLS for `https://` URLs) and
+    /// intake's own service key, which signs every hand-off and feed watch
+    /// (required: ONESTOP_SERVICE_KEY, or development mode).
+    pub fn connect(settings: &UpstreamSettings, host: &ServiceHost) -> anyhow::Result<Self> {
+        let timeout = host.settings().request_timeout;
         let channel = |url: &Option<String>| {
             url.as_deref()
                 .filter(|url| !url.is_empty())
-                .map(|url| lazy_channel(url, server.request_timeout))
+                .map(|url| lazy_channel(url, timeout, host.client_tls()))
                 .transpose()
         };
         Ok(Self {
             mentoring: channel(&settings.mentoring_url)?,
             buyers: channel(&settings.buyers_url)?,
             referral: channel(&settings.referral_url)?,
-            credentials: ServiceCredentials::new(server.token_keys(), "onestop-intake"),
+            credentials: host.service_credentials()?,
             max_backoff: settings.handoff_max_backoff,
             buyers_per_need: settings.buyers_per_need.clamp(1, 50),
         })

@@ -1,16 +1,22 @@
 //! Commands every service binary has besides serving.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::auth::Role;
+use chrono::{DateTime, Utc};
+
+use crate::auth::{DEV_SERVICES, KeyDirectory, KeyOwner, Revocation, RevocationList, Role};
 use crate::config::{ServerSettings, parse_duration};
 use crate::feeds::WatchFeedsArgs;
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum AdminCommand {
-    /// Print a bearer token signed with ONESTOP_AUTH_SECRET.
+    /// Print a bearer token signed with the issuer key (ONESTOP_ISSUER_KEY).
     IssueToken(IssueTokenArgs),
+    /// Generate, rotate and retire signing keys; revoke a partner's tokens.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Ask a running service over grpc.health.v1 whether it is serving;
     /// exits 0 when it is (for container healthchecks).
     Probe(ProbeArgs),
@@ -30,11 +36,16 @@ pub struct ProbeArgs {
     pub service: String,
     #[arg(long, default_value = "3s", value_parser = parse_duration)]
     pub timeout: Duration,
+    /// The name the listener's certificate must carry when it serves TLS
+    /// (the certificates `keys generate --tls` writes carry `localhost`).
+    #[arg(long, default_value = "localhost")]
+    pub server_name: String,
 }
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct IssueTokenArgs {
-    /// agency, advisor, trade_office, dashboard, service or admin.
+    /// agency, advisor, trade_office, dashboard or admin (services sign
+    /// their own tokens with their own keys).
     #[arg(long)]
     pub role: Role,
     /// The agency, advisor or overseas office id the token acts for
@@ -44,9 +55,94 @@ pub struct IssueTokenArgs {
     /// Who holds the token, for audit (a handle, not a personal name).
     #[arg(long, default_value = "operator")]
     pub subject: String,
-    /// Lifetime, e.g. 12h or 30d.
-    #[arg(long, default_value = "30d", value_parser = parse_duration)]
+    /// Lifetime, e.g. 15m, 12h or 30d (at most 30d).
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
     pub ttl: Duration,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum KeysCommand {
+    /// Write a new issuer key, one key per service and the public key set
+    /// into DIR: DIR/public/jwks.json (every service), DIR/operator/
+    /// issuer.key.pem (operators only), DIR/<service>/service.key.pem.
+    Generate(GenerateKeysArgs),
+    /// Start a rollover: a new key for the issuer or one service replaces
+    /// its key file and joins the key set beside the old one.
+    Rotate(RotateKeyArgs),
+    /// End a rollover: drop a key from the key set; what it signed is
+    /// refused once the services reload.
+    Retire(RetireKeyArgs),
+    /// Refuse a partner's tokens issued up to now (or --before), on every
+    /// replica within ONESTOP_KEYS_RELOAD.
+    Revoke(RevokeArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct GenerateKeysArgs {
+    /// The key directory to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The services to make keys for (repeat) [default: every service].
+    #[arg(long = "service")]
+    pub services: Vec<String>,
+    /// Do nothing when DIR already holds a key set (for a job that runs on
+    /// every start, like compose's).
+    #[arg(long)]
+    pub keep_existing: bool,
+    /// Also write a private CA and a certificate per service (and one for
+    /// the operator's commands): DIR/public/ca.pem, DIR/<service>/tls.pem.
+    #[arg(long)]
+    pub tls: bool,
+    /// Another name every certificate carries (repeat).
+    #[arg(long = "tls-name")]
+    pub tls_names: Vec<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RotateKeyArgs {
+    /// The key directory `keys generate` wrote.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Rotate the issuer key.
+    #[arg(long, conflicts_with = "service", required_unless_present = "service")]
+    pub issuer: bool,
+    /// Rotate this service's key.
+    #[arg(long)]
+    pub service: Option<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RetireKeyArgs {
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// The key id (kid) to drop.
+    #[arg(long)]
+    pub kid: String,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RevokeArgs {
+    /// The revocation list file the services read (ONESTOP_REVOCATIONS).
+    #[arg(long)]
+    pub list: PathBuf,
+    /// The agency, advisor or office whose tokens to revoke.
+    #[arg(long, required_unless_present = "subject")]
+    pub tenant: Option<String>,
+    /// Only tokens of this holder (subject).
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// Only tokens of this role.
+    #[arg(long)]
+    pub role: Option<Role>,
+    /// Revoke tokens issued up to this instant (RFC 3339) [default: now].
+    #[arg(long, value_parser = parse_instant)]
+    pub before: Option<DateTime<Utc>>,
+}
+
+fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(|error| format!("{text:?} is not an RFC 3339 instant: {error}"))
 }
 
 impl clap::ValueEnum for Role {
@@ -66,33 +162,105 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     match command {
         AdminCommand::IssueToken(args) => {
-            let keys = settings.token_keys();
-            if keys.is_dev_secret() {
-                eprintln!(
-                    "note: ONESTOP_AUTH_SECRET is unset; this token is signed with the development secret"
-                );
-            }
-            let token = keys.issue(&args.subject, args.role, args.tenant.as_deref(), args.ttl)?;
+            let issuer = settings.auth.issuer()?;
+            let token = issuer.issue(&args.subject, args.role, args.tenant.as_deref(), args.ttl)?;
             println!("{token}");
             Ok(())
         }
+        AdminCommand::Keys(command) => keys(command),
         AdminCommand::Probe(args) => {
             let addr = args.addr.unwrap_or_else(|| {
                 SocketAddr::from(([127, 0, 0, 1], settings.listen_addr(default_port).port()))
             });
-            probe(addr, &args.service, args.timeout).await
+            let (url, tls) = if settings.tls.serves_tls() {
+                (
+                    format!("https://{addr}"),
+                    settings.tls.probe_client(&args.server_name)?,
+                )
+            } else {
+                (format!("http://{addr}"), Default::default())
+            };
+            probe(&url, &tls, &args.service, args.timeout).await
         }
         AdminCommand::WatchFeeds(args) => crate::feeds::watch(args, settings).await,
     }
 }
 
-async fn probe(addr: SocketAddr, service: &str, timeout: Duration) -> anyhow::Result<()> {
+fn keys(command: KeysCommand) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::Generate(args) => {
+            let services: Vec<String> = if args.services.is_empty() {
+                DEV_SERVICES.iter().map(|s| (*s).to_owned()).collect()
+            } else {
+                args.services
+            };
+            let directory = KeyDirectory::new(&args.out);
+            if args.keep_existing && directory.exists() {
+                println!("{} exists; keys kept", directory.jwks_path().display());
+            } else {
+                for (owner, kid) in directory.generate(&services)? {
+                    println!("{owner}: {kid}");
+                }
+                println!("public key set: {}", directory.jwks_path().display());
+            }
+            if args.tls {
+                if crate::tls::generate_certificates(&args.out, &services, &args.tls_names)? {
+                    println!("certificates: {}", args.out.join("public/ca.pem").display());
+                } else {
+                    println!("certificates exist; kept");
+                }
+            }
+            Ok(())
+        }
+        KeysCommand::Rotate(args) => {
+            let owner = match args.service {
+                Some(service) => KeyOwner::Service(service),
+                None => KeyOwner::Issuer,
+            };
+            let (old, new) = KeyDirectory::new(&args.dir).rotate(&owner)?;
+            println!("{owner}: new key {new}");
+            if let Some(old) = old {
+                println!(
+                    "the old key {old} stays trusted until `keys retire --kid {old}`; \
+                     retire it once the tokens it signed have expired"
+                );
+            }
+            Ok(())
+        }
+        KeysCommand::Retire(args) => {
+            let owner = KeyDirectory::new(&args.dir).retire(&args.kid)?;
+            println!("retired {} of {owner}", args.kid);
+            Ok(())
+        }
+        KeysCommand::Revoke(args) => {
+            let mut list = RevocationList::read(&args.list)?;
+            let entry = Revocation {
+                tenant: args.tenant,
+                subject: args.subject,
+                role: args.role,
+                issued_before: args.before.unwrap_or_else(Utc::now),
+            };
+            println!(
+                "revoking tokens issued up to {}",
+                entry.issued_before.to_rfc3339()
+            );
+            list.revoked.push(entry);
+            list.write(&args.list)
+        }
+    }
+}
+
+async fn probe(
+    url: &str,
+    tls: &crate::tls::ClientTls,
+    service: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let addr = url;
     let check = async {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
-            .connect()
-            .await?;
+        let channel = tls.endpoint(url)?.connect().await?;
         let response = HealthClient::new(channel)
             .check(HealthCheckRequest {
                 service: service.to_owned(),

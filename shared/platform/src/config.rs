@@ -4,7 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::auth::{DEV_AUTH_SECRET, TokenKeys};
+use crate::auth::AuthSettings;
+use crate::tls::TlsSettings;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerSettings {
@@ -16,10 +17,13 @@ pub struct ServerSettings {
     #[arg(long, env = "ONESTOP_LISTEN")]
     pub listen: Option<SocketAddr>,
 
-    /// Shared secret that signs and verifies bearer tokens. Unset, a
-    /// development secret is used and a warning logged.
-    #[arg(long, env = "ONESTOP_AUTH_SECRET", hide_env_values = true)]
-    pub auth_secret: Option<String>,
+    /// Key sets, service and issuer keys, revocations, OIDC providers.
+    #[command(flatten)]
+    pub auth: AuthSettings,
+
+    /// TLS for the listener and for this process's clients.
+    #[command(flatten)]
+    pub tls: TlsSettings,
 
     /// Longest a unary call may run before it is cancelled.
     #[arg(long, env = "ONESTOP_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
@@ -76,13 +80,6 @@ impl ServerSettings {
         self.listen
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], default_port)))
     }
-
-    pub fn token_keys(&self) -> TokenKeys {
-        match self.auth_secret.as_deref().filter(|s| !s.is_empty()) {
-            Some(secret) => TokenKeys::new(secret),
-            None => TokenKeys::new(DEV_AUTH_SECRET),
-        }
-    }
 }
 
 /// Parses "250ms", "30s", "5m", "12h", "90d" (a bare number is seconds).
@@ -95,13 +92,18 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let number: u64 = number
         .parse()
         .map_err(|_| format!("{text:?} is not a duration like 30s, 500ms, 5m, 12h or 90d"))?;
-    let seconds = |n: u64| Duration::from_secs(n);
+    let seconds = |unit: u64| {
+        number
+            .checked_mul(unit)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("{text:?} is too long a duration"))
+    };
     match unit {
         "ms" => Ok(Duration::from_millis(number)),
-        "" | "s" => Ok(seconds(number)),
-        "m" => Ok(seconds(number * 60)),
-        "h" => Ok(seconds(number * 3600)),
-        "d" => Ok(seconds(number * 86_400)),
+        "" | "s" => seconds(1),
+        "m" => seconds(60),
+        "h" => seconds(3600),
+        "d" => seconds(86_400),
         other => Err(format!(
             "unknown duration unit {other:?}; use ms, s, m, h or d"
         )),
@@ -120,6 +122,7 @@ mod tests {
         assert_eq!(parse_duration("90d"), Ok(Duration::from_secs(90 * 86_400)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("3w").is_err());
+        assert!(parse_duration("99999999999999999d").is_err());
     }
 
     #[test]

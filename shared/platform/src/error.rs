@@ -88,7 +88,14 @@ impl ApiError {
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
         match error {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+            // A connection lost while negotiating TLS (sslmode=prefer and
+            // up) fails as Tls or as a Protocol error on the SSLRequest
+            // answer: the database is just as unreachable.
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolClosed => {
                 tracing::warn!(error = %error, "database unavailable");
                 Self::Unavailable("database unavailable, retry later".into())
             }

@@ -34,8 +34,8 @@ pub struct WatchFeedsArgs {
     /// Only these event types ("referral.*" for a family); empty means all.
     #[arg(long = "type")]
     pub types: Vec<String>,
-    /// Bearer token to watch with; unset, a dashboard token is signed with
-    /// ONESTOP_AUTH_SECRET.
+    /// Bearer token to watch with: a dashboard token from `issue-token`.
+    /// Unset, development mode signs one with the development key.
     #[arg(long, env = "ONESTOP_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 }
@@ -108,18 +108,23 @@ pub async fn watch(args: WatchFeedsArgs, settings: &ServerSettings) -> anyhow::R
     // it runs.
     let token = SignedToken::bearer(&match &args.token {
         Some(token) => token.clone(),
-        None => settings.token_keys().issue(
+        None if settings.auth.dev_mode => settings.auth.issuer()?.issue(
             "feed-watcher",
             Role::Dashboard,
             None,
-            Duration::from_secs(30 * 24 * 3600),
+            crate::auth::MAX_TOKEN_LIFETIME,
         )?,
+        None => anyhow::bail!(
+            "watch-feeds needs a dashboard token: ONESTOP_TOKEN=$(onestop-intake issue-token \
+             --role dashboard --ttl 30d), minted where the issuer key is kept"
+        ),
     })?;
+    let tls = settings.tls.client()?;
     let mut cursors = load_cursors(&args.cursor_file).await?;
     let (sender, mut receiver) = mpsc::channel::<(String, Event)>(256);
     for (name, url) in feeds {
         let after = cursors.get(&name).copied().unwrap_or(0);
-        let channel = lazy_channel(&url, Duration::from_secs(24 * 3600))?;
+        let channel = lazy_channel(&url, Duration::from_secs(24 * 3600), &tls)?;
         tokio::spawn(follow(
             name,
             channel,

@@ -20,7 +20,7 @@ use tower::{Layer, Service};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::auth::{Caller, TokenKeys};
+use crate::auth::{Caller, TokenVerifier};
 use crate::telemetry;
 
 /// Paths served without a token: probes and API discovery.
@@ -43,14 +43,12 @@ fn take_ready<S: Clone>(inner: &mut S) -> S {
 
 #[derive(Clone)]
 pub struct AuthLayer {
-    keys: Arc<TokenKeys>,
+    keys: TokenVerifier,
 }
 
 impl AuthLayer {
-    pub fn new(keys: TokenKeys) -> Self {
-        Self {
-            keys: Arc::new(keys),
-        }
+    pub fn new(keys: TokenVerifier) -> Self {
+        Self { keys }
     }
 }
 
@@ -67,7 +65,7 @@ impl<S> Layer<S> for AuthLayer {
 #[derive(Clone)]
 pub struct AuthService<S> {
     inner: S,
-    keys: Arc<TokenKeys>,
+    keys: TokenVerifier,
 }
 
 impl<S> AuthService<S> {

@@ -19,11 +19,13 @@ use tonic::server::NamedService;
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
 
-use crate::auth::TokenKeys;
+use crate::auth::TokenVerifier;
+use crate::client::ServiceCredentials;
 use crate::config::ServerSettings;
 use crate::db;
 use crate::events::{self, EventFeedService, Wakeups};
 use crate::layers::{AuthLayer, LoadShedLayer, RpcTelemetryLayer};
+use crate::tls::ClientTls;
 
 /// How often retention pruning runs.
 const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -47,6 +49,14 @@ pub struct ServiceHost {
     local_addr: SocketAddr,
     pool: PgPool,
     shutdown: CancellationToken,
+    credentials: Credentials,
+}
+
+/// Who may call the service, and how it speaks TLS.
+struct Credentials {
+    verifier: TokenVerifier,
+    server_tls: Option<tonic::transport::ServerTlsConfig>,
+    client_tls: ClientTls,
 }
 
 impl ServiceHost {
@@ -67,13 +77,16 @@ impl ServiceHost {
             .await
             .map_err(|error| anyhow::anyhow!("cannot listen on {listen}: {error}"))?;
         let local_addr = listener.local_addr()?;
+        // Keys and certificates before the database: a service without
+        // them refuses to start at once, with the reason.
+        let client_tls = settings.tls.client()?;
+        let credentials = Credentials {
+            verifier: TokenVerifier::load(&settings.auth, &client_tls).await?,
+            server_tls: settings.tls.server_config()?,
+            client_tls,
+        };
         let pool = db::connect(&database_url, settings.db_max_connections).await?;
         db::migrate(&pool, migrations).await?;
-        if settings.token_keys().is_dev_secret() {
-            tracing::warn!(
-                "ONESTOP_AUTH_SECRET is not set: using the development secret; never do this in production"
-            );
-        }
         Ok(Self {
             name,
             settings,
@@ -81,6 +94,7 @@ impl ServiceHost {
             local_addr,
             pool,
             shutdown: CancellationToken::new(),
+            credentials,
         })
     }
 
@@ -96,8 +110,17 @@ impl ServiceHost {
         &self.settings
     }
 
-    pub fn token_keys(&self) -> TokenKeys {
-        self.settings.token_keys()
+    /// What this service's clients trust and present over TLS.
+    pub fn client_tls(&self) -> &ClientTls {
+        &self.credentials.client_tls
+    }
+
+    /// This service's own signing key, for the calls it makes: refused
+    /// (with the setting to fix) when none is configured.
+    pub fn service_credentials(&self) -> anyhow::Result<ServiceCredentials> {
+        Ok(ServiceCredentials::new(
+            self.settings.auth.service_issuer(self.name)?,
+        ))
     }
 
     /// Cancelling it starts a graceful shutdown; background tasks of the
@@ -126,7 +149,9 @@ impl ServiceHost {
             local_addr,
             pool,
             shutdown,
+            credentials,
         } = self;
+        credentials.verifier.spawn_reloader(shutdown.clone());
 
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         let health_names = vec![S::NAME, EventFeedServiceServer::<EventFeedService>::NAME];
@@ -170,7 +195,7 @@ impl ServiceHost {
         let layers = tower::ServiceBuilder::new()
             .layer(RpcTelemetryLayer::new(name))
             .layer(LoadShedLayer::new(settings.max_in_flight))
-            .layer(AuthLayer::new(settings.token_keys()));
+            .layer(AuthLayer::new(credentials.verifier));
 
         let incoming = TcpListenerStream::new(listener).map(|stream| {
             if let Ok(stream) = &stream {
@@ -179,7 +204,15 @@ impl ServiceHost {
             stream
         });
 
-        tracing::info!(service = name, addr = %local_addr, "listening");
+        let tls = match (
+            &credentials.server_tls,
+            settings.tls.tls_client_ca.is_some(),
+        ) {
+            (None, _) => "off",
+            (Some(_), false) => "on",
+            (Some(_), true) => "mutual",
+        };
+        tracing::info!(service = name, addr = %local_addr, tls, "listening");
         {
             let reporter = health_reporter.clone();
             let names = health_names.clone();
@@ -190,7 +223,11 @@ impl ServiceHost {
             });
         }
 
-        let server = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(config) = credentials.server_tls {
+            builder = builder.tls_config(config)?;
+        }
+        let server = builder
             .timeout(settings.request_timeout)
             .layer(layers)
             .add_routes(routes)

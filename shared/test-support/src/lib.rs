@@ -1,9 +1,15 @@
 //! Test harness for OneStop services: a fresh database per test on the real
 //! Postgres, servers on port 0 with connected clients, bearer tokens for
-//! every role, a TCP proxy that can cut the database connection, and
-//! helpers to run the real binaries as child processes.
+//! every role, a TCP proxy that can cut the database connection, helpers
+//! to run the real binaries as child processes, and generated keys and
+//! certificates.
+//!
+//! Servers under test run in development mode, so the tokens below (signed
+//! with the development keys) are accepted; [`TestKeys`] gives a test its
+//! own key set instead.
 
 mod clock;
+mod credentials;
 pub mod fixtures;
 mod postgres;
 mod process;
@@ -18,43 +24,97 @@ use onestop_contracts::events::v1::event_feed_service_client::EventFeedServiceCl
 use onestop_contracts::intake::v1::intake_service_client::IntakeServiceClient;
 use onestop_contracts::mentoring::v1::mentoring_service_client::MentoringServiceClient;
 use onestop_contracts::referral::v1::referral_service_client::ReferralServiceClient;
-use onestop_platform::auth::{Role, TokenKeys};
+use onestop_platform::auth::{KeyOwner, Role, TokenIssuer, dev_issuer_key, dev_service_key};
 use onestop_platform::config::ServerSettings;
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 pub use clock::ManualClock;
+pub use credentials::{StaticHttps, TestKeys, TestPki};
 pub use postgres::{TestDb, server_url};
 pub use process::ServiceProcess;
 pub use proxy::TcpProxy;
 pub use server::TestServer;
 
-/// Keys the servers under test use (ONESTOP_AUTH_SECRET or the dev secret).
-pub fn token_keys() -> TokenKeys {
-    ServerSettings::for_database("").token_keys()
+/// The service `service` tokens speak for: intake, which makes every
+/// hand-off.
+pub const CALLING_SERVICE: &str = "intake";
+
+/// The development issuer, which signs every role but `service`.
+pub fn issuer() -> TokenIssuer {
+    TokenIssuer::new(dev_issuer_key(), KeyOwner::Issuer, AUDIENCE)
 }
 
-/// A bearer token for `role` acting for `tenant`.
+/// The audience of the servers under test (the default).
+pub const AUDIENCE: &str = "onestop";
+
+/// A bearer token for `role` acting for `tenant`, signed with the
+/// development keys: `service` tokens with intake's own key (subject
+/// "intake"), every other role with the issuer key (subject "test").
 pub fn token(role: Role, tenant: Option<&str>) -> String {
-    token_keys()
-        .issue("test", role, tenant, Duration::from_secs(3600))
-        .expect("valid role and tenant")
+    let intake = TokenIssuer::new(
+        dev_service_key(CALLING_SERVICE),
+        KeyOwner::Service(CALLING_SERVICE.into()),
+        AUDIENCE,
+    );
+    mint(&issuer(), &intake, role, tenant)
+}
+
+/// An hour's token for `role`: `service` ones from intake's key, the rest
+/// from the issuer's.
+pub(crate) fn mint(
+    issuer: &TokenIssuer,
+    intake: &TokenIssuer,
+    role: Role,
+    tenant: Option<&str>,
+) -> String {
+    let ttl = Duration::from_secs(3600);
+    match role {
+        Role::Service => intake.issue(CALLING_SERVICE, role, tenant, ttl),
+        _ => issuer.issue("test", role, tenant, ttl),
+    }
+    .expect("valid role and tenant")
 }
 
 /// Adds `authorization: Bearer <token>` to every call.
 #[derive(Clone)]
-pub struct Bearer(Option<MetadataValue<tonic::metadata::Ascii>>);
+pub struct Bearer {
+    value: Option<MetadataValue<tonic::metadata::Ascii>>,
+    /// The role and tenant it was made for, so it can be signed again with
+    /// other keys.
+    identity: Option<(Role, Option<String>)>,
+}
+
+fn bearer_value(token: &str) -> MetadataValue<tonic::metadata::Ascii> {
+    format!("Bearer {token}").parse().expect("ascii token")
+}
 
 impl Bearer {
     pub fn new(token: &str) -> Self {
-        Self(Some(
-            format!("Bearer {token}").parse().expect("ascii token"),
-        ))
+        Self {
+            value: Some(bearer_value(token)),
+            identity: None,
+        }
     }
 
     pub fn role(role: Role, tenant: Option<&str>) -> Self {
-        Self::new(&token(role, tenant))
+        Self {
+            value: Some(bearer_value(&token(role, tenant))),
+            identity: Some((role, tenant.map(str::to_owned))),
+        }
+    }
+
+    /// The same role and tenant signed with `keys` instead of the
+    /// development keys; one made from a given token stays as it is.
+    pub fn signed_with(self, keys: &TestKeys) -> Self {
+        match &self.identity {
+            Some((role, tenant)) => Self {
+                value: Some(bearer_value(&keys.token(*role, tenant.as_deref()))),
+                identity: self.identity.clone(),
+            },
+            None => self,
+        }
     }
 
     pub fn admin() -> Self {
@@ -85,7 +145,10 @@ impl Bearer {
 
     /// No token at all.
     pub fn anonymous() -> Self {
-        Self(None)
+        Self {
+            value: None,
+            identity: None,
+        }
     }
 }
 
@@ -94,7 +157,7 @@ impl tonic::service::Interceptor for Bearer {
         &mut self,
         mut request: tonic::Request<()>,
     ) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(value) = &self.0 {
+        if let Some(value) = &self.value {
             request
                 .metadata_mut()
                 .insert("authorization", value.clone());
@@ -137,10 +200,11 @@ pub fn channel(addr: SocketAddr) -> Channel {
         .connect_lazy()
 }
 
-/// Settings for a server under test: loopback port 0, `database_url`, and a
-/// quick health probe.
+/// Settings for a server under test: loopback port 0, `database_url`, a
+/// quick health probe, development keys.
 pub fn settings(database_url: &str) -> ServerSettings {
     let mut settings = ServerSettings::for_database(database_url);
+    settings.auth.dev_mode = true;
     settings.health_interval = Duration::from_millis(200);
     settings.shutdown_grace = Duration::from_secs(3);
     settings

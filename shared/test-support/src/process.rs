@@ -14,11 +14,13 @@ pub struct ServiceProcess {
 }
 
 impl ServiceProcess {
-    /// Starts `binary` with `env` on 127.0.0.1:0 and waits until it listens.
+    /// Starts `binary` with `env` on 127.0.0.1:0 in development mode
+    /// (`env` may turn it off) and waits until it listens.
     pub async fn spawn(binary: &str, env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(binary);
         command
             .env("ONESTOP_LISTEN", "127.0.0.1:0")
+            .env("ONESTOP_DEV_MODE", "true")
             .env("RUST_LOG", "info")
             .env_remove("ONESTOP_LOG_FORMAT")
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")

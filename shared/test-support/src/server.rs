@@ -50,15 +50,37 @@ impl<C: Connect> TestServer<C> {
         F: FnOnce(ServerSettings) -> Fut,
         Fut: Future<Output = anyhow::Result<A>>,
     {
+        Self::try_start_on(db, build)
+            .await
+            .expect("the service builds over its test database")
+    }
+
+    /// As [`TestServer::start`], handing back why the service refused to
+    /// start (with its causes) instead of panicking.
+    pub async fn try_start<A, F, Fut>(build: F) -> Result<Self, String>
+    where
+        A: Application,
+        F: FnOnce(ServerSettings) -> Fut,
+        Fut: Future<Output = anyhow::Result<A>>,
+    {
+        Self::try_start_on(TestDb::new().await, build).await
+    }
+
+    async fn try_start_on<A, F, Fut>(db: TestDb, build: F) -> Result<Self, String>
+    where
+        A: Application,
+        F: FnOnce(ServerSettings) -> Fut,
+        Fut: Future<Output = anyhow::Result<A>>,
+    {
         onestop_platform::telemetry::init_for_tests();
         let app = build(crate::settings(&db.url))
             .await
-            .expect("the service builds over its test database");
+            .map_err(|error| format!("{error:#}"))?;
         let addr = app.local_addr();
         let shutdown = app.shutdown_token();
         let serving = tokio::spawn(app.run_until_stopped());
         let pool = db.pool().await;
-        Self {
+        Ok(Self {
             addr,
             pool,
             database_url: db.url.clone(),
@@ -66,7 +88,7 @@ impl<C: Connect> TestServer<C> {
             serving: Some(serving),
             db,
             client: PhantomData,
-        }
+        })
     }
 
     /// Any generated client calling this server with `bearer`'s token.
@@ -197,5 +219,13 @@ impl<C: Connect> TestServer<C> {
 impl<C> Drop for TestServer<C> {
     fn drop(&mut self) {
         self.shutdown.cancel();
+    }
+}
+
+impl<C> std::fmt::Debug for TestServer<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestServer")
+            .field("addr", &self.addr)
+            .finish()
     }
 }

@@ -9,6 +9,7 @@ use onestop_contracts::buyers::v1 as pb;
 use onestop_contracts::buyers::v1::buyer_service_client::BuyerServiceClient;
 use onestop_contracts::common::v1::CompanySnapshot;
 use onestop_platform::Role;
+use onestop_platform::auth::{KeyOwner, TokenIssuer, dev_issuer_key};
 use onestop_platform::client::SignedToken;
 use onestop_platform::config::ServerSettings;
 use onestop_platform::server::Application as _;
@@ -176,6 +177,10 @@ async fn bench_in(
 ) -> anyhow::Result<()> {
     settings.database_url = Some(url.to_owned());
     settings.listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    // A private server for the run, on loopback over a scratch database:
+    // the development keys sign and verify its token, and it speaks no TLS.
+    settings.auth.dev_mode = true;
+    settings.tls = Default::default();
     let app = Application::build(settings.clone()).await?;
     let addr = app.local_addr();
     let pool = app.pool();
@@ -194,7 +199,8 @@ async fn bench_in(
     let ids = store::random_buyer_ids(&mut conn, 1000).await?;
     drop(conn);
 
-    let admin = SignedToken::mint(&settings.token_keys(), "bench", Role::Admin, None)?;
+    let issuer = TokenIssuer::new(dev_issuer_key(), KeyOwner::Issuer, &settings.auth.audience);
+    let admin = SignedToken::mint(&issuer, "bench", Role::Admin, None)?;
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
         .connect()
         .await?;

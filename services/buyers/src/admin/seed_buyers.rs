@@ -52,11 +52,15 @@ pub async fn run(settings: &ServerSettings, args: &SeedBuyersArgs) -> anyhow::Re
     };
     let buyers: Vec<SeedBuyer> = serde_json::from_str(&text)
         .map_err(|error| anyhow::anyhow!("buyer seed file is not valid: {error}"))?;
-    let channel = lazy_channel(&args.url, Duration::from_secs(30))?;
-    let keys = settings.token_keys();
+    let channel = lazy_channel(&args.url, Duration::from_secs(30), &settings.tls.client()?)?;
+    let issuer = settings.auth.issuer()?;
     for buyer in &buyers {
-        let office =
-            SignedToken::mint(&keys, "seed-buyers", Role::TradeOffice, Some(&buyer.office))?;
+        let office = SignedToken::mint(
+            &issuer,
+            "seed-buyers",
+            Role::TradeOffice,
+            Some(&buyer.office),
+        )?;
         let mut client = BuyerServiceClient::with_interceptor(channel.clone(), office);
         let fail = |status: tonic::Status| {
             anyhow::anyhow!(

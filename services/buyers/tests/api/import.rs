@@ -57,6 +57,7 @@ async fn seeding_the_demo_buyers_twice_registers_and_verifies_each_once() {
     for _ in 0..2 {
         let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_onestop-buyers"))
             .args(["seed-buyers", "--url", &url])
+            .env("ONESTOP_DEV_MODE", "true")
             .env("RUST_LOG", "warn")
             .output()
             .await

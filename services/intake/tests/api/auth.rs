@@ -1,7 +1,7 @@
 use onestop_contracts::events::v1::WatchRequest;
 use onestop_contracts::intake::v1 as pb;
 use onestop_platform::Role;
-use onestop_platform::auth::TokenKeys;
+use onestop_platform::auth::{KeyOwner, SigningKey, TokenIssuer};
 use onestop_test_support::{Bearer, FeedClient};
 use std::time::Duration;
 use tonic::Code;
@@ -18,7 +18,9 @@ fn register() -> pb::RegisterCompanyRequest {
 #[tokio::test]
 async fn calls_without_a_valid_token_are_unauthenticated() {
     let intake = Intake::start().await;
-    let foreign = TokenKeys::new("someone else's secret")
+    // Signed by a key outside the trusted set.
+    let (stranger, _) = SigningKey::generate().unwrap();
+    let foreign = TokenIssuer::new(stranger, KeyOwner::Issuer, onestop_test_support::AUDIENCE)
         .issue("x", Role::Admin, None, Duration::from_secs(60))
         .unwrap();
     for bearer in [

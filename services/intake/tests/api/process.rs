@@ -2,7 +2,8 @@ use std::time::{Duration, Instant};
 
 use onestop_contracts::events::v1::{WatchRequest, watch_response};
 use onestop_platform::Role;
-use onestop_platform::auth::TokenKeys;
+use onestop_platform::auth::TokenVerifier;
+use onestop_platform::config::ServerSettings;
 use onestop_test_support::{
     Bearer, Connect, FeedClient, ServiceProcess, TestDb, channel, next_event,
 };
@@ -74,7 +75,20 @@ fn help_names_every_setting() {
     for variable in [
         "DATABASE_URL",
         "ONESTOP_LISTEN",
-        "ONESTOP_AUTH_SECRET",
+        "ONESTOP_DEV_MODE",
+        "ONESTOP_JWKS",
+        "ONESTOP_SERVICE_KEY",
+        "ONESTOP_ISSUER_KEY",
+        "ONESTOP_AUDIENCE",
+        "ONESTOP_REVOCATIONS",
+        "ONESTOP_OIDC_PROVIDERS",
+        "ONESTOP_KEYS_RELOAD",
+        "ONESTOP_TLS_CERT",
+        "ONESTOP_TLS_KEY",
+        "ONESTOP_TLS_CLIENT_CA",
+        "ONESTOP_TLS_CA",
+        "ONESTOP_TLS_CLIENT_CERT",
+        "ONESTOP_TLS_CLIENT_KEY",
         "ONESTOP_REQUEST_TIMEOUT",
         "ONESTOP_MAX_IN_FLIGHT",
         "ONESTOP_MAX_MESSAGE_BYTES",
@@ -84,13 +98,15 @@ fn help_names_every_setting() {
         "ONESTOP_EVENT_RETENTION",
         "ONESTOP_IDEMPOTENCY_RETENTION",
         "issue-token",
+        "keys",
     ] {
         assert!(help.contains(variable), "--help lacks {variable}:\n{help}");
     }
 }
 
-#[test]
-fn issue_token_mints_tokens_the_services_accept() {
+#[tokio::test]
+async fn issue_token_mints_tokens_the_services_accept() {
+    let keys = onestop_test_support::TestKeys::generate();
     let output = std::process::Command::new(BINARY)
         .args([
             "issue-token",
@@ -101,7 +117,7 @@ fn issue_token_mints_tokens_the_services_accept() {
             "--ttl",
             "1h",
         ])
-        .env("ONESTOP_AUTH_SECRET", "ci-secret")
+        .env("ONESTOP_ISSUER_KEY", keys.directory().issuer_key_path())
         .output()
         .unwrap();
     assert!(
@@ -110,12 +126,18 @@ fn issue_token_mints_tokens_the_services_accept() {
         String::from_utf8_lossy(&output.stderr)
     );
     let token = String::from_utf8(output.stdout).unwrap();
-    let caller = TokenKeys::new("ci-secret").verify(token.trim()).unwrap();
+    let mut settings = ServerSettings::for_database("");
+    keys.apply(&mut settings);
+    let verifier = TokenVerifier::load(&settings.auth, &Default::default())
+        .await
+        .unwrap();
+    let caller = verifier.verify(token.trim()).unwrap();
     assert_eq!(caller.role, Role::Agency);
     assert_eq!(caller.tenant.as_deref(), Some("sbc"));
 
     let refused = std::process::Command::new(BINARY)
         .args(["issue-token", "--role", "agency"])
+        .env("ONESTOP_ISSUER_KEY", keys.directory().issuer_key_path())
         .output()
         .unwrap();
     assert!(!refused.status.success());
@@ -132,6 +154,8 @@ async fn watch_feeds(
     let mut child = tokio::process::Command::new(BINARY)
         .args(["watch-feeds", "--feed"])
         .arg(format!("intake=http://{addr}"))
+        // Signs its dashboard token with the development key.
+        .env("ONESTOP_DEV_MODE", "true")
         .arg("--cursor-file")
         .arg(cursor_file)
         .args(["--type", "company.*"])

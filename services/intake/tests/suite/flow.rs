@@ -182,7 +182,9 @@ async fn owner_records(suite: &Suite, service: &str, table: &str, need_id: &str)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_case_reaches_every_agency_and_survives_a_crash() {
-    let mut suite = Suite::start(&[]).await;
+    // Generated keys and mutual TLS everywhere: the hand-offs and feed
+    // follows between the binaries run over TLS, signed with intake's key.
+    let mut suite = Suite::start_secured(&[]).await;
     seed_directory(&suite).await;
     let advisor_id = register_advisor(&suite).await;
     let buyer_ids = vetted_buyers(&suite, 3).await;

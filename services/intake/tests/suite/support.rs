@@ -1,11 +1,13 @@
 //! The whole suite as separate processes: the four real binaries on
-//! ephemeral loopback ports, each on its own fresh database.
+//! ephemeral loopback ports, each on its own fresh database; in
+//! development mode, or secured: keys generated for the run (no
+//! development keys) and mutual TLS on every connection.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use onestop_test_support::{Bearer, Connect, ServiceProcess, TestDb, channel};
+use onestop_test_support::{Bearer, Connect, ServiceProcess, TestDb, TestKeys, TestPki, channel};
 
 pub const OWNERS: [&str; 3] = ["mentoring", "buyers", "referral"];
 
@@ -26,12 +28,33 @@ pub struct Suite {
     databases: HashMap<&'static str, TestDb>,
     processes: HashMap<&'static str, ServiceProcess>,
     env: Vec<(String, String)>,
+    secured: Option<Secured>,
+}
+
+/// What a secured suite runs with.
+struct Secured {
+    keys: TestKeys,
+    pki: TestPki,
 }
 
 impl Suite {
-    /// Starts mentoring, buyers and referral, then intake wired to them.
-    /// `env` goes to every process.
+    /// Starts mentoring, buyers and referral, then intake wired to them, in
+    /// development mode. `env` goes to every process.
     pub async fn start(env: &[(&str, &str)]) -> Self {
+        Self::start_with(env, None).await
+    }
+
+    /// As [`Suite::start`] with keys generated for the run (development
+    /// mode off) and mutual TLS between every process and every client.
+    pub async fn start_secured(env: &[(&str, &str)]) -> Self {
+        let secured = Secured {
+            keys: TestKeys::generate(),
+            pki: TestPki::generate(),
+        };
+        Self::start_with(env, Some(secured)).await
+    }
+
+    async fn start_with(env: &[(&str, &str)], secured: Option<Secured>) -> Self {
         let mut suite = Self {
             databases: HashMap::new(),
             processes: HashMap::new(),
@@ -39,6 +62,7 @@ impl Suite {
                 .iter()
                 .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
                 .collect(),
+            secured,
         };
         for service in ["intake", "mentoring", "buyers", "referral"] {
             suite.databases.insert(service, TestDb::new().await);
@@ -54,9 +78,16 @@ impl Suite {
         self.processes[service].addr
     }
 
-    /// A generated client of `service` calling with `bearer`'s token.
+    /// A generated client of `service` calling with `bearer`'s token (over
+    /// mutual TLS with the run's keys when secured).
     pub fn client<K: Connect>(&self, service: &str, bearer: Bearer) -> K {
-        K::connect(channel(self.addr(service)), bearer)
+        match &self.secured {
+            Some(secured) => K::connect(
+                secured.pki.channel(self.addr(service), true),
+                bearer.signed_with(&secured.keys),
+            ),
+            None => K::connect(channel(self.addr(service)), bearer),
+        }
     }
 
     pub fn database_url(&self, service: &str) -> &str {
@@ -70,11 +101,19 @@ impl Suite {
         if let Some(listen) = listen {
             env.push(("ONESTOP_LISTEN".into(), listen.to_string()));
         }
+        let scheme = match &self.secured {
+            Some(secured) => {
+                env.extend(secured.keys.env(service));
+                env.extend(secured.pki.env(service, true));
+                "https"
+            }
+            None => "http",
+        };
         if service == "intake" {
             for owner in OWNERS {
                 env.push((
                     format!("ONESTOP_{}_URL", owner.to_uppercase()),
-                    format!("http://{}", self.addr(owner)),
+                    format!("{scheme}://{}", self.addr(owner)),
                 ));
             }
             env.push(("ONESTOP_HANDOFF_MAX_BACKOFF".into(), "500ms".into()));

@@ -101,8 +101,8 @@ pub async fn run(settings: &ServerSettings, args: &SeedAdvisorsArgs) -> anyhow::
     };
     let advisors: Vec<SeedAdvisor> = serde_json::from_str(&text)
         .map_err(|error| anyhow::anyhow!("advisor seed file is not valid: {error}"))?;
-    let token = SignedToken::mint(&settings.token_keys(), "seed-advisors", Role::Admin, None)?;
-    let channel = lazy_channel(&args.url, Duration::from_secs(30))?;
+    let token = SignedToken::mint(&settings.auth.issuer()?, "seed-advisors", Role::Admin, None)?;
+    let channel = lazy_channel(&args.url, Duration::from_secs(30), &settings.tls.client()?)?;
     let mut client = MentoringServiceClient::with_interceptor(channel, token);
     let mut registered = 0;
     for advisor in advisors {

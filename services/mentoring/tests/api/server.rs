@@ -96,6 +96,7 @@ async fn seeding_the_demo_advisors_twice_registers_each_once() {
     for _ in 0..2 {
         let output = tokio::process::Command::new(BINARY)
             .args(["seed-advisors", "--url", &url])
+            .env("ONESTOP_DEV_MODE", "true")
             .env("RUST_LOG", "warn")
             .output()
             .await

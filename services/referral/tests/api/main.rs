@@ -3,9 +3,11 @@
 mod common;
 
 mod binary;
+mod credentials;
 mod directory;
 mod eligibility;
 mod lifecycle;
 mod referrals;
 mod rerouting;
 mod tenancy;
+mod tls;
