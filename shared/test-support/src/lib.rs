@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use onestop_contracts::buyers::v1::buyer_service_client::BuyerServiceClient;
 use onestop_contracts::events::v1::event_feed_service_client::EventFeedServiceClient;
+use onestop_contracts::insights::v1::insights_service_client::InsightsServiceClient;
 use onestop_contracts::intake::v1::intake_service_client::IntakeServiceClient;
 use onestop_contracts::mentoring::v1::mentoring_service_client::MentoringServiceClient;
 use onestop_contracts::referral::v1::referral_service_client::ReferralServiceClient;
@@ -125,6 +126,7 @@ clients! {
     MentoringClient = MentoringServiceClient;
     BuyersClient = BuyerServiceClient;
     ReferralClient = ReferralServiceClient;
+    InsightsClient = InsightsServiceClient;
     /// Any service's event feed.
     FeedClient = EventFeedServiceClient;
 }
