@@ -3,11 +3,16 @@
 //! companies, the match lifecycle up to a deal, consultations across time
 //! zones, sample test marketing, trade-show follow-up and alternative
 //! markets.
+//!
+//! `grpc` is the transport, `domain` the rules and the validated commands,
+//! `store` all the SQL; `registry` (registering a buyer) is the step both
+//! the API and the CSV import take, `sweeper` raises follow-ups in the
+//! background, and `admin` holds the command-line tasks.
 
 pub mod admin;
 pub mod domain;
 pub mod grpc;
-pub mod seed;
+pub mod registry;
 pub mod startup;
 pub mod store;
 pub mod sweeper;

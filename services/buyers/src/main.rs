@@ -2,6 +2,7 @@ use clap::Parser;
 use onestop_buyers::admin::Command;
 use onestop_buyers::startup::{Application, SERVICE_NAME};
 use onestop_platform::config::ServerSettings;
+use onestop_platform::server::Application as _;
 
 /// OneStop buyer discovery service: vetted overseas buyers, matching,
 /// consultations, sample tests and trade-show follow-up. Serves gRPC on

@@ -43,20 +43,22 @@ impl Application {
         Ok(Self { host, clock })
     }
 
-    pub fn local_addr(&self) -> std::net::SocketAddr {
-        self.host.local_addr()
-    }
-
     pub fn pool(&self) -> PgPool {
         self.host.pool().clone()
     }
+}
 
-    /// Cancel to shut the server down gracefully.
-    pub fn shutdown_token(&self) -> CancellationToken {
+impl onestop_platform::server::Application for Application {
+    fn local_addr(&self) -> std::net::SocketAddr {
+        self.host.local_addr()
+    }
+
+    /// Cancel to shut the server and the sweeper down gracefully.
+    fn shutdown_token(&self) -> CancellationToken {
         self.host.shutdown_token()
     }
 
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+    async fn run_until_stopped(self) -> anyhow::Result<()> {
         let max_message = self.host.settings().max_message_bytes;
         let pool = self.host.pool().clone();
         sweeper::spawn(pool.clone(), self.clock.clone(), self.host.shutdown_token());

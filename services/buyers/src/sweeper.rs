@@ -6,14 +6,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use onestop_contracts::buyers::v1 as pb;
+use onestop_contracts::event_types::BuyersEvent;
 use onestop_platform::events::{self, NewEvent};
 use onestop_platform::server::CancellationToken;
-use onestop_platform::time::Clock;
-use onestop_platform::time::to_timestamp;
+use onestop_platform::time::{Clock, to_timestamp};
 use sqlx::PgPool;
-use uuid::Uuid;
 
-use crate::domain::followup;
+use crate::domain::followup::{self, WhenDue};
+use crate::store::{self, DueCheckpoint};
 
 const EVERY: Duration = Duration::from_secs(60);
 
@@ -53,84 +53,53 @@ pub async fn sweep_once(pool: &PgPool, now: DateTime<Utc>) -> Result<u64, sqlx::
 
 async fn sweep_batch(pool: &PgPool, now: DateTime<Utc>) -> Result<u64, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    type Claimed = (Uuid, i32, DateTime<Utc>, String, Uuid, i32, String);
-    let claimed: Vec<Claimed> = sqlx::query_as(
-        "SELECT c.lead_id, c.kind, c.due_at, l.company_id, l.trade_show_id, l.best_outcome, l.country
-           FROM lead_checkpoint c JOIN lead l ON l.id = c.lead_id
-          WHERE c.status = 'UPCOMING' AND c.due_at <= $1 AND l.status = 'OPEN'
-          ORDER BY c.due_at
-          LIMIT $2
-          FOR UPDATE OF c SKIP LOCKED",
-    )
-    .bind(now)
-    .bind(BATCH)
-    .fetch_all(&mut *tx)
-    .await?;
+    let claimed = store::claim_due_checkpoints(&mut tx, now, BATCH).await?;
     let mut changed = 0;
     let mut new_events = Vec::new();
-    for (lead_id, kind, due_at, company_id, show_id, best, country) in claimed {
-        let last = kind == pb::CheckpointKind::SixMonths as i32;
-        let reactivate =
-            last && followup::status_after_cadence(best) == pb::LeadStatus::Reactivation;
-        let status = if reactivate { "MISSED" } else { "DUE" };
-        let updated = sqlx::query(
-            "UPDATE lead_checkpoint SET status = $3
-              WHERE lead_id = $1 AND kind = $2 AND status = 'UPCOMING'",
-        )
-        .bind(lead_id)
-        .bind(kind)
-        .bind(status)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
+    for checkpoint in &claimed {
+        let outcome = followup::when_due(checkpoint.kind, checkpoint.best_outcome);
+        let status = match outcome {
+            WhenDue::FollowUp => pb::CheckpointStatus::Due,
+            WhenDue::Reactivation => pb::CheckpointStatus::Missed,
+        };
+        if !store::raise_checkpoint(&mut tx, checkpoint, status).await? {
             continue;
         }
         changed += 1;
-        // A newer checkpoint supersedes one still waiting for its follow-up.
-        sqlx::query(
-            "UPDATE lead_checkpoint SET status = 'MISSED'
-              WHERE lead_id = $1 AND status = 'DUE' AND kind < $2",
-        )
-        .bind(lead_id)
-        .bind(kind)
-        .execute(&mut *tx)
-        .await?;
-        if reactivate {
-            sqlx::query(
-                "UPDATE lead SET status = 'REACTIVATION' WHERE id = $1 AND status = 'OPEN'",
-            )
-            .bind(lead_id)
-            .execute(&mut *tx)
-            .await?;
-            new_events.push(NewEvent::new(
-                "lead.reactivation",
-                "lead",
-                lead_id,
-                &pb::LeadReactivation {
-                    lead_id: lead_id.to_string(),
-                    company_id,
-                    trade_show_id: show_id.to_string(),
-                    best_outcome: best,
-                    country,
-                },
-            ));
-        } else {
-            new_events.push(NewEvent::new(
-                "followup.due",
-                "lead",
-                lead_id,
-                &pb::FollowUpDue {
-                    lead_id: lead_id.to_string(),
-                    company_id,
-                    trade_show_id: show_id.to_string(),
-                    checkpoint: kind,
-                    due_at: Some(to_timestamp(due_at)),
-                },
-            ));
+        if outcome == WhenDue::Reactivation {
+            store::reactivate_lead(&mut tx, checkpoint.lead_id).await?;
         }
+        new_events.push(checkpoint_event(checkpoint, outcome));
     }
     events::append_all(&mut tx, new_events).await?;
     tx.commit().await?;
     Ok(changed)
+}
+
+fn checkpoint_event(checkpoint: &DueCheckpoint, outcome: WhenDue) -> NewEvent {
+    let lead_id = checkpoint.lead_id;
+    match outcome {
+        WhenDue::Reactivation => NewEvent::new(
+            BuyersEvent::LeadReactivation,
+            lead_id,
+            &pb::LeadReactivation {
+                lead_id: lead_id.to_string(),
+                company_id: checkpoint.company_id.clone(),
+                trade_show_id: checkpoint.trade_show_id.to_string(),
+                best_outcome: checkpoint.best_outcome,
+                country: checkpoint.country.clone(),
+            },
+        ),
+        WhenDue::FollowUp => NewEvent::new(
+            BuyersEvent::FollowUpDue,
+            lead_id,
+            &pb::FollowUpDue {
+                lead_id: lead_id.to_string(),
+                company_id: checkpoint.company_id.clone(),
+                trade_show_id: checkpoint.trade_show_id.to_string(),
+                checkpoint: checkpoint.kind,
+                due_at: Some(to_timestamp(checkpoint.due_at)),
+            },
+        ),
+    }
 }

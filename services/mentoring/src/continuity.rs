@@ -1,28 +1,30 @@
-//! The transactional moves that keep a company with one advisor: assigning
-//! the best free advisor, queueing when nobody is free, filling the queue
-//! when capacity frees, and replacing an advisor with history kept.
+//! The transactional moves that keep a company with one advisor: placing a
+//! hand-off (join the current assignment, assign the best free advisor, or
+//! queue), filling the queue when capacity frees, and replacing an advisor
+//! with history kept, one company at a time or all of a leaving advisor's.
 //!
 //! Lock order, to stay free of deadlocks: the waitlist lock first (only
 //! transactions that free capacity take it up front), then company rows,
-//! then assignment rows, then advisor rows. Events are collected in an
-//! [`Outbox`] and appended last, because the event-log lock is held from the
-//! first append until commit.
+//! then assignment rows, then advisor rows. Events are collected and
+//! appended last, because the event-log lock is held from the first append
+//! until commit.
 
-use chrono::{DateTime, Months, Utc};
+use chrono::{DateTime, Duration, Months, Utc};
+use onestop_contracts::event_types::MentoringEvent;
 use onestop_contracts::mentoring::v1 as pb;
-use onestop_platform::events::{self, NewEvent};
+use onestop_platform::events::NewEvent;
 use onestop_platform::time::to_timestamp;
 use onestop_platform::{ApiError, ApiResult};
+use pb::request_advisor_response::Outcome;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::domain::advisor::HandoverWindow;
 use crate::domain::cadence::Cadence;
+use crate::domain::change::ChangeReason;
 use crate::domain::matching::{self, Weights};
-use crate::store::{self, CompanyRecord, NewAssignment, NewChange};
-
-/// Advisory lock key serialising waitlist inserts with waitlist fills, so
-/// a request never queues behind capacity that freed while it looked.
-const WAITLIST_LOCK: i64 = 0x6d65_6e74_5f77_6169;
+use crate::domain::request::AdvisorRequest;
+use crate::store::{self, CompanyRecord, Lock, NewAssignment, NewChange, OnClaimed};
 
 /// The commitment every assignment makes.
 const COMMITMENT_MONTHS: u32 = 36;
@@ -35,26 +37,14 @@ pub struct Rules {
     pub handover_days: u32,
 }
 
-/// Events of one transaction, appended together just before commit.
-#[derive(Default)]
-pub struct Outbox(Vec<NewEvent>);
-
-impl Outbox {
-    pub fn push(&mut self, event: NewEvent) {
-        self.0.push(event);
+impl Rules {
+    /// The handover window's length in days.
+    pub fn window_days(&self, window: HandoverWindow) -> u32 {
+        match window {
+            HandoverWindow::Default => self.handover_days.max(1),
+            HandoverWindow::Days(days) => days,
+        }
     }
-
-    pub async fn append(self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-        events::append_all(conn, self.0).await
-    }
-}
-
-pub async fn lock_waitlist(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(WAITLIST_LOCK)
-        .execute(conn)
-        .await?;
-    Ok(())
 }
 
 pub fn committed_until(started_at: DateTime<Utc>) -> DateTime<Utc> {
@@ -72,7 +62,8 @@ pub fn first_need(assignment: &pb::Assignment) -> (String, String) {
         .unwrap_or_default()
 }
 
-fn parse_stored(id: &str) -> ApiResult<Uuid> {
+/// An id read back from the database.
+pub fn stored_id(id: &str) -> ApiResult<Uuid> {
     Uuid::parse_str(id).map_err(|error| ApiError::Internal(anyhow::anyhow!("stored id: {error}")))
 }
 
@@ -85,9 +76,8 @@ pub struct Placement<'a> {
     pub only: Option<Uuid>,
     pub predecessor: Option<Uuid>,
     pub from_waitlist: bool,
-    /// True only with the waitlist lock held: wait for advisors another
-    /// transaction is claiming instead of skipping them.
-    pub patient: bool,
+    /// `OnClaimed::Wait` only with the waitlist lock held.
+    pub claiming: OnClaimed,
 }
 
 /// Assigns the best-scoring advisor with a free slot and records
@@ -98,7 +88,7 @@ pub async fn assign_best(
     rules: &Rules,
     placement: Placement<'_>,
     now: DateTime<Utc>,
-    outbox: &mut Outbox,
+    events: &mut Vec<NewEvent>,
 ) -> ApiResult<Option<pb::Assignment>> {
     let mut candidates = store::free_candidates(conn, placement.exclude).await?;
     if let Some(only) = placement.only {
@@ -106,7 +96,7 @@ pub async fn assign_best(
     }
     let ranked = matching::rank(&rules.weights, &placement.company.features, &candidates);
     for (advisor_id, score) in ranked {
-        if !store::claim_slot(conn, advisor_id, placement.patient).await? {
+        if !store::claim_slot(conn, advisor_id, placement.claiming).await? {
             continue;
         }
         let (program_id, monthly_fee) = store::advisor_program(conn, advisor_id).await?;
@@ -127,13 +117,12 @@ pub async fn assign_best(
         };
         store::insert_assignment(conn, &new).await?;
         store::attach_company_needs(conn, id, placement.company.id).await?;
-        let assignment = store::load_assignment(conn, id, false)
+        let assignment = store::load_assignment(conn, id, Lock::None)
             .await?
             .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("assignment vanished")))?;
         let (need_id, case_id) = first_need(&assignment);
-        outbox.push(NewEvent::new(
-            "assignment.created",
-            "assignment",
+        events.push(NewEvent::new(
+            MentoringEvent::AssignmentCreated,
             id,
             &pb::AssignmentCreated {
                 assignment_id: id.to_string(),
@@ -155,6 +144,72 @@ pub async fn assign_best(
     Ok(None)
 }
 
+/// Places intake's hand-off: joins the company's current assignment or
+/// queue entry, or assigns the best free advisor, or queues the company.
+/// Call with the company's row locked (by storing its snapshot).
+pub async fn place(
+    tx: &mut PgConnection,
+    rules: &Rules,
+    request: &AdvisorRequest,
+    now: DateTime<Utc>,
+    events: &mut Vec<NewEvent>,
+) -> ApiResult<Outcome> {
+    if let Some(active) = store::active_assignment_of(tx, request.company_id).await? {
+        let assignment_id = stored_id(&active.assignment_id)?;
+        store::add_need_to_assignment(tx, assignment_id, request.need_id, request.case_id).await?;
+        // A company that climbed the ladder gets the cadence of its new stage.
+        store::set_stage(
+            tx,
+            assignment_id,
+            request.stage,
+            rules.cadence.interval_days(request.stage),
+        )
+        .await?;
+        let joined = store::load_assignment(tx, assignment_id, Lock::None)
+            .await?
+            .unwrap_or(active);
+        return Ok(Outcome::AlreadyAssigned(joined));
+    }
+    if let Some(waiting) = store::waiting_entry_of_company(tx, request.company_id).await? {
+        return Ok(Outcome::Waitlisted(waiting));
+    }
+    let company = CompanyRecord {
+        id: request.company_id,
+        stage: request.stage,
+        features: request.features.clone(),
+    };
+    let placement = |claiming| Placement {
+        company: &company,
+        exclude: None,
+        only: None,
+        predecessor: None,
+        from_waitlist: false,
+        claiming,
+    };
+    // A candidate that filled up under our feet can stay locked by the
+    // failed claim; the savepoint lets go of such locks before this
+    // transaction queues for the waitlist lock.
+    let mut attempt = sqlx::Connection::begin(&mut *tx).await?;
+    match assign_best(&mut attempt, rules, placement(OnClaimed::Skip), now, events).await? {
+        Some(assignment) => {
+            attempt.commit().await?;
+            return Ok(Outcome::Assigned(assignment));
+        }
+        None => attempt.rollback().await?,
+    }
+    // Look again under the waitlist lock: a slot freed since the first
+    // look would otherwise be missed by this request and by the fill.
+    store::lock_waitlist(tx).await?;
+    if let Some(assignment) =
+        assign_best(tx, rules, placement(OnClaimed::Wait), now, events).await?
+    {
+        return Ok(Outcome::Assigned(assignment));
+    }
+    let need = Some((request.need_id, request.case_id));
+    let entry = enqueue(tx, request.company_id, need, None, now, events).await?;
+    Ok(Outcome::Waitlisted(entry))
+}
+
 /// Queues the company; call with the waitlist lock held.
 pub async fn enqueue(
     conn: &mut PgConnection,
@@ -162,12 +217,10 @@ pub async fn enqueue(
     need: Option<(Uuid, Uuid)>,
     outgoing: Option<&pb::Assignment>,
     now: DateTime<Utc>,
-    outbox: &mut Outbox,
+    events: &mut Vec<NewEvent>,
 ) -> ApiResult<pb::WaitlistEntry> {
     let id = Uuid::now_v7();
-    let outgoing_id = outgoing
-        .map(|a| parse_stored(&a.assignment_id))
-        .transpose()?;
+    let outgoing_id = outgoing.map(|a| stored_id(&a.assignment_id)).transpose()?;
     store::insert_waitlist_entry(conn, id, need, company_id, outgoing_id, now).await?;
     let entry = store::load_waitlist_entry(conn, id)
         .await?
@@ -178,9 +231,8 @@ pub async fn enqueue(
         Some(previous) if entry.need_id.is_empty() => first_need(previous),
         _ => (entry.need_id.clone(), entry.case_id.clone()),
     };
-    outbox.push(NewEvent::new(
-        "assignment.waitlisted",
-        "company",
+    events.push(NewEvent::new(
+        MentoringEvent::AssignmentWaitlisted,
         company_id,
         &pb::AssignmentWaitlisted {
             waitlist_entry_id: entry.waitlist_entry_id.clone(),
@@ -200,7 +252,7 @@ pub async fn fill_waitlist(
     conn: &mut PgConnection,
     rules: &Rules,
     now: DateTime<Utc>,
-    outbox: &mut Outbox,
+    events: &mut Vec<NewEvent>,
 ) -> ApiResult<u32> {
     let mut filled = 0;
     for waiting in store::claim_waiting(conn).await? {
@@ -210,16 +262,16 @@ pub async fn fill_waitlist(
         // Never a second ACTIVE assignment: an entry whose company got an
         // advisor some other way is settled by that one.
         if let Some(active) = store::active_assignment_of(conn, company.id).await? {
-            store::mark_filled(conn, waiting.id, parse_stored(&active.assignment_id)?, now).await?;
+            store::mark_filled(conn, waiting.id, stored_id(&active.assignment_id)?, now).await?;
             continue;
         }
         let outgoing = match waiting.outgoing {
-            Some(id) => store::load_assignment(conn, id, true).await?,
+            Some(id) => store::load_assignment(conn, id, Lock::ForUpdate).await?,
             None => None,
         };
         let exclude = outgoing
             .as_ref()
-            .map(|a| parse_stored(&a.advisor_id))
+            .map(|a| stored_id(&a.advisor_id))
             .transpose()?;
         let placement = Placement {
             company: &company,
@@ -227,47 +279,51 @@ pub async fn fill_waitlist(
             only: None,
             predecessor: waiting.outgoing,
             from_waitlist: true,
-            patient: true,
+            claiming: OnClaimed::Wait,
         };
-        let Some(assignment) = assign_best(conn, rules, placement, now, outbox).await? else {
+        let Some(assignment) = assign_best(conn, rules, placement, now, events).await? else {
             // Every entry can take any free advisor, so one that finds
             // none means the pool is full.
             break;
         };
-        let assignment_id = parse_stored(&assignment.assignment_id)?;
-        store::mark_filled(conn, waiting.id, assignment_id, now).await?;
+        store::mark_filled(conn, waiting.id, stored_id(&assignment.assignment_id)?, now).await?;
         if let Some(previous) = outgoing {
-            let previous_id = parse_stored(&previous.assignment_id)?;
-            let successor_advisor = parse_stored(&assignment.advisor_id)?;
-            store::set_successor(conn, previous_id, assignment_id).await?;
-            store::complete_change(conn, previous_id, assignment_id, successor_advisor).await?;
-            let (need_id, case_id) = first_need(&assignment);
-            outbox.push(NewEvent::new(
-                "assignment.reassigned",
-                "company",
-                waiting.company_id,
-                &pb::AssignmentReassigned {
-                    company_id: waiting.company_id.to_string(),
-                    from_assignment_id: previous.assignment_id.clone(),
-                    to_assignment_id: assignment.assignment_id.clone(),
-                    from_advisor_id: previous.advisor_id.clone(),
-                    to_advisor_id: assignment.advisor_id.clone(),
-                    reason: previous.end_reason,
-                    need_id,
-                    case_id,
-                },
-            ));
+            link_successor(conn, &previous, &assignment, previous.end_reason, events).await?;
         }
         filled += 1;
     }
     Ok(filled)
 }
 
+/// Locks the assignment's company, then the assignment, which must be
+/// ACTIVE; call with the waitlist lock held.
+pub async fn lock_active_assignment(
+    tx: &mut PgConnection,
+    assignment_id: Uuid,
+) -> ApiResult<(CompanyRecord, pb::Assignment)> {
+    let current = store::load_assignment(tx, assignment_id, Lock::None)
+        .await?
+        .ok_or_else(|| ApiError::not_found("assignment", assignment_id))?;
+    let company_id = stored_id(&current.company_id)?;
+    let company = store::lock_company(tx, company_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("company", company_id))?;
+    let current = store::load_assignment(tx, assignment_id, Lock::ForUpdate)
+        .await?
+        .ok_or_else(|| ApiError::not_found("assignment", assignment_id))?;
+    if current.status != pb::AssignmentStatus::Active as i32 {
+        return Err(ApiError::failed_precondition(
+            "ASSIGNMENT_NOT_ACTIVE",
+            format!("assignment {assignment_id} is not active"),
+        ));
+    }
+    Ok((company, current))
+}
+
 /// How an outgoing assignment leaves.
 pub struct Retirement<'a> {
     pub assignment: &'a pb::Assignment,
-    pub reason: &'static str,
-    pub reason_proto: pb::ReassignReason,
+    pub reason: ChangeReason,
     pub note: String,
     /// None ends it at once; otherwise both advisors are listed until then.
     pub handover_until: Option<DateTime<Utc>>,
@@ -280,9 +336,9 @@ pub async fn retire(
     retirement: &Retirement<'_>,
     now: DateTime<Utc>,
 ) -> ApiResult<()> {
-    let id = parse_stored(&retirement.assignment.assignment_id)?;
-    let advisor_id = parse_stored(&retirement.assignment.advisor_id)?;
-    let company_id = parse_stored(&retirement.assignment.company_id)?;
+    let id = stored_id(&retirement.assignment.assignment_id)?;
+    let advisor_id = stored_id(&retirement.assignment.advisor_id)?;
+    let company_id = stored_id(&retirement.assignment.company_id)?;
     if !store::retire_assignment(
         conn,
         id,
@@ -317,28 +373,39 @@ pub async fn retire(
     Ok(())
 }
 
-/// Links the successor and records the events of the change.
+/// Links the successor of a retirement and records the events of the change.
 pub async fn record_successor(
     conn: &mut PgConnection,
     retirement: &Retirement<'_>,
     successor: &pb::Assignment,
-    outbox: &mut Outbox,
+    events: &mut Vec<NewEvent>,
 ) -> ApiResult<()> {
-    let previous = retirement.assignment;
-    let previous_id = parse_stored(&previous.assignment_id)?;
-    let successor_id = parse_stored(&successor.assignment_id)?;
+    let reason = retirement.reason.to_proto() as i32;
+    link_successor(conn, retirement.assignment, successor, reason, events).await
+}
+
+/// Completes the recorded change from `previous` with `successor` and
+/// raises `assignment.reassigned`.
+async fn link_successor(
+    conn: &mut PgConnection,
+    previous: &pb::Assignment,
+    successor: &pb::Assignment,
+    reason: i32,
+    events: &mut Vec<NewEvent>,
+) -> ApiResult<()> {
+    let previous_id = stored_id(&previous.assignment_id)?;
+    let successor_id = stored_id(&successor.assignment_id)?;
     store::set_successor(conn, previous_id, successor_id).await?;
     store::complete_change(
         conn,
         previous_id,
         successor_id,
-        parse_stored(&successor.advisor_id)?,
+        stored_id(&successor.advisor_id)?,
     )
     .await?;
     let (need_id, case_id) = first_need(successor);
-    outbox.push(NewEvent::new(
-        "assignment.reassigned",
-        "company",
+    events.push(NewEvent::new(
+        MentoringEvent::AssignmentReassigned,
         &previous.company_id,
         &pb::AssignmentReassigned {
             company_id: previous.company_id.clone(),
@@ -346,7 +413,7 @@ pub async fn record_successor(
             to_assignment_id: successor.assignment_id.clone(),
             from_advisor_id: previous.advisor_id.clone(),
             to_advisor_id: successor.advisor_id.clone(),
-            reason: retirement.reason_proto as i32,
+            reason,
             need_id,
             case_id,
         },
@@ -362,56 +429,107 @@ pub fn departure_event(
 ) -> NewEvent {
     let previous = retirement.assignment;
     let (need_id, case_id) = first_need(previous);
-    let successor_id = successor
+    let successor_assignment_id = successor
         .map(|s| s.assignment_id.clone())
         .unwrap_or_default();
     match retirement.handover_until {
         Some(until) => NewEvent::new(
-            "assignment.handover_started",
-            "assignment",
+            MentoringEvent::AssignmentHandoverStarted,
             &previous.assignment_id,
             &pb::AssignmentHandoverStarted {
                 company_id: previous.company_id.clone(),
                 outgoing_assignment_id: previous.assignment_id.clone(),
                 outgoing_advisor_id: previous.advisor_id.clone(),
-                successor_assignment_id: successor_id,
+                successor_assignment_id,
                 successor_advisor_id: successor.map(|s| s.advisor_id.clone()).unwrap_or_default(),
                 handover_until: Some(to_timestamp(until)),
                 need_id,
                 case_id,
             },
         ),
-        None => ended_event(
-            &previous.assignment_id,
-            &previous.company_id,
-            &previous.advisor_id,
-            retirement.reason_proto as i32,
-            successor_id,
-            (need_id, case_id),
-        ),
-    }
-}
-
-pub fn ended_event(
-    assignment_id: &str,
-    company_id: &str,
-    advisor_id: &str,
-    reason: i32,
-    successor_assignment_id: String,
-    (need_id, case_id): (String, String),
-) -> NewEvent {
-    NewEvent::new(
-        "assignment.ended",
-        "assignment",
-        assignment_id,
-        &pb::AssignmentEnded {
-            assignment_id: assignment_id.to_owned(),
-            company_id: company_id.to_owned(),
-            advisor_id: advisor_id.to_owned(),
-            reason,
+        None => ended_event(pb::AssignmentEnded {
+            assignment_id: previous.assignment_id.clone(),
+            company_id: previous.company_id.clone(),
+            advisor_id: previous.advisor_id.clone(),
+            reason: retirement.reason.to_proto() as i32,
             successor_assignment_id,
             need_id,
             case_id,
-        },
+        }),
+    }
+}
+
+pub fn ended_event(ended: pb::AssignmentEnded) -> NewEvent {
+    NewEvent::new(
+        MentoringEvent::AssignmentEnded,
+        ended.assignment_id.clone(),
+        &ended,
     )
+}
+
+/// Hands every company of an advisor that just went inactive (under its
+/// row lock) to a successor matched on the same features, or queues it
+/// ahead of new requests; both advisors stay listed for `days`. Call with
+/// the waitlist lock held.
+pub async fn hand_over_companies(
+    conn: &mut PgConnection,
+    rules: &Rules,
+    advisor_id: Uuid,
+    days: u32,
+    now: DateTime<Utc>,
+    events: &mut Vec<NewEvent>,
+) -> ApiResult<Vec<pb::Handover>> {
+    // Inactive under the row lock, the advisor takes no new company, so
+    // this list is complete. Companies are locked in id order.
+    let mut companies = store::companies_of_advisor(conn, advisor_id).await?;
+    companies.sort();
+    let mut records = Vec::new();
+    for company in &companies {
+        if let Some(record) = store::lock_company(conn, *company).await? {
+            records.push(record);
+        }
+    }
+    let handover_until = now + Duration::days(i64::from(days));
+    let mut handovers = Vec::new();
+    for company in &records {
+        let Some(outgoing) = store::active_assignment_of(conn, company.id).await? else {
+            continue;
+        };
+        if outgoing.advisor_id != advisor_id.to_string() {
+            continue;
+        }
+        let retirement = Retirement {
+            assignment: &outgoing,
+            reason: ChangeReason::AdvisorLeft,
+            note: String::new(),
+            handover_until: Some(handover_until),
+        };
+        retire(conn, &retirement, now).await?;
+        let placement = Placement {
+            company,
+            exclude: Some(advisor_id),
+            only: None,
+            predecessor: Some(stored_id(&outgoing.assignment_id)?),
+            from_waitlist: false,
+            claiming: OnClaimed::Wait,
+        };
+        let successor = assign_best(conn, rules, placement, now, events).await?;
+        events.push(departure_event(&retirement, successor.as_ref()));
+        let successor = match successor {
+            Some(successor) => {
+                record_successor(conn, &retirement, &successor, events).await?;
+                pb::handover::Successor::SuccessorAssignment(successor)
+            }
+            None => pb::handover::Successor::Waitlisted(
+                enqueue(conn, company.id, None, Some(&outgoing), now, events).await?,
+            ),
+        };
+        handovers.push(pb::Handover {
+            company_id: company.id.to_string(),
+            outgoing_assignment_id: outgoing.assignment_id.clone(),
+            handover_until: Some(to_timestamp(handover_until)),
+            successor: Some(successor),
+        });
+    }
+    Ok(handovers)
 }

@@ -2,11 +2,16 @@
 //! years. The advisor pool, explained matching, a visible waitlist, warm
 //! handovers, session logs, the home-doctor contact cadence and the fee
 //! ledger of fee-charging programs.
+//!
+//! `grpc` is the transport, `domain` the rules, `store` all the SQL;
+//! `continuity` (assigning, queueing and replacing advisors) holds the
+//! moves both the API and the background `sweeper` make; `admin` holds the
+//! command-line tasks.
 
+pub mod admin;
 pub mod continuity;
 pub mod domain;
 pub mod grpc;
-pub mod seed;
 pub mod startup;
 pub mod store;
 pub mod sweeper;

@@ -1,8 +1,10 @@
 use clap::Parser;
-use onestop_mentoring::seed::{self, SeedAdvisorsArgs};
+use onestop_mentoring::admin::seed::{self, SeedAdvisorsArgs};
 use onestop_mentoring::startup::{Application, DEFAULT_PORT, MentoringSettings, SERVICE_NAME};
 use onestop_platform::cli::AdminCommand;
 use onestop_platform::config::ServerSettings;
+use onestop_platform::server::Application as _;
+use onestop_platform::time::SystemClock;
 
 /// OneStop mentoring service: advisor pool, explained matching, three-year
 /// continuity with warm handover, home-doctor cadence, fee ledger. Serves
@@ -32,17 +34,23 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Admin(command)) => {
-            return onestop_platform::cli::run(command, &cli.settings, DEFAULT_PORT).await;
+            onestop_platform::cli::run(command, &cli.settings, DEFAULT_PORT).await
         }
         Some(Command::SeedAdvisors(args)) => {
             let registered = seed::run(&cli.settings, &args).await?;
             println!("{registered} advisors registered (or already there)");
-            return Ok(());
+            Ok(())
         }
-        None => {}
+        None => {
+            let _telemetry = onestop_platform::telemetry::init(&format!("onestop-{SERVICE_NAME}"))?;
+            let app = Application::build_with(
+                cli.settings,
+                cli.mentoring,
+                std::sync::Arc::new(SystemClock),
+            )
+            .await?;
+            onestop_platform::server::cancel_on_signal(app.shutdown_token());
+            app.run_until_stopped().await
+        }
     }
-    let _telemetry = onestop_platform::telemetry::init(&format!("onestop-{SERVICE_NAME}"))?;
-    let app = Application::build(cli.settings, cli.mentoring).await?;
-    onestop_platform::server::cancel_on_signal(app.shutdown_token());
-    app.run_until_stopped().await
 }

@@ -64,16 +64,13 @@ pub struct Application {
 impl Application {
     /// Binds the listen address (port 0 picks a free one), connects to the
     /// database and applies migrations.
-    pub async fn build(
-        server: ServerSettings,
-        settings: MentoringSettings,
-    ) -> anyhow::Result<Self> {
-        Self::build_with_clock(server, settings, Arc::new(SystemClock)).await
+    pub async fn build(server: ServerSettings) -> anyhow::Result<Self> {
+        Self::build_with(server, MentoringSettings::default(), Arc::new(SystemClock)).await
     }
 
-    /// As [`Application::build`], with the clock the API and the sweeper
-    /// read (tests pass one they control).
-    pub async fn build_with_clock(
+    /// As [`Application::build`], with mentoring's own settings and the
+    /// clock the API and the sweeper read (tests pass one they control).
+    pub async fn build_with(
         server: ServerSettings,
         settings: MentoringSettings,
         clock: Arc<dyn Clock>,
@@ -92,24 +89,22 @@ impl Application {
         })
     }
 
-    pub fn local_addr(&self) -> std::net::SocketAddr {
-        self.host.local_addr()
-    }
-
     pub fn pool(&self) -> PgPool {
         self.host.pool().clone()
     }
+}
 
-    pub fn rules(&self) -> Rules {
-        self.settings.rules()
+impl onestop_platform::server::Application for Application {
+    fn local_addr(&self) -> std::net::SocketAddr {
+        self.host.local_addr()
     }
 
-    /// Cancel to shut the server down gracefully.
-    pub fn shutdown_token(&self) -> CancellationToken {
+    /// Cancel to shut the server and the sweeper down gracefully.
+    fn shutdown_token(&self) -> CancellationToken {
         self.host.shutdown_token()
     }
 
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+    async fn run_until_stopped(self) -> anyhow::Result<()> {
         let rules = self.settings.rules();
         crate::sweeper::spawn(
             self.host.pool().clone(),

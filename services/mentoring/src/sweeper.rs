@@ -7,16 +7,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use onestop_contracts::event_types::MentoringEvent;
 use onestop_contracts::mentoring::v1 as pb;
 use onestop_platform::ApiResult;
-use onestop_platform::events::NewEvent;
+use onestop_platform::events::{self, NewEvent};
 use onestop_platform::server::CancellationToken;
 use onestop_platform::time::{Clock, to_timestamp};
 use sqlx::PgPool;
 
-use crate::continuity::{self, Outbox, Rules};
+use crate::continuity::{self, Rules};
 use crate::domain::cadence;
-use crate::store;
+use crate::store::{self, Lock};
 
 /// What one sweep did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +44,7 @@ pub async fn sweep_once(
 
 pub async fn raise_overdue_contacts(pool: &PgPool, now: DateTime<Utc>) -> ApiResult<u32> {
     let mut tx = pool.begin().await?;
-    let mut outbox = Outbox::default();
+    let mut pending = Vec::new();
     let mut raised = 0;
     for due in store::claim_due_contacts(&mut tx, now).await? {
         let periods = cadence::periods_missed(due.since, due.interval_days, now)
@@ -54,9 +55,8 @@ pub async fn raise_overdue_contacts(pool: &PgPool, now: DateTime<Utc>) -> ApiRes
             continue;
         }
         for period in (due.periods_raised + 1)..=periods {
-            outbox.push(NewEvent::new(
-                "contact.overdue",
-                "assignment",
+            pending.push(NewEvent::new(
+                MentoringEvent::ContactOverdue,
                 due.id,
                 &pb::ContactOverdue {
                     assignment_id: due.id.to_string(),
@@ -75,7 +75,7 @@ pub async fn raise_overdue_contacts(pool: &PgPool, now: DateTime<Utc>) -> ApiRes
             raised += 1;
         }
     }
-    outbox.append(&mut tx).await?;
+    events::append_all(&mut tx, pending).await?;
     tx.commit().await?;
     Ok(raised)
 }
@@ -83,61 +83,60 @@ pub async fn raise_overdue_contacts(pool: &PgPool, now: DateTime<Utc>) -> ApiRes
 pub async fn accrue_fees(pool: &PgPool, now: DateTime<Utc>) -> ApiResult<u32> {
     let mut tx = pool.begin().await?;
     let charges = store::accrue_fees(&mut tx, now).await?;
-    let mut outbox = Outbox::default();
-    for charge in &charges {
-        outbox.push(NewEvent::new(
-            "fee.charged",
-            "assignment",
-            &charge.assignment_id,
-            &pb::FeeCharged {
-                charge_id: charge.charge_id.clone(),
-                assignment_id: charge.assignment_id.clone(),
-                company_id: charge.company_id.clone(),
-                advisor_id: charge.advisor_id.clone(),
-                program_id: charge.program_id.clone(),
-                month: charge.month.clone(),
-                amount: charge.amount.clone(),
-            },
-        ));
-    }
-    outbox.append(&mut tx).await?;
+    let charged: Vec<NewEvent> = charges
+        .iter()
+        .map(|charge| {
+            NewEvent::new(
+                MentoringEvent::FeeCharged,
+                &charge.assignment_id,
+                &pb::FeeCharged {
+                    charge_id: charge.charge_id.clone(),
+                    assignment_id: charge.assignment_id.clone(),
+                    company_id: charge.company_id.clone(),
+                    advisor_id: charge.advisor_id.clone(),
+                    program_id: charge.program_id.clone(),
+                    month: charge.month.clone(),
+                    amount: charge.amount.clone(),
+                },
+            )
+        })
+        .collect();
+    events::append_all(&mut tx, charged).await?;
     tx.commit().await?;
     Ok(charges.len() as u32)
 }
 
 pub async fn end_handovers(pool: &PgPool, now: DateTime<Utc>) -> ApiResult<u32> {
     let mut tx = pool.begin().await?;
-    let mut outbox = Outbox::default();
+    let mut pending = Vec::new();
     let finished = store::claim_finished_handovers(&mut tx, now).await?;
-    for (id, company_id, advisor_id, reason, successor) in &finished {
-        store::end_handover(&mut tx, *id, now).await?;
-        let need = match successor {
-            Some(successor) => store::load_assignment(&mut tx, *successor, false)
-                .await?
-                .map(|a| continuity::first_need(&a))
-                .unwrap_or_default(),
-            None => Default::default(),
-        };
-        outbox.push(continuity::ended_event(
-            &id.to_string(),
-            &company_id.to_string(),
-            &advisor_id.to_string(),
-            store::reason_proto(reason),
-            successor.map(|s| s.to_string()).unwrap_or_default(),
-            need,
-        ));
+    for handover in &finished {
+        store::end_handover(&mut tx, handover.id, now).await?;
+        let (need_id, case_id) = store::load_assignment(&mut tx, handover.successor, Lock::None)
+            .await?
+            .map(|successor| continuity::first_need(&successor))
+            .unwrap_or_default();
+        pending.push(continuity::ended_event(pb::AssignmentEnded {
+            assignment_id: handover.id.to_string(),
+            company_id: handover.company_id.to_string(),
+            advisor_id: handover.advisor_id.to_string(),
+            reason: handover.reason,
+            successor_assignment_id: handover.successor.to_string(),
+            need_id,
+            case_id,
+        }));
     }
-    outbox.append(&mut tx).await?;
+    events::append_all(&mut tx, pending).await?;
     tx.commit().await?;
     Ok(finished.len() as u32)
 }
 
 pub async fn fill_waitlist(pool: &PgPool, rules: &Rules, now: DateTime<Utc>) -> ApiResult<u32> {
     let mut tx = pool.begin().await?;
-    continuity::lock_waitlist(&mut tx).await?;
-    let mut outbox = Outbox::default();
-    let filled = continuity::fill_waitlist(&mut tx, rules, now, &mut outbox).await?;
-    outbox.append(&mut tx).await?;
+    store::lock_waitlist(&mut tx).await?;
+    let mut pending = Vec::new();
+    let filled = continuity::fill_waitlist(&mut tx, rules, now, &mut pending).await?;
+    events::append_all(&mut tx, pending).await?;
     tx.commit().await?;
     Ok(filled)
 }

@@ -166,6 +166,21 @@ where
     }
 }
 
+/// Runs every future on its own task, all at once (duplicates racing each
+/// other, say), and returns their outputs in the order given.
+pub async fn all_at_once<F>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let tasks: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut outputs = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        outputs.push(task.await.expect("the task runs to completion"));
+    }
+    outputs
+}
+
 /// Field paths of the BadRequest violations in `status`, sorted.
 pub fn violations(status: &tonic::Status) -> Vec<String> {
     use tonic_types::StatusExt;
@@ -175,6 +190,41 @@ pub fn violations(status: &tonic::Status) -> Vec<String> {
         .unwrap_or_default();
     fields.sort();
     fields
+}
+
+/// The description of the BadRequest violation of `field` in `status`.
+pub fn violation_description(status: &tonic::Status, field: &str) -> Option<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_bad_request()?
+        .field_violations
+        .into_iter()
+        .find(|violation| violation.field == field)
+        .map(|violation| violation.description)
+}
+
+/// Every item of a paged list, in order: `page` fetches the page after a
+/// token (empty for the first) and returns its items and next_page_token.
+/// Panics when a token comes back a second time, which a list that
+/// restarts instead of continuing would do, or past 1,000 pages.
+pub async fn all_pages<T, F, Fut>(mut page: F) -> Vec<T>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = (Vec<T>, String)>,
+{
+    let mut items = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut token = String::new();
+    for _ in 0..1000 {
+        let (mut more, next) = page(token).await;
+        items.append(&mut more);
+        if next.is_empty() {
+            return items;
+        }
+        assert!(seen.insert(next.clone()), "page token {next} came back");
+        token = next;
+    }
+    panic!("more than 1000 pages");
 }
 
 /// The ErrorInfo reason in `status` (e.g. ILLEGAL_TRANSITION), or "".

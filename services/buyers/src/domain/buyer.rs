@@ -3,8 +3,10 @@ use chrono_tz::Tz;
 use onestop_contracts::buyers::v1 as pb;
 use onestop_domain::{CountryCode, HsInterest, KsicCode, LanguageCode, Money};
 use onestop_platform::Violations;
+use onestop_platform::pagination::Page;
+use uuid::Uuid;
 
-use super::{parse_list, text_field};
+use super::{optional, optional_text, parse_list, required_text};
 
 const MAX_NAME: usize = 200;
 const MAX_CODES: usize = 50;
@@ -55,17 +57,17 @@ pub fn parse_contacts(
         .enumerate()
         .map(|(i, contact)| {
             let at = |name: &str| format!("{field}[{i}].{name}");
-            let email = text_field(&at("email"), &contact.email, false, 200, violations);
+            let email = optional_text(&at("email"), &contact.email, 200, violations);
             if !email.is_empty() && !email.contains('@') {
                 violations.add(at("email"), "an email address");
             }
-            let phone = text_field(&at("phone"), &contact.phone, false, 40, violations);
+            let phone = optional_text(&at("phone"), &contact.phone, 40, violations);
             if email.is_empty() && phone.is_empty() {
                 violations.add(at("email"), "an email or a phone is required");
             }
             pb::Contact {
-                name: text_field(&at("name"), &contact.name, true, MAX_NAME, violations),
-                title: text_field(&at("title"), &contact.title, false, MAX_NAME, violations),
+                name: required_text(&at("name"), &contact.name, MAX_NAME, violations),
+                title: optional_text(&at("title"), &contact.title, MAX_NAME, violations),
                 email,
                 phone,
             }
@@ -108,15 +110,14 @@ impl BuyerProfile {
     ) -> Option<Self> {
         let field = |name: &str| format!("{prefix}.{name}");
         let before = violations.is_empty();
-        let company_name = text_field(
+        let company_name = required_text(
             &field("company_name"),
             &profile.company_name,
-            true,
             MAX_NAME,
             violations,
         );
         let country = violations.check(field("country"), CountryCode::parse(&profile.country));
-        let city = text_field(&field("city"), &profile.city, true, MAX_NAME, violations);
+        let city = required_text(&field("city"), &profile.city, MAX_NAME, violations);
         let time_zone = violations.check(field("time_zone"), parse_time_zone(&profile.time_zone));
         if profile.hs_codes.is_empty() {
             violations.add(field("hs_codes"), "at least one HS code sought");
@@ -152,14 +153,13 @@ impl BuyerProfile {
             violations.add(field("languages"), "at least one language");
         }
         let contacts = parse_contacts(&field("contacts"), &profile.contacts, violations);
-        let external_ref = text_field(
+        let external_ref = optional_text(
             &field("external_ref"),
             &profile.external_ref,
-            false,
             100,
             violations,
         );
-        let website = text_field(&field("website"), &profile.website, false, 300, violations);
+        let website = optional_text(&field("website"), &profile.website, 300, violations);
         if !before || !violations.is_empty() {
             return None;
         }
@@ -266,7 +266,7 @@ impl Decision {
         if status == Some(VettingStatus::Verified) && criteria.is_empty() {
             violations.add("criteria_met", "a VERIFIED decision names the criteria met");
         }
-        let note = text_field("note", &request.note, false, 2000, violations);
+        let note = optional_text("note", &request.note, 2000, violations);
         Some(Self {
             status: status?,
             quality_score: request.quality_score.min(100),
@@ -282,4 +282,109 @@ pub fn criterion_as_str(criterion: pb::VettingCriterion) -> &'static str {
 
 pub fn criterion_from_stored(text: &str) -> i32 {
     pb::VettingCriterion::from_str_name(text).unwrap_or_default() as i32
+}
+
+/// Longest trade office id.
+const MAX_OFFICE: usize = 100;
+
+/// A buyer to register, validated: the office that found it and its
+/// profile.
+#[derive(Debug)]
+pub struct NewBuyer {
+    pub trade_office_id: String,
+    pub profile: BuyerProfile,
+}
+
+impl TryFrom<&pb::RegisterBuyerRequest> for NewBuyer {
+    type Error = Violations;
+    fn try_from(request: &pb::RegisterBuyerRequest) -> Result<Self, Violations> {
+        let mut violations = Violations::default();
+        let trade_office_id = required_text(
+            "trade_office_id",
+            &request.trade_office_id,
+            MAX_OFFICE,
+            &mut violations,
+        );
+        let profile = violations.required("profile", request.profile.as_ref(), BuyerProfile::parse);
+        violations.finish_with(|| {
+            Some(NewBuyer {
+                trade_office_id,
+                profile: profile?,
+            })
+        })
+    }
+}
+
+/// A vetting decision on one buyer, validated.
+#[derive(Debug)]
+pub struct Vetting {
+    pub buyer_id: Uuid,
+    pub decision: Decision,
+}
+
+impl TryFrom<&pb::VetBuyerRequest> for Vetting {
+    type Error = Violations;
+    fn try_from(request: &pb::VetBuyerRequest) -> Result<Self, Violations> {
+        let mut violations = Violations::default();
+        let buyer_id = violations.id("buyer_id", &request.buyer_id);
+        let decision = Decision::parse(request, &mut violations);
+        violations.finish_with(|| {
+            Some(Vetting {
+                buyer_id: buyer_id?,
+                decision: decision?,
+            })
+        })
+    }
+}
+
+/// Which buyers a listing shows (a trade office's own are enforced by the
+/// handler on top of this).
+#[derive(Debug, Default)]
+pub struct BuyerFilter {
+    pub office: Option<String>,
+    pub country: Option<String>,
+    pub status: Option<VettingStatus>,
+    /// Sought codes starting with this.
+    pub hs_prefix: Option<String>,
+    /// Only buyers matching would return.
+    pub matchable_only: bool,
+}
+
+#[derive(Debug)]
+pub struct BuyerQuery {
+    pub filter: BuyerFilter,
+    /// In id order.
+    pub page: Page<Uuid>,
+}
+
+impl TryFrom<&pb::ListBuyersRequest> for BuyerQuery {
+    type Error = Violations;
+    fn try_from(request: &pb::ListBuyersRequest) -> Result<Self, Violations> {
+        let mut violations = Violations::default();
+        let page = Page::parse(request.page_size, &request.page_token, &mut violations);
+        let country = optional(&request.country)
+            .and_then(|country| violations.check("country", CountryCode::parse(&country)))
+            .map(|country| country.as_str().to_owned());
+        let status = match request.vetting_status {
+            0 => None,
+            value => {
+                let status = VettingStatus::from_proto(value);
+                if status.is_none() {
+                    violations.add("vetting_status", "UNVERIFIED, VERIFIED or REJECTED");
+                }
+                status
+            }
+        };
+        let hs_prefix = optional(&request.hs_code)
+            .and_then(|code| violations.check("hs_code", HsInterest::parse(&code)))
+            .map(|code| code.as_str().to_owned());
+        let filter = BuyerFilter {
+            office: optional(&request.trade_office_id),
+            country,
+            status,
+            hs_prefix,
+            matchable_only: request.matchable_only,
+        };
+        violations.finish_with(|| Some(BuyerQuery { filter, page }))
+    }
 }

@@ -2,6 +2,7 @@
 //! NEGOTIATING -> DEAL, and CLOSED_NO_DEAL from any status before DEAL.
 
 use onestop_contracts::buyers::v1 as pb;
+use onestop_platform::ApiError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MatchStatus {
@@ -83,6 +84,55 @@ impl MatchStatus {
             self,
             Self::Introduced | Self::MeetingScheduled | Self::Negotiating
         )
+    }
+}
+
+/// The refusals of illegal moves, with their ErrorInfo reasons.
+impl MatchStatus {
+    /// Whether an AdvanceMatch to `to` may apply to a match now `self`:
+    /// STATUS_CHANGED when the caller expected another status, else
+    /// ILLEGAL_TRANSITION when the move is not one step forward or a close.
+    pub fn check_advance(self, to: Self, expected: Option<Self>) -> Result<(), ApiError> {
+        if expected.is_some_and(|e| e != self) {
+            return Err(ApiError::failed_precondition(
+                "STATUS_CHANGED",
+                format!("the match is {} now", self.as_str()),
+            ));
+        }
+        if !self.may_move_to(to) {
+            return Err(ApiError::failed_precondition(
+                "ILLEGAL_TRANSITION",
+                format!("a {} match cannot move to {}", self.as_str(), to.as_str()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A deal is recorded on a NEGOTIATING match only.
+    pub fn check_deal(self) -> Result<(), ApiError> {
+        if self.may_move_to(Self::Deal) {
+            return Ok(());
+        }
+        Err(ApiError::failed_precondition(
+            "ILLEGAL_TRANSITION",
+            format!(
+                "a deal is recorded on a NEGOTIATING match; this one is {}",
+                self.as_str()
+            ),
+        ))
+    }
+
+    pub fn check_consultation(self) -> Result<(), ApiError> {
+        if self.allows_consultation() {
+            return Ok(());
+        }
+        Err(ApiError::failed_precondition(
+            "MATCH_NOT_OPEN_FOR_CONSULTATION",
+            format!(
+                "consultations are arranged for INTRODUCED, MEETING_SCHEDULED or NEGOTIATING matches; this one is {}",
+                self.as_str()
+            ),
+        ))
     }
 }
 

@@ -4,6 +4,10 @@
 
 use onestop_contracts::buyers::v1 as pb;
 use onestop_contracts::common::v1::Money;
+use onestop_domain::{CountryCode, HsInterest};
+use onestop_platform::Violations;
+
+use super::{bounded_count, parse_list};
 
 /// Demand in one market, counted over matchable buyers.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -51,4 +55,63 @@ pub fn rank_markets(mut demand: Vec<MarketDemand>, limit: u32) -> Vec<pb::Market
             country: market.country,
         })
         .collect()
+}
+
+const DEFAULT_MARKETS: u32 = 10;
+const MAX_MARKETS: u32 = 50;
+
+/// Products whose channel is blocked, validated: the codes to find demand
+/// for, the markets to leave out, how many to recommend.
+#[derive(Debug)]
+pub struct MarketQuery {
+    pub hs_codes: Vec<String>,
+    /// Blocked and excluded markets alike.
+    pub skip: Vec<String>,
+    pub limit: u32,
+}
+
+impl TryFrom<&pb::RecommendMarketsRequest> for MarketQuery {
+    type Error = Violations;
+    fn try_from(request: &pb::RecommendMarketsRequest) -> Result<Self, Violations> {
+        let mut violations = Violations::default();
+        if request.hs_codes.is_empty() {
+            violations.add("hs_codes", "at least one HS code");
+        }
+        let codes = parse_list(
+            "hs_codes",
+            &request.hs_codes,
+            HsInterest::parse,
+            &mut violations,
+        );
+        let blocked = parse_list(
+            "blocked_markets",
+            &request.blocked_markets,
+            CountryCode::parse,
+            &mut violations,
+        );
+        let excluded = parse_list(
+            "exclude_markets",
+            &request.exclude_markets,
+            CountryCode::parse,
+            &mut violations,
+        );
+        let limit = bounded_count(
+            "limit",
+            request.limit,
+            DEFAULT_MARKETS,
+            MAX_MARKETS,
+            &mut violations,
+        );
+        violations.finish_with(|| {
+            Some(MarketQuery {
+                hs_codes: codes.iter().map(|c| c.as_str().to_owned()).collect(),
+                skip: blocked
+                    .iter()
+                    .chain(&excluded)
+                    .map(|c| c.as_str().to_owned())
+                    .collect(),
+                limit,
+            })
+        })
+    }
 }

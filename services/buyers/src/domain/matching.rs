@@ -6,11 +6,11 @@
 //! Quality then orders buyers that tie on everything else.
 
 use onestop_contracts::buyers::v1 as pb;
-use onestop_contracts::common::v1::CompanySnapshot;
+use onestop_contracts::common::v1::{CompanySnapshot, NeedCategory};
 use onestop_domain::{CountryCode, HsCode, HsInterest, LanguageCode};
 use onestop_platform::Violations;
 
-use super::parse_list;
+use super::{bounded_count, optional_text, parse_list, required_text};
 
 pub const EXACT_POINTS: f64 = 60.0;
 pub const HEADING_POINTS: f64 = 40.0;
@@ -31,6 +31,11 @@ const _: () = {
 
 pub const DEFAULT_LIMIT: u32 = 20;
 pub const MAX_LIMIT: u32 = 100;
+/// Buyers proposed when the hand-off names no count.
+pub const DEFAULT_PROPOSALS: u32 = 5;
+pub const MAX_PROPOSALS: u32 = 50;
+/// Longest need or case id a hand-off may carry.
+const MAX_ID: usize = 200;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum HsLevel {
@@ -88,17 +93,39 @@ pub struct MatchQuery {
     pub limit: u32,
 }
 
+/// A request to match a company: FindBuyers and OpenBuyerSearch name the
+/// company and what it wants in the same fields.
+pub trait MatchRequest {
+    /// (company, target_markets, hs_codes, languages).
+    fn wanted(&self) -> (Option<&CompanySnapshot>, &[String], &[String], &[String]);
+}
+
+macro_rules! match_requests {
+    ($($request:ty),+) => {$(
+        impl MatchRequest for $request {
+            fn wanted(&self) -> (Option<&CompanySnapshot>, &[String], &[String], &[String]) {
+                (
+                    self.company.as_ref(),
+                    &self.target_markets,
+                    &self.hs_codes,
+                    &self.languages,
+                )
+            }
+        }
+    )+};
+}
+
+match_requests!(pb::FindBuyersRequest, pb::OpenBuyerSearchRequest);
+
 impl MatchQuery {
-    /// `fields` names the request's fields for violations: (company,
-    /// target_markets, hs_codes, languages).
+    /// What `request` wants matched, `limit` buyers of it; violations are
+    /// named after the request's fields.
     pub fn parse(
-        company: Option<&CompanySnapshot>,
-        target_markets: &[String],
-        hs_codes: &[String],
-        languages: &[String],
+        request: &impl MatchRequest,
         limit: u32,
         violations: &mut Violations,
     ) -> Option<Self> {
+        let (company, target_markets, hs_codes, languages) = request.wanted();
         let Some(company) = company else {
             violations.add("company", "required");
             return None;
@@ -155,6 +182,84 @@ impl MatchQuery {
             .iter()
             .map(|c| c.as_str().to_owned())
             .collect()
+    }
+}
+
+impl TryFrom<&pb::FindBuyersRequest> for MatchQuery {
+    type Error = Violations;
+    fn try_from(request: &pb::FindBuyersRequest) -> Result<Self, Violations> {
+        let mut violations = Violations::default();
+        let limit = bounded_count(
+            "limit",
+            request.limit,
+            DEFAULT_LIMIT,
+            MAX_LIMIT,
+            &mut violations,
+        );
+        let query = MatchQuery::parse(request, limit, &mut violations);
+        violations.finish_with(|| query)
+    }
+}
+
+/// What a buyer search does with the buyers it finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchKind {
+    /// Proposes the best buyers as matches (for a sample test, the
+    /// candidates to send the sample to).
+    Proposing,
+    /// Recorded without proposals: a trade-show follow-up starts from the
+    /// company's own leads (ImportTradeShowLeads).
+    RecordOnly,
+}
+
+/// Intake's hand-off of a buyers-owned need, validated; `query.limit` is
+/// the number of buyers to propose.
+#[derive(Debug)]
+pub struct NewSearch {
+    pub need_id: String,
+    pub case_id: String,
+    pub kind: SearchKind,
+    pub query: MatchQuery,
+}
+
+impl TryFrom<&pb::OpenBuyerSearchRequest> for NewSearch {
+    type Error = Violations;
+    fn try_from(request: &pb::OpenBuyerSearchRequest) -> Result<Self, Violations> {
+        let mut violations = Violations::default();
+        let need_id = required_text("need_id", &request.need_id, MAX_ID, &mut violations);
+        let case_id = optional_text("case_id", &request.case_id, MAX_ID, &mut violations);
+        // Intake hands every buyers-owned need here.
+        let kind = match NeedCategory::try_from(request.category) {
+            Ok(
+                NeedCategory::BuyerDiscovery
+                | NeedCategory::MarketDiversification
+                | NeedCategory::SampleTestMarketing,
+            ) => Some(SearchKind::Proposing),
+            Ok(NeedCategory::TradeShowFollowUp) => Some(SearchKind::RecordOnly),
+            _ => {
+                violations.add(
+                    "category",
+                    "a buyers need: BUYER_DISCOVERY, MARKET_DIVERSIFICATION, SAMPLE_TEST_MARKETING or TRADE_SHOW_FOLLOW_UP",
+                );
+                None
+            }
+        };
+        let count = bounded_count(
+            "count",
+            request.count,
+            DEFAULT_PROPOSALS,
+            MAX_PROPOSALS,
+            &mut violations,
+        );
+        let query = MatchQuery::parse(request, count, &mut violations);
+        violations.finish_with(|| {
+            Some(NewSearch {
+                need_id,
+                case_id,
+                kind: kind?,
+                query: query?,
+            })
+        })
     }
 }
 

@@ -1,29 +1,18 @@
 //! Buyer discovery rules, free of I/O: what a valid buyer is, how a buyer
 //! scores for a company, which match moves are legal, where consultation
-//! slots fall, and when trade-show leads are due for follow-up.
+//! slots fall, and when trade-show leads are due for follow-up. Each RPC's
+//! request becomes one of the validated commands defined here.
 
 pub mod buyer;
 pub mod followup;
 pub mod lifecycle;
 pub mod markets;
+pub mod matches;
 pub mod matching;
 pub mod sample;
 pub mod slots;
 
 use onestop_platform::Violations;
-use uuid::Uuid;
-
-/// Parses a UUID field, recording a violation when it is not one.
-pub fn uuid_field(field: &str, text: &str, violations: &mut Violations) -> Option<Uuid> {
-    if text.is_empty() {
-        violations.add(field, "required");
-        return None;
-    }
-    violations.check(
-        field,
-        Uuid::parse_str(text).map_err(|_| "a UUID returned by this API"),
-    )
-}
 
 /// Removes repeats, keeping the first of each.
 pub fn dedupe<T: PartialEq>(items: &mut Vec<T>) {
@@ -52,21 +41,47 @@ pub fn parse_list<T: PartialEq, E: std::fmt::Display>(
     parsed
 }
 
-/// Checks a free-text field's length; `required` refuses an empty one.
-pub fn text_field(
-    field: &str,
-    text: &str,
-    required: bool,
-    max: usize,
-    violations: &mut Violations,
-) -> String {
+/// A free-text field that may be empty: at most `max` characters, no
+/// control characters; returned trimmed.
+pub fn optional_text(field: &str, text: &str, max: usize, violations: &mut Violations) -> String {
     let trimmed = text.trim();
-    if required && trimmed.is_empty() {
-        violations.add(field, "required");
-    } else if trimmed.chars().count() > max {
+    if trimmed.chars().count() > max {
         violations.add(field, format!("at most {max} characters"));
     } else if trimmed.chars().any(char::is_control) {
         violations.add(field, "no control characters");
     }
     trimmed.to_owned()
+}
+
+/// As [`optional_text`], and an empty (or blank) field is refused.
+pub fn required_text(field: &str, text: &str, max: usize, violations: &mut Violations) -> String {
+    if text.trim().is_empty() {
+        violations.add(field, "required");
+        return String::new();
+    }
+    optional_text(field, text, max, violations)
+}
+
+/// A filter field: None when the request left it empty.
+pub fn optional(text: &str) -> Option<String> {
+    (!text.is_empty()).then(|| text.to_owned())
+}
+
+/// A count the request may leave at 0 for `default`; above `max` is a
+/// violation under `field`.
+pub fn bounded_count(
+    field: &str,
+    value: u32,
+    default: u32,
+    max: u32,
+    violations: &mut Violations,
+) -> u32 {
+    match value {
+        0 => default,
+        n if n > max => {
+            violations.add(field, format!("1 to {max}"));
+            n
+        }
+        n => n,
+    }
 }

@@ -1,8 +1,145 @@
-//! What a sample test's feedback adds up to.
+//! Sample test marketing: the test to start, the feedback one buyer
+//! gives, and what the feedback adds up to.
 
 use std::collections::BTreeMap;
 
 use onestop_contracts::buyers::v1 as pb;
+use onestop_domain::HsCode;
+use onestop_platform::Violations;
+use uuid::Uuid;
+
+use super::{optional_text, parse_list, required_text};
+
+const MAX_TEXT: usize = 200;
+const MAX_BUYERS: usize = 50;
+const MAX_COMMENT: usize = 2000;
+
+/// A sample test to start, validated; whether its buyers are matchable is
+/// checked against the registry.
+#[derive(Debug)]
+pub struct NewSampleTest {
+    pub company_id: String,
+    pub product_name: String,
+    pub hs_code: HsCode,
+    /// No repeats, in request order.
+    pub buyer_ids: Vec<Uuid>,
+    pub need_id: String,
+    pub case_id: String,
+}
+
+impl TryFrom<&pb::StartSampleTestRequest> for NewSampleTest {
+    type Error = Violations;
+    fn try_from(request: &pb::StartSampleTestRequest) -> Result<Self, Violations> {
+        let mut violations = Violations::default();
+        let company_id =
+            required_text("company_id", &request.company_id, MAX_TEXT, &mut violations);
+        let product_name = required_text(
+            "product_name",
+            &request.product_name,
+            MAX_TEXT,
+            &mut violations,
+        );
+        let hs_code = violations.check("hs_code", HsCode::parse(&request.hs_code));
+        let need_id = optional_text("need_id", &request.need_id, MAX_TEXT, &mut violations);
+        let case_id = optional_text("case_id", &request.case_id, MAX_TEXT, &mut violations);
+        if request.buyer_ids.is_empty() || request.buyer_ids.len() > MAX_BUYERS {
+            violations.add("buyer_ids", format!("1 to {MAX_BUYERS} buyers"));
+        }
+        let mut buyer_ids = Vec::new();
+        for (i, text) in request.buyer_ids.iter().enumerate() {
+            let field = format!("buyer_ids[{i}]");
+            if let Some(id) = violations.id(&field, text) {
+                if buyer_ids.contains(&id) {
+                    violations.add(field, "listed twice");
+                } else {
+                    buyer_ids.push(id);
+                }
+            }
+        }
+        violations.finish_with(|| {
+            Some(NewSampleTest {
+                company_id,
+                product_name,
+                hs_code: hs_code?,
+                buyer_ids,
+                need_id,
+                case_id,
+            })
+        })
+    }
+}
+
+/// One buyer's feedback on a sample, validated.
+#[derive(Debug)]
+pub struct Feedback {
+    pub sample_test_id: Uuid,
+    pub buyer_id: Uuid,
+    /// Each 1 to 5.
+    pub ratings: pb::SampleRatings,
+    /// Upper case, no repeats.
+    pub certification_gaps: Vec<String>,
+    pub would_order: bool,
+    pub comment: String,
+}
+
+impl TryFrom<&pb::RecordSampleFeedbackRequest> for Feedback {
+    type Error = Violations;
+    fn try_from(request: &pb::RecordSampleFeedbackRequest) -> Result<Self, Violations> {
+        let mut violations = Violations::default();
+        let sample_test_id = violations.id("sample_test_id", &request.sample_test_id);
+        let buyer_id = violations.id("buyer_id", &request.buyer_id);
+        let ratings = match request.ratings {
+            None => {
+                violations.add("ratings", "required");
+                None
+            }
+            Some(ratings) => {
+                for (field, value) in [
+                    ("ratings.price", ratings.price),
+                    ("ratings.quality", ratings.quality),
+                    ("ratings.packaging", ratings.packaging),
+                    ("ratings.labelling", ratings.labelling),
+                ] {
+                    if !(1..=5).contains(&value) {
+                        violations.add(field, "1 to 5");
+                    }
+                }
+                Some(ratings)
+            }
+        };
+        let certification_gaps = parse_list(
+            "certification_gaps",
+            &request.certification_gaps,
+            certification,
+            &mut violations,
+        );
+        let comment = optional_text("comment", &request.comment, MAX_COMMENT, &mut violations);
+        violations.finish_with(|| {
+            Some(Feedback {
+                sample_test_id: sample_test_id?,
+                buyer_id: buyer_id?,
+                ratings: ratings?,
+                certification_gaps,
+                would_order: request.would_order,
+                comment,
+            })
+        })
+    }
+}
+
+/// Parses a certification name: upper-case letters, digits, spaces, '-'.
+fn certification(text: &str) -> Result<String, &'static str> {
+    let name = text.trim().to_uppercase();
+    if name.is_empty()
+        || name.len() > 40
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-')
+    {
+        return Err("a certification name such as FDA or HALAL");
+    }
+    Ok(name)
+}
 
 pub fn report(test: pb::SampleTest, feedback: Vec<pb::SampleFeedback>) -> pb::SampleTestReport {
     let responses = feedback.len() as u32;

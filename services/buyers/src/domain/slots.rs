@@ -5,6 +5,11 @@
 
 use chrono::{DateTime, Datelike, Duration, NaiveTime, TimeZone, Timelike, Utc, Weekday};
 use chrono_tz::Tz;
+use onestop_contracts::buyers::v1 as pb;
+use onestop_domain::LanguageCode;
+use onestop_platform::Violations;
+use onestop_platform::time::{from_timestamp, to_timestamp};
+use uuid::Uuid;
 
 pub const SLOT_MINUTES: i64 = 30;
 pub const SEOUL: Tz = chrono_tz::Asia::Seoul;
@@ -42,6 +47,26 @@ impl BusinessHours {
     }
 }
 
+/// Who covers the Korean side of a consultation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coverage {
+    /// Seoul staff, in Seoul business hours only.
+    SeoulHours,
+    /// The overseas office's 24-hour online desk, which also covers Korean
+    /// night hours: slots then need only the buyer's business hours.
+    OverseasDesk,
+}
+
+impl Coverage {
+    pub fn requested(overseas_desk: bool) -> Self {
+        if overseas_desk {
+            Self::OverseasDesk
+        } else {
+            Self::SeoulHours
+        }
+    }
+}
+
 /// One candidate slot.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Slot {
@@ -61,13 +86,13 @@ pub fn slot_at(
     start: DateTime<Utc>,
     buyer_zone: Tz,
     hours: BusinessHours,
-    overseas_desk: bool,
+    coverage: Coverage,
 ) -> Option<Slot> {
     if !on_grid(start) || !hours.covers(buyer_zone, start) {
         return None;
     }
     let seoul_open = hours.covers(SEOUL, start);
-    if !seoul_open && !overseas_desk {
+    if !seoul_open && coverage == Coverage::SeoulHours {
         return None;
     }
     Some(Slot {
@@ -83,12 +108,12 @@ pub fn slots_between(
     to: DateTime<Utc>,
     buyer_zone: Tz,
     hours: BusinessHours,
-    overseas_desk: bool,
+    coverage: Coverage,
 ) -> Vec<Slot> {
     let mut start = round_up_to_grid(from);
     let mut slots = Vec::new();
     while start < to {
-        if let Some(slot) = slot_at(start, buyer_zone, hours, overseas_desk) {
+        if let Some(slot) = slot_at(start, buyer_zone, hours, coverage) {
             slots.push(slot);
         }
         start += Duration::minutes(SLOT_MINUTES);
@@ -107,9 +132,102 @@ fn round_up_to_grid(at: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp(rounded, 0).unwrap_or(at)
 }
 
+impl Slot {
+    /// The slot as both parties read it.
+    pub fn to_proto(&self, buyer_zone: Tz) -> pb::ConsultationSlot {
+        pb::ConsultationSlot {
+            start_time: Some(to_timestamp(self.start)),
+            end_time: Some(to_timestamp(self.end)),
+            buyer_time_zone: buyer_zone.name().to_owned(),
+            buyer_local_start: local_string(buyer_zone, self.start),
+            seoul_time_zone: SEOUL.name().to_owned(),
+            seoul_local_start: local_string(SEOUL, self.start),
+            overseas_desk: self.overseas_desk,
+        }
+    }
+}
+
 /// ISO 8601 with the offset in force at that instant.
 pub fn local_string(zone: Tz, at: DateTime<Utc>) -> String {
     zone.from_utc_datetime(&at.naive_utc())
         .format("%Y-%m-%dT%H:%M:%S%:z")
         .to_string()
+}
+
+/// A range to list a match's free slots in, validated.
+#[derive(Debug)]
+pub struct SlotQuery {
+    pub match_id: Uuid,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub coverage: Coverage,
+}
+
+impl TryFrom<&pb::ListConsultationSlotsRequest> for SlotQuery {
+    type Error = Violations;
+    fn try_from(request: &pb::ListConsultationSlotsRequest) -> Result<Self, Violations> {
+        let mut violations = Violations::default();
+        let match_id = violations.id("match_id", &request.match_id);
+        let from = request.from.as_ref().and_then(from_timestamp);
+        let to = request.to.as_ref().and_then(from_timestamp);
+        if from.is_none() {
+            violations.add("from", "required");
+        }
+        if to.is_none() {
+            violations.add("to", "required");
+        }
+        if let (Some(from), Some(to)) = (from, to)
+            && (to <= from || to - from > Duration::days(MAX_RANGE_DAYS))
+        {
+            violations.add(
+                "to",
+                format!("after from, at most {MAX_RANGE_DAYS} days later"),
+            );
+        }
+        violations.finish_with(|| {
+            Some(SlotQuery {
+                match_id: match_id?,
+                from: from?,
+                to: to?,
+                coverage: Coverage::requested(request.overseas_desk),
+            })
+        })
+    }
+}
+
+/// A consultation to book, validated as far as the request alone allows:
+/// whether `start` is a slot depends on the buyer's zone.
+#[derive(Debug)]
+pub struct Booking {
+    pub match_id: Uuid,
+    pub start: DateTime<Utc>,
+    /// Empty for none.
+    pub interpreter_language: String,
+    pub coverage: Coverage,
+}
+
+impl TryFrom<&pb::BookConsultationRequest> for Booking {
+    type Error = Violations;
+    fn try_from(request: &pb::BookConsultationRequest) -> Result<Self, Violations> {
+        let mut violations = Violations::default();
+        let match_id = violations.id("match_id", &request.match_id);
+        let start = request.start_time.as_ref().and_then(from_timestamp);
+        if start.is_none() {
+            violations.add("start_time", "required");
+        }
+        if !request.interpreter_language.is_empty() {
+            violations.check(
+                "interpreter_language",
+                LanguageCode::parse(&request.interpreter_language),
+            );
+        }
+        violations.finish_with(|| {
+            Some(Booking {
+                match_id: match_id?,
+                start: start?,
+                interpreter_language: request.interpreter_language.clone(),
+                coverage: Coverage::requested(request.overseas_desk),
+            })
+        })
+    }
 }

@@ -1,4 +1,5 @@
-use onestop_buyers::admin::{BenchArgs, Command, run};
+use onestop_buyers::admin::bench_find_buyers::BenchArgs;
+use onestop_buyers::admin::{Command, run};
 use onestop_test_support::TestDb;
 
 #[tokio::test]

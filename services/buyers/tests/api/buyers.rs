@@ -1,5 +1,6 @@
 use chrono::Duration;
 use onestop_contracts::buyers::v1 as pb;
+use onestop_contracts::event_types::BuyersEvent;
 use tonic::Code;
 
 use crate::common::{Buyers, buyer_profile, error_reason, violations};
@@ -19,17 +20,23 @@ async fn a_trade_office_registers_a_buyer_for_its_own_office_unverified() {
     assert!(!buyer.matchable);
     assert_eq!(buyer.profile.as_ref().unwrap().contacts.len(), 1);
 
-    let registered: Vec<pb::BuyerRegistered> = buyers.event_payloads("buyer.registered").await;
+    let registered: Vec<pb::BuyerRegistered> =
+        buyers.event_payloads(BuyersEvent::BuyerRegistered).await;
     assert_eq!(registered.len(), 1);
     assert_eq!(registered[0].buyer_id, buyer.buyer_id);
     assert_eq!(registered[0].hs_codes, vec!["330499", "3305"]);
     // Events never carry the contacts.
-    let raw = buyers.events("buyer.registered").await.concat();
+    let raw: Vec<u8> = buyers
+        .events_after(0)
+        .await
+        .into_iter()
+        .flat_map(|event| event.payload.unwrap_or_default().value)
+        .collect();
     assert!(!String::from_utf8_lossy(&raw).contains("Dana"));
 
     // Another office's token cannot register for this one.
     let status = buyers
-        .office("kbc-hanoi")
+        .trade_office("kbc-hanoi")
         .register_buyer(pb::RegisterBuyerRequest {
             trade_office_id: "kbc-newyork".into(),
             profile: Some(buyer_profile("X", "US", &["330499"], &["en"])),
@@ -48,7 +55,7 @@ async fn bad_input_gets_field_violations_and_stores_nothing() {
     profile.annual_import_volume = Some(pb_money("KRW", 5));
     profile.contacts[0].email = "not-an-email".into();
     let status = buyers
-        .office("kbc-newyork")
+        .trade_office("kbc-newyork")
         .register_buyer(pb::RegisterBuyerRequest {
             profile: Some(profile),
             ..Default::default()
@@ -74,7 +81,7 @@ async fn bad_input_gets_field_violations_and_stores_nothing() {
     assert_eq!(buyers.count("event_log").await, 0);
 
     let status = buyers
-        .office("kbc-newyork")
+        .trade_office("kbc-newyork")
         .vet_buyer(pb::VetBuyerRequest {
             buyer_id: "nope".into(),
             status: pb::VettingStatus::Unverified as i32,
@@ -103,7 +110,7 @@ async fn a_duplicate_external_reference_names_the_existing_buyer() {
     profile.external_ref = "NY-0001".into();
     let first = buyers.register("kbc-newyork", profile.clone()).await;
     let status = buyers
-        .office("kbc-newyork")
+        .trade_office("kbc-newyork")
         .register_buyer(pb::RegisterBuyerRequest {
             profile: Some(profile.clone()),
             ..Default::default()
@@ -156,7 +163,7 @@ async fn vetting_keeps_history_and_goes_stale_after_twelve_months() {
         verified.vetting_history[1].status,
         pb::VettingStatus::Rejected as i32
     );
-    let vetted: Vec<pb::BuyerVetted> = buyers.event_payloads("buyer.vetted").await;
+    let vetted: Vec<pb::BuyerVetted> = buyers.event_payloads(BuyersEvent::BuyerVetted).await;
     assert_eq!(vetted.len(), 2);
     assert_eq!(
         vetted[1].previous_status,
@@ -165,7 +172,7 @@ async fn vetting_keeps_history_and_goes_stale_after_twelve_months() {
 
     buyers.clock.set(start + Duration::days(30 + 366));
     let stale = buyers
-        .office("kbc-newyork")
+        .trade_office("kbc-newyork")
         .get_buyer(pb::GetBuyerRequest {
             buyer_id: buyer.buyer_id.clone(),
         })
@@ -189,7 +196,7 @@ async fn a_trade_office_cannot_vet_or_see_another_offices_buyer() {
         )
         .await;
     let status = buyers
-        .office("kbc-hanoi")
+        .trade_office("kbc-hanoi")
         .vet_buyer(pb::VetBuyerRequest {
             buyer_id: buyer.buyer_id.clone(),
             status: pb::VettingStatus::Verified as i32,
@@ -201,10 +208,10 @@ async fn a_trade_office_cannot_vet_or_see_another_offices_buyer() {
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
     assert_eq!(buyers.count("buyer_vetting").await, 0);
-    assert!(buyers.events("buyer.vetted").await.is_empty());
+    assert_eq!(buyers.count_events(BuyersEvent::BuyerVetted).await, 0);
 
     let status = buyers
-        .office("kbc-hanoi")
+        .trade_office("kbc-hanoi")
         .get_buyer(pb::GetBuyerRequest {
             buyer_id: buyer.buyer_id.clone(),
         })
@@ -212,7 +219,7 @@ async fn a_trade_office_cannot_vet_or_see_another_offices_buyer() {
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
     let listed = buyers
-        .office("kbc-hanoi")
+        .trade_office("kbc-hanoi")
         .list_buyers(pb::ListBuyersRequest::default())
         .await
         .unwrap()

@@ -3,94 +3,37 @@ use std::sync::Arc;
 use chrono::Utc;
 use onestop_buyers::startup::Application;
 use onestop_contracts::buyers::v1 as pb;
-use onestop_contracts::buyers::v1::buyer_service_client::BuyerServiceClient;
-use onestop_contracts::common::v1::{CompanySnapshot, Money};
-use onestop_platform::Role;
-use onestop_platform::server::CancellationToken;
-use onestop_test_support::{Bearer, ManualClock, TestDb, channel};
-pub use onestop_test_support::{error_reason, violations};
-use prost::Message;
-use sqlx::PgPool;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
+use onestop_contracts::common::v1::CompanySnapshot;
+pub use onestop_test_support::fixtures::usd;
+use onestop_test_support::{BuyersClient, ManualClock, TestServer, fixtures};
+pub use onestop_test_support::{all_at_once, error_reason, violations};
 
-pub type Client = BuyerServiceClient<InterceptedService<Channel, Bearer>>;
-
-/// A running buyers server on port 0 over its own fresh database.
+/// A running buyers server on port 0 over its own fresh database, on a
+/// manual clock that starts now.
 pub struct Buyers {
-    pub pool: PgPool,
+    pub server: TestServer<BuyersClient>,
     pub clock: ManualClock,
-    shutdown: CancellationToken,
-    pub addr: std::net::SocketAddr,
-    _db: TestDb,
+}
+
+impl std::ops::Deref for Buyers {
+    type Target = TestServer<BuyersClient>;
+    fn deref(&self) -> &Self::Target {
+        &self.server
+    }
 }
 
 impl Buyers {
     pub async fn start() -> Self {
-        onestop_platform::telemetry::init_for_tests();
-        let db = TestDb::new().await;
         let clock = ManualClock::at(Utc::now());
-        let app = Application::build_with_clock(
-            onestop_test_support::settings(&db.url),
-            Arc::new(clock.clone()),
-        )
-        .await
-        .expect("buyers builds");
-        let addr = app.local_addr();
-        let shutdown = app.shutdown_token();
-        tokio::spawn(app.run_until_stopped());
-        let pool = db.pool().await;
-        Self {
-            pool,
-            clock,
-            shutdown,
-            addr,
-            _db: db,
-        }
-    }
-
-    pub fn client(&self, bearer: Bearer) -> Client {
-        BuyerServiceClient::with_interceptor(channel(self.addr), bearer)
-    }
-
-    pub fn office(&self, office: &str) -> Client {
-        self.client(Bearer::role(Role::TradeOffice, Some(office)))
-    }
-
-    pub fn admin(&self) -> Client {
-        self.client(Bearer::admin())
-    }
-
-    pub fn service(&self) -> Client {
-        self.client(Bearer::role(Role::Service, None))
-    }
-
-    pub async fn count(&self, table: &str) -> i64 {
-        sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
-            .fetch_one(&self.pool)
-            .await
-            .expect("count")
-    }
-
-    pub async fn events(&self, event_type: &str) -> Vec<Vec<u8>> {
-        sqlx::query_scalar("SELECT payload FROM event_log WHERE event_type = $1 ORDER BY id")
-            .bind(event_type)
-            .fetch_all(&self.pool)
-            .await
-            .expect("events")
-    }
-
-    pub async fn event_payloads<M: Message + Default>(&self, event_type: &str) -> Vec<M> {
-        self.events(event_type)
-            .await
-            .iter()
-            .map(|bytes| M::decode(bytes.as_slice()).expect("payload decodes"))
-            .collect()
+        let app_clock = Arc::new(clock.clone());
+        let server =
+            TestServer::start(|settings| Application::build_with_clock(settings, app_clock)).await;
+        Self { server, clock }
     }
 
     /// Registers a buyer for `office` and returns it.
     pub async fn register(&self, office: &str, profile: pb::BuyerProfile) -> pb::Buyer {
-        self.office(office)
+        self.trade_office(office)
             .register_buyer(pb::RegisterBuyerRequest {
                 profile: Some(profile),
                 ..Default::default()
@@ -107,7 +50,7 @@ impl Buyers {
         status: pb::VettingStatus,
         score: u32,
     ) -> pb::Buyer {
-        self.office(office)
+        self.trade_office(office)
             .vet_buyer(pb::VetBuyerRequest {
                 buyer_id: buyer_id.into(),
                 status: status as i32,
@@ -126,19 +69,6 @@ impl Buyers {
         self.vet(office, &buyer.buyer_id, pb::VettingStatus::Verified, score)
             .await;
         buyer.buyer_id
-    }
-}
-
-impl Drop for Buyers {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-pub fn usd(cents: i64) -> Money {
-    Money {
-        currency_code: "USD".into(),
-        amount_minor: cents,
     }
 }
 
@@ -168,12 +98,12 @@ pub fn buyer_profile(
     }
 }
 
+/// The shared company fixture as `id`, selling `hs_codes` in `languages`.
 pub fn company(id: &str, hs_codes: &[&str], languages: &[&str]) -> CompanySnapshot {
     CompanySnapshot {
         company_id: id.into(),
-        name_en: "Hanbit Cosmetics".into(),
         hs_codes: hs_codes.iter().map(|c| c.to_string()).collect(),
         languages: languages.iter().map(|c| c.to_string()).collect(),
-        ..Default::default()
+        ..fixtures::company_snapshot()
     }
 }

@@ -1,10 +1,11 @@
 use chrono::{DateTime, TimeZone, Utc};
 use onestop_contracts::buyers::v1 as pb;
+use onestop_contracts::event_types::BuyersEvent;
 use onestop_platform::time::{from_timestamp, to_timestamp};
 use tonic::Code;
 
-use crate::common::{Buyers, buyer_profile, error_reason};
-use crate::matches::{join_all, search_request};
+use crate::common::{Buyers, all_at_once, buyer_profile, error_reason};
+use crate::matches::search_request;
 
 fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, m, d, h, min, 0).unwrap()
@@ -24,7 +25,7 @@ async fn introduced(buyers: &Buyers, zone: &str) -> pb::Match {
         .matches
         .remove(0);
     buyers
-        .office("kbc")
+        .trade_office("kbc")
         .advance_match(pb::AdvanceMatchRequest {
             match_id: m.match_id.clone(),
             to_status: pb::MatchStatus::Introduced as i32,
@@ -43,7 +44,7 @@ async fn slots(
     desk: bool,
 ) -> Vec<pb::ConsultationSlot> {
     buyers
-        .office("kbc")
+        .trade_office("kbc")
         .list_consultation_slots(pb::ListConsultationSlotsRequest {
             match_id: match_id.into(),
             from: Some(to_timestamp(from)),
@@ -119,7 +120,7 @@ async fn concurrent_double_booking_is_refused_and_times_are_stored_in_utc() {
     let m = introduced(&buyers, "America/New_York").await;
     let start = utc(2026, 3, 10, 13, 0);
     let calls = (0..8).map(|i| {
-        let mut client = buyers.office("kbc");
+        let mut client = buyers.trade_office("kbc");
         let match_id = m.match_id.clone();
         async move {
             client
@@ -134,7 +135,7 @@ async fn concurrent_double_booking_is_refused_and_times_are_stored_in_utc() {
                 .map(|r| r.into_inner())
         }
     });
-    let results = join_all(calls).await;
+    let results = all_at_once(calls).await;
     let booked: Vec<&pb::Consultation> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
     assert_eq!(booked.len(), 1);
     for refused in results.iter().filter_map(|r| r.as_ref().err()) {
@@ -150,11 +151,14 @@ async fn concurrent_double_booking_is_refused_and_times_are_stored_in_utc() {
         .await
         .unwrap();
     assert_eq!(stored, start);
-    assert_eq!(buyers.events("consultation.booked").await.len(), 1);
+    assert_eq!(
+        buyers.count_events(BuyersEvent::ConsultationBooked).await,
+        1
+    );
 
     // Booking moved the match on, and the slot is no longer offered.
     let after = buyers
-        .office("kbc")
+        .trade_office("kbc")
         .get_match(pb::GetMatchRequest {
             match_id: m.match_id.clone(),
         })
@@ -182,7 +186,7 @@ async fn concurrent_double_booking_is_refused_and_times_are_stored_in_utc() {
         (utc(2026, 3, 10, 14, 0), false),
     ] {
         let status = buyers
-            .office("kbc")
+            .trade_office("kbc")
             .book_consultation(pb::BookConsultationRequest {
                 match_id: m.match_id.clone(),
                 start_time: Some(to_timestamp(at)),
@@ -201,7 +205,7 @@ async fn concurrent_double_booking_is_refused_and_times_are_stored_in_utc() {
         (utc(2026, 3, 2, 0, 0), utc(2026, 3, 1, 0, 0)),
     ] {
         let status = buyers
-            .office("kbc")
+            .trade_office("kbc")
             .list_consultation_slots(pb::ListConsultationSlotsRequest {
                 match_id: m.match_id.clone(),
                 from: Some(to_timestamp(from)),

@@ -1,12 +1,13 @@
 use chrono::{DateTime, Duration, Months, TimeZone, Utc};
 use onestop_buyers::sweeper::sweep_once;
 use onestop_contracts::buyers::v1 as pb;
+use onestop_contracts::event_types::BuyersEvent;
 use onestop_platform::time::to_timestamp;
 use tonic::Code;
 
 use crate::common::{Buyers, violations};
 
-fn lead(name: &str, country: &str) -> pb::LeadProfile {
+pub fn lead(name: &str, country: &str) -> pb::LeadProfile {
     pb::LeadProfile {
         buyer_company_name: name.into(),
         country: country.into(),
@@ -21,7 +22,7 @@ fn lead(name: &str, country: &str) -> pb::LeadProfile {
     }
 }
 
-fn import(
+pub fn import(
     show_date: DateTime<Utc>,
     leads: Vec<pb::LeadProfile>,
 ) -> pb::ImportTradeShowLeadsRequest {
@@ -150,7 +151,7 @@ async fn checkpoints_fall_due_with_the_clock_and_silent_leads_go_to_reactivation
         listed[0].checkpoint.as_ref().unwrap().kind,
         pb::CheckpointKind::OneWeek as i32
     );
-    let raised: Vec<pb::FollowUpDue> = buyers.event_payloads("followup.due").await;
+    let raised: Vec<pb::FollowUpDue> = buyers.event_payloads(BuyersEvent::FollowUpDue).await;
     assert_eq!(raised.len(), 2);
 
     buyers.clock.set(week);
@@ -169,7 +170,7 @@ async fn checkpoints_fall_due_with_the_clock_and_silent_leads_go_to_reactivation
         sweep_once(&buyers.pool, quarter)
     );
     assert_eq!(a.unwrap() + b.unwrap(), 2);
-    assert_eq!(buyers.events("followup.due").await.len(), 4);
+    assert_eq!(buyers.count_events(BuyersEvent::FollowUpDue).await, 4);
     let silent_now = buyers
         .service()
         .list_due_follow_ups(pb::ListDueFollowUpsRequest::default())
@@ -185,10 +186,11 @@ async fn checkpoints_fall_due_with_the_clock_and_silent_leads_go_to_reactivation
         sweep_once(&buyers.pool, half)
     );
     assert_eq!(a.unwrap() + b.unwrap(), 2);
-    let reactivated: Vec<pb::LeadReactivation> = buyers.event_payloads("lead.reactivation").await;
+    let reactivated: Vec<pb::LeadReactivation> =
+        buyers.event_payloads(BuyersEvent::LeadReactivation).await;
     assert_eq!(reactivated.len(), 1);
     assert_eq!(reactivated[0].lead_id, silent);
-    assert_eq!(buyers.events("followup.due").await.len(), 5);
+    assert_eq!(buyers.count_events(BuyersEvent::FollowUpDue).await, 5);
     let list = buyers
         .service()
         .list_reactivation_leads(pb::ListReactivationLeadsRequest::default())

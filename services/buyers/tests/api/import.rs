@@ -1,4 +1,5 @@
-use onestop_buyers::admin::import_file;
+use onestop_buyers::admin::import_buyers::{Progress, import_file};
+use onestop_contracts::event_types::BuyersEvent;
 
 use crate::common::Buyers;
 
@@ -17,7 +18,7 @@ async fn csv_import_reports_bad_rows_by_line_and_a_rerun_adds_nothing() {
          ,No Ref,US,Boston,America/Nowhere,330499,en,100,,,,,\n",
     )
     .unwrap();
-    let report = import_file(&buyers.pool, &file, "kbc-newyork", false)
+    let report = import_file(&buyers.pool, &file, "kbc-newyork", Progress::Quiet)
         .await
         .unwrap();
     assert_eq!(report.created, 2);
@@ -28,14 +29,14 @@ async fn csv_import_reports_bad_rows_by_line_and_a_rerun_adds_nothing() {
     assert!(report.rejected[1].1.contains("ref"));
     assert!(report.rejected[1].1.contains("time_zone"));
     assert_eq!(buyers.count("buyer").await, 2);
-    assert_eq!(buyers.events("buyer.registered").await.len(), 2);
+    assert_eq!(buyers.count_events(BuyersEvent::BuyerRegistered).await, 2);
 
-    let rerun = import_file(&buyers.pool, &file, "kbc-newyork", false)
+    let rerun = import_file(&buyers.pool, &file, "kbc-newyork", Progress::Quiet)
         .await
         .unwrap();
     assert_eq!((rerun.created, rerun.already_present), (0, 2));
     assert_eq!(buyers.count("buyer").await, 2);
-    assert_eq!(buyers.events("buyer.registered").await.len(), 2);
+    assert_eq!(buyers.count_events(BuyersEvent::BuyerRegistered).await, 2);
     let codes: Vec<String> =
         sqlx::query_scalar("SELECT unnest(hs_codes) FROM buyer WHERE external_ref = 'NY-3'")
             .fetch_all(&buyers.pool)

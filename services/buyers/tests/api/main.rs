@@ -10,4 +10,5 @@ mod import;
 mod markets;
 mod matches;
 mod matching;
+mod pages;
 mod samples;

@@ -1,8 +1,9 @@
 use onestop_contracts::buyers::v1 as pb;
 use onestop_contracts::common::v1::{Money, NeedCategory};
+use onestop_contracts::event_types::BuyersEvent;
 use tonic::Code;
 
-use crate::common::{Buyers, buyer_profile, company, error_reason};
+use crate::common::{Buyers, all_at_once, buyer_profile, company, error_reason};
 
 pub fn search_request(need: &str, company_id: &str, count: u32) -> pb::OpenBuyerSearchRequest {
     pb::OpenBuyerSearchRequest {
@@ -49,7 +50,7 @@ async fn open_buyer_search_proposes_the_top_n_with_need_and_case_on_events() {
     );
     assert_eq!(matches[0].buyer.as_ref().unwrap().company_name, "A");
     assert_eq!(matches[0].need_id, "need-1");
-    let events: Vec<pb::MatchProposed> = buyers.event_payloads("match.proposed").await;
+    let events: Vec<pb::MatchProposed> = buyers.event_payloads(BuyersEvent::MatchProposed).await;
     assert_eq!(events.len(), 3);
     assert!(
         events
@@ -114,14 +115,14 @@ async fn open_buyer_search_is_idempotent_under_concurrent_duplicates() {
                 .map(|r| r.into_inner())
         }
     });
-    let results = join_all(calls).await;
+    let results = all_at_once(calls).await;
     let first = results[0].as_ref().expect("succeeds").clone();
     for result in &results {
         assert_eq!(result.as_ref().expect("succeeds"), &first);
     }
     assert_eq!(buyers.count("buyer_search").await, 1);
     assert_eq!(buyers.count("buyer_match").await, 2);
-    assert_eq!(buyers.events("match.proposed").await.len(), 2);
+    assert_eq!(buyers.count_events(BuyersEvent::MatchProposed).await, 2);
 
     // The need belongs to one company.
     let status = buyers
@@ -133,28 +134,14 @@ async fn open_buyer_search_is_idempotent_under_concurrent_duplicates() {
     assert_eq!(error_reason(&status), "IDEMPOTENCY_KEY_REUSED");
 }
 
-/// Runs every future on its own task, at once, and collects the results.
-pub async fn join_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
-where
-    F: std::future::Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    let handles: Vec<_> = futures.map(tokio::spawn).collect();
-    let mut out = Vec::new();
-    for handle in handles {
-        out.push(handle.await.expect("task"));
-    }
-    out
-}
-
-async fn advance(
+pub async fn advance(
     buyers: &Buyers,
     match_id: &str,
     to: pb::MatchStatus,
     reason: pb::NoDealReason,
 ) -> Result<pb::Match, tonic::Status> {
     buyers
-        .office("kbc-newyork")
+        .trade_office("kbc-newyork")
         .advance_match(pb::AdvanceMatchRequest {
             match_id: match_id.into(),
             to_status: to as i32,
@@ -165,9 +152,9 @@ async fn advance(
         .map(|r| r.into_inner())
 }
 
-async fn record_deal(buyers: &Buyers, match_id: &str) -> Result<pb::Deal, tonic::Status> {
+pub async fn record_deal(buyers: &Buyers, match_id: &str) -> Result<pb::Deal, tonic::Status> {
     buyers
-        .office("kbc-newyork")
+        .trade_office("kbc-newyork")
         .record_deal(pb::RecordDealRequest {
             match_id: match_id.into(),
             deal_type: pb::DealType::Distributorship as i32,
@@ -247,7 +234,7 @@ async fn every_legal_and_illegal_lifecycle_move() {
         }
     }
     let history = buyers
-        .office("kbc-newyork")
+        .trade_office("kbc-newyork")
         .get_match(pb::GetMatchRequest {
             match_id: id.clone(),
         })
@@ -282,7 +269,7 @@ async fn every_legal_and_illegal_lifecycle_move() {
         let again = advance(&buyers, &id, Introduced, none).await.unwrap_err();
         assert_eq!(again.code(), Code::FailedPrecondition);
     }
-    let advanced: Vec<pb::MatchAdvanced> = buyers.event_payloads("match.advanced").await;
+    let advanced: Vec<pb::MatchAdvanced> = buyers.event_payloads(BuyersEvent::MatchAdvanced).await;
     assert_eq!(advanced.len(), 4 + 1 + 4);
     assert!(
         advanced
@@ -292,7 +279,7 @@ async fn every_legal_and_illegal_lifecycle_move() {
 
     // Another office cannot move these matches.
     let status = buyers
-        .office("kbc-hanoi")
+        .trade_office("kbc-hanoi")
         .advance_match(pb::AdvanceMatchRequest {
             match_id: matches[0].match_id.clone(),
             to_status: Introduced as i32,
@@ -317,14 +304,14 @@ async fn deals_are_confirmed_by_the_company_and_unconfirmed_ones_listed_apart() 
         }
         deals.push(record_deal(&buyers, &m.match_id).await.unwrap());
     }
-    let recorded: Vec<pb::DealRecorded> = buyers.event_payloads("deal.recorded").await;
+    let recorded: Vec<pb::DealRecorded> = buyers.event_payloads(BuyersEvent::DealRecorded).await;
     assert_eq!(recorded.len(), 2);
     assert_eq!(recorded[0].value.as_ref().unwrap().currency_code, "EUR");
     assert_eq!(recorded[0].need_id, "need-1");
     assert_eq!(recorded[0].case_id, "case-of-need-1");
 
     let unconfirmed = |office: &'static str| {
-        let mut client = buyers.office(office);
+        let mut client = buyers.trade_office(office);
         async move {
             client
                 .list_unconfirmed_deals(pb::ListUnconfirmedDealsRequest::default())
@@ -339,7 +326,7 @@ async fn deals_are_confirmed_by_the_company_and_unconfirmed_ones_listed_apart() 
 
     // Only the company's side (intake) confirms, not the office.
     let denied = buyers
-        .office("kbc-newyork")
+        .trade_office("kbc-newyork")
         .confirm_deal(pb::ConfirmDealRequest {
             deal_id: deals[0].deal_id.clone(),
             ..Default::default()
@@ -359,7 +346,7 @@ async fn deals_are_confirmed_by_the_company_and_unconfirmed_ones_listed_apart() 
             .into_inner();
         assert!(confirmed.confirmed);
     }
-    let confirmed: Vec<pb::DealConfirmed> = buyers.event_payloads("deal.confirmed").await;
+    let confirmed: Vec<pb::DealConfirmed> = buyers.event_payloads(BuyersEvent::DealConfirmed).await;
     assert_eq!(confirmed.len(), 1);
     assert_eq!(confirmed[0].case_id, "case-of-need-1");
     let left = unconfirmed("kbc-newyork").await;
@@ -368,7 +355,7 @@ async fn deals_are_confirmed_by_the_company_and_unconfirmed_ones_listed_apart() 
 
     // A bad deal is refused field by field.
     let status = buyers
-        .office("kbc-newyork")
+        .trade_office("kbc-newyork")
         .record_deal(pb::RecordDealRequest {
             match_id: matches[2].match_id.clone(),
             deal_type: 0,

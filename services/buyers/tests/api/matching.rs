@@ -6,10 +6,7 @@ use crate::common::{Buyers, buyer_profile, company, violations};
 
 async fn find(buyers: &Buyers, request: pb::FindBuyersRequest) -> Vec<pb::BuyerCandidate> {
     buyers
-        .client(onestop_test_support::Bearer::role(
-            onestop_platform::Role::Agency,
-            Some("kotra"),
-        ))
+        .agency("kotra")
         .find_buyers(request)
         .await
         .expect("finds")

@@ -1,4 +1,5 @@
 use onestop_contracts::buyers::v1 as pb;
+use onestop_contracts::event_types::BuyersEvent;
 use tonic::Code;
 
 use crate::common::{Buyers, buyer_profile, error_reason, violations};
@@ -21,7 +22,7 @@ async fn feedback(
     would_order: bool,
 ) -> Result<pb::SampleFeedback, tonic::Status> {
     buyers
-        .office("kbc")
+        .trade_office("kbc")
         .record_sample_feedback(pb::RecordSampleFeedbackRequest {
             sample_test_id: test.into(),
             buyer_id: buyer.into(),
@@ -92,7 +93,7 @@ async fn sample_feedback_aggregates_and_certification_gaps_raise_events() {
         .unwrap()
         .into_inner();
     assert_eq!(test.status, pb::SampleTestStatus::Collecting as i32);
-    assert_eq!(buyers.events("sample.started").await.len(), 1);
+    assert_eq!(buyers.count_events(BuyersEvent::SampleStarted).await, 1);
     let id = test.sample_test_id.clone();
 
     feedback(&buyers, &id, &us, ratings(4, 5, 3, 2), &["FDA"], true)
@@ -158,8 +159,9 @@ async fn sample_feedback_aggregates_and_certification_gaps_raise_events() {
         pb::SampleTestStatus::Collecting as i32
     );
 
-    let gaps: Vec<pb::SampleCertificationGap> =
-        buyers.event_payloads("sample.certification_gap").await;
+    let gaps: Vec<pb::SampleCertificationGap> = buyers
+        .event_payloads(BuyersEvent::SampleCertificationGap)
+        .await;
     assert_eq!(gaps.len(), 3);
     assert!(gaps.iter().all(|g| g.company_id == "company-s"
         && g.hs_code == "330499"
@@ -170,7 +172,7 @@ async fn sample_feedback_aggregates_and_certification_gaps_raise_events() {
         .map(|g| (g.certification.clone(), g.country.clone()))
         .collect();
     assert!(named.contains(&("HALAL".into(), "AE".into())));
-    assert_eq!(buyers.events("sample.feedback").await.len(), 2);
+    assert_eq!(buyers.count_events(BuyersEvent::SampleFeedback).await, 2);
 
     feedback(&buyers, &id, &de, ratings(3, 3, 3, 3), &[], true)
         .await

@@ -1,8 +1,15 @@
 //! The home-doctor contact cadence: how often an advisor must be in touch,
-//! by the company's growth stage, and how many periods a silence has missed.
+//! by the company's growth stage, how many periods a silence has missed,
+//! and the listing of overdue contacts.
 
 use chrono::{DateTime, Duration, Utc};
-use onestop_domain::GrowthStage;
+use onestop_contracts::mentoring::v1 as pb;
+use onestop_domain::{GrowthStage, Province};
+use onestop_platform::Violations;
+use onestop_platform::pagination::Page;
+use uuid::Uuid;
+
+use super::{optional_code, optional_id};
 
 /// Days between contacts per stage. Companies early on the ladder need the
 /// closest follow-up; strong exporters a quarterly check.
@@ -57,6 +64,40 @@ pub fn periods_missed(since: DateTime<Utc>, interval_days: i32, now: DateTime<Ut
 /// When period `period` (1-based) fell due.
 pub fn due_at(since: DateTime<Utc>, interval_days: i32, period: i64) -> DateTime<Utc> {
     since + Duration::days(i64::from(interval_days.max(1)) * period.max(1))
+}
+
+/// Which overdue contacts a listing shows.
+#[derive(Debug, Default)]
+pub struct OverdueFilter {
+    pub advisor_id: Option<Uuid>,
+    pub region: Option<String>,
+    pub stage: Option<GrowthStage>,
+}
+
+#[derive(Debug)]
+pub struct OverdueQuery {
+    pub filter: OverdueFilter,
+    /// Most overdue first: the key is (due_at, assignment id).
+    pub page: Page<(DateTime<Utc>, Uuid)>,
+}
+
+impl TryFrom<&pb::ListOverdueContactsRequest> for OverdueQuery {
+    type Error = Violations;
+    fn try_from(request: &pb::ListOverdueContactsRequest) -> Result<Self, Violations> {
+        let mut violations = Violations::default();
+        let page = Page::parse(request.page_size, &request.page_token, &mut violations);
+        let stage = match request.stage {
+            0 => None,
+            value => violations.check("stage", GrowthStage::from_proto(value)),
+        };
+        let filter = OverdueFilter {
+            advisor_id: optional_id("advisor_id", &request.advisor_id, &mut violations),
+            region: optional_code("region", &request.region, Province::parse, &mut violations)
+                .map(|p| p.code().to_owned()),
+            stage,
+        };
+        violations.finish_with(|| Some(OverdueQuery { filter, page }))
+    }
 }
 
 #[cfg(test)]

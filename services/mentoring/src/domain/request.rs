@@ -1,5 +1,7 @@
-//! Intake's hand-off of a mentoring need, validated.
+//! Intake's hand-off of a mentoring need, and how a caller names an
+//! assignment, validated.
 
+use onestop_contracts::common::v1::CompanySnapshot;
 use onestop_contracts::mentoring::v1 as pb;
 use onestop_domain::{
     CountryCode, GrowthStage, HsCode, HsInterest, KsicCode, LanguageCode, NeedCategory, Province,
@@ -23,7 +25,8 @@ pub struct AdvisorRequest {
     pub detail: String,
 }
 
-fn uuid(field: &str, text: &str, violations: &mut Violations) -> Option<Uuid> {
+/// An id intake issued.
+fn intake_id(field: &str, text: &str, violations: &mut Violations) -> Option<Uuid> {
     let parsed = Uuid::parse_str(text).ok();
     if parsed.is_none() {
         violations.add(field, "a UUID");
@@ -37,24 +40,45 @@ fn push_unique(list: &mut Vec<String>, value: &str) {
     }
 }
 
-impl AdvisorRequest {
-    pub fn parse(request: &pb::RequestAdvisorRequest, violations: &mut Violations) -> Option<Self> {
-        let need_id = uuid("need_id", &request.need_id, violations);
-        let case_id = uuid("case_id", &request.case_id, violations);
+/// What mentoring keeps of the company snapshot.
+struct Company {
+    id: Uuid,
+    stage: GrowthStage,
+    region: String,
+    industry_ksic: String,
+    small_merchant: bool,
+}
+
+fn parse_company(
+    company: &CompanySnapshot,
+    field: &str,
+    violations: &mut Violations,
+) -> Option<Company> {
+    let at = |name: &str| format!("{field}.{name}");
+    let id = intake_id(&at("company_id"), &company.company_id, violations);
+    let region = violations.check(at("region"), Province::parse(&company.region));
+    let industry = violations.check(at("industry_ksic"), KsicCode::parse(&company.industry_ksic));
+    let stage = violations.check(at("stage"), GrowthStage::from_proto(company.stage));
+    Some(Company {
+        id: id?,
+        stage: stage?,
+        region: region?.code().to_owned(),
+        industry_ksic: industry?.as_str().to_owned(),
+        small_merchant: company.small_merchant,
+    })
+}
+
+impl TryFrom<&pb::RequestAdvisorRequest> for AdvisorRequest {
+    type Error = Violations;
+    fn try_from(request: &pb::RequestAdvisorRequest) -> Result<Self, Violations> {
+        let mut violations = Violations::default();
+        let need_id = intake_id("need_id", &request.need_id, &mut violations);
+        let case_id = intake_id("case_id", &request.case_id, &mut violations);
         let category = violations.check("category", NeedCategory::from_proto(request.category));
-        let Some(company) = &request.company else {
-            violations.add("company", "required");
-            return None;
-        };
-        let company_id = uuid("company.company_id", &company.company_id, violations);
-        let region = violations.check("company.region", Province::parse(&company.region));
-        let industry = violations.check(
-            "company.industry_ksic",
-            KsicCode::parse(&company.industry_ksic),
-        );
-        let stage = violations.check("company.stage", GrowthStage::from_proto(company.stage));
+        let company = violations.required("company", request.company.as_ref(), parse_company);
         let mut hs_chapters = Vec::new();
-        for (i, code) in company.hs_codes.iter().enumerate() {
+        let company_codes = request.company.iter().flat_map(|c| c.hs_codes.iter());
+        for (i, code) in company_codes.enumerate() {
             if let Some(code) =
                 violations.check(format!("company.hs_codes[{i}]"), HsCode::parse(code))
             {
@@ -86,21 +110,53 @@ impl AdvisorRequest {
         if request.detail.chars().count() > MAX_DETAIL {
             violations.add("detail", format!("at most {MAX_DETAIL} characters"));
         }
-        Some(Self {
-            need_id: need_id?,
-            case_id: case_id?,
-            category: category?,
-            company_id: company_id?,
-            stage: stage?,
-            small_merchant: company.small_merchant,
-            features: CompanyFeatures {
-                region: region?.code().to_owned(),
-                industry_ksic: industry?.as_str().to_owned(),
-                hs_chapters,
-                target_markets,
-                languages_needed,
-            },
-            detail: request.detail.clone(),
+        violations.finish_with(|| {
+            let company = company?;
+            Some(AdvisorRequest {
+                need_id: need_id?,
+                case_id: case_id?,
+                category: category?,
+                company_id: company.id,
+                stage: company.stage,
+                small_merchant: company.small_merchant,
+                features: CompanyFeatures {
+                    region: company.region,
+                    industry_ksic: company.industry_ksic,
+                    hs_chapters,
+                    target_markets,
+                    languages_needed,
+                },
+                detail: request.detail.clone(),
+            })
         })
+    }
+}
+
+/// Which assignment a caller asks for.
+#[derive(Debug, Clone, Copy)]
+pub enum AssignmentLookup {
+    Assignment(Uuid),
+    /// The company's ACTIVE assignment.
+    ActiveOfCompany(Uuid),
+}
+
+impl TryFrom<&pb::GetAssignmentRequest> for AssignmentLookup {
+    type Error = Violations;
+    fn try_from(request: &pb::GetAssignmentRequest) -> Result<Self, Violations> {
+        use pb::get_assignment_request::Lookup;
+        let mut violations = Violations::default();
+        let lookup = match &request.lookup {
+            Some(Lookup::AssignmentId(id)) => violations
+                .id("assignment_id", id)
+                .map(AssignmentLookup::Assignment),
+            Some(Lookup::CompanyId(id)) => violations
+                .id("company_id", id)
+                .map(AssignmentLookup::ActiveOfCompany),
+            None => {
+                violations.add("lookup", "assignment_id or company_id is required");
+                None
+            }
+        };
+        violations.finish_with(|| lookup)
     }
 }

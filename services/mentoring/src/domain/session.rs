@@ -1,10 +1,15 @@
-//! A logged contact between an advisor and its company, validated.
+//! A logged contact between an advisor and its company, and the session
+//! listing, validated.
 
 use chrono::{DateTime, Utc};
 use onestop_contracts::mentoring::v1 as pb;
 use onestop_domain::LanguageCode;
 use onestop_platform::Violations;
+use onestop_platform::pagination::Page;
 use onestop_platform::time::from_timestamp;
+use uuid::Uuid;
+
+use super::{optional_id, optional_time};
 
 const MAX_TOPICS: usize = 20;
 const MAX_ACTIONS: usize = 20;
@@ -68,7 +73,7 @@ fn short_text(field: String, value: &str, violations: &mut Violations) -> String
 
 impl SessionLog {
     /// `now` bounds held_at: a session cannot be logged before it happened.
-    pub fn parse(
+    fn parse(
         request: &pb::LogSessionRequest,
         now: DateTime<Utc>,
         violations: &mut Violations,
@@ -151,5 +156,63 @@ impl SessionLog {
             follow_up_actions,
             interpreter_language: request.interpreter_language.clone(),
         })
+    }
+}
+
+/// A session to log on an assignment.
+#[derive(Debug)]
+pub struct NewSession {
+    pub assignment_id: Uuid,
+    pub log: SessionLog,
+}
+
+/// A LogSession request as of `now`, which bounds when it may have been held.
+impl TryFrom<(&pb::LogSessionRequest, DateTime<Utc>)> for NewSession {
+    type Error = Violations;
+    fn try_from(
+        (request, now): (&pb::LogSessionRequest, DateTime<Utc>),
+    ) -> Result<Self, Violations> {
+        let mut violations = Violations::default();
+        let assignment_id = violations.id("assignment_id", &request.assignment_id);
+        let log = SessionLog::parse(request, now, &mut violations);
+        violations.finish_with(|| {
+            Some(NewSession {
+                assignment_id: assignment_id?,
+                log: log?,
+            })
+        })
+    }
+}
+
+/// Which sessions a listing shows.
+#[derive(Debug, Default)]
+pub struct SessionFilter {
+    pub assignment_id: Option<Uuid>,
+    pub company_id: Option<Uuid>,
+    pub advisor_id: Option<Uuid>,
+    pub held_from: Option<DateTime<Utc>>,
+    pub held_to: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug)]
+pub struct SessionQuery {
+    pub filter: SessionFilter,
+    /// Newest first: the key is (held_at, session id) of the last row.
+    pub page: Page<(DateTime<Utc>, Uuid)>,
+}
+
+impl TryFrom<&pb::ListSessionsRequest> for SessionQuery {
+    type Error = Violations;
+    fn try_from(request: &pb::ListSessionsRequest) -> Result<Self, Violations> {
+        let mut violations = Violations::default();
+        let page = Page::parse(request.page_size, &request.page_token, &mut violations);
+        let filter = SessionFilter {
+            assignment_id: optional_id("assignment_id", &request.assignment_id, &mut violations),
+            company_id: optional_id("company_id", &request.company_id, &mut violations),
+            advisor_id: optional_id("advisor_id", &request.advisor_id, &mut violations),
+            held_from: optional_time("held_from", request.held_from.as_ref(), &mut violations),
+            held_to: optional_time("held_to", request.held_to.as_ref(), &mut violations),
+        };
+        violations.finish_with(|| Some(SessionQuery { filter, page }))
     }
 }

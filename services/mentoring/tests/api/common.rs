@@ -1,52 +1,34 @@
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
-use onestop_contracts::common::v1::{CompanySnapshot, GrowthStage, Money, NeedCategory};
+use chrono::{DateTime, TimeZone, Utc};
+use onestop_contracts::common::v1::{CompanySnapshot, NeedCategory};
 use onestop_contracts::mentoring::v1 as pb;
-use onestop_contracts::mentoring::v1::mentoring_service_client::MentoringServiceClient;
 use onestop_mentoring::continuity::Rules;
 use onestop_mentoring::startup::{Application, MentoringSettings};
-use onestop_platform::Role;
-use onestop_platform::server::CancellationToken;
-use onestop_platform::time::Clock;
-use onestop_test_support::{Bearer, TestDb, channel};
+use onestop_test_support::fixtures::krw;
+pub use onestop_test_support::fixtures::{company_snapshot as company, timestamp as ts};
+use onestop_test_support::{ManualClock, MentoringClient, TestServer};
 pub use onestop_test_support::{error_reason, violations};
-use sqlx::PgPool;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 use uuid::Uuid;
 
-pub type Client = MentoringServiceClient<InterceptedService<Channel, Bearer>>;
-
-/// Real time unless a test pins it.
-#[derive(Clone, Default)]
-pub struct TestClock(Arc<Mutex<Option<DateTime<Utc>>>>);
-
-impl TestClock {
-    pub fn set(&self, at: DateTime<Utc>) {
-        *self.0.lock().unwrap() = Some(at);
-    }
-
-    /// Back to real time.
-    pub fn release(&self) {
-        *self.0.lock().unwrap() = None;
-    }
+/// Mid-month, so a month's time either way stays in a neighbouring month.
+pub fn start_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 16, 1, 0, 0).unwrap()
 }
 
-impl Clock for TestClock {
-    fn now(&self) -> DateTime<Utc> {
-        self.0.lock().unwrap().unwrap_or_else(Utc::now)
-    }
-}
-
-/// A running mentoring server on port 0 over its own fresh database.
+/// A running mentoring server on port 0 over its own fresh database, on a
+/// manual clock starting at [`start_time`].
 pub struct Mentoring {
-    pub pool: PgPool,
+    pub server: TestServer<MentoringClient>,
     pub rules: Rules,
-    pub clock: TestClock,
-    pub addr: std::net::SocketAddr,
-    shutdown: CancellationToken,
-    _db: TestDb,
+    pub clock: ManualClock,
+}
+
+impl std::ops::Deref for Mentoring {
+    type Target = TestServer<MentoringClient>;
+    fn deref(&self) -> &Self::Target {
+        &self.server
+    }
 }
 
 impl Mentoring {
@@ -55,82 +37,26 @@ impl Mentoring {
     }
 
     pub async fn start_with(configure: impl FnOnce(&mut MentoringSettings)) -> Self {
-        onestop_platform::telemetry::init_for_tests();
-        let db = TestDb::new().await;
         let mut settings = MentoringSettings {
             // Tests drive the sweep themselves.
             sweep_interval: std::time::Duration::from_secs(3600),
             ..MentoringSettings::default()
         };
         configure(&mut settings);
-        let mut server = onestop_test_support::settings(&db.url);
-        server.db_max_connections = 20;
-        let clock = TestClock::default();
-        let app = Application::build_with_clock(server, settings, Arc::new(clock.clone()))
-            .await
-            .expect("mentoring builds");
-        let addr = app.local_addr();
-        let shutdown = app.shutdown_token();
-        let rules = app.rules();
-        tokio::spawn(app.run_until_stopped());
-        let pool = db.pool().await;
+        let rules = settings.rules();
+        let clock = ManualClock::at(start_time());
+        let app_clock = Arc::new(clock.clone());
+        let server = TestServer::start(|mut server| {
+            // Room for the tests that race dozens of calls.
+            server.db_max_connections = 20;
+            Application::build_with(server, settings, app_clock)
+        })
+        .await;
         Self {
-            pool,
+            server,
             rules,
             clock,
-            addr,
-            shutdown,
-            _db: db,
         }
-    }
-
-    pub fn client(&self, bearer: Bearer) -> Client {
-        MentoringServiceClient::with_interceptor(channel(self.addr), bearer)
-    }
-
-    pub fn admin(&self) -> Client {
-        self.client(Bearer::admin())
-    }
-
-    pub fn service(&self) -> Client {
-        self.client(Bearer::role(Role::Service, None))
-    }
-
-    pub fn dashboard(&self) -> Client {
-        self.client(Bearer::role(Role::Dashboard, None))
-    }
-
-    pub fn advisor(&self, advisor_id: &str) -> Client {
-        self.client(Bearer::role(Role::Advisor, Some(advisor_id)))
-    }
-
-    pub async fn count(&self, table: &str) -> i64 {
-        sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
-            .fetch_one(&self.pool)
-            .await
-            .expect("count")
-    }
-
-    pub async fn count_events(&self, event_type: &str) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM event_log WHERE event_type = $1")
-            .bind(event_type)
-            .fetch_one(&self.pool)
-            .await
-            .expect("count events")
-    }
-
-    /// Payloads of every `event_type` event, in feed order.
-    pub async fn events<M: prost::Message + Default>(&self, event_type: &str) -> Vec<M> {
-        let payloads: Vec<Vec<u8>> =
-            sqlx::query_scalar("SELECT payload FROM event_log WHERE event_type = $1 ORDER BY id")
-                .bind(event_type)
-                .fetch_all(&self.pool)
-                .await
-                .expect("events");
-        payloads
-            .iter()
-            .map(|p| M::decode(p.as_slice()).expect("payload decodes"))
-            .collect()
     }
 
     pub async fn register(&self, profile: pb::AdvisorProfile) -> pb::Advisor {
@@ -163,29 +89,21 @@ impl Mentoring {
             .status
     }
 
-    /// The company's advisor history, read as an admin.
+    /// The company's whole advisor history in one page, read as an admin.
     pub async fn history(&self, company_id: &str) -> pb::AdvisorHistory {
-        self.admin()
-            .get_advisor_history(pb::GetAdvisorHistoryRequest {
-                company_id: company_id.into(),
-            })
+        let history = self
+            .admin()
+            .get_advisor_history(history_of(company_id))
             .await
             .expect("history")
-            .into_inner()
+            .into_inner();
+        assert!(history.next_page_token.is_empty(), "one page");
+        history
     }
 
     /// Requests an advisor for a fresh company and returns its assignment.
     pub async fn assign_new_company(&self) -> pb::Assignment {
-        match self.request(need_for(&company())).await.outcome {
-            Some(pb::request_advisor_response::Outcome::Assigned(a)) => a,
-            other => panic!("expected an assignment, got {other:?}"),
-        }
-    }
-}
-
-impl Drop for Mentoring {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
+        assigned(&self.request(need_for(&company())).await).clone()
     }
 }
 
@@ -219,34 +137,11 @@ pub fn kintex_program() -> pb::AdvisorProgram {
         program_id: "kintex.retired-expert-marketing".into(),
         agency: "KINTEX".into(),
         name: "Retired expert marketing".into(),
-        monthly_fee: Some(Money {
-            currency_code: "KRW".into(),
-            amount_minor: 100_000,
-        }),
+        monthly_fee: Some(krw(100_000)),
     }
 }
 
-/// A Busan cosmetics maker heading for the US.
-pub fn company() -> CompanySnapshot {
-    CompanySnapshot {
-        company_id: Uuid::new_v4().to_string(),
-        business_registration_number: "1248100998".into(),
-        name_ko: "한빛화장품".into(),
-        name_en: "Hanbit Cosmetics".into(),
-        region: "KR-26".into(),
-        industry_ksic: "20423".into(),
-        hs_codes: vec!["330499".into()],
-        employees: 24,
-        annual_revenue: None,
-        export_revenue: None,
-        export_countries: vec![],
-        languages: vec!["ko".into()],
-        small_merchant: false,
-        stage: GrowthStage::FirstExport as i32,
-        readiness_score: 55,
-    }
-}
-
+/// A mentoring need of `company` heading for the US, as intake hands it over.
 pub fn need_for(company: &CompanySnapshot) -> pb::RequestAdvisorRequest {
     pb::RequestAdvisorRequest {
         need_id: Uuid::new_v4().to_string(),
@@ -274,8 +169,11 @@ pub fn waitlisted(response: &pb::RequestAdvisorResponse) -> &pb::WaitlistEntry {
     }
 }
 
-pub fn ts(at: DateTime<Utc>) -> prost_types::Timestamp {
-    onestop_platform::time::to_timestamp(at)
+pub fn history_of(company_id: &str) -> pb::GetAdvisorHistoryRequest {
+    pb::GetAdvisorHistoryRequest {
+        company_id: company_id.into(),
+        ..Default::default()
+    }
 }
 
 pub fn by_id(assignment_id: &str) -> pb::GetAssignmentRequest {
@@ -292,4 +190,11 @@ pub fn by_company(company_id: &str) -> pb::GetAssignmentRequest {
             company_id.into(),
         )),
     }
+}
+
+/// A mask naming `paths`.
+pub fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
+    Some(prost_types::FieldMask {
+        paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+    })
 }

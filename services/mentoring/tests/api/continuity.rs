@@ -1,11 +1,17 @@
 use chrono::{Duration, Months};
+use onestop_contracts::event_types::MentoringEvent;
 use onestop_contracts::mentoring::v1 as pb;
 use onestop_mentoring::sweeper;
 use onestop_platform::time::from_timestamp;
 use pb::handover::Successor;
 use tonic::Code;
 
-use crate::common::{Mentoring, by_id, error_reason, plain_advisor, violations};
+use onestop_test_support::all_pages;
+
+use crate::common::{
+    Mentoring, by_company, by_id, company, error_reason, history_of, mask, need_for, plain_advisor,
+    start_time, violations, waitlisted,
+};
 
 fn reassign(assignment_id: &str, reason: pb::ReassignReason) -> pb::ReassignAdvisorRequest {
     pb::ReassignAdvisorRequest {
@@ -98,7 +104,12 @@ async fn reassignment_without_a_reason_is_refused_and_changes_nothing() {
     }
 
     assert_eq!(mentoring.count("advisor_change").await, 0);
-    assert_eq!(mentoring.count_events("assignment.reassigned").await, 0);
+    assert_eq!(
+        mentoring
+            .count_events(MentoringEvent::AssignmentReassigned)
+            .await,
+        0
+    );
     assert_unchanged(&mentoring, &assignment.assignment_id).await;
 }
 
@@ -138,9 +149,7 @@ async fn reassignment_with_a_reason_keeps_the_history_and_frees_the_slot() {
 
     let history = mentoring
         .service()
-        .get_advisor_history(pb::GetAdvisorHistoryRequest {
-            company_id: assignment.company_id.clone(),
-        })
+        .get_advisor_history(history_of(&assignment.company_id))
         .await
         .unwrap()
         .into_inner();
@@ -149,10 +158,17 @@ async fn reassignment_with_a_reason_keeps_the_history_and_frees_the_slot() {
     assert_eq!(history.changes.len(), 1);
     assert_eq!(history.changes[0].to_advisor_id, second.advisor_id);
 
-    let reassigned: Vec<pb::AssignmentReassigned> = mentoring.events("assignment.reassigned").await;
+    let reassigned: Vec<pb::AssignmentReassigned> = mentoring
+        .event_payloads(MentoringEvent::AssignmentReassigned)
+        .await;
     assert_eq!(reassigned[0].need_id, assignment.needs[0].need_id);
     assert_eq!(reassigned[0].case_id, assignment.needs[0].case_id);
-    assert_eq!(mentoring.count_events("assignment.ended").await, 1);
+    assert_eq!(
+        mentoring
+            .count_events(MentoringEvent::AssignmentEnded)
+            .await,
+        1
+    );
 
     // The first advisor's slot is free again.
     let again = mentoring.assign_new_company().await;
@@ -217,10 +233,17 @@ async fn deactivation_hands_every_company_over_with_history_intact() {
         assert_eq!(history.changes.len(), 1);
     }
     assert_eq!(
-        mentoring.count_events("assignment.handover_started").await,
+        mentoring
+            .count_events(MentoringEvent::AssignmentHandoverStarted)
+            .await,
         3
     );
-    assert_eq!(mentoring.count_events("advisor.deactivated").await, 1);
+    assert_eq!(
+        mentoring
+            .count_events(MentoringEvent::AdvisorDeactivated)
+            .await,
+        1
+    );
 
     // A new advisor joins: the company still waiting is handed over too.
     let newcomer = mentoring.register(plain_advisor()).await;
@@ -237,7 +260,7 @@ async fn deactivation_hands_every_company_over_with_history_intact() {
     assert!(successors.contains(&newcomer.advisor_id));
 
     // After the window the outgoing assignments end; the history stays.
-    let after = chrono::Utc::now() + Duration::days(15);
+    let after = start_time() + Duration::days(15);
     let report = sweeper::sweep_once(&mentoring.pool, &mentoring.rules, after)
         .await
         .unwrap();
@@ -247,7 +270,9 @@ async fn deactivation_hands_every_company_over_with_history_intact() {
         .await
         .unwrap();
     assert_eq!(ended, 3);
-    let ended_events: Vec<pb::AssignmentEnded> = mentoring.events("assignment.ended").await;
+    let ended_events: Vec<pb::AssignmentEnded> = mentoring
+        .event_payloads(MentoringEvent::AssignmentEnded)
+        .await;
     assert!(ended_events.iter().all(|e| !e.need_id.is_empty()));
 
     // A retry of the deactivation returns its first response.
@@ -309,14 +334,15 @@ async fn a_reassignment_with_a_window_lists_both_advisors_until_it_ends() {
         "company moved its export office to Seoul"
     );
     assert_eq!(response.current.unwrap().advisor_id, next.advisor_id);
-    let started: Vec<pb::AssignmentHandoverStarted> =
-        mentoring.events("assignment.handover_started").await;
+    let started: Vec<pb::AssignmentHandoverStarted> = mentoring
+        .event_payloads(MentoringEvent::AssignmentHandoverStarted)
+        .await;
     assert_eq!(started[0].successor_advisor_id, next.advisor_id);
     assert_eq!(started[0].need_id, assignment.needs[0].need_id);
 
-    let early = sweeper::end_handovers(&mentoring.pool, chrono::Utc::now() + Duration::days(6));
+    let early = sweeper::end_handovers(&mentoring.pool, start_time() + Duration::days(6));
     assert_eq!(early.await.unwrap(), 0);
-    let late = sweeper::end_handovers(&mentoring.pool, chrono::Utc::now() + Duration::days(8));
+    let late = sweeper::end_handovers(&mentoring.pool, start_time() + Duration::days(8));
     assert_eq!(late.await.unwrap(), 1);
     let history = mentoring.history(&assignment.company_id).await;
     assert_eq!(
@@ -345,7 +371,7 @@ async fn requests_deactivations_and_capacity_changes_racing_keep_the_books_strai
     let mut calls = Vec::new();
     for _ in 0..20 {
         let mut client = mentoring.service();
-        let request = crate::common::need_for(&crate::common::company());
+        let request = need_for(&company());
         calls.push(tokio::spawn(async move {
             client.request_advisor(request).await.map(|_| ())
         }));
@@ -375,7 +401,7 @@ async fn requests_deactivations_and_capacity_changes_racing_keep_the_books_strai
                     idempotency_key: String::new(),
                     advisor_id,
                     profile: Some(profile),
-                    update_mask: vec!["capacity".into()],
+                    update_mask: mask(&["capacity"]),
                 })
                 .await
                 .map(|_| ())
@@ -424,10 +450,8 @@ async fn ending_an_assignment_needs_a_reason_and_fills_the_waitlist() {
     single.capacity = 1;
     let advisor = mentoring.register(single).await;
     let leaving = mentoring.assign_new_company().await;
-    let waiting = mentoring
-        .request(crate::common::need_for(&crate::common::company()))
-        .await;
-    let entry = crate::common::waitlisted(&waiting).clone();
+    let waiting = mentoring.request(need_for(&company())).await;
+    let entry = waitlisted(&waiting).clone();
 
     let end = |reason: pb::ReassignReason| pb::EndAssignmentRequest {
         idempotency_key: String::new(),
@@ -456,13 +480,15 @@ async fn ending_an_assignment_needs_a_reason_and_fills_the_waitlist() {
         .into_inner();
     assert_eq!(ended.status, pb::AssignmentStatus::Ended as i32);
     assert_eq!(ended.end_reason, pb::ReassignReason::CompanyRequest as i32);
-    let ended_events: Vec<pb::AssignmentEnded> = mentoring.events("assignment.ended").await;
+    let ended_events: Vec<pb::AssignmentEnded> = mentoring
+        .event_payloads(MentoringEvent::AssignmentEnded)
+        .await;
     assert_eq!(ended_events[0].need_id, leaving.needs[0].need_id);
 
     // The freed slot went to the company that was waiting.
     let filled = mentoring
         .admin()
-        .get_assignment(crate::common::by_company(&entry.company_id))
+        .get_assignment(by_company(&entry.company_id))
         .await
         .unwrap()
         .into_inner();
@@ -475,4 +501,107 @@ async fn ending_an_assignment_needs_a_reason_and_fills_the_waitlist() {
         pb::ReassignReason::CompanyRequest as i32
     );
     assert!(history.changes[0].to_assignment_id.is_empty());
+}
+
+#[tokio::test]
+async fn a_long_history_pages_oldest_first_with_the_changes_of_each_page() {
+    let mentoring = Mentoring::start().await;
+    mentoring.register(plain_advisor()).await;
+    mentoring.register(plain_advisor()).await;
+    let first = mentoring.assign_new_company().await;
+    let company_id = first.company_id.clone();
+    let mut chain = vec![first.assignment_id.clone()];
+    // Four changes between the two advisors, a day apart; the last keeps
+    // the outgoing advisor listed for a week.
+    for (i, reason) in [
+        pb::ReassignReason::CompanyRequest,
+        pb::ReassignReason::Conflict,
+        pb::ReassignReason::CompanyRequest,
+        pb::ReassignReason::Conflict,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        mentoring.clock.advance(Duration::days(1));
+        let mut request = reassign(chain.last().unwrap(), reason);
+        request.handover_days = if i == 3 { 7 } else { 0 };
+        let response = mentoring
+            .admin()
+            .reassign_advisor(request)
+            .await
+            .unwrap()
+            .into_inner();
+        chain.push(response.current.unwrap().assignment_id);
+    }
+
+    let pages = all_pages(|page_token| {
+        let mut admin = mentoring.admin();
+        let request = pb::GetAdvisorHistoryRequest {
+            page_size: 2,
+            page_token,
+            ..history_of(&company_id)
+        };
+        async move {
+            let page = admin
+                .get_advisor_history(request)
+                .await
+                .unwrap()
+                .into_inner();
+            let next = page.next_page_token.clone();
+            (vec![page], next)
+        }
+    })
+    .await;
+    let assignments: Vec<pb::Assignment> = pages
+        .iter()
+        .flat_map(|page| page.assignments.clone())
+        .collect();
+    let ids: Vec<&str> = assignments
+        .iter()
+        .map(|a| a.assignment_id.as_str())
+        .collect();
+    assert_eq!(ids, chain, "oldest first, the current advisor last");
+    assert_eq!(pages.len(), 3);
+    assert_eq!(
+        assignments.last().unwrap().status,
+        pb::AssignmentStatus::Active as i32
+    );
+    assert_eq!(assignments[3].status, pb::AssignmentStatus::Handover as i32);
+    // Each page carries the changes that led to its own assignments.
+    for page in &pages {
+        for change in &page.changes {
+            assert!(
+                page.assignments
+                    .iter()
+                    .any(|a| a.assignment_id == change.to_assignment_id),
+                "{change:?}"
+            );
+        }
+    }
+    let changes: Vec<(String, String)> = pages
+        .iter()
+        .flat_map(|page| &page.changes)
+        .map(|c| (c.from_assignment_id.clone(), c.to_assignment_id.clone()))
+        .collect();
+    let expected: Vec<(String, String)> = chain
+        .windows(2)
+        .map(|pair| (pair[0].clone(), pair[1].clone()))
+        .collect();
+    assert_eq!(changes, expected);
+    assert_eq!(
+        pages[0].changes.len(),
+        1,
+        "the change to the second assignment"
+    );
+
+    // One big page holds the same.
+    let whole = mentoring.history(&company_id).await;
+    assert_eq!(whole.assignments, assignments);
+    assert_eq!(
+        whole.changes,
+        pages
+            .into_iter()
+            .flat_map(|page| page.changes)
+            .collect::<Vec<_>>()
+    );
 }

@@ -5,6 +5,7 @@ mod common;
 mod advisors;
 mod continuity;
 mod matching;
+mod paging;
 mod requests;
 mod server;
 mod sessions;

@@ -1,13 +1,14 @@
 use std::collections::HashMap;
 
+use onestop_contracts::event_types::MentoringEvent;
 use onestop_contracts::mentoring::v1 as pb;
 use pb::request_advisor_response::Outcome;
 use tonic::Code;
 use uuid::Uuid;
 
 use crate::common::{
-    Mentoring, assigned, by_company, company, error_reason, need_for, plain_advisor, violations,
-    waitlisted,
+    Mentoring, assigned, by_company, company, error_reason, mask, need_for, plain_advisor,
+    violations, waitlisted,
 };
 
 fn with_capacity(capacity: u32) -> pb::AdvisorProfile {
@@ -52,8 +53,18 @@ async fn fifty_concurrent_requests_never_put_an_advisor_over_capacity() {
         .await
         .unwrap();
     assert!(loads.iter().all(|(load, capacity)| load == capacity));
-    assert_eq!(mentoring.count_events("assignment.created").await, 15);
-    assert_eq!(mentoring.count_events("assignment.waitlisted").await, 35);
+    assert_eq!(
+        mentoring
+            .count_events(MentoringEvent::AssignmentCreated)
+            .await,
+        15
+    );
+    assert_eq!(
+        mentoring
+            .count_events(MentoringEvent::AssignmentWaitlisted)
+            .await,
+        35
+    );
 
     // The queue shows every waiting company once, in order, 1 to 35.
     let queue = mentoring
@@ -93,9 +104,16 @@ async fn concurrent_duplicates_of_a_need_yield_one_record_and_one_response() {
     assert!(responses.iter().all(|r| r == &responses[0]));
     assert_eq!(mentoring.count("assignment").await, 1);
     assert_eq!(mentoring.count("need_request").await, 1);
-    assert_eq!(mentoring.count_events("assignment.created").await, 1);
+    assert_eq!(
+        mentoring
+            .count_events(MentoringEvent::AssignmentCreated)
+            .await,
+        1
+    );
 
-    let created: Vec<pb::AssignmentCreated> = mentoring.events("assignment.created").await;
+    let created: Vec<pb::AssignmentCreated> = mentoring
+        .event_payloads(MentoringEvent::AssignmentCreated)
+        .await;
     assert_eq!(created[0].need_id, request.need_id);
     assert_eq!(created[0].case_id, request.case_id);
 
@@ -126,7 +144,9 @@ async fn a_company_never_gets_a_second_active_assignment() {
     let first = mentoring.request(need_for(&hanbit)).await;
     let first = assigned(&first).clone();
 
-    // A second need of the same company joins the current assignment.
+    // A second need of the same company, a day later, joins the current
+    // assignment.
+    mentoring.clock.advance(chrono::Duration::days(1));
     let second_need = need_for(&hanbit);
     let second = mentoring.request(second_need.clone()).await;
     let Some(Outcome::AlreadyAssigned(joined)) = second.outcome else {
@@ -197,7 +217,7 @@ async fn a_waitlisted_request_is_filled_when_capacity_frees() {
             idempotency_key: String::new(),
             advisor_id: advisor.advisor_id.clone(),
             profile: Some(with_capacity(2)),
-            update_mask: vec!["capacity".into()],
+            update_mask: mask(&["capacity"]),
         })
         .await
         .unwrap();
@@ -223,7 +243,9 @@ async fn a_waitlisted_request_is_filled_when_capacity_frees() {
     assert_eq!(queue.entries[1].status, pb::WaitlistStatus::Filled as i32);
     assert_eq!(queue.entries[1].assignment_id, current.assignment_id);
 
-    let created: Vec<pb::AssignmentCreated> = mentoring.events("assignment.created").await;
+    let created: Vec<pb::AssignmentCreated> = mentoring
+        .event_payloads(MentoringEvent::AssignmentCreated)
+        .await;
     let filled = created.last().unwrap();
     assert!(filled.from_waitlist);
     assert_eq!(filled.need_id, waiting_need.need_id);

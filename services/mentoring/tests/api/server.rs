@@ -1,12 +1,12 @@
 use std::time::Duration;
 
+use onestop_contracts::event_types::MentoringEvent;
 use onestop_contracts::events::v1::WatchRequest;
-use onestop_contracts::events::v1::event_feed_client::EventFeedClient;
 use onestop_contracts::mentoring::v1 as pb;
-use onestop_contracts::mentoring::v1::mentoring_service_client::MentoringServiceClient;
-use onestop_platform::Role;
-use onestop_test_support::{Bearer, ServiceProcess, TestDb, channel, eventually};
-use tokio_stream::StreamExt;
+use onestop_test_support::{
+    Bearer, Connect, FeedClient, MentoringClient, ServiceProcess, TestDb, channel, eventually,
+    next_event,
+};
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -39,7 +39,7 @@ async fn the_binary_serves_health_the_feed_and_its_configured_cadence() {
     };
     assert!(eventually(Duration::from_secs(10), serving).await);
 
-    let client = |bearer| MentoringServiceClient::with_interceptor(channel(addr), bearer);
+    let client = |bearer| MentoringClient::connect(channel(addr), bearer);
     let status = client(Bearer::anonymous())
         .list_advisors(pb::ListAdvisorsRequest::default())
         .await
@@ -53,31 +53,33 @@ async fn the_binary_serves_health_the_feed_and_its_configured_cadence() {
         })
         .await
         .unwrap();
-    let response = client(Bearer::role(Role::Service, None))
+    let response = client(Bearer::service())
         .request_advisor(need_for(&company()))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(assigned(&response).contact_interval_days, 14);
 
-    let mut feed =
-        EventFeedClient::with_interceptor(channel(addr), Bearer::role(Role::Dashboard, None));
-    let mut stream = feed
+    let mut stream = FeedClient::connect(channel(addr), Bearer::dashboard())
         .watch(WatchRequest::default())
         .await
         .unwrap()
         .into_inner();
     let mut types = Vec::new();
     while types.len() < 2 {
-        let event = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        let event = next_event(&mut stream, Duration::from_secs(5))
             .await
-            .expect("event arrives")
-            .expect("stream open")
-            .expect("event");
+            .expect("event arrives");
         assert_eq!(event.source, "mentoring");
         types.push(event.r#type);
     }
-    assert_eq!(types, vec!["advisor.registered", "assignment.created"]);
+    assert_eq!(
+        types,
+        [
+            MentoringEvent::AdvisorRegistered.name(),
+            MentoringEvent::AssignmentCreated.name()
+        ]
+    );
 
     service.terminate();
     let exit = tokio::time::timeout(Duration::from_secs(8), service.child.wait())

@@ -1,21 +1,25 @@
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
+use onestop_contracts::event_types::MentoringEvent;
 use onestop_contracts::mentoring::v1 as pb;
+use onestop_platform::time::Clock;
+use onestop_test_support::all_pages;
 use tonic::Code;
 
 use crate::common::{Mentoring, by_id, plain_advisor, ts, violations};
 
-fn session(assignment_id: &str, minutes_ago: i64) -> pb::LogSessionRequest {
+/// A video session held `minutes_ago` before `now`.
+fn session(assignment_id: &str, now: DateTime<Utc>, minutes_ago: i64) -> pb::LogSessionRequest {
     pb::LogSessionRequest {
         idempotency_key: String::new(),
         assignment_id: assignment_id.into(),
-        held_at: Some(ts(Utc::now() - Duration::minutes(minutes_ago))),
+        held_at: Some(ts(now - Duration::minutes(minutes_ago))),
         channel: pb::SessionChannel::Video as i32,
         minutes: 45,
         topics: vec!["US pricing".into(), "FDA cosmetics registration".into()],
         follow_up_actions: vec![pb::ActionItem {
             description: "Send the English catalog draft".into(),
             owner: pb::ActionOwner::Company as i32,
-            due_at: Some(ts(Utc::now() + Duration::days(7))),
+            due_at: Some(ts(now + Duration::days(7))),
         }],
         interpreter_language: String::new(),
     }
@@ -26,21 +30,20 @@ async fn an_advisor_logs_sessions_only_on_its_own_assignments() {
     let mentoring = Mentoring::start().await;
     let mine = mentoring.register(plain_advisor()).await;
     let theirs = mentoring.register(plain_advisor()).await;
-    // The assignment started two hours ago, before the sessions below.
-    mentoring.clock.set(Utc::now() - Duration::hours(2));
+    // The assignment starts two hours before the sessions below.
     let assignment = mentoring.assign_new_company().await;
-    mentoring.clock.release();
+    let now = mentoring.clock.advance(Duration::hours(2));
     assert_eq!(assignment.advisor_id, mine.advisor_id);
 
     let status = mentoring
         .advisor(&theirs.advisor_id)
-        .log_session(session(&assignment.assignment_id, 5))
+        .log_session(session(&assignment.assignment_id, now, 5))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
     let status = mentoring
         .service()
-        .log_session(session(&assignment.assignment_id, 5))
+        .log_session(session(&assignment.assignment_id, now, 5))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
@@ -48,7 +51,7 @@ async fn an_advisor_logs_sessions_only_on_its_own_assignments() {
 
     let logged = mentoring
         .advisor(&mine.advisor_id)
-        .log_session(session(&assignment.assignment_id, 5))
+        .log_session(session(&assignment.assignment_id, now, 5))
         .await
         .unwrap()
         .into_inner();
@@ -57,11 +60,13 @@ async fn an_advisor_logs_sessions_only_on_its_own_assignments() {
     assert_eq!(logged.follow_up_actions.len(), 1);
     mentoring
         .admin()
-        .log_session(session(&assignment.assignment_id, 60))
+        .log_session(session(&assignment.assignment_id, now, 60))
         .await
         .unwrap();
 
-    let events: Vec<pb::SessionLogged> = mentoring.events("session.logged").await;
+    let events: Vec<pb::SessionLogged> = mentoring
+        .event_payloads(MentoringEvent::SessionLogged)
+        .await;
     assert_eq!(events.len(), 2);
     assert_eq!(events[0].follow_up_action_count, 1);
 
@@ -106,8 +111,9 @@ async fn bad_sessions_get_field_violations_and_store_nothing() {
     let mentoring = Mentoring::start().await;
     let advisor = mentoring.register(plain_advisor()).await;
     let assignment = mentoring.assign_new_company().await;
-    let mut request = session(&assignment.assignment_id, 5);
-    request.held_at = Some(ts(Utc::now() + Duration::hours(2)));
+    let now = mentoring.clock.now();
+    let mut request = session(&assignment.assignment_id, now, 5);
+    request.held_at = Some(ts(now + Duration::hours(2)));
     request.channel = 0;
     request.minutes = 0;
     request.topics = vec![" ".into()];
@@ -131,8 +137,7 @@ async fn bad_sessions_get_field_violations_and_store_nothing() {
         ]
     );
 
-    let mut before_start = session(&assignment.assignment_id, 0);
-    before_start.held_at = Some(ts(Utc::now() - Duration::days(3)));
+    let before_start = session(&assignment.assignment_id, now, 3 * 24 * 60);
     let status = mentoring
         .advisor(&advisor.advisor_id)
         .log_session(before_start)
@@ -140,7 +145,10 @@ async fn bad_sessions_get_field_violations_and_store_nothing() {
         .unwrap_err();
     assert_eq!(violations(&status), vec!["held_at"]);
     assert_eq!(mentoring.count("session").await, 0);
-    assert_eq!(mentoring.count_events("session.logged").await, 0);
+    assert_eq!(
+        mentoring.count_events(MentoringEvent::SessionLogged).await,
+        0
+    );
 }
 
 #[tokio::test]
@@ -148,42 +156,36 @@ async fn sessions_page_newest_first_and_overdue_lists_are_scoped_to_the_advisor(
     let mentoring = Mentoring::start().await;
     let mine = mentoring.register(plain_advisor()).await;
     let theirs = mentoring.register(plain_advisor()).await;
-    mentoring.clock.set(Utc::now() - Duration::days(40));
     let assignment = mentoring.assign_new_company().await;
     let other = mentoring.assign_new_company().await;
-    mentoring.clock.release();
+    let now = mentoring.clock.advance(Duration::days(40));
     assert_eq!(other.advisor_id, theirs.advisor_id);
     for minutes_ago in [300, 200, 100] {
         mentoring
             .admin()
-            .log_session(session(&assignment.assignment_id, minutes_ago))
+            .log_session(session(&assignment.assignment_id, now, minutes_ago))
             .await
             .unwrap();
     }
-    let mut held = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = mentoring
-            .dashboard()
-            .list_sessions(pb::ListSessionsRequest {
-                page_size: 2,
-                page_token: token.clone(),
-                assignment_id: assignment.assignment_id.clone(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        held.extend(
-            page.sessions
+    let held = all_pages(|page_token| {
+        let mut dashboard = mentoring.dashboard();
+        let request = pb::ListSessionsRequest {
+            page_size: 2,
+            page_token,
+            assignment_id: assignment.assignment_id.clone(),
+            ..Default::default()
+        };
+        async move {
+            let page = dashboard.list_sessions(request).await.unwrap().into_inner();
+            let held: Vec<i64> = page
+                .sessions
                 .into_iter()
-                .map(|s| s.held_at.unwrap().seconds),
-        );
-        if page.next_page_token.is_empty() {
-            break;
+                .map(|s| s.held_at.unwrap().seconds)
+                .collect();
+            (held, page.next_page_token)
         }
-        token = page.next_page_token;
-    }
+    })
+    .await;
     assert_eq!(held.len(), 3);
     assert!(held.windows(2).all(|w| w[0] > w[1]), "newest first");
 

@@ -1,10 +1,14 @@
 use chrono::{DateTime, Duration, Utc};
 use onestop_contracts::common::v1::{GrowthStage, Money};
+use onestop_contracts::event_types::MentoringEvent;
 use onestop_contracts::mentoring::v1 as pb;
 use onestop_mentoring::sweeper;
 use onestop_platform::time::from_timestamp;
 
-use crate::common::{Mentoring, company, kintex_program, need_for, plain_advisor, ts};
+use crate::common::{
+    Mentoring, assigned, company, kintex_program, need_for, plain_advisor, start_time, ts,
+    violations,
+};
 
 fn started(assignment: &pb::Assignment) -> DateTime<Utc> {
     from_timestamp(assignment.started_at.as_ref().unwrap()).unwrap()
@@ -29,7 +33,10 @@ async fn the_cadence_sweeper_raises_exactly_one_overdue_event_per_period() {
     assert_eq!(sweep(30).await, 1);
     assert_eq!(sweep(31).await, 0, "the same period is not raised twice");
     assert_eq!(sweep(45).await, 0);
-    assert_eq!(mentoring.count_events("contact.overdue").await, 1);
+    assert_eq!(
+        mentoring.count_events(MentoringEvent::ContactOverdue).await,
+        1
+    );
 
     // Two replicas sweeping at once still raise the next period once.
     let at = start + Duration::days(61);
@@ -38,7 +45,9 @@ async fn the_cadence_sweeper_raises_exactly_one_overdue_event_per_period() {
         sweeper::raise_overdue_contacts(&mentoring.pool, at),
     );
     assert_eq!(a.unwrap() + b.unwrap(), 1);
-    let events: Vec<pb::ContactOverdue> = mentoring.events("contact.overdue").await;
+    let events: Vec<pb::ContactOverdue> = mentoring
+        .event_payloads(MentoringEvent::ContactOverdue)
+        .await;
     let periods: Vec<u32> = events.iter().map(|e| e.period).collect();
     assert_eq!(periods, vec![1, 2]);
     assert_eq!(events[1].due_at, Some(ts(start + Duration::days(60))));
@@ -79,7 +88,9 @@ async fn the_cadence_sweeper_raises_exactly_one_overdue_event_per_period() {
         .into_inner();
     assert!(cleared.contacts.is_empty());
     assert_eq!(sweep(61 + 30).await, 1);
-    let events: Vec<pb::ContactOverdue> = mentoring.events("contact.overdue").await;
+    let events: Vec<pb::ContactOverdue> = mentoring
+        .event_payloads(MentoringEvent::ContactOverdue)
+        .await;
     assert_eq!(events.last().unwrap().period, 1);
 }
 
@@ -90,7 +101,7 @@ async fn the_cadence_follows_the_stage_and_is_configurable() {
     let mut strong = company();
     strong.stage = GrowthStage::Strong as i32;
     let response = mentoring.request(need_for(&strong)).await;
-    let assignment = crate::common::assigned(&response);
+    let assignment = assigned(&response);
     assert_eq!(assignment.contact_interval_days, 120);
     let start = started(assignment);
     assert_eq!(
@@ -136,7 +147,7 @@ async fn fee_charging_programs_accrue_one_charge_per_month() {
         1
     );
     assert_eq!(mentoring.count("fee_charge").await, 2);
-    assert_eq!(mentoring.count_events("fee.charged").await, 2);
+    assert_eq!(mentoring.count_events(MentoringEvent::FeeCharged).await, 2);
 
     let ledger = mentoring
         .dashboard()
@@ -180,7 +191,7 @@ async fn fee_charging_programs_accrue_one_charge_per_month() {
         })
         .await
         .unwrap_err();
-    assert_eq!(crate::common::violations(&bad), vec!["month"]);
+    assert_eq!(violations(&bad), vec!["month"]);
 }
 
 #[tokio::test]
@@ -215,7 +226,7 @@ async fn racing_waitlist_fills_assign_each_free_slot_once() {
         .execute(&mentoring.pool)
         .await
         .unwrap();
-    let now = Utc::now();
+    let now = start_time();
     let (a, b) = tokio::join!(
         sweeper::fill_waitlist(&mentoring.pool, &mentoring.rules, now),
         sweeper::fill_waitlist(&mentoring.pool, &mentoring.rules, now),
@@ -268,11 +279,14 @@ async fn the_server_sweeps_on_its_own_with_the_injected_clock() {
         .clock
         .set(started(&assignment) + Duration::days(31));
     let raised = onestop_test_support::eventually(std::time::Duration::from_secs(10), || async {
-        mentoring.count_events("contact.overdue").await == 1
+        mentoring.count_events(MentoringEvent::ContactOverdue).await == 1
     })
     .await;
     assert!(raised);
     // Later sweeps in the same period raise nothing more.
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-    assert_eq!(mentoring.count_events("contact.overdue").await, 1);
+    assert_eq!(
+        mentoring.count_events(MentoringEvent::ContactOverdue).await,
+        1
+    );
 }

@@ -13,7 +13,7 @@ use onestop_platform::auth::Role;
 use onestop_platform::client::{SignedToken, lazy_channel};
 use onestop_platform::config::ServerSettings;
 
-pub const BUILT_IN: &str = include_str!("../seed/advisors.json");
+pub const BUILT_IN: &str = include_str!("../../seed/advisors.json");
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct SeedAdvisorsArgs {

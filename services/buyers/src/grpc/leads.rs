@@ -1,0 +1,152 @@
+//! Trade-show leads: importing a company's leads with their follow-up
+//! checkpoints, recording follow-ups, and the due and reactivation lists.
+
+use onestop_contracts::buyers::v1 as pb;
+use onestop_platform::idempotency::IdempotencyKey;
+use onestop_platform::{ApiError, ApiResult, Caller};
+use uuid::Uuid;
+
+use super::{BuyersApi, READERS, SEARCHERS};
+use crate::domain::followup::{self, FollowUp, LeadImport, LeadQuery};
+use crate::store::{self, Contacts};
+
+impl BuyersApi {
+    pub(super) async fn import_trade_show_leads(
+        &self,
+        caller: Caller,
+        request: pb::ImportTradeShowLeadsRequest,
+    ) -> ApiResult<pb::ImportTradeShowLeadsResponse> {
+        caller.require(SEARCHERS)?;
+        let key = IdempotencyKey::new(
+            &caller,
+            "ImportTradeShowLeads",
+            &request.idempotency_key,
+            &request,
+        )?;
+        let LeadImport { show, leads } = LeadImport::try_from(&request)?;
+        let now = self.clock.now();
+        let mut tx = self.pool.begin().await?;
+        if let Some(first) = key
+            .replay::<pb::ImportTradeShowLeadsResponse>(&mut tx)
+            .await?
+        {
+            return Ok(first);
+        }
+        let show_id = store::upsert_trade_show(&mut tx, &show).await?;
+        let checkpoints: Vec<_> = followup::CHECKPOINTS
+            .iter()
+            .map(|kind| (*kind, followup::due_at(show.date, *kind)))
+            .collect();
+        let (mut ids, mut created) = (Vec::new(), 0u32);
+        for lead in &leads {
+            let inserted =
+                store::insert_lead(&mut tx, show_id, &show.company_id, lead, &checkpoints, now)
+                    .await?;
+            let id = match inserted {
+                Some(id) => {
+                    created += 1;
+                    id
+                }
+                None => store::lead_id_by_name(
+                    &mut tx,
+                    show_id,
+                    &lead.profile.buyer_company_name,
+                    &lead.profile.country,
+                )
+                .await?
+                .ok_or_else(|| store::vanished("lead"))?,
+            };
+            ids.push(id);
+        }
+        let loaded = store::load_leads(&mut tx, &ids, Contacts::Include).await?;
+        let response = pb::ImportTradeShowLeadsResponse {
+            trade_show_id: show_id.to_string(),
+            already_present: loaded.len() as u32 - created,
+            created,
+            leads: loaded,
+        };
+        key.record(&mut tx, &response, &show_id.to_string()).await?;
+        tx.commit().await?;
+        Ok(response)
+    }
+
+    pub(super) async fn record_follow_up(
+        &self,
+        caller: Caller,
+        request: pb::RecordFollowUpRequest,
+    ) -> ApiResult<pb::Lead> {
+        caller.require(SEARCHERS)?;
+        let key = IdempotencyKey::new(
+            &caller,
+            "RecordFollowUp",
+            &request.idempotency_key,
+            &request,
+        )?;
+        let follow_up = FollowUp::try_from(&request)?;
+        let id = follow_up.lead_id;
+        let occurred_at = follow_up.occurred_by(self.clock.now())?;
+        let mut tx = self.pool.begin().await?;
+        if let Some(first) = key.replay::<pb::Lead>(&mut tx).await? {
+            return Ok(first);
+        }
+        let (status, best) = store::lock_lead(&mut tx, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("lead", id))?;
+        let best = best.max(follow_up.outcome as i32);
+        let next = followup::status_after_follow_up(status, best, follow_up.outcome)?;
+        store::record_follow_up(&mut tx, id, follow_up.outcome, occurred_at, next).await?;
+        let lead = store::load_leads(&mut tx, &[id], Contacts::Include)
+            .await?
+            .pop()
+            .ok_or_else(|| store::vanished("lead"))?;
+        key.record(&mut tx, &lead, &id.to_string()).await?;
+        tx.commit().await?;
+        Ok(lead)
+    }
+
+    pub(super) async fn list_due_follow_ups(
+        &self,
+        caller: Caller,
+        request: pb::ListDueFollowUpsRequest,
+    ) -> ApiResult<pb::ListDueFollowUpsResponse> {
+        caller.require(READERS)?;
+        let LeadQuery { filter, page } = LeadQuery::try_from(&request)?;
+        let mut conn = self.pool.acquire().await?;
+        let mut due = store::due_checkpoints(&mut conn, &filter, &page).await?;
+        let next_page_token = page.finish(&mut due, |(lead, kind, at)| (*at, *lead, *kind));
+        let ids: Vec<Uuid> = due.iter().map(|(lead, _, _)| *lead).collect();
+        let leads = store::load_leads(&mut conn, &ids, Contacts::Omit).await?;
+        let due = leads
+            .into_iter()
+            .zip(due)
+            .map(|(lead, (_, kind, _))| {
+                let checkpoint = lead.checkpoints.iter().find(|c| c.kind == kind).cloned();
+                pb::LeadCheckpoint {
+                    lead: Some(lead),
+                    checkpoint,
+                }
+            })
+            .collect();
+        Ok(pb::ListDueFollowUpsResponse {
+            due,
+            next_page_token,
+        })
+    }
+
+    pub(super) async fn list_reactivation_leads(
+        &self,
+        caller: Caller,
+        request: pb::ListReactivationLeadsRequest,
+    ) -> ApiResult<pb::ListReactivationLeadsResponse> {
+        caller.require(READERS)?;
+        let LeadQuery { filter, page } = LeadQuery::try_from(&request)?;
+        let mut conn = self.pool.acquire().await?;
+        let mut ids = store::reactivation_leads(&mut conn, &filter, &page).await?;
+        let next_page_token = page.finish(&mut ids, |id| *id);
+        let leads = store::load_leads(&mut conn, &ids, Contacts::Omit).await?;
+        Ok(pb::ListReactivationLeadsResponse {
+            leads,
+            next_page_token,
+        })
+    }
+}

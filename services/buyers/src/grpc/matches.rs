@@ -1,0 +1,233 @@
+//! Matches and deals: reading and listing matches, moving them along the
+//! lifecycle, recording a deal and the company's confirmation of it.
+
+use onestop_contracts::buyers::v1 as pb;
+use onestop_contracts::event_types::BuyersEvent;
+use onestop_platform::error::parse_id;
+use onestop_platform::events::{self, NewEvent};
+use onestop_platform::idempotency::IdempotencyKey;
+use onestop_platform::{ApiError, ApiResult, Caller, Role};
+use uuid::Uuid;
+
+use super::{
+    BuyersApi, COMPANY_SIDE, MATCH_WRITERS, READERS, listed_office, match_buyer_id, office_match,
+};
+use crate::domain::lifecycle::MatchStatus;
+use crate::domain::matches::{Advance, MatchListQuery, NewDeal, UnconfirmedDealQuery};
+use crate::store::{self, Lock, Transition};
+
+/// Who may list unconfirmed deals.
+const DEAL_READERS: &[Role] = &[
+    Role::TradeOffice,
+    Role::Service,
+    Role::Admin,
+    Role::Dashboard,
+];
+
+pub(super) fn match_status(m: &pb::Match) -> ApiResult<MatchStatus> {
+    MatchStatus::from_proto(m.status)
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("match with unknown status")))
+}
+
+/// The match.advanced event of `m` taking `step`.
+pub(super) fn advanced_event(m: &pb::Match, step: &Transition) -> NewEvent {
+    NewEvent::new(
+        BuyersEvent::MatchAdvanced,
+        &m.match_id,
+        &pb::MatchAdvanced {
+            match_id: m.match_id.clone(),
+            need_id: m.need_id.clone(),
+            case_id: m.case_id.clone(),
+            company_id: m.company_id.clone(),
+            buyer_id: match_buyer_id(m),
+            from: step.from.to_proto() as i32,
+            to: step.to.to_proto() as i32,
+            no_deal_reason: step.reason.map(|r| r as i32).unwrap_or_default(),
+        },
+    )
+}
+
+impl BuyersApi {
+    pub(super) async fn get_match(
+        &self,
+        caller: Caller,
+        request: pb::GetMatchRequest,
+    ) -> ApiResult<pb::Match> {
+        caller.require(READERS)?;
+        let id = parse_id("match_id", &request.match_id)?;
+        let mut conn = self.pool.acquire().await?;
+        office_match(&mut conn, &caller, id, Lock::None).await
+    }
+
+    pub(super) async fn list_matches(
+        &self,
+        caller: Caller,
+        request: pb::ListMatchesRequest,
+    ) -> ApiResult<pb::ListMatchesResponse> {
+        caller.require(READERS)?;
+        let MatchListQuery { mut filter, page } = MatchListQuery::try_from(&request)?;
+        filter.office = listed_office(&caller, filter.office);
+        let mut conn = self.pool.acquire().await?;
+        let mut matches = store::list_matches(&mut conn, &filter, &page).await?;
+        let next_page_token = page.finish(&mut matches, |(id, _)| *id);
+        Ok(pb::ListMatchesResponse {
+            matches: matches.into_iter().map(|(_, m)| m).collect(),
+            next_page_token,
+        })
+    }
+
+    pub(super) async fn advance_match(
+        &self,
+        caller: Caller,
+        request: pb::AdvanceMatchRequest,
+    ) -> ApiResult<pb::Match> {
+        caller.require(MATCH_WRITERS)?;
+        let key = IdempotencyKey::new(&caller, "AdvanceMatch", &request.idempotency_key, &request)?;
+        let Advance {
+            match_id: id,
+            to,
+            expected,
+            reason,
+            note,
+        } = Advance::try_from(&request)?;
+        let now = self.clock.now();
+        let mut tx = self.pool.begin().await?;
+        if let Some(first) = key.replay::<pb::Match>(&mut tx).await? {
+            return Ok(first);
+        }
+        let current = office_match(&mut tx, &caller, id, Lock::ForUpdate).await?;
+        let from = match_status(&current)?;
+        from.check_advance(to, expected)?;
+        let step = Transition {
+            from,
+            to,
+            reason,
+            actor: &caller.subject,
+            note: &note,
+        };
+        store::move_match(&mut tx, id, &step, now).await?;
+        events::append(&mut tx, advanced_event(&current, &step)).await?;
+        let updated = store::load_match(&mut tx, id, Lock::None)
+            .await?
+            .ok_or_else(|| store::vanished("match"))?;
+        key.record(&mut tx, &updated, &id.to_string()).await?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    pub(super) async fn record_deal(
+        &self,
+        caller: Caller,
+        request: pb::RecordDealRequest,
+    ) -> ApiResult<pb::Deal> {
+        caller.require(MATCH_WRITERS)?;
+        let key = IdempotencyKey::new(&caller, "RecordDeal", &request.idempotency_key, &request)?;
+        let deal = NewDeal::try_from(&request)?;
+        let id = deal.match_id;
+        let now = self.clock.now();
+        let mut tx = self.pool.begin().await?;
+        if let Some(first) = key.replay::<pb::Deal>(&mut tx).await? {
+            return Ok(first);
+        }
+        let current = office_match(&mut tx, &caller, id, Lock::ForUpdate).await?;
+        let from = match_status(&current)?;
+        from.check_deal()?;
+        let deal_id = Uuid::now_v7();
+        store::insert_deal(&mut tx, deal_id, &current, &deal, &caller.subject, now).await?;
+        let step = Transition {
+            from,
+            to: MatchStatus::Deal,
+            reason: None,
+            actor: &caller.subject,
+            note: &deal.note,
+        };
+        store::move_match(&mut tx, id, &step, now).await?;
+        events::append_all(
+            &mut tx,
+            [
+                advanced_event(&current, &step),
+                NewEvent::new(
+                    BuyersEvent::DealRecorded,
+                    id,
+                    &pb::DealRecorded {
+                        deal_id: deal_id.to_string(),
+                        match_id: id.to_string(),
+                        need_id: current.need_id.clone(),
+                        company_id: current.company_id.clone(),
+                        buyer_id: match_buyer_id(&current),
+                        deal_type: deal.deal_type as i32,
+                        value: Some(deal.value.to_proto()),
+                        case_id: current.case_id.clone(),
+                    },
+                ),
+            ],
+        )
+        .await?;
+        let recorded = store::load_deal(&mut tx, deal_id, Lock::None)
+            .await?
+            .ok_or_else(|| store::vanished("deal"))?;
+        key.record(&mut tx, &recorded, &id.to_string()).await?;
+        tx.commit().await?;
+        Ok(recorded)
+    }
+
+    pub(super) async fn confirm_deal(
+        &self,
+        caller: Caller,
+        request: pb::ConfirmDealRequest,
+    ) -> ApiResult<pb::Deal> {
+        caller.require(COMPANY_SIDE)?;
+        let key = IdempotencyKey::new(&caller, "ConfirmDeal", &request.idempotency_key, &request)?;
+        let id = parse_id("deal_id", &request.deal_id)?;
+        let mut tx = self.pool.begin().await?;
+        if let Some(first) = key.replay::<pb::Deal>(&mut tx).await? {
+            return Ok(first);
+        }
+        let deal = store::load_deal(&mut tx, id, Lock::ForUpdate)
+            .await?
+            .ok_or_else(|| ApiError::not_found("deal", id))?;
+        if deal.confirmed {
+            return Ok(deal);
+        }
+        store::confirm_deal(&mut tx, id, self.clock.now()).await?;
+        events::append(
+            &mut tx,
+            NewEvent::new(
+                BuyersEvent::DealConfirmed,
+                &deal.match_id,
+                &pb::DealConfirmed {
+                    deal_id: deal.deal_id.clone(),
+                    match_id: deal.match_id.clone(),
+                    need_id: deal.need_id.clone(),
+                    company_id: deal.company_id.clone(),
+                    buyer_id: deal.buyer_id.clone(),
+                    case_id: deal.case_id.clone(),
+                },
+            ),
+        )
+        .await?;
+        let deal = store::load_deal(&mut tx, id, Lock::None)
+            .await?
+            .ok_or_else(|| store::vanished("deal"))?;
+        key.record(&mut tx, &deal, &deal.match_id).await?;
+        tx.commit().await?;
+        Ok(deal)
+    }
+
+    pub(super) async fn list_unconfirmed_deals(
+        &self,
+        caller: Caller,
+        request: pb::ListUnconfirmedDealsRequest,
+    ) -> ApiResult<pb::ListUnconfirmedDealsResponse> {
+        caller.require(DEAL_READERS)?;
+        let UnconfirmedDealQuery { mut filter, page } = UnconfirmedDealQuery::try_from(&request)?;
+        filter.office = listed_office(&caller, filter.office);
+        let mut conn = self.pool.acquire().await?;
+        let mut deals = store::list_unconfirmed_deals(&mut conn, &filter, &page).await?;
+        let next_page_token = page.finish(&mut deals, |(key, _)| *key);
+        Ok(pb::ListUnconfirmedDealsResponse {
+            deals: deals.into_iter().map(|(_, deal)| deal).collect(),
+            next_page_token,
+        })
+    }
+}

@@ -1,0 +1,3 @@
+//! Command-line tasks beside serving.
+
+pub mod seed;
