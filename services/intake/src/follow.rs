@@ -4,29 +4,39 @@
 //! Each event is applied in one transaction with the cursor that records
 //! it, under a lock on that cursor row: after a crash intake resumes exactly
 //! after the last applied event, and replicas following the same feed
-//! apply every event once.
+//! apply each event once.
+//!
+//! The cursor is stored with the epoch of the feed it was read in. An owner
+//! whose database was recreated or restored numbers its events anew, so the
+//! cursor means nothing there: the feed says so (another epoch, or a cursor
+//! past its head) and intake reads it again from the start. Reading again
+//! is safe: needs only move forward, a found need opens once per case and
+//! topic, and each owner event writes its timeline line once.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use onestop_contracts::events::v1::event_feed_client::EventFeedClient;
-use onestop_contracts::events::v1::{Event, WatchRequest};
+use onestop_contracts::event_types::IntakeEvent;
+use onestop_contracts::events::v1::event_feed_service_client::EventFeedServiceClient;
+use onestop_contracts::events::v1::{Event, WatchRequest, watch_response};
 use onestop_contracts::intake::v1 as pb;
-use onestop_domain::{CountryCode, HsInterest};
+use onestop_domain::{CountryCode, HsInterest, NeedOwner};
 use onestop_platform::client::ServiceCredentials;
 use onestop_platform::events::{self, NewEvent};
 use onestop_platform::server::CancellationToken;
 use onestop_platform::telemetry;
 use onestop_platform::time::from_timestamp;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, PgPool};
 use tonic::transport::Channel;
+use tonic_types::StatusExt;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::domain::case::{NeedSpec, PlannedNeed};
-use crate::domain::owner_events::{self, NewNeed, OwnerUpdate, Progress, Subject};
+use crate::domain::case::{NeedSpec, NeedStatus, PlannedNeed};
+use crate::domain::company::snapshot;
+use crate::domain::owner_events::{self, NewNeed, OwnerUpdate, Subject, feed_name};
 use crate::needs;
-use crate::store;
+use crate::store::{self, FeedCursor, Lock, NewEntry};
 use crate::upstreams::Upstreams;
 
 const RECONNECT_FIRST: Duration = Duration::from_millis(250);
@@ -34,21 +44,39 @@ const RECONNECT_MAX: Duration = Duration::from_secs(10);
 
 pub struct Follower {
     pool: PgPool,
-    source: &'static str,
+    owner: NeedOwner,
     channel: Channel,
     credentials: ServiceCredentials,
+}
+
+/// How one Watch on the feed ended.
+enum Followed {
+    /// The stream ended after applying this many events.
+    Applied(usize),
+    /// The stored cursor did not fit the feed and was set back to its start.
+    Restarted,
+}
+
+/// What applying one event did.
+enum Applied {
+    Now,
+    /// Another replica applied it first.
+    Already,
+    /// The stored cursor belongs to another epoch than this stream's
+    /// (another replica moved on): this stream must stop.
+    OtherEpoch,
 }
 
 impl Follower {
     pub fn new(
         pool: PgPool,
-        source: &'static str,
+        owner: NeedOwner,
         channel: Channel,
         credentials: ServiceCredentials,
     ) -> Self {
         Self {
             pool,
-            source,
+            owner,
             channel,
             credentials,
         }
@@ -56,18 +84,23 @@ impl Follower {
 
     /// One follower per configured owner.
     pub fn for_upstreams(pool: &PgPool, upstreams: &Upstreams) -> Vec<Self> {
-        [
-            ("mentoring", &upstreams.mentoring),
-            ("buyers", &upstreams.buyers),
-            ("referral", &upstreams.referral),
-        ]
-        .into_iter()
-        .filter_map(|(source, channel)| {
-            channel.clone().map(|channel| {
-                Self::new(pool.clone(), source, channel, upstreams.credentials.clone())
+        upstreams
+            .configured_owners()
+            .into_iter()
+            .filter_map(|owner| {
+                let channel = upstreams.channel(owner)?.clone();
+                Some(Self::new(
+                    pool.clone(),
+                    owner,
+                    channel,
+                    upstreams.credentials.clone(),
+                ))
             })
-        })
-        .collect()
+            .collect()
+    }
+
+    fn source(&self) -> &'static str {
+        feed_name(self.owner)
     }
 
     /// Follows the feed until shutdown, reconnecting with backoff whenever
@@ -80,10 +113,11 @@ impl Follower {
                 outcome = self.follow_once() => outcome,
             };
             match outcome {
-                Ok(applied) if applied > 0 => wait = RECONNECT_FIRST,
-                Ok(_) => {}
+                Ok(Followed::Applied(applied)) if applied > 0 => wait = RECONNECT_FIRST,
+                Ok(Followed::Restarted) => wait = RECONNECT_FIRST,
+                Ok(Followed::Applied(_)) => {}
                 Err(error) => {
-                    tracing::debug!(source = self.source, error = %error, "owner feed interrupted")
+                    tracing::debug!(source = self.source(), error = %error, "owner feed interrupted")
                 }
             }
             tokio::select! {
@@ -94,96 +128,119 @@ impl Follower {
         }
     }
 
-    /// Watches from the stored cursor until the stream ends or fails;
-    /// returns how many events were applied.
-    async fn follow_once(&self) -> anyhow::Result<usize> {
-        let after = self.cursor().await?;
+    /// Watches from the stored cursor, in its epoch, until the stream ends
+    /// or fails.
+    async fn follow_once(&self) -> anyhow::Result<Followed> {
+        let stored = store::feed_cursor(&mut *self.pool.acquire().await?, self.source()).await?;
         let request = WatchRequest {
-            after,
-            types: owner_events::followed_types(self.source)
-                .iter()
-                .map(|t| (*t).to_owned())
-                .collect(),
+            after: stored.last_event_id,
+            types: owner_events::followed_types(self.owner),
+            epoch: stored.epoch.clone(),
             ..Default::default()
         };
-        let mut client =
-            EventFeedClient::with_interceptor(self.channel.clone(), self.credentials.clone());
+        let mut client = EventFeedServiceClient::with_interceptor(
+            self.channel.clone(),
+            self.credentials.clone(),
+        );
         let mut stream = match client.watch(request).await {
             Ok(response) => response.into_inner(),
-            Err(status) if status.code() == tonic::Code::OutOfRange => {
-                // Retention dropped events intake never saw; the gap is
-                // logged loudly and following resumes at the oldest event
-                // still kept rather than stopping for good.
-                tracing::error!(
-                    source = self.source,
-                    after,
-                    "owner feed cursor expired; events were missed"
-                );
-                self.reset_cursor().await?;
-                return Ok(0);
-            }
-            Err(status) => return Err(status.into()),
+            Err(status) => return self.refused(&stored, &status).await,
         };
+        let mut epoch = String::new();
         let mut applied = 0;
-        while let Some(event) = stream.message().await? {
-            if self.apply(&event).await? {
-                applied += 1;
+        while let Some(message) = stream.message().await? {
+            match message.item {
+                Some(watch_response::Item::Status(status)) => {
+                    if !stored.epoch.is_empty() && status.epoch != stored.epoch {
+                        tracing::error!(
+                            source = self.source(),
+                            stored_epoch = %stored.epoch,
+                            feed_epoch = %status.epoch,
+                            "owner feed reports another epoch than the stored cursor's: \
+                             its database was recreated or restored; reading it again from the start"
+                        );
+                        return self.restart(&stored).await;
+                    }
+                    epoch = status.epoch;
+                }
+                Some(watch_response::Item::Event(event)) => match self.apply(&event, &epoch).await?
+                {
+                    Applied::Now => applied += 1,
+                    Applied::Already => {}
+                    Applied::OtherEpoch => break,
+                },
+                None => {}
             }
         }
-        Ok(applied)
+        Ok(Followed::Applied(applied))
     }
 
-    async fn cursor(&self) -> Result<i64, sqlx::Error> {
-        Ok(
-            sqlx::query_scalar("SELECT last_event_id FROM feed_cursor WHERE source = $1")
-                .bind(self.source)
-                .fetch_optional(&self.pool)
-                .await?
-                .unwrap_or(0),
-        )
+    /// The feed refused the stored cursor. A cursor of another epoch, or
+    /// past the feed's head, means the owner's database was recreated or
+    /// restored: read it again from the start. A cursor older than the
+    /// feed's retention means events were missed for good: say so loudly
+    /// and go on from the oldest event still kept rather than stop.
+    async fn refused(
+        &self,
+        stored: &FeedCursor,
+        status: &tonic::Status,
+    ) -> anyhow::Result<Followed> {
+        let reason = status
+            .get_details_error_info()
+            .map(|info| info.reason)
+            .unwrap_or_default();
+        match (status.code(), reason.as_str()) {
+            (tonic::Code::FailedPrecondition, "FEED_EPOCH_CHANGED")
+            | (tonic::Code::OutOfRange, "CURSOR_AHEAD") => tracing::error!(
+                source = self.source(),
+                after = stored.last_event_id,
+                stored_epoch = %stored.epoch,
+                reason,
+                "owner feed no longer knows the stored cursor: its database was recreated or \
+                 restored; reading it again from the start"
+            ),
+            (tonic::Code::OutOfRange, _) => tracing::error!(
+                source = self.source(),
+                after = stored.last_event_id,
+                reason,
+                "owner feed cursor expired; events were missed"
+            ),
+            _ => return Err(status.clone().into()),
+        }
+        self.restart(stored).await
     }
 
-    async fn reset_cursor(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE feed_cursor SET last_event_id = 0 WHERE source = $1")
-            .bind(self.source)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+    async fn restart(&self, stored: &FeedCursor) -> anyhow::Result<Followed> {
+        let mut conn = self.pool.acquire().await?;
+        store::restart_feed_cursor(&mut conn, self.source(), stored).await?;
+        Ok(Followed::Restarted)
     }
 
-    /// Applies one event unless another replica already has; `true` when
-    /// this call applied it.
-    pub async fn apply(&self, event: &Event) -> anyhow::Result<bool> {
-        let span = tracing::info_span!("owner_event.apply", source = self.source, event_type = %event.r#type, event_id = event.id);
+    /// Applies one event of the feed's `epoch` unless another replica
+    /// already has.
+    async fn apply(&self, event: &Event, epoch: &str) -> anyhow::Result<Applied> {
+        let source = self.source();
+        let span = tracing::info_span!("owner_event.apply", source, event_type = %event.r#type, event_id = event.id);
         telemetry::continue_trace(&span, &event.traceparent, &event.tracestate);
         async {
             let mut tx = self.pool.begin().await?;
-            sqlx::query(
-                "INSERT INTO feed_cursor (source, last_event_id) VALUES ($1, 0) ON CONFLICT DO NOTHING",
-            )
-            .bind(self.source)
-            .execute(&mut *tx)
-            .await?;
-            let last: i64 = sqlx::query_scalar(
-                "SELECT last_event_id FROM feed_cursor WHERE source = $1 FOR UPDATE",
-            )
-            .bind(self.source)
-            .fetch_one(&mut *tx)
-            .await?;
-            if event.id <= last {
-                return Ok(false);
+            let cursor = store::lock_feed_cursor(&mut tx, source).await?;
+            if !cursor.epoch.is_empty() && cursor.epoch != epoch {
+                return Ok(Applied::OtherEpoch);
             }
-            if let Some(update) = owner_events::interpret(self.source, event) {
-                let at = event.occurred_at.as_ref().and_then(from_timestamp);
-                apply_update(&mut tx, self.source, &event.r#type, at, &update).await?;
+            if event.id <= cursor.last_event_id {
+                return Ok(Applied::Already);
             }
-            sqlx::query("UPDATE feed_cursor SET last_event_id = $2 WHERE source = $1")
-                .bind(self.source)
-                .bind(event.id)
-                .execute(&mut *tx)
-                .await?;
+            if let Some(update) = owner_events::interpret(self.owner, event) {
+                apply_update(&mut tx, source, event, &update).await?;
+            }
+            let applied = FeedCursor {
+                last_event_id: event.id,
+                epoch: epoch.to_owned(),
+            };
+            store::save_feed_cursor(&mut tx, source, &applied).await?;
             tx.commit().await?;
-            Ok(true)
+            Ok(Applied::Now)
         }
         .instrument(span)
         .await
@@ -196,29 +253,11 @@ async fn resolve(
     subject: &Subject,
 ) -> Result<Option<(Uuid, Option<Uuid>)>, sqlx::Error> {
     match subject {
-        Subject::Need(need_id) => {
-            let case_id: Option<Uuid> =
-                sqlx::query_scalar("SELECT case_id FROM need WHERE id = $1")
-                    .bind(need_id)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-            Ok(case_id.map(|case_id| (case_id, Some(*need_id))))
-        }
+        Subject::Need(need_id) => Ok(store::case_of_need(conn, *need_id)
+            .await?
+            .map(|case_id| (case_id, Some(*need_id)))),
         Subject::Company(company_id, category) => {
-            let row = sqlx::query(
-                "SELECT c.id AS case_id, n.id AS need_id
-                   FROM support_case c
-                   LEFT JOIN need n ON n.case_id = c.id AND n.category = $2
-                                   AND n.status NOT IN ('DONE', 'CANCELLED')
-                  WHERE c.company_id = $1 AND c.status = 'OPEN'
-                  ORDER BY (n.id IS NULL), c.opened_at DESC, n.position
-                  LIMIT 1",
-            )
-            .bind(company_id)
-            .bind(category.as_str())
-            .fetch_optional(&mut *conn)
-            .await?;
-            Ok(row.map(|row| (row.get("case_id"), row.get("need_id"))))
+            store::open_case_for(conn, *company_id, *category).await
         }
     }
 }
@@ -226,25 +265,28 @@ async fn resolve(
 async fn apply_update(
     conn: &mut PgConnection,
     source: &str,
-    event_type: &str,
-    at: Option<DateTime<Utc>>,
+    event: &Event,
     update: &OwnerUpdate,
 ) -> anyhow::Result<()> {
     let Some((case_id, need_id)) = resolve(conn, &update.subject).await? else {
         return Ok(());
     };
+    let at: Option<DateTime<Utc>> = event.occurred_at.as_ref().and_then(from_timestamp);
     store::add_timeline_entry(
         conn,
-        case_id,
-        need_id,
-        source,
-        event_type,
-        &update.summary,
-        at,
+        &NewEntry {
+            case_id,
+            need_id,
+            service: source,
+            kind: &event.r#type,
+            summary: &update.summary,
+            at,
+            source_event: Some(&owner_events::fingerprint(event)),
+        },
     )
     .await?;
     if let (Some(need_id), Some(progress)) = (need_id, update.progress) {
-        advance(conn, case_id, need_id, progress, event_type).await?;
+        advance(conn, case_id, need_id, progress, &event.r#type).await?;
     }
     if let Some(new_need) = &update.opens {
         open_found_need(conn, case_id, new_need).await?;
@@ -252,60 +294,31 @@ async fn apply_update(
     Ok(())
 }
 
-fn stored_progress(stored: &str) -> Option<Progress> {
-    match stored {
-        "ROUTED" => Some(Progress::Routed),
-        "IN_PROGRESS" => Some(Progress::InProgress),
-        "DONE" => Some(Progress::Done),
-        "CANCELLED" => Some(Progress::Cancelled),
-        _ => None,
-    }
-}
-
-fn status_proto(stored: Option<Progress>) -> pb::NeedStatus {
-    match stored {
-        None => pb::NeedStatus::Open,
-        Some(Progress::Routed) => pb::NeedStatus::Routed,
-        Some(Progress::InProgress) => pb::NeedStatus::InProgress,
-        Some(Progress::Done) => pb::NeedStatus::Done,
-        Some(Progress::Cancelled) => pb::NeedStatus::Cancelled,
-    }
-}
-
-/// Moves the need forward only: a late or replayed "accepted" never undoes
-/// "done", and nothing moves a need out of DONE or CANCELLED.
+/// Moves the need forward only (see [`NeedStatus::advances_to`]).
 async fn advance(
     conn: &mut PgConnection,
     case_id: Uuid,
     need_id: Uuid,
-    to: Progress,
+    to: NeedStatus,
     cause: &str,
 ) -> anyhow::Result<()> {
-    let stored: String = sqlx::query_scalar("SELECT status FROM need WHERE id = $1 FOR UPDATE")
-        .bind(need_id)
-        .fetch_one(&mut *conn)
-        .await?;
-    let from = stored_progress(&stored);
-    let finished = matches!(from, Some(Progress::Done | Progress::Cancelled));
-    if finished || from.is_some_and(|from| from >= to) {
+    let from = store::lock_need_status(conn, need_id)
+        .await?
+        .unwrap_or(NeedStatus::Open);
+    if !from.advances_to(to) {
         return Ok(());
     }
-    sqlx::query("UPDATE need SET status = $2 WHERE id = $1")
-        .bind(need_id)
-        .bind(to.as_str())
-        .execute(&mut *conn)
-        .await?;
+    store::set_need_status(conn, need_id, to).await?;
     events::append(
         conn,
         NewEvent::new(
-            "need.status_changed",
-            "case",
+            IntakeEvent::NeedStatusChanged,
             case_id,
             &pb::NeedStatusChanged {
                 need_id: need_id.to_string(),
                 case_id: case_id.to_string(),
-                from: status_proto(from) as i32,
-                to: status_proto(Some(to)) as i32,
+                from: from.to_proto() as i32,
+                to: to.to_proto() as i32,
                 cause: cause.to_owned(),
             },
         ),
@@ -320,34 +333,14 @@ async fn open_found_need(
     case_id: Uuid,
     found: &NewNeed,
 ) -> anyhow::Result<()> {
-    // Locked so two findings applied at once agree on positions.
-    let company_id: Uuid =
-        sqlx::query_scalar("SELECT company_id FROM support_case WHERE id = $1 FOR UPDATE")
-            .bind(case_id)
-            .fetch_one(&mut *conn)
-            .await?;
-    let already: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM need
-                         WHERE case_id = $1 AND category = $2
-                           AND status NOT IN ('DONE', 'CANCELLED')
-                           AND upper(detail) LIKE '%' || $3 || '%')",
-    )
-    .bind(case_id)
-    .bind(found.category.as_str())
-    .bind(&found.topic)
-    .fetch_one(&mut *conn)
-    .await?;
-    if already {
+    let company_id = store::lock_case(conn, case_id).await?;
+    if store::has_open_need_on(conn, case_id, found.category, &found.topic).await? {
         return Ok(());
     }
-    let Some(company) = store::load_company(conn, company_id, false).await? else {
+    let Some(company) = store::load_company(conn, company_id, Lock::None).await? else {
         return Ok(());
     };
-    let position: i32 =
-        sqlx::query_scalar("SELECT COALESCE(max(position) + 1, 0) FROM need WHERE case_id = $1")
-            .bind(case_id)
-            .fetch_one(&mut *conn)
-            .await?;
+    let position = store::next_need_position(conn, case_id).await?;
     let planned = PlannedNeed {
         spec: NeedSpec {
             category: found.category,
@@ -366,14 +359,8 @@ async fn open_found_need(
         owner: found.category.owner(),
         added_by_rule: true,
     };
-    let (_, opened) = needs::open_need(
-        conn,
-        case_id,
-        position.max(0) as usize,
-        &planned,
-        &store::snapshot(&company),
-    )
-    .await?;
+    let (_, opened) =
+        needs::open_need(conn, case_id, position, &planned, &snapshot(&company)).await?;
     events::append(conn, opened).await?;
     Ok(())
 }

@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use onestop_contracts::buyers::v1::OpenBuyerSearchRequest;
 use onestop_contracts::buyers::v1::buyer_service_client::BuyerServiceClient;
 use onestop_contracts::common::v1::NeedHandOff;
+use onestop_contracts::event_types::IntakeEvent;
 use onestop_contracts::intake::v1 as pb;
 use onestop_contracts::mentoring::v1::mentoring_service_client::MentoringServiceClient;
 use onestop_contracts::mentoring::v1::{RequestAdvisorRequest, request_advisor_response};
@@ -25,12 +26,12 @@ use onestop_platform::events::{self, NewEvent};
 use onestop_platform::server::CancellationToken;
 use onestop_platform::telemetry;
 use onestop_platform::time::Clock;
-use prost::Message;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, PgPool};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::store;
+use crate::startup::SERVICE_NAME;
+use crate::store::{self, AnnouncedNeed, DueNeed, NewEntry};
 use crate::upstreams::Upstreams;
 
 /// How often an idle relay looks for due needs.
@@ -102,44 +103,26 @@ impl Relay {
     async fn deliver_next(
         &self,
         now: DateTime<Utc>,
-        owners: &[&'static str],
+        owners: &[NeedOwner],
     ) -> anyhow::Result<Option<bool>> {
         let mut tx = self.pool.begin().await?;
-        let Some(row) = sqlx::query(
-            "SELECT id, case_id, owner, delivery_attempts FROM need
-              WHERE delivery = 'PENDING' AND next_delivery_at <= $1 AND owner = ANY($2)
-              ORDER BY next_delivery_at
-              LIMIT 1
-              FOR UPDATE SKIP LOCKED",
-        )
-        .bind(now)
-        .bind(owners)
-        .fetch_optional(&mut *tx)
-        .await?
-        else {
+        let Some(need) = store::claim_due_need(&mut tx, now, owners).await? else {
             return Ok(None);
         };
-        let need_id: Uuid = row.get("id");
-        let case_id: Uuid = row.get("case_id");
-        let attempts = row.get::<i32, _>("delivery_attempts").saturating_add(1);
-        let owner = NeedOwner::from_stored(row.get("owner"))
-            .ok_or_else(|| anyhow::anyhow!("need {need_id} has an unknown owner"))?;
-
-        let opened = opened_event(&mut tx, case_id, need_id).await?;
+        let announced = announced(&mut tx, need.case_id, need.need_id).await?;
         let span = tracing::info_span!(
             "need.hand_off",
-            need_id = %need_id,
-            owner = owner.as_str(),
-            attempt = attempts,
+            need_id = %need.need_id,
+            owner = need.owner.as_str(),
+            attempt = need.attempt,
         );
-        telemetry::continue_trace(&span, &opened.traceparent, &opened.tracestate);
+        telemetry::continue_trace(&span, &announced.traceparent, &announced.tracestate);
 
         let delivered = async {
-            match self.send(owner, &opened.hand_off).await {
+            match self.send(need.owner, &announced.hand_off).await {
                 Ok(record_id) => {
-                    mark_delivered(&mut tx, need_id, case_id, owner, &record_id, attempts, now)
-                        .await?;
-                    tracing::info!(attempts, "need delivered");
+                    mark_delivered(&mut tx, &need, &record_id, now).await?;
+                    tracing::info!(attempts = need.attempt, "need delivered");
                     Ok::<_, anyhow::Error>(true)
                 }
                 Err(status) => {
@@ -150,24 +133,15 @@ impl Relay {
                     let wait = if is_refusal(status.code()) {
                         self.upstreams.max_backoff.max(FIRST_RETRY)
                     } else {
-                        backoff(attempts, self.upstreams.max_backoff)
+                        backoff(need.attempt, self.upstreams.max_backoff)
                     };
                     let error: String = format!("{:?}: {}", status.code(), status.message())
                         .chars()
                         .take(ERROR_TEXT_LIMIT)
                         .collect();
-                    sqlx::query(
-                        "UPDATE need SET delivery_attempts = $2, last_delivery_error = $3,
-                                next_delivery_at = $4
-                          WHERE id = $1",
-                    )
-                    .bind(need_id)
-                    .bind(attempts)
-                    .bind(&error)
-                    .bind(now + chrono::Duration::from_std(wait)?)
-                    .execute(&mut *tx)
-                    .await?;
-                    tracing::warn!(attempts, code = ?status.code(), retry_in = ?wait, "need delivery failed");
+                    let next_attempt_at = now + chrono::Duration::from_std(wait)?;
+                    store::record_failed_attempt(&mut tx, &need, &error, next_attempt_at).await?;
+                    tracing::warn!(attempts = need.attempt, code = ?status.code(), retry_in = ?wait, "need delivery failed");
                     Ok(false)
                 }
             }
@@ -279,92 +253,60 @@ fn backoff(attempts: i32, max: Duration) -> Duration {
         .min(max.max(FIRST_RETRY))
 }
 
-struct OpenedNeed {
-    hand_off: NeedHandOff,
-    traceparent: String,
-    tracestate: String,
-}
-
-/// The need's `need.opened` event: the hand-off exactly as announced, with
-/// the trace of the request that opened it. Rebuilt from the need's row if
+/// The hand-off exactly as `need.opened` announced it, with the trace of
+/// the request that opened the need; rebuilt from the need's row if
 /// retention has already pruned the event.
-async fn opened_event(
+async fn announced(
     conn: &mut PgConnection,
     case_id: Uuid,
     need_id: Uuid,
-) -> anyhow::Result<OpenedNeed> {
-    let rows = sqlx::query(
-        "SELECT payload, traceparent, tracestate FROM event_log
-          WHERE aggregate_type = 'case' AND aggregate_id = $1 AND event_type = 'need.opened'
-          ORDER BY id",
-    )
-    .bind(case_id.to_string())
-    .fetch_all(&mut *conn)
-    .await?;
-    let wanted = need_id.to_string();
-    for row in rows {
-        let opened = pb::NeedOpened::decode(row.get::<&[u8], _>("payload"))?;
-        if let Some(hand_off) = opened.hand_off.filter(|h| h.need_id == wanted) {
-            return Ok(OpenedNeed {
-                hand_off,
-                traceparent: row.get("traceparent"),
-                tracestate: row.get("tracestate"),
-            });
-        }
+) -> anyhow::Result<AnnouncedNeed> {
+    if let Some(announced) = store::announced_need(conn, case_id, need_id).await? {
+        return Ok(announced);
     }
     let hand_off = store::rebuild_hand_off(conn, case_id, need_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("need {need_id} vanished"))?;
-    Ok(OpenedNeed {
+    Ok(AnnouncedNeed {
         hand_off,
         traceparent: String::new(),
         tracestate: String::new(),
     })
 }
 
+/// The owner's acknowledgement, with its timeline line and event.
 async fn mark_delivered(
     conn: &mut PgConnection,
-    need_id: Uuid,
-    case_id: Uuid,
-    owner: NeedOwner,
+    need: &DueNeed,
     record_id: &str,
-    attempts: i32,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    sqlx::query(
-        "UPDATE need SET delivery = 'DELIVERED', delivery_attempts = $2, last_delivery_error = '',
-                delivered_at = $3, owner_record_id = $4,
-                status = CASE WHEN status = 'OPEN' THEN 'ROUTED' ELSE status END
-          WHERE id = $1",
-    )
-    .bind(need_id)
-    .bind(attempts)
-    .bind(now)
-    .bind(record_id)
-    .execute(&mut *conn)
-    .await?;
+    store::mark_delivered(conn, need, record_id, now).await?;
+    let delivered = IntakeEvent::NeedDelivered;
     store::add_timeline_entry(
         conn,
-        case_id,
-        Some(need_id),
-        "intake",
-        "need.delivered",
-        &format!("Handed to {}", owner_name(owner)),
-        None,
+        &NewEntry {
+            case_id: need.case_id,
+            need_id: Some(need.need_id),
+            service: SERVICE_NAME,
+            kind: delivered.name(),
+            summary: &format!("Handed to {}", owner_name(need.owner)),
+            at: None,
+            source_event: None,
+        },
     )
     .await?;
     events::append(
         conn,
         NewEvent::new(
-            "need.delivered",
-            "case",
-            case_id,
+            delivered,
+            need.case_id,
             &pb::NeedDelivered {
-                need_id: need_id.to_string(),
-                case_id: case_id.to_string(),
-                owner: owner.to_proto() as i32,
+                need_id: need.need_id.to_string(),
+                case_id: need.case_id.to_string(),
+                owner: need.owner.to_proto() as i32,
                 owner_record_id: record_id.to_owned(),
-                attempts: attempts.max(0) as u32,
+                attempts: need.attempt.max(0) as u32,
             },
         ),
     )

@@ -3,6 +3,7 @@ use onestop_intake::startup::{Application, DEFAULT_PORT, SERVICE_NAME};
 use onestop_intake::upstreams::UpstreamSettings;
 use onestop_platform::cli::AdminCommand;
 use onestop_platform::config::ServerSettings;
+use onestop_platform::server::Application as _;
 
 /// OneStop intake service: companies, readiness diagnosis, growth stage,
 /// cases and their needs. Serves gRPC on ONESTOP_LISTEN (default

@@ -4,6 +4,7 @@
 //! (a certification gap found in a sample test).
 
 use onestop_contracts::common::v1::{CompanySnapshot, NeedHandOff};
+use onestop_contracts::event_types::IntakeEvent;
 use onestop_contracts::intake::v1 as pb;
 use onestop_domain::NeedCategory;
 use onestop_platform::events::NewEvent;
@@ -13,7 +14,8 @@ use uuid::Uuid;
 
 use crate::domain::case::PlannedNeed;
 use crate::handoff::owner_name;
-use crate::store;
+use crate::startup::SERVICE_NAME;
+use crate::store::{self, NewEntry};
 
 /// Stores `need` at `position` on the case and returns its id and the
 /// `need.opened` event to append once the rest of the change is written.
@@ -26,19 +28,22 @@ pub async fn open_need(
 ) -> Result<(Uuid, NewEvent), sqlx::Error> {
     let need_id = Uuid::now_v7();
     let opened_at = store::insert_need(conn, need_id, case_id, position, need).await?;
+    let opened = IntakeEvent::NeedOpened;
     store::add_timeline_entry(
         conn,
-        case_id,
-        Some(need_id),
-        "intake",
-        "need.opened",
-        &summary(need),
-        None,
+        &NewEntry {
+            case_id,
+            need_id: Some(need_id),
+            service: SERVICE_NAME,
+            kind: opened.name(),
+            summary: &summary(need),
+            at: None,
+            source_event: None,
+        },
     )
     .await?;
     let event = NewEvent::new(
-        "need.opened",
-        "case",
+        opened,
         case_id,
         &pb::NeedOpened {
             hand_off: Some(NeedHandOff {

@@ -1,4 +1,5 @@
-//! Builds the intake server: bind first, then database, then serve.
+//! Builds the intake server: bind first, then database, then serve with the
+//! hand-off relay and the owners' feed followers beside it.
 
 use onestop_contracts::intake::v1::intake_service_server::IntakeServiceServer;
 use onestop_platform::config::ServerSettings;
@@ -45,20 +46,23 @@ impl Application {
         Ok(Self { host, upstreams })
     }
 
-    pub fn local_addr(&self) -> std::net::SocketAddr {
-        self.host.local_addr()
-    }
-
     pub fn pool(&self) -> PgPool {
         self.host.pool().clone()
     }
+}
 
-    /// Cancel to shut the server down gracefully.
-    pub fn shutdown_token(&self) -> CancellationToken {
+impl onestop_platform::server::Application for Application {
+    fn local_addr(&self) -> std::net::SocketAddr {
+        self.host.local_addr()
+    }
+
+    /// Cancel to shut the server, the relay and the followers down
+    /// gracefully.
+    fn shutdown_token(&self) -> CancellationToken {
         self.host.shutdown_token()
     }
 
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+    async fn run_until_stopped(self) -> anyhow::Result<()> {
         let pool = self.host.pool().clone();
         let shutdown = self.host.shutdown_token();
         let relay = Relay::new(pool.clone(), self.upstreams.clone(), Arc::new(SystemClock));

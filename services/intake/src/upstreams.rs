@@ -70,12 +70,11 @@ impl Upstreams {
         }
     }
 
-    /// Owners intake can deliver to, as stored in `need.owner`.
-    pub fn configured_owners(&self) -> Vec<&'static str> {
+    /// Owners intake can deliver to and follow.
+    pub fn configured_owners(&self) -> Vec<NeedOwner> {
         [NeedOwner::Mentoring, NeedOwner::Buyers, NeedOwner::Referral]
             .into_iter()
             .filter(|owner| self.channel(*owner).is_some())
-            .map(NeedOwner::as_str)
             .collect()
     }
 }

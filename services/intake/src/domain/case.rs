@@ -1,8 +1,12 @@
-//! Which needs a case gets, and who owns each.
+//! Cases: which needs a case gets and who owns each, how far a need has
+//! come, and what the case RPCs ask for, validated.
 
+use chrono::{DateTime, Utc};
 use onestop_contracts::intake::v1 as pb;
 use onestop_domain::{CountryCode, GrowthStage, HsInterest, NeedCategory, NeedOwner};
 use onestop_platform::Violations;
+use onestop_platform::pagination::Page;
+use uuid::Uuid;
 
 const MAX_NEEDS: usize = 20;
 const MAX_DETAIL: usize = 2000;
@@ -23,7 +27,167 @@ pub struct PlannedNeed {
     pub added_by_rule: bool,
 }
 
-pub fn parse_needs(needs: &[pb::NeedRequest], violations: &mut Violations) -> Vec<NeedSpec> {
+/// OpenCase, validated.
+#[derive(Debug)]
+pub struct NewCase {
+    pub company_id: Uuid,
+    pub needs: Vec<NeedSpec>,
+}
+
+impl TryFrom<&pb::OpenCaseRequest> for NewCase {
+    type Error = Violations;
+    fn try_from(request: &pb::OpenCaseRequest) -> Result<Self, Violations> {
+        let mut violations = Violations::default();
+        let company_id = violations.id("company_id", &request.company_id);
+        let needs = parse_needs(&request.needs, &mut violations);
+        violations.finish_with(|| {
+            Some(NewCase {
+                company_id: company_id?,
+                needs,
+            })
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaseStatus {
+    Open,
+    Closed,
+}
+
+impl CaseStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "OPEN",
+            Self::Closed => "CLOSED",
+        }
+    }
+
+    pub fn from_stored(text: &str) -> Option<Self> {
+        [Self::Open, Self::Closed]
+            .into_iter()
+            .find(|status| status.as_str() == text)
+    }
+
+    pub fn to_proto(self) -> pb::CaseStatus {
+        match self {
+            Self::Open => pb::CaseStatus::Open,
+            Self::Closed => pb::CaseStatus::Closed,
+        }
+    }
+}
+
+/// Which cases a listing shows.
+#[derive(Debug, Default)]
+pub struct CaseFilter {
+    pub company_id: Option<Uuid>,
+    pub status: Option<CaseStatus>,
+}
+
+#[derive(Debug)]
+pub struct CaseQuery {
+    pub filter: CaseFilter,
+    /// Oldest first: the key is the case id (a UUIDv7, so time-ordered).
+    pub page: Page<Uuid>,
+}
+
+impl TryFrom<&pb::ListCasesRequest> for CaseQuery {
+    type Error = Violations;
+    fn try_from(request: &pb::ListCasesRequest) -> Result<Self, Violations> {
+        let mut violations = Violations::default();
+        let page = Page::parse(request.page_size, &request.page_token, &mut violations);
+        let company_id = (!request.company_id.is_empty())
+            .then(|| violations.id("company_id", &request.company_id))
+            .flatten();
+        let status = match pb::CaseStatus::try_from(request.status) {
+            Ok(pb::CaseStatus::Unspecified) => None,
+            Ok(pb::CaseStatus::Open) => Some(CaseStatus::Open),
+            Ok(pb::CaseStatus::Closed) => Some(CaseStatus::Closed),
+            Err(_) => {
+                violations.add("status", "OPEN or CLOSED");
+                None
+            }
+        };
+        let filter = CaseFilter { company_id, status };
+        violations.finish_with(|| Some(CaseQuery { filter, page }))
+    }
+}
+
+/// A page of a case's timeline, oldest first: entries sort by when they
+/// happened, then by when intake learned of them.
+#[derive(Debug)]
+pub struct TimelineQuery {
+    pub case_id: Uuid,
+    pub page: Page<(DateTime<Utc>, i64)>,
+}
+
+impl TryFrom<&pb::GetCaseTimelineRequest> for TimelineQuery {
+    type Error = Violations;
+    fn try_from(request: &pb::GetCaseTimelineRequest) -> Result<Self, Violations> {
+        let mut violations = Violations::default();
+        let case_id = violations.id("case_id", &request.case_id);
+        let page = Page::parse(request.page_size, &request.page_token, &mut violations);
+        violations.finish_with(|| {
+            Some(TimelineQuery {
+                case_id: case_id?,
+                page,
+            })
+        })
+    }
+}
+
+/// How far a need has come. The order is the order a need moves in, and it
+/// only ever moves forward: a late or replayed "accepted" never undoes
+/// "done", and nothing moves a need out of DONE or CANCELLED.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum NeedStatus {
+    Open,
+    Routed,
+    InProgress,
+    Done,
+    Cancelled,
+}
+
+impl NeedStatus {
+    const ALL: [Self; 5] = [
+        Self::Open,
+        Self::Routed,
+        Self::InProgress,
+        Self::Done,
+        Self::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "OPEN",
+            Self::Routed => "ROUTED",
+            Self::InProgress => "IN_PROGRESS",
+            Self::Done => "DONE",
+            Self::Cancelled => "CANCELLED",
+        }
+    }
+
+    pub fn from_stored(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == text)
+    }
+
+    pub fn to_proto(self) -> pb::NeedStatus {
+        match self {
+            Self::Open => pb::NeedStatus::Open,
+            Self::Routed => pb::NeedStatus::Routed,
+            Self::InProgress => pb::NeedStatus::InProgress,
+            Self::Done => pb::NeedStatus::Done,
+            Self::Cancelled => pb::NeedStatus::Cancelled,
+        }
+    }
+
+    /// Whether a need at `self` moves on to `to`.
+    pub fn advances_to(self, to: NeedStatus) -> bool {
+        !matches!(self, Self::Done | Self::Cancelled) && to > self
+    }
+}
+
+fn parse_needs(needs: &[pb::NeedRequest], violations: &mut Violations) -> Vec<NeedSpec> {
     if needs.is_empty() {
         violations.add("needs", "at least one need");
     } else if needs.len() > MAX_NEEDS {
@@ -71,17 +235,25 @@ pub fn parse_needs(needs: &[pb::NeedRequest], violations: &mut Violations) -> Ve
     specs
 }
 
+/// What planning a case needs to know about the company.
+#[derive(Debug, Clone, Copy)]
+pub struct Standing {
+    pub stage: GrowthStage,
+    pub small_merchant: bool,
+    pub has_open_mentoring_need: bool,
+}
+
 /// Routes each requested need to its owner, and adds a MENTORING need for a
 /// company that is early on the ladder (DOMESTIC, FIRST_EXPORT) or a small
 /// merchant, unless the case asks for one or the company already has an
 /// open mentoring need: such companies need one long-term advisor more than
 /// anything else, and one is enough.
-pub fn plan(
-    requested: Vec<NeedSpec>,
-    stage: GrowthStage,
-    small_merchant: bool,
-    has_open_mentoring_need: bool,
-) -> Vec<PlannedNeed> {
+pub fn plan(requested: Vec<NeedSpec>, standing: Standing) -> Vec<PlannedNeed> {
+    let Standing {
+        stage,
+        small_merchant,
+        has_open_mentoring_need,
+    } = standing;
     let asked_for_mentoring = requested
         .iter()
         .any(|n| n.category == NeedCategory::Mentoring);
@@ -135,11 +307,31 @@ mod tests {
         }
     }
 
+    fn standing(stage: GrowthStage, small_merchant: bool, has_open: bool) -> Standing {
+        Standing {
+            stage,
+            small_merchant,
+            has_open_mentoring_need: has_open,
+        }
+    }
+
+    #[test]
+    fn needs_only_move_forward() {
+        assert!(NeedStatus::Open.advances_to(NeedStatus::Routed));
+        assert!(NeedStatus::Routed.advances_to(NeedStatus::Done));
+        assert!(!NeedStatus::InProgress.advances_to(NeedStatus::Routed));
+        assert!(!NeedStatus::Done.advances_to(NeedStatus::Cancelled));
+        assert!(!NeedStatus::Cancelled.advances_to(NeedStatus::Done));
+        for status in NeedStatus::ALL {
+            assert_eq!(NeedStatus::from_stored(status.as_str()), Some(status));
+        }
+    }
+
     #[test]
     fn early_companies_and_small_merchants_get_an_advisor() {
         let finance = || vec![need(NeedCategory::ExportFinance)];
         for stage in [GrowthStage::Domestic, GrowthStage::FirstExport] {
-            let planned = plan(finance(), stage, false, false);
+            let planned = plan(finance(), standing(stage, false, false));
             assert_eq!(planned.len(), 2);
             assert!(planned[1].added_by_rule);
             assert_eq!(planned[1].owner, NeedOwner::Mentoring);
@@ -148,17 +340,13 @@ mod tests {
                 vec![CountryCode::parse("VN").unwrap()]
             );
         }
-        assert_eq!(plan(finance(), GrowthStage::Strong, true, false).len(), 2);
-        assert_eq!(
-            plan(finance(), GrowthStage::Promising, false, false).len(),
-            1
-        );
-        assert_eq!(plan(finance(), GrowthStage::Domestic, false, true).len(), 1);
+        let planned = |stage, small, has_open| plan(finance(), standing(stage, small, has_open));
+        assert_eq!(planned(GrowthStage::Strong, true, false).len(), 2);
+        assert_eq!(planned(GrowthStage::Promising, false, false).len(), 1);
+        assert_eq!(planned(GrowthStage::Domestic, false, true).len(), 1);
         let asked = plan(
             vec![need(NeedCategory::Mentoring)],
-            GrowthStage::Domestic,
-            true,
-            false,
+            standing(GrowthStage::Domestic, true, false),
         );
         assert_eq!(asked.len(), 1);
         assert!(!asked[0].added_by_rule);

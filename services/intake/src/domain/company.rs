@@ -1,29 +1,19 @@
+//! Companies: what a valid profile is, which of its fields an update may
+//! replace, and what the company RPCs ask for, validated.
+
+use onestop_contracts::common::v1::CompanySnapshot;
 use onestop_contracts::intake::v1 as pb;
 use onestop_domain::{
     BusinessRegistrationNumber, CountryCode, GrowthStage, HsCode, KsicCode, LanguageCode, Money,
     Province,
 };
 use onestop_platform::Violations;
+use onestop_platform::pagination::Page;
+use uuid::Uuid;
 
 const MAX_NAME: usize = 200;
 const MAX_PRODUCTS: usize = 50;
 const MAX_CONTACTS: usize = 10;
-
-/// Profile fields a caller may name in an update mask.
-pub const UPDATABLE_FIELDS: [&str; 12] = [
-    "name_ko",
-    "name_en",
-    "region",
-    "industry_ksic",
-    "hs_codes",
-    "employees",
-    "annual_revenue",
-    "export_revenue",
-    "export_countries",
-    "languages",
-    "small_merchant",
-    "contacts",
-];
 
 /// Personal data: never logged, never put in an event.
 #[derive(Clone, PartialEq, Eq)]
@@ -210,54 +200,267 @@ impl CompanyProfile {
     }
 }
 
-/// Overlays the fields named in `mask` (every updatable field when empty)
-/// from `update` onto `current`. Unknown names and the registration number
-/// are violations: the number identifies the company and never changes.
-pub fn apply_mask(
-    current: &pb::CompanyProfile,
-    update: &pb::CompanyProfile,
-    mask: &[String],
-    violations: &mut Violations,
-) -> pb::CompanyProfile {
-    let mut merged = current.clone();
-    let names: Vec<&str> = if mask.is_empty() {
-        UPDATABLE_FIELDS.to_vec()
-    } else {
-        mask.iter().map(String::as_str).collect()
-    };
-    if !update.business_registration_number.is_empty()
-        && update.business_registration_number.replace('-', "")
-            != current.business_registration_number
-    {
-        violations.add(
-            "profile.business_registration_number",
-            "the registration number identifies the company and cannot change; register the other number as its own company",
-        );
+/// RegisterCompany, validated.
+#[derive(Debug)]
+pub struct NewCompany {
+    pub profile: CompanyProfile,
+}
+
+impl TryFrom<&pb::RegisterCompanyRequest> for NewCompany {
+    type Error = Violations;
+    fn try_from(request: &pb::RegisterCompanyRequest) -> Result<Self, Violations> {
+        let mut violations = Violations::default();
+        let profile =
+            violations.required("profile", request.profile.as_ref(), CompanyProfile::parse);
+        violations.finish_with(|| Some(NewCompany { profile: profile? }))
     }
-    for (i, name) in names.iter().enumerate() {
-        match *name {
-            "name_ko" => merged.name_ko = update.name_ko.clone(),
-            "name_en" => merged.name_en = update.name_en.clone(),
-            "region" => merged.region = update.region.clone(),
-            "industry_ksic" => merged.industry_ksic = update.industry_ksic.clone(),
-            "hs_codes" => merged.hs_codes = update.hs_codes.clone(),
-            "employees" => merged.employees = update.employees,
-            "annual_revenue" => merged.annual_revenue = update.annual_revenue.clone(),
-            "export_revenue" => merged.export_revenue = update.export_revenue.clone(),
-            "export_countries" => merged.export_countries = update.export_countries.clone(),
-            "languages" => merged.languages = update.languages.clone(),
-            "small_merchant" => merged.small_merchant = update.small_merchant,
-            "contacts" => merged.contacts = update.contacts.clone(),
-            other => violations.add(
-                format!("update_mask[{i}]"),
-                format!(
-                    "{other:?} is not an updatable field; one of {}",
-                    UPDATABLE_FIELDS.join(", ")
-                ),
-            ),
+}
+
+/// A profile field an update mask may name. The registration number is
+/// not one: it identifies the company and never changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProfileField {
+    NameKo,
+    NameEn,
+    Region,
+    IndustryKsic,
+    HsCodes,
+    Employees,
+    AnnualRevenue,
+    ExportRevenue,
+    ExportCountries,
+    Languages,
+    SmallMerchant,
+    Contacts,
+}
+
+impl ProfileField {
+    pub const ALL: [Self; 12] = [
+        Self::NameKo,
+        Self::NameEn,
+        Self::Region,
+        Self::IndustryKsic,
+        Self::HsCodes,
+        Self::Employees,
+        Self::AnnualRevenue,
+        Self::ExportRevenue,
+        Self::ExportCountries,
+        Self::Languages,
+        Self::SmallMerchant,
+        Self::Contacts,
+    ];
+
+    /// The field's name in `CompanyProfile`, as masks and events spell it.
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::NameKo => "name_ko",
+            Self::NameEn => "name_en",
+            Self::Region => "region",
+            Self::IndustryKsic => "industry_ksic",
+            Self::HsCodes => "hs_codes",
+            Self::Employees => "employees",
+            Self::AnnualRevenue => "annual_revenue",
+            Self::ExportRevenue => "export_revenue",
+            Self::ExportCountries => "export_countries",
+            Self::Languages => "languages",
+            Self::SmallMerchant => "small_merchant",
+            Self::Contacts => "contacts",
         }
     }
-    merged
+
+    pub fn parse(path: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|field| field.path() == path)
+    }
+
+    /// Copies this field's value from `from` into `into`.
+    fn copy(self, from: &pb::CompanyProfile, into: &mut pb::CompanyProfile) {
+        match self {
+            Self::NameKo => into.name_ko = from.name_ko.clone(),
+            Self::NameEn => into.name_en = from.name_en.clone(),
+            Self::Region => into.region = from.region.clone(),
+            Self::IndustryKsic => into.industry_ksic = from.industry_ksic.clone(),
+            Self::HsCodes => into.hs_codes = from.hs_codes.clone(),
+            Self::Employees => into.employees = from.employees,
+            Self::AnnualRevenue => into.annual_revenue = from.annual_revenue.clone(),
+            Self::ExportRevenue => into.export_revenue = from.export_revenue.clone(),
+            Self::ExportCountries => into.export_countries = from.export_countries.clone(),
+            Self::Languages => into.languages = from.languages.clone(),
+            Self::SmallMerchant => into.small_merchant = from.small_merchant,
+            Self::Contacts => into.contacts = from.contacts.clone(),
+        }
+    }
+
+    /// Whether the field holds the same value in both profiles.
+    fn same_in(self, a: &pb::CompanyProfile, b: &pb::CompanyProfile) -> bool {
+        let mut copy = a.clone();
+        self.copy(b, &mut copy);
+        copy == *a
+    }
+}
+
+/// Names of the profile fields whose value differs. Contacts are compared,
+/// but only the field name is reported: events carry no personal data.
+pub fn changed_fields(before: &pb::CompanyProfile, after: &pb::CompanyProfile) -> Vec<String> {
+    ProfileField::ALL
+        .into_iter()
+        .filter(|field| !field.same_in(before, after))
+        .map(|field| field.path().to_owned())
+        .collect()
+}
+
+/// UpdateCompany, validated as far as it can be without the stored company:
+/// which fields to replace, and the values to replace them with.
+#[derive(Debug)]
+pub struct CompanyChange {
+    pub company_id: Uuid,
+    pub mask: Vec<ProfileField>,
+    pub update: pb::CompanyProfile,
+}
+
+impl TryFrom<&pb::UpdateCompanyRequest> for CompanyChange {
+    type Error = Violations;
+    fn try_from(request: &pb::UpdateCompanyRequest) -> Result<Self, Violations> {
+        let mut violations = Violations::default();
+        let company_id = violations.id("company_id", &request.company_id);
+        if request.profile.is_none() {
+            violations.add("profile", "required");
+        }
+        let paths = request
+            .update_mask
+            .as_ref()
+            .map(|mask| mask.paths.as_slice())
+            .unwrap_or_default();
+        if paths.is_empty() {
+            violations.add(
+                "update_mask",
+                "required: the profile fields to replace, e.g. \"employees\"",
+            );
+        }
+        let mut mask = Vec::new();
+        for (i, path) in paths.iter().enumerate() {
+            match ProfileField::parse(path) {
+                Some(field) => mask.push(field),
+                None => violations.add(
+                    format!("update_mask.paths[{i}]"),
+                    format!(
+                        "{path:?} is not an updatable field; one of {}",
+                        ProfileField::ALL.map(ProfileField::path).join(", ")
+                    ),
+                ),
+            }
+        }
+        violations.finish_with(|| {
+            Some(CompanyChange {
+                company_id: company_id?,
+                mask,
+                update: request.profile.clone()?,
+            })
+        })
+    }
+}
+
+impl CompanyChange {
+    /// The company's profile after the change, validated whole. A
+    /// registration number other than the stored one is refused: register
+    /// the other number as its own company.
+    pub fn apply_to(&self, current: &pb::CompanyProfile) -> Result<CompanyProfile, Violations> {
+        let mut violations = Violations::default();
+        let number = &self.update.business_registration_number;
+        if !number.is_empty() && number.replace('-', "") != current.business_registration_number {
+            violations.add(
+                "profile.business_registration_number",
+                "the registration number identifies the company and cannot change; register the other number as its own company",
+            );
+        }
+        let mut merged = current.clone();
+        for field in &self.mask {
+            field.copy(&self.update, &mut merged);
+        }
+        let profile = CompanyProfile::parse(&merged, "profile", &mut violations);
+        violations.finish_with(|| profile)
+    }
+}
+
+/// Which companies a listing shows.
+#[derive(Debug, Default)]
+pub struct CompanyFilter {
+    pub region: Option<Province>,
+    pub stage: Option<GrowthStage>,
+    pub small_merchants_only: bool,
+}
+
+#[derive(Debug)]
+pub struct CompanyQuery {
+    pub filter: CompanyFilter,
+    /// The key is the company id (a UUIDv7, so oldest first).
+    pub page: Page<Uuid>,
+}
+
+impl TryFrom<&pb::ListCompaniesRequest> for CompanyQuery {
+    type Error = Violations;
+    fn try_from(request: &pb::ListCompaniesRequest) -> Result<Self, Violations> {
+        let mut violations = Violations::default();
+        let page = Page::parse(request.page_size, &request.page_token, &mut violations);
+        let region = (!request.region.is_empty())
+            .then(|| violations.check("region", Province::parse(&request.region)))
+            .flatten();
+        let stage = match request.stage {
+            0 => None,
+            value => violations.check("stage", GrowthStage::from_proto(value)),
+        };
+        let filter = CompanyFilter {
+            region,
+            stage,
+            small_merchants_only: request.small_merchants_only,
+        };
+        violations.finish_with(|| Some(CompanyQuery { filter, page }))
+    }
+}
+
+/// The stage a stored company is on.
+pub fn stage_of(company: &pb::Company) -> GrowthStage {
+    GrowthStage::from_proto(company.stage).unwrap_or(GrowthStage::Domestic)
+}
+
+/// The company's in-house languages, as stored (so valid).
+pub fn languages_of(company: &pb::Company) -> Vec<LanguageCode> {
+    company
+        .profile
+        .iter()
+        .flat_map(|profile| &profile.languages)
+        .filter_map(|language| LanguageCode::parse(language).ok())
+        .collect()
+}
+
+/// Dashboards see companies without their contacts: they need the
+/// business picture, not the people.
+pub fn without_contacts(mut company: pb::Company) -> pb::Company {
+    if let Some(profile) = company.profile.as_mut() {
+        profile.contacts.clear();
+    }
+    company
+}
+
+/// The snapshot the owners get with a need: no personal data.
+pub fn snapshot(company: &pb::Company) -> CompanySnapshot {
+    let profile = company.profile.clone().unwrap_or_default();
+    CompanySnapshot {
+        company_id: company.company_id.clone(),
+        business_registration_number: profile.business_registration_number,
+        name_ko: profile.name_ko,
+        name_en: profile.name_en,
+        region: profile.region,
+        industry_ksic: profile.industry_ksic,
+        hs_codes: profile.hs_codes,
+        employees: profile.employees,
+        annual_revenue: profile.annual_revenue,
+        export_revenue: profile.export_revenue,
+        export_countries: profile.export_countries,
+        languages: profile.languages,
+        small_merchant: profile.small_merchant,
+        stage: company.stage,
+        readiness_score: company.readiness_score,
+    }
 }
 
 fn dedupe<T: Ord>(items: &mut Vec<T>) {

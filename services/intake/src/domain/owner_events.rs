@@ -3,47 +3,99 @@
 //! whether it opens a new need. Pure, so every mapping is testable alone.
 
 use onestop_contracts::buyers::v1 as buyers;
+use onestop_contracts::event_types::{BuyersEvent, MentoringEvent, ReferralEvent};
 use onestop_contracts::events::v1::Event;
 use onestop_contracts::mentoring::v1 as mentoring;
 use onestop_contracts::referral::v1 as referral;
-use onestop_domain::NeedCategory;
+use onestop_domain::{NeedCategory, NeedOwner};
 use prost::Name;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-/// Event families intake follows on each owner's feed.
-pub fn followed_types(source: &str) -> &'static [&'static str] {
-    match source {
-        "mentoring" => &["assignment.*"],
-        "buyers" => &[
-            "match.*",
-            "deal.*",
-            "consultation.*",
-            "sample.started",
-            "sample.certification_gap",
-        ],
-        "referral" => &["referral.*"],
-        _ => &[],
+use super::case::NeedStatus;
+
+/// The events intake follows on mentoring's feed: every step of an
+/// assignment.
+const MENTORING_FOLLOWED: &[MentoringEvent] = &[
+    MentoringEvent::AssignmentCreated,
+    MentoringEvent::AssignmentWaitlisted,
+    MentoringEvent::AssignmentReassigned,
+    MentoringEvent::AssignmentHandoverStarted,
+    MentoringEvent::AssignmentEnded,
+];
+
+/// On buyers' feed: matches, consultations, deals and sample tests.
+const BUYERS_FOLLOWED: &[BuyersEvent] = &[
+    BuyersEvent::MatchProposed,
+    BuyersEvent::MatchAdvanced,
+    BuyersEvent::ConsultationBooked,
+    BuyersEvent::DealRecorded,
+    BuyersEvent::DealConfirmed,
+    BuyersEvent::SampleStarted,
+    BuyersEvent::SampleCertificationGap,
+];
+
+/// On referral's feed: every move of a referral.
+const REFERRAL_FOLLOWED: &[ReferralEvent] = &[
+    ReferralEvent::Routed,
+    ReferralEvent::Unroutable,
+    ReferralEvent::Accepted,
+    ReferralEvent::Declined,
+    ReferralEvent::Rerouted,
+    ReferralEvent::SlaBreached,
+    ReferralEvent::Started,
+    ReferralEvent::Completed,
+    ReferralEvent::Failed,
+    ReferralEvent::Cancelled,
+    ReferralEvent::Exhausted,
+];
+
+/// The name an owner's feed goes by: its `FeedStatus.source`, the
+/// timeline's `service` and the key of intake's cursor on it.
+pub fn feed_name(owner: NeedOwner) -> &'static str {
+    match owner {
+        NeedOwner::Mentoring => "mentoring",
+        NeedOwner::Buyers => "buyers",
+        NeedOwner::Referral => "referral",
     }
 }
 
-/// How far a need has come; a need only ever moves forward.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Progress {
-    Routed,
-    InProgress,
-    Done,
-    Cancelled,
+/// Event types intake follows on `owner`'s feed.
+pub fn followed_types(owner: NeedOwner) -> Vec<String> {
+    let names: Vec<&str> = match owner {
+        NeedOwner::Mentoring => MENTORING_FOLLOWED.iter().map(|e| e.name()).collect(),
+        NeedOwner::Buyers => BUYERS_FOLLOWED.iter().map(|e| e.name()).collect(),
+        NeedOwner::Referral => REFERRAL_FOLLOWED.iter().map(|e| e.name()).collect(),
+    };
+    names.into_iter().map(str::to_owned).collect()
 }
 
-impl Progress {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Routed => "ROUTED",
-            Self::InProgress => "IN_PROGRESS",
-            Self::Done => "DONE",
-            Self::Cancelled => "CANCELLED",
-        }
+/// What makes an owner's event the same event when its feed is read again
+/// (from the start, after the owner's database was restored): its content,
+/// not its position, because a restored or recreated feed numbers its
+/// events anew.
+pub fn fingerprint(event: &Event) -> String {
+    let mut hash = Sha256::new();
+    let occurred = event.occurred_at.unwrap_or_default();
+    let payload = event.payload.clone().unwrap_or_default();
+    for part in [
+        event.r#type.as_bytes(),
+        event.aggregate_type.as_bytes(),
+        event.aggregate_id.as_bytes(),
+        &occurred.seconds.to_be_bytes(),
+        &occurred.nanos.to_be_bytes(),
+        payload.type_url.as_bytes(),
+        &payload.value,
+    ] {
+        // Length-prefixed, so no two different events run together into
+        // the same bytes.
+        hash.update((part.len() as u64).to_be_bytes());
+        hash.update(part);
     }
+    hash.finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 /// Which of intake's records an event is about.
@@ -72,7 +124,7 @@ pub struct NewNeed {
 pub struct OwnerUpdate {
     pub subject: Subject,
     pub summary: String,
-    pub progress: Option<Progress>,
+    pub progress: Option<NeedStatus>,
     pub opens: Option<NewNeed>,
 }
 
@@ -96,7 +148,7 @@ fn subject(need_id: &str, company_id: &str, category: NeedCategory) -> Option<Su
 fn update(
     subject: Option<Subject>,
     summary: String,
-    progress: Option<Progress>,
+    progress: Option<NeedStatus>,
 ) -> Option<OwnerUpdate> {
     Some(OwnerUpdate {
         subject: subject?,
@@ -113,21 +165,20 @@ fn enum_name(name: &str, prefix: &str) -> String {
         .to_lowercase()
 }
 
-/// The update `event` from `source` implies, or `None` when it concerns
-/// nothing intake tracks.
-pub fn interpret(source: &str, event: &Event) -> Option<OwnerUpdate> {
-    match source {
-        "mentoring" => mentoring_update(event),
-        "buyers" => buyers_update(event),
-        "referral" => referral_update(event),
-        _ => None,
+/// The update `event` on `owner`'s feed implies, or `None` when it
+/// concerns nothing intake tracks.
+pub fn interpret(owner: NeedOwner, event: &Event) -> Option<OwnerUpdate> {
+    match owner {
+        NeedOwner::Mentoring => mentoring_update(event),
+        NeedOwner::Buyers => buyers_update(event),
+        NeedOwner::Referral => referral_update(event),
     }
 }
 
 fn mentoring_update(event: &Event) -> Option<OwnerUpdate> {
     let mentoring = NeedCategory::Mentoring;
-    match event.r#type.as_str() {
-        "assignment.created" => {
+    match MentoringEvent::parse(&event.r#type)? {
+        MentoringEvent::AssignmentCreated => {
             let e: mentoring::AssignmentCreated = decode(event)?;
             let line = if e.predecessor_assignment_id.is_empty() {
                 format!("Export advisor {} assigned", e.advisor_id)
@@ -137,10 +188,10 @@ fn mentoring_update(event: &Event) -> Option<OwnerUpdate> {
             update(
                 subject(&e.need_id, &e.company_id, mentoring),
                 line,
-                Some(Progress::InProgress),
+                Some(NeedStatus::InProgress),
             )
         }
-        "assignment.waitlisted" => {
+        MentoringEvent::AssignmentWaitlisted => {
             let e: mentoring::AssignmentWaitlisted = decode(event)?;
             update(
                 subject(&e.need_id, &e.company_id, mentoring),
@@ -148,10 +199,10 @@ fn mentoring_update(event: &Event) -> Option<OwnerUpdate> {
                     "Waiting for an export advisor with free capacity (position {})",
                     e.position
                 ),
-                Some(Progress::Routed),
+                Some(NeedStatus::Routed),
             )
         }
-        "assignment.reassigned" => {
+        MentoringEvent::AssignmentReassigned => {
             let e: mentoring::AssignmentReassigned = decode(event)?;
             let reason = mentoring::ReassignReason::try_from(e.reason)
                 .map(|r| enum_name(r.as_str_name(), "REASSIGN_REASON_"))
@@ -165,7 +216,7 @@ fn mentoring_update(event: &Event) -> Option<OwnerUpdate> {
                 None,
             )
         }
-        "assignment.handover_started" => {
+        MentoringEvent::AssignmentHandoverStarted => {
             let e: mentoring::AssignmentHandoverStarted = decode(event)?;
             let line = if e.successor_advisor_id.is_empty() {
                 format!(
@@ -180,7 +231,7 @@ fn mentoring_update(event: &Event) -> Option<OwnerUpdate> {
             };
             update(subject(&e.need_id, &e.company_id, mentoring), line, None)
         }
-        "assignment.ended" => {
+        MentoringEvent::AssignmentEnded => {
             let e: mentoring::AssignmentEnded = decode(event)?;
             let reason = mentoring::ReassignReason::try_from(e.reason)
                 .map(|r| enum_name(r.as_str_name(), "REASSIGN_REASON_"))
@@ -204,8 +255,8 @@ fn mentoring_update(event: &Event) -> Option<OwnerUpdate> {
 
 fn buyers_update(event: &Event) -> Option<OwnerUpdate> {
     let discovery = NeedCategory::BuyerDiscovery;
-    match event.r#type.as_str() {
-        "match.proposed" => {
+    match BuyersEvent::parse(&event.r#type)? {
+        BuyersEvent::MatchProposed => {
             let e: buyers::MatchProposed = decode(event)?;
             update(
                 subject(&e.need_id, &e.company_id, discovery),
@@ -213,10 +264,10 @@ fn buyers_update(event: &Event) -> Option<OwnerUpdate> {
                     "Verified buyer {} in {} proposed (rank {})",
                     e.buyer_id, e.buyer_country, e.rank
                 ),
-                Some(Progress::InProgress),
+                Some(NeedStatus::InProgress),
             )
         }
-        "match.advanced" => {
+        BuyersEvent::MatchAdvanced => {
             let e: buyers::MatchAdvanced = decode(event)?;
             let to = buyers::MatchStatus::try_from(e.to)
                 .map(|s| enum_name(s.as_str_name(), "MATCH_STATUS_"))
@@ -227,7 +278,7 @@ fn buyers_update(event: &Event) -> Option<OwnerUpdate> {
                 None,
             )
         }
-        "consultation.booked" => {
+        BuyersEvent::ConsultationBooked => {
             let e: buyers::ConsultationBooked = decode(event)?;
             let at = e
                 .start_time
@@ -240,7 +291,7 @@ fn buyers_update(event: &Event) -> Option<OwnerUpdate> {
                 None,
             )
         }
-        "deal.recorded" => {
+        BuyersEvent::DealRecorded => {
             let e: buyers::DealRecorded = decode(event)?;
             let kind = buyers::DealType::try_from(e.deal_type)
                 .map(|t| enum_name(t.as_str_name(), "DEAL_TYPE_"))
@@ -258,15 +309,15 @@ fn buyers_update(event: &Event) -> Option<OwnerUpdate> {
                 None,
             )
         }
-        "deal.confirmed" => {
+        BuyersEvent::DealConfirmed => {
             let e: buyers::DealConfirmed = decode(event)?;
             update(
                 subject(&e.need_id, &e.company_id, discovery),
                 format!("Deal with buyer {} confirmed by the company", e.buyer_id),
-                Some(Progress::Done),
+                Some(NeedStatus::Done),
             )
         }
-        "sample.started" => {
+        BuyersEvent::SampleStarted => {
             let e: buyers::SampleTestStarted = decode(event)?;
             update(
                 subject(&e.need_id, &e.company_id, NeedCategory::SampleTestMarketing),
@@ -275,10 +326,10 @@ fn buyers_update(event: &Event) -> Option<OwnerUpdate> {
                     e.hs_code,
                     e.buyer_ids.len()
                 ),
-                Some(Progress::InProgress),
+                Some(NeedStatus::InProgress),
             )
         }
-        "sample.certification_gap" => {
+        BuyersEvent::SampleCertificationGap => {
             let e: buyers::SampleCertificationGap = decode(event)?;
             let market = if e.country.is_empty() {
                 String::new()
@@ -323,16 +374,16 @@ fn referral_update(event: &Event) -> Option<OwnerUpdate> {
     let leg = referral.legs.last();
     let program = leg.map_or("", |leg| leg.program_id.as_str());
     let agency = leg.map_or("", |leg| leg.agency_id.as_str());
-    let (summary, progress) = match event.r#type.as_str() {
-        "referral.routed" => (
+    let (summary, progress) = match ReferralEvent::parse(&event.r#type)? {
+        ReferralEvent::Routed => (
             format!("Referred to program {program} ({agency})"),
-            Some(Progress::Routed),
+            Some(NeedStatus::Routed),
         ),
-        "referral.accepted" => (
+        ReferralEvent::Accepted => (
             format!("Program {program} ({agency}) accepted the referral"),
-            Some(Progress::InProgress),
+            Some(NeedStatus::InProgress),
         ),
-        "referral.declined" => {
+        ReferralEvent::Declined => {
             // The declined leg is the last one unless the decline already
             // re-routed to a new leg.
             let declined = referral
@@ -347,16 +398,16 @@ fn referral_update(event: &Event) -> Option<OwnerUpdate> {
             let program = declined.map_or(program, |leg| leg.program_id.as_str());
             (format!("Program {program} declined ({reason})"), None)
         }
-        "referral.rerouted" => (format!("Re-routed to program {program} ({agency})"), None),
-        "referral.sla_breached" => (
+        ReferralEvent::Rerouted => (format!("Re-routed to program {program} ({agency})"), None),
+        ReferralEvent::SlaBreached => (
             "A program did not answer in time; re-routing".to_owned(),
             None,
         ),
-        "referral.started" => (
+        ReferralEvent::Started => (
             format!("Program {program} started work"),
-            Some(Progress::InProgress),
+            Some(NeedStatus::InProgress),
         ),
-        "referral.completed" => {
+        ReferralEvent::Completed => {
             let outcome = referral
                 .outcome
                 .as_ref()
@@ -365,19 +416,19 @@ fn referral_update(event: &Event) -> Option<OwnerUpdate> {
                 .unwrap_or_default();
             (
                 format!("Program {program} completed: {outcome}"),
-                Some(Progress::Done),
+                Some(NeedStatus::Done),
             )
         }
-        "referral.failed" => (format!("Program {program} could not deliver"), None),
-        "referral.cancelled" => ("Referral cancelled".to_owned(), Some(Progress::Cancelled)),
-        "referral.exhausted" => (
+        ReferralEvent::Failed => (format!("Program {program} could not deliver"), None),
+        ReferralEvent::Cancelled => ("Referral cancelled".to_owned(), Some(NeedStatus::Cancelled)),
+        ReferralEvent::Exhausted => (
             format!(
                 "No program could take the need after {} attempt(s); an operator follows up",
                 referral.legs.len()
             ),
             None,
         ),
-        "referral.unroutable" => (
+        ReferralEvent::Unroutable => (
             "No eligible program for this need; an operator follows up".to_owned(),
             None,
         ),
@@ -404,9 +455,9 @@ mod tests {
     fn a_completed_referral_finishes_its_need() {
         let need = Uuid::now_v7();
         let update = interpret(
-            "referral",
+            NeedOwner::Referral,
             &event(
-                "referral.completed",
+                ReferralEvent::Completed.name(),
                 &referral::Referral {
                     need_id: need.to_string(),
                     legs: vec![referral::ReferralLeg {
@@ -423,7 +474,7 @@ mod tests {
         )
         .expect("a completion concerns the need");
         assert_eq!(update.subject, Subject::Need(need));
-        assert_eq!(update.progress, Some(Progress::Done));
+        assert_eq!(update.progress, Some(NeedStatus::Done));
         assert!(
             update.summary.contains("financing approved"),
             "{}",
@@ -435,9 +486,9 @@ mod tests {
     fn a_certification_gap_opens_a_certification_need() {
         let company = Uuid::now_v7();
         let update = interpret(
-            "buyers",
+            NeedOwner::Buyers,
             &event(
-                "sample.certification_gap",
+                BuyersEvent::SampleCertificationGap.name(),
                 &buyers::SampleCertificationGap {
                     company_id: company.to_string(),
                     certification: "fda".into(),
@@ -462,18 +513,18 @@ mod tests {
     #[test]
     fn a_payload_of_another_type_is_ignored() {
         let wrong = event(
-            "referral.completed",
+            ReferralEvent::Completed.name(),
             &buyers::DealConfirmed {
                 need_id: Uuid::now_v7().to_string(),
                 ..Default::default()
             },
         );
-        assert_eq!(interpret("referral", &wrong), None);
+        assert_eq!(interpret(NeedOwner::Referral, &wrong), None);
         assert_eq!(
             interpret(
-                "mentoring",
+                NeedOwner::Mentoring,
                 &event(
-                    "advisor.registered",
+                    MentoringEvent::AdvisorRegistered.name(),
                     &mentoring::AdvisorRegistered::default()
                 )
             ),
@@ -482,8 +533,39 @@ mod tests {
     }
 
     #[test]
-    fn progress_only_moves_forward() {
-        assert!(Progress::Routed < Progress::InProgress);
-        assert!(Progress::InProgress < Progress::Done);
+    fn a_replayed_event_has_the_same_fingerprint_and_another_event_not() {
+        let completed = referral::Referral {
+            need_id: Uuid::now_v7().to_string(),
+            ..Default::default()
+        };
+        let mut first = event(ReferralEvent::Completed.name(), &completed);
+        first.id = 7;
+        first.occurred_at = Some(prost_types::Timestamp {
+            seconds: 1_790_000_000,
+            nanos: 123_000,
+        });
+        // The same event read again from a restored feed, under another id.
+        let mut replayed = first.clone();
+        replayed.id = 3;
+        assert_eq!(fingerprint(&first), fingerprint(&replayed));
+
+        let mut later = first.clone();
+        later.occurred_at = Some(prost_types::Timestamp {
+            seconds: 1_790_000_001,
+            nanos: 123_000,
+        });
+        let mut other_type = first.clone();
+        other_type.r#type = ReferralEvent::Failed.name().to_owned();
+        assert_ne!(fingerprint(&first), fingerprint(&later));
+        assert_ne!(fingerprint(&first), fingerprint(&other_type));
+    }
+
+    #[test]
+    fn followed_types_fit_in_one_watch() {
+        for owner in [NeedOwner::Mentoring, NeedOwner::Buyers, NeedOwner::Referral] {
+            let types = followed_types(owner);
+            assert!(!types.is_empty());
+            assert!(types.len() <= 64, "a Watch takes at most 64 types");
+        }
     }
 }

@@ -5,7 +5,9 @@
 use onestop_contracts::intake::v1 as pb;
 use onestop_domain::{GrowthStage, LanguageCode, Money};
 use onestop_platform::Violations;
+use onestop_platform::pagination::Page;
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 const MAX_CERTIFICATIONS: usize = 30;
 
@@ -69,6 +71,65 @@ impl Answers {
             trade_show_experience: answers.trade_show_experience,
             export_plan: answers.export_plan,
             export_revenue: export_revenue?,
+        })
+    }
+
+    /// The answers as kept with the assessment: their canonical form
+    /// (trimmed certifications).
+    pub fn to_proto(&self) -> pb::ReadinessAnswers {
+        pb::ReadinessAnswers {
+            foreign_language_catalog: self.foreign_language_catalog,
+            foreign_language_website: self.foreign_language_website,
+            certifications: self.certifications.clone(),
+            dedicated_trade_staff: self.dedicated_trade_staff,
+            trade_show_experience: self.trade_show_experience,
+            export_plan: self.export_plan,
+            export_revenue: Some(self.export_revenue.to_proto()),
+        }
+    }
+}
+
+/// DiagnoseReadiness, validated.
+#[derive(Debug)]
+pub struct Diagnose {
+    pub company_id: Uuid,
+    pub answers: Answers,
+}
+
+impl TryFrom<&pb::DiagnoseReadinessRequest> for Diagnose {
+    type Error = Violations;
+    fn try_from(request: &pb::DiagnoseReadinessRequest) -> Result<Self, Violations> {
+        let mut violations = Violations::default();
+        let company_id = violations.id("company_id", &request.company_id);
+        let answers = Answers::parse(request.answers.as_ref(), &mut violations);
+        violations.finish_with(|| {
+            Some(Diagnose {
+                company_id: company_id?,
+                answers: answers?,
+            })
+        })
+    }
+}
+
+/// A page of a company's assessments, newest first.
+#[derive(Debug)]
+pub struct AssessmentQuery {
+    pub company_id: Uuid,
+    /// The key is the assessment's version.
+    pub page: Page<i32>,
+}
+
+impl TryFrom<&pb::ListAssessmentsRequest> for AssessmentQuery {
+    type Error = Violations;
+    fn try_from(request: &pb::ListAssessmentsRequest) -> Result<Self, Violations> {
+        let mut violations = Violations::default();
+        let company_id = violations.id("company_id", &request.company_id);
+        let page = Page::parse(request.page_size, &request.page_token, &mut violations);
+        violations.finish_with(|| {
+            Some(AssessmentQuery {
+                company_id: company_id?,
+                page,
+            })
         })
     }
 }

@@ -1,9 +1,8 @@
 use onestop_contracts::events::v1::WatchRequest;
-use onestop_contracts::events::v1::event_feed_client::EventFeedClient;
 use onestop_contracts::intake::v1 as pb;
 use onestop_platform::Role;
 use onestop_platform::auth::TokenKeys;
-use onestop_test_support::{Bearer, channel};
+use onestop_test_support::{Bearer, FeedClient};
 use std::time::Duration;
 use tonic::Code;
 
@@ -28,7 +27,7 @@ async fn calls_without_a_valid_token_are_unauthenticated() {
         Bearer::new(&foreign),
     ] {
         let status = intake
-            .client(bearer)
+            .api(bearer)
             .register_company(register())
             .await
             .unwrap_err();
@@ -40,8 +39,8 @@ async fn calls_without_a_valid_token_are_unauthenticated() {
 #[tokio::test]
 async fn roles_limit_what_a_caller_may_do() {
     let intake = Intake::start().await;
-    let dashboard = || intake.client(Bearer::role(Role::Dashboard, None));
-    let trade_office = intake.client(Bearer::role(Role::TradeOffice, Some("kbc-hanoi")));
+    let dashboard = || intake.dashboard();
+    let trade_office = intake.trade_office("kbc-hanoi");
 
     let status = dashboard().register_company(register()).await.unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
@@ -64,7 +63,7 @@ async fn roles_limit_what_a_caller_may_do() {
     assert!(seen.profile.unwrap().contacts.is_empty());
 
     let status = intake
-        .agency()
+        .kotra()
         .erase_personal_data(pb::ErasePersonalDataRequest {
             company_id: company.company_id.clone(),
         })
@@ -72,10 +71,7 @@ async fn roles_limit_what_a_caller_may_do() {
         .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
 
-    let mut agency_feed = EventFeedClient::with_interceptor(
-        channel(intake.addr),
-        Bearer::role(Role::Agency, Some("kotra")),
-    );
+    let mut agency_feed: FeedClient = intake.client(Bearer::agency("kotra"));
     let status = agency_feed
         .watch(WatchRequest::default())
         .await

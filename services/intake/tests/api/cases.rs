@@ -1,6 +1,8 @@
 use onestop_contracts::common::v1::{NeedCategory, NeedOwner};
+use onestop_contracts::event_types::IntakeEvent;
 use onestop_contracts::intake::v1 as pb;
 use onestop_contracts::intake::v1::NeedOpened;
+use onestop_test_support::all_pages;
 use prost::Message;
 use tonic::Code;
 
@@ -17,7 +19,7 @@ fn need(category: NeedCategory) -> pb::NeedRequest {
 
 async fn open(intake: &Intake, company_id: &str, needs: Vec<pb::NeedRequest>) -> pb::Case {
     intake
-        .agency()
+        .kotra()
         .open_case(pb::OpenCaseRequest {
             idempotency_key: String::new(),
             company_id: company_id.into(),
@@ -54,19 +56,25 @@ fn expected_owner(category: NeedCategory) -> NeedOwner {
     }
 }
 
-#[tokio::test]
-async fn every_category_is_routed_to_its_owner() {
-    let intake = Intake::start().await;
-    // PROMISING and not a small merchant: nothing is added by rule.
+/// A case with one need of every category, for a PROMISING company that
+/// is not a small merchant, so nothing is added by rule.
+async fn open_every_category(intake: &Intake, seed: u32) -> (pb::Company, pb::Case) {
     let company = intake
-        .register(&registration_number(200), 50_000_000, false)
+        .register(&registration_number(seed), 50_000_000, false)
         .await;
     let case = open(
-        &intake,
+        intake,
         &company.company_id,
         ALL.iter().map(|c| need(*c)).collect(),
     )
     .await;
+    (company, case)
+}
+
+#[tokio::test]
+async fn every_category_is_routed_to_its_owner() {
+    let intake = Intake::start().await;
+    let (company, case) = open_every_category(&intake, 200).await;
     assert_eq!(case.needs.len(), ALL.len());
     for (need, category) in case.needs.iter().zip(ALL) {
         assert_eq!(need.category, category as i32);
@@ -85,7 +93,7 @@ async fn every_category_is_routed_to_its_owner() {
     let events = intake.events_after(0).await;
     let hand_offs: Vec<NeedOpened> = events
         .iter()
-        .filter(|e| e.r#type == "need.opened")
+        .filter(|e| e.r#type == IntakeEvent::NeedOpened.name())
         .map(|e| NeedOpened::decode(e.payload.as_ref().unwrap().value.as_slice()).unwrap())
         .collect();
     assert_eq!(hand_offs.len(), ALL.len());
@@ -98,7 +106,11 @@ async fn every_category_is_routed_to_its_owner() {
         assert_eq!(snapshot.company_id, company.company_id);
         assert_eq!(snapshot.hs_codes, vec!["330420", "330499"]);
     }
-    assert!(events.iter().any(|e| e.r#type == "case.opened"));
+    assert!(
+        events
+            .iter()
+            .any(|e| e.r#type == IntakeEvent::CaseOpened.name())
+    );
     let raw: Vec<u8> = events
         .iter()
         .flat_map(|e| e.payload.as_ref().unwrap().value.clone())
@@ -106,19 +118,20 @@ async fn every_category_is_routed_to_its_owner() {
     assert!(!String::from_utf8_lossy(&raw).contains("hanbit-cosmetics.kr"));
 
     let timeline = intake
-        .agency()
+        .kotra()
         .get_case_timeline(pb::GetCaseTimelineRequest {
             case_id: case.case_id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(timeline.entries.len(), ALL.len() + 1);
-    assert_eq!(timeline.entries[0].kind, "case.opened");
+    assert_eq!(timeline.entries[0].kind, IntakeEvent::CaseOpened.name());
     assert!(
         timeline.entries[1..]
             .iter()
-            .all(|e| e.kind == "need.opened" && e.service == "intake")
+            .all(|e| e.kind == IntakeEvent::NeedOpened.name() && e.service == "intake")
     );
 }
 
@@ -168,7 +181,7 @@ async fn bad_needs_are_refused_and_nothing_is_stored() {
     let company = intake.register(&registration_number(206), 0, false).await;
     let events_before = intake.count("event_log").await;
     let status = intake
-        .agency()
+        .kotra()
         .open_case(pb::OpenCaseRequest {
             idempotency_key: String::new(),
             company_id: company.company_id.clone(),
@@ -197,7 +210,7 @@ async fn bad_needs_are_refused_and_nothing_is_stored() {
         ]
     );
     let empty = intake
-        .agency()
+        .kotra()
         .open_case(pb::OpenCaseRequest {
             idempotency_key: String::new(),
             company_id: "not-a-uuid".into(),
@@ -207,7 +220,7 @@ async fn bad_needs_are_refused_and_nothing_is_stored() {
         .unwrap_err();
     assert_eq!(violations(&empty), vec!["company_id", "needs"]);
     let unknown = intake
-        .agency()
+        .kotra()
         .open_case(pb::OpenCaseRequest {
             idempotency_key: String::new(),
             company_id: uuid::Uuid::now_v7().to_string(),
@@ -233,13 +246,13 @@ async fn open_case_is_idempotent_and_cases_list_by_page() {
         needs: vec![need(NeedCategory::Certification)],
     };
     let first = intake
-        .agency()
+        .kotra()
         .open_case(request.clone())
         .await
         .unwrap()
         .into_inner();
     let retry = intake
-        .agency()
+        .kotra()
         .open_case(request)
         .await
         .unwrap()
@@ -255,27 +268,80 @@ async fn open_case_is_idempotent_and_cases_list_by_page() {
     }
     assert_eq!(intake.count("support_case").await, 5);
 
-    let mut seen = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = intake
-            .agency()
-            .list_cases(pb::ListCasesRequest {
-                page_size: 2,
-                page_token: token.clone(),
-                company_id: company.company_id.clone(),
-                status: pb::CaseStatus::Open as i32,
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(page.cases.len() <= 2);
-        seen.extend(page.cases.into_iter().map(|c| c.case_id));
-        if page.next_page_token.is_empty() {
-            break;
+    let seen = all_pages(|page_token| {
+        let mut client = intake.kotra();
+        let company_id = company.company_id.clone();
+        async move {
+            let page = client
+                .list_cases(pb::ListCasesRequest {
+                    page_size: 2,
+                    page_token,
+                    company_id,
+                    status: pb::CaseStatus::Open as i32,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(page.cases.len() <= 2);
+            let ids = page.cases.into_iter().map(|c| c.case_id).collect();
+            (ids, page.next_page_token)
         }
-        token = page.next_page_token;
-    }
+    })
+    .await;
     assert_eq!(seen.len(), 5);
     assert_eq!(seen[0], first.case_id);
+}
+
+#[tokio::test]
+async fn the_timeline_pages_oldest_first() {
+    let intake = Intake::start().await;
+    let (_, case) = open_every_category(&intake, 208).await;
+    let page = |page_size: i32, page_token: String| {
+        let mut client = intake.kotra();
+        let case_id = case.case_id.clone();
+        async move {
+            client
+                .get_case_timeline(pb::GetCaseTimelineRequest {
+                    case_id,
+                    page_size,
+                    page_token,
+                })
+                .await
+        }
+    };
+    let whole = page(0, String::new()).await.unwrap().into_inner();
+    assert_eq!(whole.entries.len(), ALL.len() + 1);
+    assert!(whole.next_page_token.is_empty());
+
+    let mut pages = 0;
+    let paged = all_pages(|token| {
+        pages += 1;
+        let next = page(5, token);
+        async move {
+            let next = next.await.unwrap().into_inner();
+            assert!(next.entries.len() <= 5);
+            (next.entries, next.next_page_token)
+        }
+    })
+    .await;
+    assert_eq!(pages, 3);
+    assert_eq!(paged, whole.entries);
+    assert_eq!(paged[0].kind, IntakeEvent::CaseOpened.name());
+    assert!(
+        paged
+            .windows(2)
+            .all(|w| w[0].at.unwrap().seconds <= w[1].at.unwrap().seconds)
+    );
+
+    let forged = page(5, "not-a-token".into()).await.unwrap_err();
+    assert_eq!(violations(&forged), vec!["page_token"]);
+    let unknown = intake
+        .kotra()
+        .get_case_timeline(pb::GetCaseTimelineRequest {
+            case_id: uuid::Uuid::now_v7().to_string(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
 }

@@ -1,26 +1,47 @@
 use onestop_contracts::common::v1::GrowthStage;
+use onestop_contracts::event_types::IntakeEvent;
 use onestop_contracts::intake::v1 as pb;
+use onestop_test_support::all_pages;
+use prost_types::FieldMask;
 use tonic::Code;
 
 use crate::common::{Intake, registration_number, usd, violations};
+
+fn mask(paths: &[&str]) -> Option<FieldMask> {
+    Some(FieldMask {
+        paths: paths.iter().map(|path| (*path).to_owned()).collect(),
+    })
+}
+
+fn update(
+    company_id: &str,
+    profile: pb::CompanyProfile,
+    paths: &[&str],
+) -> pb::UpdateCompanyRequest {
+    pb::UpdateCompanyRequest {
+        idempotency_key: String::new(),
+        company_id: company_id.into(),
+        profile: Some(profile),
+        update_mask: mask(paths),
+    }
+}
 
 #[tokio::test]
 async fn updates_replace_the_masked_fields_and_move_the_stage() {
     let intake = Intake::start().await;
     let company = intake.register(&registration_number(300), 0, false).await;
     let updated = intake
-        .agency()
-        .update_company(pb::UpdateCompanyRequest {
-            idempotency_key: String::new(),
-            company_id: company.company_id.clone(),
-            profile: Some(pb::CompanyProfile {
+        .kotra()
+        .update_company(update(
+            &company.company_id,
+            pb::CompanyProfile {
                 employees: 31,
                 export_revenue: Some(usd(12_000_000)),
                 name_en: "ignored: not in the mask".into(),
                 ..Default::default()
-            }),
-            update_mask: vec!["employees".into(), "export_revenue".into()],
-        })
+            },
+            &["employees", "export_revenue"],
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -33,36 +54,64 @@ async fn updates_replace_the_masked_fields_and_move_the_stage() {
     let types: Vec<&str> = events.iter().map(|e| e.r#type.as_str()).collect();
     assert_eq!(
         types,
-        vec![
-            "company.registered",
-            "company.updated",
-            "company.stage_changed"
+        [
+            IntakeEvent::CompanyRegistered,
+            IntakeEvent::CompanyUpdated,
+            IntakeEvent::CompanyStageChanged
         ]
+        .map(IntakeEvent::name)
     );
+    let changed: Vec<pb::CompanyUpdated> = intake.event_payloads(IntakeEvent::CompanyUpdated).await;
+    assert_eq!(changed[0].changed_fields, ["employees", "export_revenue"]);
 
+    // The mask is judged first: each unknown path is named.
+    let bad_region = pb::CompanyProfile {
+        business_registration_number: registration_number(301),
+        region: "Busan".into(),
+        ..Default::default()
+    };
     let status = intake
-        .agency()
-        .update_company(pb::UpdateCompanyRequest {
-            idempotency_key: String::new(),
-            company_id: company.company_id.clone(),
-            profile: Some(pb::CompanyProfile {
-                business_registration_number: registration_number(301),
-                region: "Busan".into(),
-                ..Default::default()
-            }),
-            update_mask: vec!["region".into(), "colour".into()],
-        })
+        .kotra()
+        .update_company(update(
+            &company.company_id,
+            bad_region.clone(),
+            &["region", "colour", "business_registration_number"],
+        ))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(
         violations(&status),
-        vec![
-            "profile.business_registration_number",
-            "profile.region",
-            "update_mask[1]"
-        ]
+        ["update_mask.paths[1]", "update_mask.paths[2]"]
     );
+    // Then the profile it makes, whole: the number never changes.
+    let status = intake
+        .kotra()
+        .update_company(update(&company.company_id, bad_region, &["region"]))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violations(&status),
+        ["profile.business_registration_number", "profile.region"]
+    );
+    // An empty or missing mask replaces nothing: it is refused.
+    for update_mask in [None, mask(&[])] {
+        let status = intake
+            .kotra()
+            .update_company(pb::UpdateCompanyRequest {
+                idempotency_key: String::new(),
+                company_id: company.company_id.clone(),
+                profile: Some(pb::CompanyProfile {
+                    employees: 99,
+                    ..Default::default()
+                }),
+                update_mask,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(violations(&status), ["update_mask"]);
+    }
     assert_eq!(intake.count("event_log").await, 3);
 }
 
@@ -77,7 +126,7 @@ async fn companies_list_by_filter_and_page() {
             .await;
     }
     let list = |stage: GrowthStage, small: bool, token: String| {
-        let mut client = intake.agency();
+        let mut client = intake.kotra();
         async move {
             client
                 .list_companies(pb::ListCompaniesRequest {
@@ -92,16 +141,11 @@ async fn companies_list_by_filter_and_page() {
                 .into_inner()
         }
     };
-    let mut all = Vec::new();
-    let mut token = String::new();
-    loop {
+    let all = all_pages(|token| async {
         let page = list(GrowthStage::Unspecified, false, token).await;
-        all.extend(page.companies);
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        token = page.next_page_token;
-    }
+        (page.companies, page.next_page_token)
+    })
+    .await;
     assert_eq!(all.len(), 7);
     let mut ids: Vec<&str> = all.iter().map(|c| c.company_id.as_str()).collect();
     ids.dedup();
@@ -119,9 +163,9 @@ async fn companies_list_by_filter_and_page() {
     assert_eq!(small_domestic.companies.len(), 2); // seeds 0 and 2
 
     let status = intake
-        .agency()
+        .kotra()
         .list_companies(pb::ListCompaniesRequest {
-            page_size: 1000,
+            page_size: -1,
             page_token: "forged".into(),
             region: "KR-00".into(),
             ..Default::default()
@@ -130,6 +174,17 @@ async fn companies_list_by_filter_and_page() {
         .unwrap_err();
     assert_eq!(
         violations(&status),
-        vec!["page.page_size", "page.page_token", "region"]
+        vec!["page_size", "page_token", "region"]
     );
+    // Past the largest page is lowered to it, not refused.
+    let capped = intake
+        .kotra()
+        .list_companies(pb::ListCompaniesRequest {
+            page_size: 100_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(capped.companies.len(), 7);
 }

@@ -1,4 +1,5 @@
 use onestop_contracts::common::v1::GrowthStage;
+use onestop_contracts::event_types::IntakeEvent;
 use onestop_contracts::intake::v1 as pb;
 use tonic::Code;
 
@@ -18,7 +19,7 @@ fn answers(export_cents: i64) -> pb::ReadinessAnswers {
 
 async fn diagnose(intake: &Intake, company_id: &str, export_cents: i64) -> pb::Assessment {
     intake
-        .agency()
+        .kotra()
         .diagnose_readiness(pb::DiagnoseReadinessRequest {
             idempotency_key: String::new(),
             company_id: company_id.into(),
@@ -53,7 +54,7 @@ async fn stage_follows_exports_at_every_boundary() {
     }
 
     let company = intake
-        .agency()
+        .kotra()
         .get_company(pb::GetCompanyRequest {
             company_id: company.company_id.clone(),
         })
@@ -64,32 +65,41 @@ async fn stage_follows_exports_at_every_boundary() {
     assert_eq!(company.assessment_version, 6);
     assert_eq!(company.readiness_score, 75);
 
-    let history = intake
-        .agency()
-        .list_assessments(pb::ListAssessmentsRequest {
-            company_id: company.company_id.clone(),
-        })
+    // Newest first, a page at a time.
+    let list = |page_token: String| {
+        let mut client = intake.kotra();
+        let company_id = company.company_id.clone();
+        async move {
+            client
+                .list_assessments(pb::ListAssessmentsRequest {
+                    company_id,
+                    page_size: 4,
+                    page_token,
+                })
+                .await
+        }
+    };
+    let first = list(String::new()).await.unwrap().into_inner();
+    assert!(!first.next_page_token.is_empty());
+    let second = list(first.next_page_token.clone())
         .await
         .unwrap()
-        .into_inner()
-        .assessments;
-    assert_eq!(
-        history.iter().map(|a| a.version).collect::<Vec<_>>(),
-        vec![6, 5, 4, 3, 2, 1]
-    );
+        .into_inner();
+    assert!(second.next_page_token.is_empty());
+    let versions: Vec<u32> = first
+        .assessments
+        .iter()
+        .chain(&second.assessments)
+        .map(|a| a.version)
+        .collect();
+    assert_eq!(versions, vec![6, 5, 4, 3, 2, 1]);
+    let forged = list("v1:6".into()).await.unwrap_err();
+    assert_eq!(violations(&forged), vec!["page_token"]);
 
-    let events = intake.events_after(0).await;
-    let types: Vec<&str> = events.iter().map(|e| e.r#type.as_str()).collect();
-    assert_eq!(
-        types.iter().filter(|t| **t == "company.assessed").count(),
-        6
-    );
+    assert_eq!(intake.count_events(IntakeEvent::CompanyAssessed).await, 6);
     // DOMESTIC (registration) -> DOMESTIC, FIRST_EXPORT, FIRST_EXPORT, PROMISING, PROMISING, STRONG
     assert_eq!(
-        types
-            .iter()
-            .filter(|t| **t == "company.stage_changed")
-            .count(),
+        intake.count_events(IntakeEvent::CompanyStageChanged).await,
         3
     );
 }
@@ -99,7 +109,7 @@ async fn a_diagnosis_needs_answers_and_a_known_company() {
     let intake = Intake::start().await;
     let company = intake.register(&registration_number(101), 0, false).await;
     let status = intake
-        .agency()
+        .kotra()
         .diagnose_readiness(pb::DiagnoseReadinessRequest {
             idempotency_key: String::new(),
             company_id: company.company_id.clone(),
@@ -117,7 +127,7 @@ async fn a_diagnosis_needs_answers_and_a_known_company() {
     );
 
     let status = intake
-        .agency()
+        .kotra()
         .diagnose_readiness(pb::DiagnoseReadinessRequest {
             idempotency_key: String::new(),
             company_id: uuid::Uuid::now_v7().to_string(),

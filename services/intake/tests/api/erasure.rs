@@ -1,3 +1,4 @@
+use onestop_contracts::event_types::IntakeEvent;
 use onestop_contracts::intake::v1 as pb;
 
 use crate::common::{Intake, profile, registration_number};
@@ -43,7 +44,7 @@ async fn after_erasure_no_table_holds_the_contact_data() {
         phone: "010-9876-5432".into(),
     });
     let company = intake
-        .agency()
+        .kotra()
         .register_company(pb::RegisterCompanyRequest {
             idempotency_key: "with-contacts".into(),
             profile: Some(p.clone()),
@@ -53,7 +54,7 @@ async fn after_erasure_no_table_holds_the_contact_data() {
         .into_inner();
     // An update keyed for retries stores a response that repeats contacts.
     intake
-        .agency()
+        .kotra()
         .update_company(pb::UpdateCompanyRequest {
             idempotency_key: "bump-staff".into(),
             company_id: company.company_id.clone(),
@@ -61,7 +62,9 @@ async fn after_erasure_no_table_holds_the_contact_data() {
                 employees: 30,
                 ..Default::default()
             }),
-            update_mask: vec!["employees".into()],
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["employees".into()],
+            }),
         })
         .await
         .unwrap();
@@ -94,7 +97,7 @@ async fn after_erasure_no_table_holds_the_contact_data() {
     let events = intake.events_after(0).await;
     assert_eq!(
         events.last().unwrap().r#type,
-        "company.personal_data_erased"
+        IntakeEvent::PersonalDataErased.name()
     );
     for event in &events {
         let bytes = &event.payload.as_ref().unwrap().value;

@@ -1,23 +1,31 @@
 use std::time::Duration;
 
-use onestop_contracts::events::v1::{Event, WatchRequest};
+use onestop_contracts::event_types::IntakeEvent;
+use onestop_contracts::events::v1::{Event, WatchRequest, WatchResponse};
 use onestop_contracts::intake::v1 as pb;
 use onestop_platform::events::{self, NewEvent};
-use tokio_stream::StreamExt;
+use onestop_test_support::next_event;
 use tonic::Code;
 use tonic::metadata::MetadataValue;
 
 use crate::common::{Intake, error_reason, profile, registration_number, violations};
 
-async fn next(stream: &mut tonic::Streaming<Event>) -> Event {
-    tokio::time::timeout(Duration::from_secs(10), stream.next())
+type Stream = tonic::Streaming<WatchResponse>;
+
+async fn next(stream: &mut Stream) -> Event {
+    next_event(stream, Duration::from_secs(10))
         .await
         .expect("an event arrives")
-        .expect("stream open")
-        .expect("event, not an error")
 }
 
-async fn watch(intake: &Intake, request: WatchRequest) -> tonic::Streaming<Event> {
+/// True when no event arrives for a while (feed status messages may).
+async fn quiet(stream: &mut Stream) -> bool {
+    next_event(stream, Duration::from_millis(300))
+        .await
+        .is_none()
+}
+
+async fn watch(intake: &Intake, request: WatchRequest) -> Stream {
     intake.feed().watch(request).await.unwrap().into_inner()
 }
 
@@ -51,11 +59,7 @@ async fn watch_replays_in_order_and_resumes_from_a_mid_cursor() {
         },
     )
     .await;
-    assert!(
-        tokio::time::timeout(Duration::from_millis(300), stream.next())
-            .await
-            .is_err()
-    );
+    assert!(quiet(&mut stream).await);
 }
 
 #[tokio::test]
@@ -72,7 +76,7 @@ async fn a_watcher_started_before_a_write_receives_it_live() {
     .await;
     let company = intake.register(&registration_number(511), 0, false).await;
     let event = next(&mut stream).await;
-    assert_eq!(event.r#type, "company.registered");
+    assert_eq!(event.r#type, IntakeEvent::CompanyRegistered.name());
     assert_eq!(event.aggregate_id, company.company_id);
 }
 
@@ -82,7 +86,7 @@ async fn filters_select_types_families_and_aggregates() {
     let company = intake.register(&registration_number(520), 0, false).await;
     let other = intake.register(&registration_number(521), 0, false).await;
     intake
-        .agency()
+        .kotra()
         .open_case(pb::OpenCaseRequest {
             idempotency_key: String::new(),
             company_id: company.company_id.clone(),
@@ -98,13 +102,19 @@ async fn filters_select_types_families_and_aggregates() {
     let mut needs = watch(
         &intake,
         WatchRequest {
-            types: vec!["need.opened".into()],
+            types: vec![IntakeEvent::NeedOpened.name().into()],
             ..Default::default()
         },
     )
     .await;
-    assert_eq!(next(&mut needs).await.r#type, "need.opened");
-    assert_eq!(next(&mut needs).await.r#type, "need.opened");
+    assert_eq!(
+        next(&mut needs).await.r#type,
+        IntakeEvent::NeedOpened.name()
+    );
+    assert_eq!(
+        next(&mut needs).await.r#type,
+        IntakeEvent::NeedOpened.name()
+    );
 
     let mut family = watch(
         &intake,
@@ -116,11 +126,7 @@ async fn filters_select_types_families_and_aggregates() {
     .await;
     assert_eq!(next(&mut family).await.aggregate_id, company.company_id);
     assert_eq!(next(&mut family).await.aggregate_id, other.company_id);
-    assert!(
-        tokio::time::timeout(Duration::from_millis(300), family.next())
-            .await
-            .is_err()
-    );
+    assert!(quiet(&mut family).await);
 
     let mut one = watch(
         &intake,
@@ -131,12 +137,11 @@ async fn filters_select_types_families_and_aggregates() {
         },
     )
     .await;
-    assert_eq!(next(&mut one).await.r#type, "company.registered");
-    assert!(
-        tokio::time::timeout(Duration::from_millis(300), one.next())
-            .await
-            .is_err()
+    assert_eq!(
+        next(&mut one).await.r#type,
+        IntakeEvent::CompanyRegistered.name()
     );
+    assert!(quiet(&mut one).await);
 
     let status = intake
         .feed()
@@ -166,7 +171,7 @@ async fn concurrent_writers_never_make_a_watcher_skip() {
 
     let mut writers = Vec::new();
     for writer in 0..6u32 {
-        let mut client = intake.agency();
+        let mut client = intake.kotra();
         writers.push(tokio::spawn(async move {
             for i in 0..10 {
                 client
@@ -187,8 +192,7 @@ async fn concurrent_writers_never_make_a_watcher_skip() {
                 events::append(
                     &mut tx,
                     NewEvent::new(
-                        "test.slow_commit",
-                        "test",
+                        IntakeEvent::CompanyUpdated,
                         writer * 100 + i,
                         &pb::CompanyUpdated::default(),
                     ),
@@ -262,7 +266,7 @@ async fn events_carry_the_trace_context_of_their_request() {
         "traceparent",
         MetadataValue::try_from(format!("00-{trace_id}-00f067aa0ba902b7-01")).unwrap(),
     );
-    intake.agency().register_company(request).await.unwrap();
+    intake.kotra().register_company(request).await.unwrap();
     let events = intake.events_after(0).await;
     let traceparent = &events[0].traceparent;
     assert!(

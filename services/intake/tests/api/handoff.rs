@@ -1,96 +1,120 @@
 //! Needs reach their owner through the outbox, and the owner's events come
 //! back onto the case: against the real referral server, in process.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use onestop_contracts::common::v1::{Money, NeedCategory};
+use onestop_contracts::common::v1::NeedCategory;
+use onestop_contracts::event_types::{IntakeEvent, ReferralEvent};
 use onestop_contracts::intake::v1 as pb;
 use onestop_contracts::referral::v1 as referral_pb;
-use onestop_contracts::referral::v1::referral_service_client::ReferralServiceClient;
 use onestop_intake::upstreams::UpstreamSettings;
-use onestop_platform::Role;
-use onestop_platform::server::CancellationToken;
-use onestop_test_support::{Bearer, TcpProxy, TestDb, channel, eventually};
+use onestop_referral::admin::seed;
+use onestop_referral::startup::Application as ReferralApplication;
+use onestop_test_support::{ReferralClient, TcpProxy, TestDb, TestServer, eventually};
 use sqlx::PgPool;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 
-use crate::common::{Intake, registration_number};
+use crate::common::{Intake, krw, registration_number};
 
-type ReferralClient = ReferralServiceClient<InterceptedService<Channel, Bearer>>;
+type Referral = TestServer<ReferralClient>;
 
-/// The referral service with the built-in agency directory loaded.
-struct Referral {
-    addr: std::net::SocketAddr,
-    pool: PgPool,
-    shutdown: CancellationToken,
-    _db: TestDb,
+/// The referral service with the built-in agency directory loaded, on a
+/// fresh database, listening on `addr` (port 0 picks one).
+async fn start_referral_at(addr: SocketAddr) -> Referral {
+    let referral = TestServer::start(|mut settings| {
+        settings.listen = Some(addr);
+        ReferralApplication::build(settings)
+    })
+    .await;
+    seed::load(&referral.pool, seed::BUILT_IN)
+        .await
+        .expect("directory loads");
+    referral
 }
 
-impl Referral {
-    async fn start() -> Self {
-        let db = TestDb::new().await;
-        let app =
-            onestop_referral::startup::Application::build(onestop_test_support::settings(&db.url))
-                .await
-                .expect("referral builds");
-        let pool = db.pool().await;
-        onestop_referral::seed::load(&pool, onestop_referral::seed::BUILT_IN)
-            .await
-            .expect("directory loads");
-        let addr = app.local_addr();
-        let shutdown = app.shutdown_token();
-        tokio::spawn(app.run_until_stopped());
-        Self {
-            addr,
-            pool,
-            shutdown,
-            _db: db,
-        }
-    }
-
-    fn client(&self, bearer: Bearer) -> ReferralClient {
-        ReferralServiceClient::with_interceptor(channel(self.addr), bearer)
-    }
-
-    async fn referrals_for(&self, need_id: &str) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM referral WHERE need_id::text = $1")
-            .bind(need_id)
-            .fetch_one(&self.pool)
-            .await
-            .expect("count referrals")
-    }
+async fn start_referral() -> Referral {
+    start_referral_at(SocketAddr::from(([127, 0, 0, 1], 0))).await
 }
 
-impl Drop for Referral {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
+async fn referrals_for(referral: &Referral, need_id: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM referral WHERE need_id::text = $1")
+        .bind(need_id)
+        .fetch_one(&referral.pool)
+        .await
+        .expect("count referrals")
 }
 
-fn wired_to(referral_url: String) -> UpstreamSettings {
+/// The epoch of the feed served from `pool`'s database.
+async fn feed_epoch(pool: &PgPool) -> String {
+    sqlx::query_scalar("SELECT epoch::text FROM event_log_horizon")
+        .fetch_one(pool)
+        .await
+        .expect("feed epoch")
+}
+
+/// The id of the newest referral.* event on referral's feed (0 for none).
+async fn last_referral_event(referral: &Referral) -> i64 {
+    sqlx::query_scalar(
+        "SELECT COALESCE(max(id), 0) FROM event_log WHERE event_type LIKE 'referral.%'",
+    )
+    .fetch_one(&referral.pool)
+    .await
+    .expect("referral events")
+}
+
+/// The id of the newest event of any type on referral's feed.
+async fn feed_head(referral: &Referral) -> i64 {
+    sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM event_log")
+        .fetch_one(&referral.pool)
+        .await
+        .expect("feed head")
+}
+
+/// Intake's stored position on referral's feed: (last event id, epoch).
+async fn cursor(intake: &Intake) -> (i64, String) {
+    sqlx::query_as("SELECT last_event_id, epoch FROM feed_cursor WHERE source = 'referral'")
+        .fetch_optional(&intake.pool)
+        .await
+        .expect("cursor reads")
+        .unwrap_or_default()
+}
+
+/// Waits until intake has applied everything on referral's feed.
+async fn wait_caught_up(intake: &Intake, referral: &Referral) {
+    let epoch = feed_epoch(&referral.pool).await;
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            cursor(intake).await == (last_referral_event(referral).await, epoch.clone())
+        })
+        .await,
+        "intake follows referral's feed to its head, in its epoch"
+    );
+}
+
+fn wired_to(referral: SocketAddr) -> UpstreamSettings {
     UpstreamSettings {
-        referral_url: Some(referral_url),
+        referral_url: Some(format!("http://{referral}")),
         handoff_max_backoff: Duration::from_millis(200),
         buyers_per_need: 5,
         ..Default::default()
     }
 }
 
-/// Intake on a fresh database, handing referral needs to `addr`.
-async fn intake_handing_to(addr: std::net::SocketAddr) -> Intake {
-    Intake::start_wired(
-        TestDb::new().await,
-        |_| {},
-        wired_to(format!("http://{addr}")),
-    )
-    .await
+/// Intake on `db`, handing referral needs to `referral`.
+async fn intake_on(db: TestDb, referral: SocketAddr) -> Intake {
+    Intake::start_wired(db, |_| {}, wired_to(referral)).await
+}
+
+/// Stops intake and starts it again on the same database.
+async fn restart(intake: Intake, referral: SocketAddr) -> Intake {
+    let db = intake.server.stop().await;
+    intake_on(db, referral).await
 }
 
 async fn open_finance_case(intake: &Intake, seed: u32) -> (pb::Case, pb::Need) {
     let company = intake.register(&registration_number(seed), 0, false).await;
     let case = intake
-        .agency()
+        .kotra()
         .open_case(pb::OpenCaseRequest {
             idempotency_key: String::new(),
             company_id: company.company_id,
@@ -140,12 +164,97 @@ async fn wait_delivered(intake: &Intake, case_id: &str, need_id: &str) -> pb::Ne
     need(intake, case_id, need_id).await
 }
 
+async fn timeline(intake: &Intake, case_id: &str) -> Vec<pb::TimelineEntry> {
+    intake
+        .kotra()
+        .get_case_timeline(pb::GetCaseTimelineRequest {
+            case_id: case_id.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("timeline")
+        .into_inner()
+        .entries
+}
+
+/// Timeline lines from referral's events, in the whole of intake.
+async fn referral_lines(intake: &Intake) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM case_timeline WHERE service = 'referral'")
+        .fetch_one(&intake.pool)
+        .await
+        .expect("timeline lines")
+}
+
+/// The receiving agency accepts, starts and completes the referral.
+async fn complete(referral: &Referral, referral_id: &str) {
+    let routed = referral
+        .admin()
+        .get_referral(referral_pb::GetReferralRequest {
+            referral_id: referral_id.into(),
+        })
+        .await
+        .expect("referral")
+        .into_inner();
+    let agency = &routed.legs.last().expect("routed to a program").agency_id;
+    let mut agency = referral.agency(agency);
+    agency
+        .accept_referral(referral_pb::AcceptReferralRequest {
+            referral_id: referral_id.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("the receiving agency accepts");
+    agency
+        .start_referral(referral_pb::StartReferralRequest {
+            referral_id: referral_id.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("starts");
+    agency
+        .complete_referral(referral_pb::CompleteReferralRequest {
+            referral_id: referral_id.into(),
+            outcome: Some(referral_pb::ReferralOutcome {
+                kind: referral_pb::OutcomeKind::FinancingApproved as i32,
+                amount: Some(krw(50_000_000)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("completes with an outcome");
+}
+
+/// Opens a finance case and waits until referral's owner completed it and
+/// intake knows.
+async fn completed_finance_need(
+    intake: &Intake,
+    referral: &Referral,
+    seed: u32,
+) -> (pb::Case, pb::Need) {
+    let (case, finance) = open_finance_case(intake, seed).await;
+    let referral_id = wait_delivered(intake, &case.case_id, &finance.need_id)
+        .await
+        .owner_record_id;
+    complete(referral, &referral_id).await;
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            need(intake, &case.case_id, &finance.need_id).await.status
+                == pb::NeedStatus::Done as i32
+        })
+        .await,
+        "the owner's completion finishes the need"
+    );
+    wait_caught_up(intake, referral).await;
+    (case, finance)
+}
+
 #[tokio::test]
 async fn a_need_waits_while_its_owner_is_down_and_is_delivered_once_it_returns() {
-    let referral = Referral::start().await;
+    let referral = start_referral().await;
     let proxy = TcpProxy::start(referral.addr).await;
     proxy.cut();
-    let intake = intake_handing_to(proxy.addr()).await;
+    let intake = intake_on(TestDb::new().await, proxy.addr()).await;
     let (case, finance) = open_finance_case(&intake, 41).await;
 
     assert!(
@@ -159,7 +268,7 @@ async fn a_need_waits_while_its_owner_is_down_and_is_delivered_once_it_returns()
         .await,
         "delivery is retried and the failure is visible on the need"
     );
-    assert_eq!(referral.referrals_for(&finance.need_id).await, 0);
+    assert_eq!(referrals_for(&referral, &finance.need_id).await, 0);
     // The rule-added MENTORING need has no owner configured here: it waits
     // untouched instead of burning attempts.
     let mentoring = case
@@ -175,7 +284,7 @@ async fn a_need_waits_while_its_owner_is_down_and_is_delivered_once_it_returns()
     assert!(delivered.last_delivery_error.is_empty());
     assert!(delivered.delivered_at.is_some());
     let stored = referral
-        .client(Bearer::admin())
+        .admin()
         .get_referral(referral_pb::GetReferralRequest {
             referral_id: delivered.owner_record_id.clone(),
         })
@@ -184,13 +293,13 @@ async fn a_need_waits_while_its_owner_is_down_and_is_delivered_once_it_returns()
         .into_inner();
     assert_eq!(stored.need_id, finance.need_id);
     assert_eq!(stored.case_id, case.case_id);
-    assert_eq!(referral.referrals_for(&finance.need_id).await, 1);
+    assert_eq!(referrals_for(&referral, &finance.need_id).await, 1);
 }
 
 #[tokio::test]
 async fn a_need_sent_again_after_a_crash_before_it_was_marked_gets_the_first_record() {
-    let referral = Referral::start().await;
-    let intake = intake_handing_to(referral.addr).await;
+    let referral = start_referral().await;
+    let intake = intake_on(TestDb::new().await, referral.addr).await;
     let (case, finance) = open_finance_case(&intake, 42).await;
     let first = wait_delivered(&intake, &case.case_id, &finance.need_id).await;
 
@@ -206,148 +315,159 @@ async fn a_need_sent_again_after_a_crash_before_it_was_marked_gets_the_first_rec
 
     let second = wait_delivered(&intake, &case.case_id, &finance.need_id).await;
     assert_eq!(second.owner_record_id, first.owner_record_id);
-    assert_eq!(referral.referrals_for(&finance.need_id).await, 1);
+    assert_eq!(referrals_for(&referral, &finance.need_id).await, 1);
 }
 
 #[tokio::test]
 async fn the_owners_events_tell_the_story_on_the_case_and_finish_the_need() {
-    let referral = Referral::start().await;
-    let intake = intake_handing_to(referral.addr).await;
-    let (case, finance) = open_finance_case(&intake, 43).await;
-    let referral_id = wait_delivered(&intake, &case.case_id, &finance.need_id)
-        .await
-        .owner_record_id;
-    let routed = referral
-        .client(Bearer::admin())
-        .get_referral(referral_pb::GetReferralRequest {
-            referral_id: referral_id.clone(),
-        })
-        .await
-        .expect("referral")
-        .into_inner();
-    let agency = routed
-        .legs
-        .last()
-        .expect("routed to a program")
-        .agency_id
-        .clone();
-    let mut agency_client = referral.client(Bearer::role(Role::Agency, Some(&agency)));
-    agency_client
-        .accept_referral(referral_pb::AcceptReferralRequest {
-            referral_id: referral_id.clone(),
-            ..Default::default()
-        })
-        .await
-        .expect("the receiving agency accepts");
-    agency_client
-        .start_referral(referral_pb::StartReferralRequest {
-            referral_id: referral_id.clone(),
-            ..Default::default()
-        })
-        .await
-        .expect("starts");
-    agency_client
-        .complete_referral(referral_pb::CompleteReferralRequest {
-            referral_id: referral_id.clone(),
-            outcome: Some(referral_pb::ReferralOutcome {
-                kind: referral_pb::OutcomeKind::FinancingApproved as i32,
-                amount: Some(Money {
-                    currency_code: "KRW".into(),
-                    amount_minor: 50_000_000,
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .expect("completes with an outcome");
+    let referral = start_referral().await;
+    let intake = intake_on(TestDb::new().await, referral.addr).await;
+    let (case, finance) = completed_finance_need(&intake, &referral, 43).await;
 
-    assert!(
-        eventually(Duration::from_secs(15), || async {
-            need(&intake, &case.case_id, &finance.need_id).await.status
-                == pb::NeedStatus::Done as i32
-        })
-        .await,
-        "the owner's completion finishes the need"
-    );
-    let timeline = intake
-        .agency()
-        .get_case_timeline(pb::GetCaseTimelineRequest {
-            case_id: case.case_id.clone(),
-        })
-        .await
-        .expect("timeline")
-        .into_inner();
-    let kinds: Vec<&str> = timeline
-        .entries
+    let story = timeline(&intake, &case.case_id).await;
+    let kinds: Vec<&str> = story
         .iter()
         .filter(|e| e.need_id == finance.need_id)
         .map(|e| e.kind.as_str())
         .collect();
-    for expected in [
-        "need.opened",
-        "need.delivered",
-        "referral.routed",
-        "referral.accepted",
-        "referral.started",
-        "referral.completed",
-    ] {
+    let expected = [
+        IntakeEvent::NeedOpened.name(),
+        IntakeEvent::NeedDelivered.name(),
+    ]
+    .into_iter()
+    .chain(
+        [
+            ReferralEvent::Routed,
+            ReferralEvent::Accepted,
+            ReferralEvent::Started,
+            ReferralEvent::Completed,
+        ]
+        .map(ReferralEvent::name),
+    );
+    for expected in expected {
         assert!(
             kinds.contains(&expected),
             "{expected} missing from {kinds:?}"
         );
     }
-    let referral_lines = timeline
-        .entries
-        .iter()
-        .filter(|e| e.service == "referral")
-        .count();
-
-    // The cursor is stored with what it applied: intake started again on
-    // the same database resumes after it and repeats nothing.
-    let cursor = || async {
-        sqlx::query_scalar::<_, i64>(
-            "SELECT last_event_id FROM feed_cursor WHERE source = 'referral'",
-        )
-        .fetch_one(&intake.pool)
-        .await
-        .expect("cursor stored")
-    };
-    let last_followed: i64 =
-        sqlx::query_scalar("SELECT max(id) FROM event_log WHERE event_type LIKE 'referral.%'")
-            .fetch_one(&referral.pool)
-            .await
-            .expect("referral events");
-    assert_eq!(cursor().await, last_followed);
-    let status_changes: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM event_log WHERE event_type = 'need.status_changed'",
-    )
-    .fetch_one(&intake.pool)
-    .await
-    .unwrap();
     assert!(
-        status_changes >= 2,
+        intake.count_events(IntakeEvent::NeedStatusChanged).await >= 2,
         "ROUTED -> IN_PROGRESS -> DONE are events"
     );
 
-    intake.shutdown.cancel();
-    let restarted = onestop_intake::startup::Application::build_with_upstreams(
-        onestop_test_support::settings(&intake.database_url),
-        wired_to(format!("http://{}", referral.addr)),
-    )
-    .await
-    .expect("intake restarts");
-    let restarted_shutdown = restarted.shutdown_token();
-    tokio::spawn(restarted.run_until_stopped());
+    // The cursor is stored with what it applied: intake started again on
+    // the same database resumes after it and repeats nothing.
+    let lines = referral_lines(&intake).await;
+    let followed = cursor(&intake).await;
+    let intake = restart(intake, referral.addr).await;
     // Give the restarted follower time to reconnect and replay, if it were
     // going to.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let lines_after_restart: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM case_timeline WHERE service = 'referral'")
-            .fetch_one(&intake.pool)
+    assert_eq!(referral_lines(&intake).await, lines);
+    assert_eq!(cursor(&intake).await, followed);
+}
+
+#[tokio::test]
+async fn reading_an_owners_feed_again_from_the_start_repeats_nothing() {
+    let referral = start_referral().await;
+    let intake = intake_on(TestDb::new().await, referral.addr).await;
+    let (case, finance) = completed_finance_need(&intake, &referral, 46).await;
+    let lines = referral_lines(&intake).await;
+    let status_changes = intake.count_events(IntakeEvent::NeedStatusChanged).await;
+    let (_, epoch) = cursor(&intake).await;
+
+    // A cursor of another epoch: the feed refuses it (FEED_EPOCH_CHANGED)
+    // and intake reads the whole feed again, every event it had applied.
+    // Only going back to the start clears the forged epoch, and only
+    // applying every event again brings the cursor back to the head.
+    sqlx::query("UPDATE feed_cursor SET epoch = gen_random_uuid()::text")
+        .execute(&intake.pool)
+        .await
+        .expect("forge the cursor's epoch");
+    let intake = restart(intake, referral.addr).await;
+    wait_caught_up(&intake, &referral).await;
+    assert_eq!(cursor(&intake).await.1, epoch);
+
+    assert_eq!(referral_lines(&intake).await, lines);
+    assert_eq!(
+        intake.count_events(IntakeEvent::NeedStatusChanged).await,
+        status_changes
+    );
+    let done = need(&intake, &case.case_id, &finance.need_id).await;
+    assert_eq!(done.status, pb::NeedStatus::Done as i32);
+}
+
+/// Whether intake still holds the epoch its cursor was read in when the
+/// owner comes back on a new database.
+#[derive(Clone, Copy)]
+enum StoredEpoch {
+    /// The feed refuses the cursor as of another epoch.
+    Kept,
+    /// As a cursor stored before feeds had epochs: the feed refuses it as
+    /// past its head.
+    Forgotten,
+}
+
+/// The owner's database is recreated behind intake's back (the owner
+/// restarts at the same address on a fresh database): intake's cursor is
+/// past the new feed's head, so it reads the new feed from the start and
+/// the owner's new events reach the timeline.
+async fn a_recreated_owner_is_followed_from_its_start(stored: StoredEpoch, seed: u32) {
+    let referral = start_referral().await;
+    let addr = referral.addr;
+    let intake = intake_on(TestDb::new().await, addr).await;
+    let (first_case, first) = open_finance_case(&intake, seed).await;
+    wait_delivered(&intake, &first_case.case_id, &first.need_id).await;
+    wait_caught_up(&intake, &referral).await;
+    let (before, old_epoch) = cursor(&intake).await;
+    let first_story = timeline(&intake, &first_case.case_id).await;
+
+    if let StoredEpoch::Forgotten = stored {
+        sqlx::query("UPDATE feed_cursor SET epoch = ''")
+            .execute(&intake.pool)
             .await
-            .unwrap();
-    restarted_shutdown.cancel();
-    assert_eq!(lines_after_restart as usize, referral_lines);
-    assert_eq!(cursor().await, last_followed);
+            .expect("forget the epoch");
+    }
+    drop(referral.stop().await);
+    let referral = start_referral_at(addr).await;
+    let new_epoch = feed_epoch(&referral.pool).await;
+    assert_ne!(new_epoch, old_epoch);
+    assert!(
+        before > feed_head(&referral).await,
+        "the stored cursor is past the new feed's head"
+    );
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            cursor(&intake).await.0 < before
+        })
+        .await,
+        "the follower goes back to the start of the new feed"
+    );
+
+    let (case, finance) = open_finance_case(&intake, seed + 1).await;
+    wait_delivered(&intake, &case.case_id, &finance.need_id).await;
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            timeline(&intake, &case.case_id).await.iter().any(|e| {
+                e.need_id == finance.need_id
+                    && e.service == "referral"
+                    && e.kind == ReferralEvent::Routed.name()
+            })
+        })
+        .await,
+        "the new owner's events reach the timeline"
+    );
+    wait_caught_up(&intake, &referral).await;
+    assert_eq!(cursor(&intake).await.1, new_epoch);
+    assert_eq!(timeline(&intake, &first_case.case_id).await, first_story);
+}
+
+#[tokio::test]
+async fn a_follower_of_an_owner_recreated_in_a_new_epoch_reads_it_from_the_start() {
+    a_recreated_owner_is_followed_from_its_start(StoredEpoch::Kept, 44).await;
+}
+
+#[tokio::test]
+async fn a_follower_whose_cursor_is_past_the_owners_head_reads_it_from_the_start() {
+    a_recreated_owner_is_followed_from_its_start(StoredEpoch::Forgotten, 47).await;
 }

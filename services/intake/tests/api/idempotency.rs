@@ -1,6 +1,5 @@
 use onestop_contracts::intake::v1 as pb;
-use onestop_platform::Role;
-use onestop_test_support::Bearer;
+use onestop_test_support::all_at_once;
 use tonic::Code;
 
 use crate::common::{Intake, error_reason, profile, registration_number};
@@ -17,13 +16,13 @@ async fn a_retry_returns_the_first_result_without_a_second_row_or_event() {
     let intake = Intake::start().await;
     let number = registration_number(7);
     let first = intake
-        .agency()
+        .kotra()
         .register_company(request("reg-7", &number))
         .await
         .unwrap()
         .into_inner();
     let retry = intake
-        .agency()
+        .kotra()
         .register_company(request("reg-7", &number))
         .await
         .unwrap()
@@ -37,12 +36,12 @@ async fn a_retry_returns_the_first_result_without_a_second_row_or_event() {
 async fn the_same_key_with_a_different_request_is_refused() {
     let intake = Intake::start().await;
     intake
-        .agency()
+        .kotra()
         .register_company(request("reg-8", &registration_number(8)))
         .await
         .unwrap();
     let status = intake
-        .agency()
+        .kotra()
         .register_company(request("reg-8", &registration_number(9)))
         .await
         .unwrap_err();
@@ -55,21 +54,20 @@ async fn the_same_key_with_a_different_request_is_refused() {
 async fn concurrent_duplicates_do_the_work_once() {
     let intake = Intake::start().await;
     let number = registration_number(10);
-    let calls = (0..12).map(|_| {
-        let mut client = intake.agency();
+    let calls = all_at_once((0..12).map(|_| {
+        let mut client = intake.kotra();
         let request = request("reg-10", &number);
-        tokio::spawn(async move { client.register_company(request).await })
-    });
-    let mut ids = Vec::new();
-    for call in calls {
-        ids.push(
-            call.await
-                .unwrap()
-                .expect("every duplicate succeeds")
+        async move { client.register_company(request).await }
+    }))
+    .await;
+    let mut ids: Vec<String> = calls
+        .into_iter()
+        .map(|call| {
+            call.expect("every duplicate succeeds")
                 .into_inner()
-                .company_id,
-        );
-    }
+                .company_id
+        })
+        .collect();
     ids.dedup();
     assert_eq!(ids.len(), 1);
     assert_eq!(intake.count("company").await, 1);
@@ -79,8 +77,8 @@ async fn concurrent_duplicates_do_the_work_once() {
 #[tokio::test]
 async fn keys_are_scoped_to_the_caller() {
     let intake = Intake::start().await;
-    let kotra = intake.agency();
-    let mut sbc = intake.client(Bearer::role(Role::Agency, Some("sbc")));
+    let kotra = intake.kotra();
+    let mut sbc = intake.agency("sbc");
     kotra
         .clone()
         .register_company(request("shared-key", &registration_number(11)))

@@ -1,10 +1,11 @@
 use std::time::{Duration, Instant};
 
-use onestop_contracts::events::v1::WatchRequest;
-use onestop_contracts::events::v1::event_feed_client::EventFeedClient;
+use onestop_contracts::events::v1::{WatchRequest, watch_response};
 use onestop_platform::Role;
 use onestop_platform::auth::TokenKeys;
-use onestop_test_support::{Bearer, ServiceProcess, TestDb, channel};
+use onestop_test_support::{
+    Bearer, Connect, FeedClient, ServiceProcess, TestDb, channel, next_event,
+};
 use tokio_stream::StreamExt;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_onestop-intake");
@@ -20,10 +21,7 @@ async fn sigterm_with_an_open_watch_exits_within_the_drain_bound() {
         ],
     )
     .await;
-    let mut feed = EventFeedClient::with_interceptor(
-        channel(service.addr),
-        Bearer::role(Role::Dashboard, None),
-    );
+    let mut feed = <FeedClient as Connect>::connect(channel(service.addr), Bearer::dashboard());
     let mut stream = feed
         .watch(WatchRequest::default())
         .await
@@ -31,9 +29,9 @@ async fn sigterm_with_an_open_watch_exits_within_the_drain_bound() {
         .into_inner();
     // The stream is open and idle.
     assert!(
-        tokio::time::timeout(Duration::from_millis(300), stream.next())
+        next_event(&mut stream, Duration::from_millis(300))
             .await
-            .is_err()
+            .is_none()
     );
 
     let started = Instant::now();
@@ -49,13 +47,19 @@ async fn sigterm_with_an_open_watch_exits_within_the_drain_bound() {
         "took {took:?} with a 2s grace"
     );
     // The watcher was told to resume elsewhere rather than left hanging.
-    match tokio::time::timeout(Duration::from_secs(2), stream.next())
-        .await
-        .unwrap()
-    {
-        Some(Err(status)) => assert_eq!(status.code(), tonic::Code::Unavailable),
-        None => {}
-        Some(Ok(event)) => panic!("unexpected event {event:?}"),
+    loop {
+        match tokio::time::timeout(Duration::from_secs(2), stream.next())
+            .await
+            .unwrap()
+        {
+            Some(Err(status)) => assert_eq!(status.code(), tonic::Code::Unavailable),
+            None => {}
+            Some(Ok(message)) => match message.item {
+                Some(watch_response::Item::Status(_)) => continue,
+                item => panic!("unexpected message {item:?}"),
+            },
+        }
+        break;
     }
 }
 

@@ -1,4 +1,5 @@
 use onestop_contracts::common::v1::Money;
+use onestop_contracts::event_types::IntakeEvent;
 use onestop_contracts::intake::v1 as pb;
 use onestop_contracts::intake::v1::CompanyRegistered;
 use prost::Message;
@@ -14,7 +15,7 @@ async fn registers_a_valid_company_with_its_stage_and_one_event() {
     p.export_revenue = Some(usd(4_500_000)); // USD 45,000
     p.export_countries = vec!["VN".into(), "US".into(), "VN".into()];
     let company = intake
-        .agency()
+        .kotra()
         .register_company(pb::RegisterCompanyRequest {
             idempotency_key: String::new(),
             profile: Some(p),
@@ -32,7 +33,7 @@ async fn registers_a_valid_company_with_its_stage_and_one_event() {
     assert_eq!(stored.contacts.len(), 1);
 
     let fetched = intake
-        .agency()
+        .kotra()
         .get_company(pb::GetCompanyRequest {
             company_id: company.company_id.clone(),
         })
@@ -43,7 +44,7 @@ async fn registers_a_valid_company_with_its_stage_and_one_event() {
 
     let events = intake.events_after(0).await;
     assert_eq!(events.len(), 1);
-    assert_eq!(events[0].r#type, "company.registered");
+    assert_eq!(events[0].r#type, IntakeEvent::CompanyRegistered.name());
     assert_eq!(events[0].aggregate_id, company.company_id);
     let payload = events[0].payload.as_ref().unwrap();
     assert_eq!(
@@ -59,7 +60,7 @@ async fn registration_numbers_are_checked_by_their_check_digit() {
     let intake = Intake::start().await;
     for valid in ["124-81-00998", "107-86-14075"] {
         let result = intake
-            .agency()
+            .kotra()
             .register_company(pb::RegisterCompanyRequest {
                 idempotency_key: String::new(),
                 profile: Some(profile(valid)),
@@ -69,7 +70,7 @@ async fn registration_numbers_are_checked_by_their_check_digit() {
     }
     for invalid in ["124-81-00997", "107-86-14076", "1248100", "abc-de-fghij"] {
         let status = intake
-            .agency()
+            .kotra()
             .register_company(pb::RegisterCompanyRequest {
                 idempotency_key: String::new(),
                 profile: Some(profile(invalid)),
@@ -115,7 +116,7 @@ async fn every_invalid_field_gets_its_own_violation_and_nothing_is_stored() {
         }],
     };
     let status = intake
-        .agency()
+        .kotra()
         .register_company(pb::RegisterCompanyRequest {
             idempotency_key: String::new(),
             profile: Some(bad),
@@ -151,7 +152,7 @@ async fn every_invalid_field_gets_its_own_violation_and_nothing_is_stored() {
     assert!(descriptions.iter().all(|d| !d.is_empty()));
 
     let missing = intake
-        .agency()
+        .kotra()
         .register_company(pb::RegisterCompanyRequest::default())
         .await
         .unwrap_err();
@@ -175,7 +176,7 @@ async fn a_registered_number_is_refused_naming_the_existing_company() {
     ));
     dashed.name_en = "Another Name".into();
     let status = intake
-        .agency()
+        .kotra()
         .register_company(pb::RegisterCompanyRequest {
             idempotency_key: String::new(),
             profile: Some(dashed),

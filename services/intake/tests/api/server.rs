@@ -56,7 +56,7 @@ async fn health_is_not_serving_while_the_database_is_unreachable_and_recovers() 
     );
     // Calls fail as UNAVAILABLE, a retryable code, not as INTERNAL.
     let status = intake
-        .agency()
+        .kotra()
         .register_company(pb::RegisterCompanyRequest {
             idempotency_key: String::new(),
             profile: Some(profile(&registration_number(800))),
@@ -126,13 +126,13 @@ fn keyed(key: &str, seed: u32) -> pb::RegisterCompanyRequest {
 async fn calls_past_the_concurrency_limit_are_shed() {
     let intake = Intake::start_with(|settings| settings.max_in_flight = 1).await;
     let blocker = block_key(&intake, "blocked").await;
-    let mut slow_client = intake.agency();
+    let mut slow_client = intake.kotra();
     let slow =
         tokio::spawn(async move { slow_client.register_company(keyed("blocked", 810)).await });
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let status = intake
-        .agency()
+        .kotra()
         .get_company(pb::GetCompanyRequest {
             company_id: uuid::Uuid::now_v7().to_string(),
         })
@@ -154,7 +154,7 @@ async fn calls_past_the_request_timeout_are_cancelled() {
         Intake::start_with(|settings| settings.request_timeout = Duration::from_millis(300)).await;
     let blocker = block_key(&intake, "too-slow").await;
     let status = intake
-        .agency()
+        .kotra()
         .register_company(keyed("too-slow", 820))
         .await
         .unwrap_err();
@@ -171,7 +171,7 @@ async fn oversized_messages_are_refused() {
     let intake = Intake::start_with(|settings| settings.max_message_bytes = 4096).await;
     let mut request = keyed("", 830);
     request.profile.as_mut().unwrap().name_ko = "가".repeat(5000);
-    let status = intake.agency().register_company(request).await.unwrap_err();
+    let status = intake.kotra().register_company(request).await.unwrap_err();
     assert!(
         matches!(status.code(), Code::OutOfRange | Code::ResourceExhausted),
         "{status:?}"

@@ -3,16 +3,14 @@
 use std::time::Duration;
 
 use onestop_contracts::buyers::v1 as buyers_pb;
-use onestop_contracts::buyers::v1::buyer_service_client::BuyerServiceClient;
 use onestop_contracts::common::v1::{Money, NeedCategory};
+use onestop_contracts::event_types::{BuyersEvent, IntakeEvent, MentoringEvent, ReferralEvent};
 use onestop_contracts::intake::v1 as pb;
-use onestop_contracts::intake::v1::intake_service_client::IntakeServiceClient;
 use onestop_contracts::mentoring::v1 as mentoring_pb;
-use onestop_contracts::mentoring::v1::mentoring_service_client::MentoringServiceClient;
 use onestop_contracts::referral::v1 as referral_pb;
-use onestop_contracts::referral::v1::referral_service_client::ReferralServiceClient;
-use onestop_platform::Role;
-use onestop_test_support::{Bearer, channel, eventually};
+use onestop_test_support::{
+    Bearer, BuyersClient, IntakeClient, MentoringClient, ReferralClient, all_pages, eventually,
+};
 use tonic::Code;
 
 use crate::support::{Suite, binary};
@@ -48,7 +46,8 @@ async fn seed_directory(suite: &Suite) {
 }
 
 async fn register_advisor(suite: &Suite) -> String {
-    MentoringServiceClient::with_interceptor(channel(suite.addr("mentoring")), Bearer::admin())
+    suite
+        .client::<MentoringClient>("mentoring", Bearer::admin())
         .register_advisor(mentoring_pb::RegisterAdvisorRequest {
             idempotency_key: "advisor-park".into(),
             profile: Some(mentoring_pb::AdvisorProfile {
@@ -82,10 +81,7 @@ async fn register_advisor(suite: &Suite) -> String {
 /// Registers and verifies buyers through the New York trade office.
 async fn vetted_buyers(suite: &Suite, count: usize) -> Vec<String> {
     let office = "kotra-new-york";
-    let mut client = BuyerServiceClient::with_interceptor(
-        channel(suite.addr("buyers")),
-        Bearer::role(Role::TradeOffice, Some(office)),
-    );
+    let mut client: BuyersClient = suite.client("buyers", Bearer::trade_office(office));
     let mut ids = Vec::new();
     for i in 0..count {
         let buyer = client
@@ -125,11 +121,7 @@ async fn vetted_buyers(suite: &Suite, count: usize) -> Vec<String> {
     ids
 }
 
-type Intake = IntakeServiceClient<
-    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Bearer>,
->;
-
-async fn case(intake: &Intake, case_id: &str) -> pb::Case {
+async fn case(intake: &IntakeClient, case_id: &str) -> pb::Case {
     intake
         .clone()
         .get_case(pb::GetCaseRequest {
@@ -140,23 +132,32 @@ async fn case(intake: &Intake, case_id: &str) -> pb::Case {
         .into_inner()
 }
 
-async fn timeline(intake: &Intake, case_id: &str) -> Vec<pb::TimelineEntry> {
-    intake
-        .clone()
-        .get_case_timeline(pb::GetCaseTimelineRequest {
-            case_id: case_id.into(),
-        })
-        .await
-        .expect("timeline reads")
-        .into_inner()
-        .entries
+/// The whole timeline, a page at a time.
+async fn timeline(intake: &IntakeClient, case_id: &str) -> Vec<pb::TimelineEntry> {
+    all_pages(|page_token| {
+        let mut intake = intake.clone();
+        let case_id = case_id.to_owned();
+        async move {
+            let page = intake
+                .get_case_timeline(pb::GetCaseTimelineRequest {
+                    case_id,
+                    page_size: 100,
+                    page_token,
+                })
+                .await
+                .expect("timeline reads")
+                .into_inner();
+            (page.entries, page.next_page_token)
+        }
+    })
+    .await
 }
 
 fn need_of(case: &pb::Case, category: NeedCategory) -> Option<&pb::Need> {
     case.needs.iter().find(|n| n.category == category as i32)
 }
 
-async fn has_kind(intake: &Intake, case_id: &str, kind: &str) -> bool {
+async fn has_kind(intake: &IntakeClient, case_id: &str, kind: &str) -> bool {
     timeline(intake, case_id)
         .await
         .iter()
@@ -185,10 +186,7 @@ async fn one_case_reaches_every_agency_and_survives_a_crash() {
     seed_directory(&suite).await;
     let advisor_id = register_advisor(&suite).await;
     let buyer_ids = vetted_buyers(&suite, 3).await;
-    let mut intake = IntakeServiceClient::with_interceptor(
-        channel(suite.addr("intake")),
-        Bearer::role(Role::Agency, Some("kotra")),
-    );
+    let mut intake: IntakeClient = suite.client("intake", Bearer::agency("kotra"));
 
     // Register, diagnose and open one case with four needs.
     let company = intake
@@ -273,20 +271,21 @@ async fn one_case_reaches_every_agency_and_survives_a_crash() {
     // The advisor is assigned and the buyers proposed, as the timeline says.
     assert!(
         eventually(WITHIN, || async {
-            has_kind(&intake, &case_id, "assignment.created").await
-                && has_kind(&intake, &case_id, "match.proposed").await
+            has_kind(&intake, &case_id, MentoringEvent::AssignmentCreated.name()).await
+                && has_kind(&intake, &case_id, BuyersEvent::MatchProposed.name()).await
         })
         .await,
         "advisor assigned and buyers proposed on the timeline"
     );
-    let history =
-        MentoringServiceClient::with_interceptor(channel(suite.addr("mentoring")), Bearer::admin())
-            .get_advisor_history(mentoring_pb::GetAdvisorHistoryRequest {
-                company_id: company.company_id.clone(),
-            })
-            .await
-            .expect("advisor history")
-            .into_inner();
+    let history = suite
+        .client::<MentoringClient>("mentoring", Bearer::admin())
+        .get_advisor_history(mentoring_pb::GetAdvisorHistoryRequest {
+            company_id: company.company_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("advisor history")
+        .into_inner();
     assert_eq!(history.assignments.len(), 1);
     assert_eq!(history.assignments[0].advisor_id, advisor_id);
 
@@ -294,22 +293,16 @@ async fn one_case_reaches_every_agency_and_survives_a_crash() {
     // SBC accepts it.
     let finance = need_of(&delivered, NeedCategory::ExportFinance).expect("finance need");
     let referral_id = finance.owner_record_id.clone();
-    let referral_url = |suite: &Suite| channel(suite.addr("referral"));
-    let kotra = ReferralServiceClient::with_interceptor(
-        referral_url(&suite),
-        Bearer::role(Role::Agency, Some("kotra")),
-    )
-    .accept_referral(referral_pb::AcceptReferralRequest {
-        referral_id: referral_id.clone(),
-        ..Default::default()
-    })
-    .await
-    .expect_err("KOTRA cannot act on SBC's referral");
+    let kotra = suite
+        .client::<ReferralClient>("referral", Bearer::agency("kotra"))
+        .accept_referral(referral_pb::AcceptReferralRequest {
+            referral_id: referral_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("KOTRA cannot act on SBC's referral");
     assert_eq!(kotra.code(), Code::NotFound);
-    let mut sbc = ReferralServiceClient::with_interceptor(
-        referral_url(&suite),
-        Bearer::role(Role::Agency, Some("sbc")),
-    );
+    let mut sbc: ReferralClient = suite.client("referral", Bearer::agency("sbc"));
     let accepted = sbc
         .accept_referral(referral_pb::AcceptReferralRequest {
             referral_id: referral_id.clone(),
@@ -320,7 +313,12 @@ async fn one_case_reaches_every_agency_and_survives_a_crash() {
         .into_inner();
     assert_eq!(accepted.legs.last().expect("leg").agency_id, "sbc");
     assert!(
-        eventually(WITHIN, || has_kind(&intake, &case_id, "referral.accepted")).await,
+        eventually(WITHIN, || has_kind(
+            &intake,
+            &case_id,
+            ReferralEvent::Accepted.name()
+        ))
+        .await,
         "acceptance on the timeline"
     );
 
@@ -330,10 +328,7 @@ async fn one_case_reaches_every_agency_and_survives_a_crash() {
         .expect("sample need")
         .need_id
         .clone();
-    let mut buyers = BuyerServiceClient::with_interceptor(
-        channel(suite.addr("buyers")),
-        Bearer::role(Role::Service, None),
-    );
+    let mut buyers: BuyersClient = suite.client("buyers", Bearer::service());
     let sample = buyers
         .start_sample_test(buyers_pb::StartSampleTestRequest {
             idempotency_key: "e2e-sample".into(),
@@ -410,14 +405,14 @@ async fn one_case_reaches_every_agency_and_survives_a_crash() {
     // The timeline tells the whole story across the services.
     let story = timeline(&intake, &case_id).await;
     for (service, kind) in [
-        ("intake", "case.opened"),
-        ("intake", "need.delivered"),
-        ("mentoring", "assignment.created"),
-        ("buyers", "match.proposed"),
-        ("buyers", "sample.started"),
-        ("buyers", "sample.certification_gap"),
-        ("referral", "referral.routed"),
-        ("referral", "referral.accepted"),
+        ("intake", IntakeEvent::CaseOpened.name()),
+        ("intake", IntakeEvent::NeedDelivered.name()),
+        ("mentoring", MentoringEvent::AssignmentCreated.name()),
+        ("buyers", BuyersEvent::MatchProposed.name()),
+        ("buyers", BuyersEvent::SampleStarted.name()),
+        ("buyers", BuyersEvent::SampleCertificationGap.name()),
+        ("referral", ReferralEvent::Routed.name()),
+        ("referral", ReferralEvent::Accepted.name()),
     ] {
         assert!(
             story.iter().any(|e| e.service == service && e.kind == kind),

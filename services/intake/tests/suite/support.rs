@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use onestop_test_support::{ServiceProcess, TestDb};
+use onestop_test_support::{Bearer, Connect, ServiceProcess, TestDb, channel};
 
 pub const OWNERS: [&str; 3] = ["mentoring", "buyers", "referral"];
 
@@ -52,6 +52,11 @@ impl Suite {
 
     pub fn addr(&self, service: &str) -> SocketAddr {
         self.processes[service].addr
+    }
+
+    /// A generated client of `service` calling with `bearer`'s token.
+    pub fn client<K: Connect>(&self, service: &str, bearer: Bearer) -> K {
+        K::connect(channel(self.addr(service)), bearer)
     }
 
     pub fn database_url(&self, service: &str) -> &str {

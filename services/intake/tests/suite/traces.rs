@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use onestop_contracts::common::v1::{Money, NeedCategory};
 use onestop_contracts::intake::v1 as pb;
-use onestop_contracts::intake::v1::intake_service_client::IntakeServiceClient;
-use onestop_platform::Role;
-use onestop_test_support::{Bearer, channel, eventually};
+use onestop_test_support::{Bearer, IntakeClient, eventually};
 
 use crate::otlp::Receiver;
 use crate::support::Suite;
@@ -22,10 +20,7 @@ async fn one_open_case_is_one_trace_across_all_four_services() {
         ("OTEL_METRICS_EXPORTER", "none"),
     ])
     .await;
-    let mut intake = IntakeServiceClient::with_interceptor(
-        channel(suite.addr("intake")),
-        Bearer::role(Role::Agency, Some("kotra")),
-    );
+    let mut intake: IntakeClient = suite.client("intake", Bearer::agency("kotra"));
     let company = intake
         .register_company(pb::RegisterCompanyRequest {
             idempotency_key: String::new(),

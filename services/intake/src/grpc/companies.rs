@@ -1,0 +1,204 @@
+//! Companies: registration, reads, masked updates, listings.
+
+use onestop_contracts::event_types::IntakeEvent;
+use onestop_contracts::intake::v1 as pb;
+use onestop_domain::GrowthStage;
+use onestop_platform::error::{is_unique_violation, parse_id};
+use onestop_platform::events::{self, NewEvent};
+use onestop_platform::idempotency::IdempotencyKey;
+use onestop_platform::{ApiError, ApiResult, Caller, Role};
+use uuid::Uuid;
+
+use super::{IntakeApi, READERS, WRITERS};
+use crate::domain::company::{
+    self, CompanyChange, CompanyQuery, NewCompany, stage_of, without_contacts,
+};
+use crate::store::{self, Lock};
+
+/// Dashboards see companies without their contacts: they need the
+/// business picture, not the people.
+fn redact_for(caller: &Caller, company: pb::Company) -> pb::Company {
+    if caller.role == Role::Dashboard {
+        without_contacts(company)
+    } else {
+        company
+    }
+}
+
+pub(super) fn stage_event(
+    company_id: Uuid,
+    from: GrowthStage,
+    to: GrowthStage,
+    cause: &str,
+) -> NewEvent {
+    NewEvent::new(
+        IntakeEvent::CompanyStageChanged,
+        company_id,
+        &pb::CompanyStageChanged {
+            company_id: company_id.to_string(),
+            from: from.to_proto() as i32,
+            to: to.to_proto() as i32,
+            cause: cause.to_owned(),
+        },
+    )
+}
+
+/// A record this transaction wrote is not there to read back.
+pub(super) fn vanished(what: &str) -> ApiError {
+    ApiError::Internal(anyhow::anyhow!("{what} vanished in its own transaction"))
+}
+
+fn already_registered(existing: Uuid) -> ApiError {
+    ApiError::AlreadyExists {
+        reason: "COMPANY_ALREADY_REGISTERED",
+        message: format!(
+            "a company with this registration number is already registered as {existing}"
+        ),
+        metadata: vec![("company_id", existing.to_string())],
+    }
+}
+
+impl IntakeApi {
+    pub(super) async fn register_company(
+        &self,
+        caller: Caller,
+        request: pb::RegisterCompanyRequest,
+    ) -> ApiResult<pb::Company> {
+        caller.require(WRITERS)?;
+        let key = IdempotencyKey::new(
+            &caller,
+            "RegisterCompany",
+            &request.idempotency_key,
+            &request,
+        )?;
+        let NewCompany { profile } = NewCompany::try_from(&request)?;
+
+        let mut tx = self.pool.begin().await?;
+        if let Some(first) = key.replay::<pb::Company>(&mut tx).await? {
+            return Ok(first);
+        }
+        let number = profile.registration_number.as_str();
+        if let Some(existing) = store::company_id_by_registration_number(&mut tx, number).await? {
+            return Err(already_registered(existing));
+        }
+        let id = Uuid::now_v7();
+        if let Err(error) = store::insert_company(&mut tx, id, &profile).await {
+            // A concurrent registration of the same number won the race.
+            if is_unique_violation(&error) {
+                drop(tx);
+                let mut conn = self.pool.acquire().await?;
+                if let Some(existing) =
+                    store::company_id_by_registration_number(&mut conn, number).await?
+                {
+                    return Err(already_registered(existing));
+                }
+            }
+            return Err(error.into());
+        }
+        events::append(
+            &mut tx,
+            NewEvent::new(
+                IntakeEvent::CompanyRegistered,
+                id,
+                &pb::CompanyRegistered {
+                    company_id: id.to_string(),
+                    business_registration_number: number.to_owned(),
+                    region: profile.region.code().to_owned(),
+                    industry_ksic: profile.industry.as_str().to_owned(),
+                    stage: profile.stage().to_proto() as i32,
+                    small_merchant: profile.small_merchant,
+                },
+            ),
+        )
+        .await?;
+        let company = store::load_company(&mut tx, id, Lock::None)
+            .await?
+            .ok_or_else(|| vanished("company"))?;
+        key.record(&mut tx, &company, &id.to_string()).await?;
+        tx.commit().await?;
+        tracing::info!(company_id = %id, "company registered");
+        Ok(company)
+    }
+
+    pub(super) async fn get_company(
+        &self,
+        caller: Caller,
+        request: pb::GetCompanyRequest,
+    ) -> ApiResult<pb::Company> {
+        caller.require(READERS)?;
+        let id = parse_id("company_id", &request.company_id)?;
+        let mut conn = self.pool.acquire().await?;
+        let company = store::load_company(&mut conn, id, Lock::None)
+            .await?
+            .ok_or_else(|| ApiError::not_found("company", id))?;
+        Ok(redact_for(&caller, company))
+    }
+
+    pub(super) async fn update_company(
+        &self,
+        caller: Caller,
+        request: pb::UpdateCompanyRequest,
+    ) -> ApiResult<pb::Company> {
+        caller.require(WRITERS)?;
+        let key =
+            IdempotencyKey::new(&caller, "UpdateCompany", &request.idempotency_key, &request)?;
+        let change = CompanyChange::try_from(&request)?;
+        let id = change.company_id;
+        let mut tx = self.pool.begin().await?;
+        if let Some(first) = key.replay::<pb::Company>(&mut tx).await? {
+            return Ok(first);
+        }
+        let current = store::load_company(&mut tx, id, Lock::ForUpdate)
+            .await?
+            .ok_or_else(|| ApiError::not_found("company", id))?;
+        let current_profile = current.profile.clone().unwrap_or_default();
+        let profile = change.apply_to(&current_profile)?;
+
+        let changed = company::changed_fields(&current_profile, &profile.to_proto());
+        if changed.is_empty() {
+            return Ok(current);
+        }
+        store::update_company(&mut tx, id, &profile).await?;
+        events::append(
+            &mut tx,
+            NewEvent::new(
+                IntakeEvent::CompanyUpdated,
+                id,
+                &pb::CompanyUpdated {
+                    company_id: id.to_string(),
+                    changed_fields: changed,
+                },
+            ),
+        )
+        .await?;
+        let before = stage_of(&current);
+        if profile.stage() != before {
+            events::append(&mut tx, stage_event(id, before, profile.stage(), "update")).await?;
+        }
+        let company = store::load_company(&mut tx, id, Lock::None)
+            .await?
+            .ok_or_else(|| vanished("company"))?;
+        key.record(&mut tx, &company, &id.to_string()).await?;
+        tx.commit().await?;
+        Ok(company)
+    }
+
+    pub(super) async fn list_companies(
+        &self,
+        caller: Caller,
+        request: pb::ListCompaniesRequest,
+    ) -> ApiResult<pb::ListCompaniesResponse> {
+        caller.require(READERS)?;
+        let CompanyQuery { filter, page } = CompanyQuery::try_from(&request)?;
+        let mut conn = self.pool.acquire().await?;
+        let mut rows = store::list_companies(&mut conn, &filter, &page).await?;
+        let next_page_token = page.finish(&mut rows, |(id, _)| *id);
+        Ok(pb::ListCompaniesResponse {
+            companies: rows
+                .into_iter()
+                .map(|(_, company)| redact_for(&caller, company))
+                .collect(),
+            next_page_token,
+        })
+    }
+}

@@ -1,0 +1,38 @@
+//! `IntakeService` over gRPC: one file per resource (companies, their
+//! assessments, cases, the case timeline, erasure of personal data).
+//! Handlers check the caller, turn the request into a validated command,
+//! apply the rules and store the change with its events in one
+//! transaction; the generated adapter forwards each RPC to them.
+
+mod assessments;
+mod cases;
+mod companies;
+mod erasure;
+mod timeline;
+
+use onestop_platform::Role;
+use sqlx::PgPool;
+
+/// Partners and services that register companies and open cases.
+const WRITERS: &[Role] = &[Role::Agency, Role::Advisor, Role::Service, Role::Admin];
+/// Everyone who may read intake's records.
+const READERS: &[Role] = &[
+    Role::Agency,
+    Role::Advisor,
+    Role::Service,
+    Role::Admin,
+    Role::Dashboard,
+];
+
+#[derive(Clone)]
+pub struct IntakeApi {
+    pool: PgPool,
+}
+
+impl IntakeApi {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+onestop_contracts::impl_intake_service!(IntakeApi);

@@ -1,0 +1,337 @@
+//! Cases and their needs: what OpenCase writes, what the relay hands over
+//! and what the owners' events move on.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use onestop_contracts::common::v1::NeedHandOff;
+use onestop_contracts::intake::v1 as pb;
+use onestop_domain::{NeedCategory, NeedOwner};
+use onestop_platform::pagination::Page;
+use onestop_platform::time::to_timestamp;
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row};
+use uuid::Uuid;
+
+use super::{Lock, load_company};
+use crate::domain::case::{CaseFilter, CaseStatus, NeedStatus, PlannedNeed};
+use crate::domain::company::snapshot;
+
+pub async fn has_open_mentoring_need(
+    conn: &mut PgConnection,
+    company_id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (
+             SELECT 1 FROM need n JOIN support_case c ON c.id = n.case_id
+              WHERE c.company_id = $1 AND n.category = $2
+                AND n.status NOT IN ('DONE', 'CANCELLED'))",
+    )
+    .bind(company_id)
+    .bind(NeedCategory::Mentoring.as_str())
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn insert_case(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+    company_id: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO support_case (id, company_id, status) VALUES ($1, $2, $3)")
+        .bind(case_id)
+        .bind(company_id)
+        .bind(CaseStatus::Open.as_str())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Stores an OPEN need awaiting delivery; returns when it was opened.
+pub async fn insert_need(
+    conn: &mut PgConnection,
+    need_id: Uuid,
+    case_id: Uuid,
+    position: usize,
+    need: &PlannedNeed,
+) -> Result<DateTime<Utc>, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO need (id, case_id, position, category, owner, detail, target_markets, hs_codes,
+                           status, added_by_rule, delivery)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'PENDING')
+         RETURNING opened_at",
+    )
+    .bind(need_id)
+    .bind(case_id)
+    .bind(position as i32)
+    .bind(need.spec.category.as_str())
+    .bind(need.owner.as_str())
+    .bind(&need.spec.detail)
+    .bind(need.spec.target_markets.iter().map(|c| c.as_str()).collect::<Vec<_>>())
+    .bind(need.spec.hs_codes.iter().map(|c| c.as_str()).collect::<Vec<_>>())
+    .bind(NeedStatus::Open.as_str())
+    .bind(need.added_by_rule)
+    .fetch_one(conn)
+    .await
+}
+
+fn delivery_state(stored: &str) -> pb::DeliveryState {
+    match stored {
+        "PENDING" => pb::DeliveryState::Pending,
+        "DELIVERED" => pb::DeliveryState::Delivered,
+        _ => pb::DeliveryState::Unspecified,
+    }
+}
+
+fn need(row: &PgRow) -> pb::Need {
+    let delivery = delivery_state(row.get("delivery"));
+    pb::Need {
+        need_id: row.get::<Uuid, _>("id").to_string(),
+        category: NeedCategory::from_stored(row.get("category"))
+            .map(|c| c.to_proto() as i32)
+            .unwrap_or_default(),
+        owner: NeedOwner::from_stored(row.get("owner"))
+            .map(|o| o.to_proto() as i32)
+            .unwrap_or_default(),
+        detail: row.get("detail"),
+        target_markets: row.get("target_markets"),
+        hs_codes: row.get("hs_codes"),
+        status: NeedStatus::from_stored(row.get("status"))
+            .map(|s| s.to_proto() as i32)
+            .unwrap_or_default(),
+        added_by_rule: row.get("added_by_rule"),
+        delivery: delivery as i32,
+        delivery_attempts: row.get::<i32, _>("delivery_attempts").max(0) as u32,
+        opened_at: Some(to_timestamp(row.get("opened_at"))),
+        last_delivery_error: row.get("last_delivery_error"),
+        next_delivery_at: (delivery == pb::DeliveryState::Pending)
+            .then(|| to_timestamp(row.get("next_delivery_at"))),
+        delivered_at: row
+            .get::<Option<DateTime<Utc>>, _>("delivered_at")
+            .map(to_timestamp),
+        owner_record_id: row.get("owner_record_id"),
+    }
+}
+
+/// Needs of several cases in one round trip, each case's in its order.
+async fn needs_of(
+    conn: &mut PgConnection,
+    case_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<pb::Need>>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT case_id, id, category, owner, detail, target_markets, hs_codes, status, added_by_rule,
+                delivery, delivery_attempts, opened_at, last_delivery_error, next_delivery_at,
+                delivered_at, owner_record_id
+           FROM need WHERE case_id = ANY($1) ORDER BY case_id, position",
+    )
+    .bind(case_ids)
+    .fetch_all(conn)
+    .await?;
+    let mut by_case: HashMap<Uuid, Vec<pb::Need>> = HashMap::new();
+    for row in &rows {
+        by_case
+            .entry(row.get("case_id"))
+            .or_default()
+            .push(need(row));
+    }
+    Ok(by_case)
+}
+
+/// Case rows with their needs, in the rows' order.
+async fn with_needs(
+    conn: &mut PgConnection,
+    rows: Vec<PgRow>,
+) -> Result<Vec<pb::Case>, sqlx::Error> {
+    let ids: Vec<Uuid> = rows.iter().map(|row| row.get("id")).collect();
+    let mut needs = needs_of(conn, &ids).await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let id: Uuid = row.get("id");
+            pb::Case {
+                case_id: id.to_string(),
+                company_id: row.get::<Uuid, _>("company_id").to_string(),
+                status: CaseStatus::from_stored(row.get("status"))
+                    .map(|s| s.to_proto() as i32)
+                    .unwrap_or_default(),
+                needs: needs.remove(&id).unwrap_or_default(),
+                opened_at: Some(to_timestamp(row.get("opened_at"))),
+            }
+        })
+        .collect())
+}
+
+pub async fn load_case(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+) -> Result<Option<pb::Case>, sqlx::Error> {
+    let row =
+        sqlx::query("SELECT id, company_id, status, opened_at FROM support_case WHERE id = $1")
+            .bind(case_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(with_needs(conn, row.into_iter().collect()).await?.pop())
+}
+
+pub async fn case_exists(conn: &mut PgConnection, case_id: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM support_case WHERE id = $1)")
+        .bind(case_id)
+        .fetch_one(conn)
+        .await
+}
+
+/// Oldest first, each with its id.
+pub async fn list_cases(
+    conn: &mut PgConnection,
+    filter: &CaseFilter,
+    page: &Page<Uuid>,
+) -> Result<Vec<(Uuid, pb::Case)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, company_id, status, opened_at FROM support_case
+          WHERE ($1::uuid IS NULL OR id > $1)
+            AND ($2::uuid IS NULL OR company_id = $2)
+            AND ($3::text IS NULL OR status = $3)
+          ORDER BY id LIMIT $4",
+    )
+    .bind(page.after)
+    .bind(filter.company_id)
+    .bind(filter.status.map(CaseStatus::as_str))
+    .bind(page.fetch_limit())
+    .fetch_all(&mut *conn)
+    .await?;
+    let ids: Vec<Uuid> = rows.iter().map(|row| row.get("id")).collect();
+    Ok(ids.into_iter().zip(with_needs(conn, rows).await?).collect())
+}
+
+/// The hand-off for a need whose `need.opened` event retention has
+/// already pruned: the need as stored and the company as it is now.
+pub async fn rebuild_hand_off(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+    need_id: Uuid,
+) -> Result<Option<NeedHandOff>, sqlx::Error> {
+    let Some(case) = load_case(conn, case_id).await? else {
+        return Ok(None);
+    };
+    let wanted = need_id.to_string();
+    let Some(need) = case.needs.into_iter().find(|n| n.need_id == wanted) else {
+        return Ok(None);
+    };
+    let Ok(company_id) = Uuid::parse_str(&case.company_id) else {
+        return Ok(None);
+    };
+    let company = load_company(conn, company_id, Lock::None).await?;
+    Ok(Some(NeedHandOff {
+        need_id: need.need_id,
+        case_id: case.case_id,
+        category: need.category,
+        owner: need.owner,
+        detail: need.detail,
+        target_markets: need.target_markets,
+        hs_codes: need.hs_codes,
+        company: company.as_ref().map(snapshot),
+        opened_at: need.opened_at,
+    }))
+}
+
+pub async fn case_of_need(
+    conn: &mut PgConnection,
+    need_id: Uuid,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT case_id FROM need WHERE id = $1")
+        .bind(need_id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// The latest of the company's open cases that hold an open need of
+/// `category`, with that need; failing that, its latest open case.
+pub async fn open_case_for(
+    conn: &mut PgConnection,
+    company_id: Uuid,
+    category: NeedCategory,
+) -> Result<Option<(Uuid, Option<Uuid>)>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT c.id AS case_id, n.id AS need_id
+           FROM support_case c
+           LEFT JOIN need n ON n.case_id = c.id AND n.category = $2
+                           AND n.status NOT IN ('DONE', 'CANCELLED')
+          WHERE c.company_id = $1 AND c.status = $3
+          ORDER BY (n.id IS NULL), c.opened_at DESC, n.position
+          LIMIT 1",
+    )
+    .bind(company_id)
+    .bind(category.as_str())
+    .bind(CaseStatus::Open.as_str())
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|row| (row.get("case_id"), row.get("need_id"))))
+}
+
+/// The need's status, locked until the transaction ends.
+pub async fn lock_need_status(
+    conn: &mut PgConnection,
+    need_id: Uuid,
+) -> Result<Option<NeedStatus>, sqlx::Error> {
+    let stored: String = sqlx::query_scalar("SELECT status FROM need WHERE id = $1 FOR UPDATE")
+        .bind(need_id)
+        .fetch_one(conn)
+        .await?;
+    Ok(NeedStatus::from_stored(&stored))
+}
+
+pub async fn set_need_status(
+    conn: &mut PgConnection,
+    need_id: Uuid,
+    status: NeedStatus,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE need SET status = $2 WHERE id = $1")
+        .bind(need_id)
+        .bind(status.as_str())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The case's company, with the case locked so that needs added to it at
+/// the same time agree on their positions.
+pub async fn lock_case(conn: &mut PgConnection, case_id: Uuid) -> Result<Uuid, sqlx::Error> {
+    sqlx::query_scalar("SELECT company_id FROM support_case WHERE id = $1 FOR UPDATE")
+        .bind(case_id)
+        .fetch_one(conn)
+        .await
+}
+
+/// Whether the case has an open need of `category` whose detail names
+/// `topic` (upper case).
+pub async fn has_open_need_on(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+    category: NeedCategory,
+    topic: &str,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM need
+                         WHERE case_id = $1 AND category = $2
+                           AND status NOT IN ('DONE', 'CANCELLED')
+                           AND upper(detail) LIKE '%' || $3 || '%')",
+    )
+    .bind(case_id)
+    .bind(category.as_str())
+    .bind(topic)
+    .fetch_one(conn)
+    .await
+}
+
+/// Where the next need goes on the case.
+pub async fn next_need_position(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+) -> Result<usize, sqlx::Error> {
+    let position: i32 =
+        sqlx::query_scalar("SELECT COALESCE(max(position) + 1, 0) FROM need WHERE case_id = $1")
+            .bind(case_id)
+            .fetch_one(conn)
+            .await?;
+    Ok(position.max(0) as usize)
+}

@@ -1,0 +1,310 @@
+//! Companies and their contacts, the only personal data intake keeps.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use onestop_contracts::common::v1::Money;
+use onestop_contracts::intake::v1 as pb;
+use onestop_platform::pagination::Page;
+use onestop_platform::time::to_timestamp;
+use sqlx::{PgConnection, Row};
+use uuid::Uuid;
+
+use super::{Lock, stage_proto};
+use crate::domain::company::{CompanyFilter, CompanyProfile, Contact};
+
+#[derive(sqlx::FromRow)]
+struct CompanyRow {
+    id: Uuid,
+    registration_number: String,
+    name_ko: String,
+    name_en: String,
+    region: String,
+    industry_ksic: String,
+    hs_codes: Vec<String>,
+    employees: i32,
+    annual_revenue_currency: String,
+    annual_revenue_minor: i64,
+    export_revenue_currency: String,
+    export_revenue_minor: i64,
+    export_countries: Vec<String>,
+    languages: Vec<String>,
+    small_merchant: bool,
+    stage: String,
+    readiness_score: i32,
+    assessment_version: i32,
+    registered_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    personal_data_erased_at: Option<DateTime<Utc>>,
+}
+
+const COMPANY_COLUMNS: &str = "id, registration_number, name_ko, name_en, region, industry_ksic, hs_codes, \
+     employees, annual_revenue_currency, annual_revenue_minor, export_revenue_currency, \
+     export_revenue_minor, export_countries, languages, small_merchant, stage, readiness_score, \
+     assessment_version, registered_at, updated_at, personal_data_erased_at";
+
+impl CompanyRow {
+    fn into_proto(self, contacts: Vec<pb::Contact>) -> pb::Company {
+        pb::Company {
+            company_id: self.id.to_string(),
+            profile: Some(pb::CompanyProfile {
+                business_registration_number: self.registration_number,
+                name_ko: self.name_ko,
+                name_en: self.name_en,
+                region: self.region,
+                industry_ksic: self.industry_ksic,
+                hs_codes: self.hs_codes,
+                employees: self.employees.max(0) as u32,
+                annual_revenue: Some(Money {
+                    currency_code: self.annual_revenue_currency,
+                    amount_minor: self.annual_revenue_minor,
+                }),
+                export_revenue: Some(Money {
+                    currency_code: self.export_revenue_currency,
+                    amount_minor: self.export_revenue_minor,
+                }),
+                export_countries: self.export_countries,
+                languages: self.languages,
+                small_merchant: self.small_merchant,
+                contacts,
+            }),
+            stage: stage_proto(&self.stage),
+            readiness_score: self.readiness_score.max(0) as u32,
+            assessment_version: self.assessment_version.max(0) as u32,
+            registered_at: Some(to_timestamp(self.registered_at)),
+            updated_at: Some(to_timestamp(self.updated_at)),
+            personal_data_erased_at: self.personal_data_erased_at.map(to_timestamp),
+        }
+    }
+}
+
+pub async fn company_id_by_registration_number(
+    conn: &mut PgConnection,
+    number: &str,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM company WHERE registration_number = $1")
+        .bind(number)
+        .fetch_optional(conn)
+        .await
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// Binds what a profile sets, as $2 to $15 in this order: name_ko,
+/// name_en, region, industry_ksic, hs_codes, employees, annual revenue
+/// (currency, amount), export revenue (currency, amount), export_countries,
+/// languages, small_merchant, stage.
+fn bind_profile<'q>(query: PgQuery<'q>, profile: &'q CompanyProfile) -> PgQuery<'q> {
+    query
+        .bind(&profile.name_ko)
+        .bind(&profile.name_en)
+        .bind(profile.region.code())
+        .bind(profile.industry.as_str())
+        .bind(
+            profile
+                .hs_codes
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(profile.employees.min(i32::MAX as u32) as i32)
+        .bind(profile.annual_revenue.currency.as_str())
+        .bind(profile.annual_revenue.amount_minor)
+        .bind(profile.export_revenue.currency.as_str())
+        .bind(profile.export_revenue.amount_minor)
+        .bind(
+            profile
+                .export_countries
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            profile
+                .languages
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(profile.small_merchant)
+        .bind(profile.stage().as_str())
+}
+
+pub async fn insert_company(
+    conn: &mut PgConnection,
+    id: Uuid,
+    profile: &CompanyProfile,
+) -> Result<(), sqlx::Error> {
+    let insert = sqlx::query(
+        "INSERT INTO company (id, name_ko, name_en, region, industry_ksic, hs_codes, employees,
+             annual_revenue_currency, annual_revenue_minor, export_revenue_currency,
+             export_revenue_minor, export_countries, languages, small_merchant, stage,
+             registration_number)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+    );
+    bind_profile(insert.bind(id), profile)
+        .bind(profile.registration_number.as_str())
+        .execute(&mut *conn)
+        .await?;
+    replace_contacts(conn, id, &profile.contacts).await
+}
+
+/// Replaces everything a profile sets; the registration number never
+/// changes.
+pub async fn update_company(
+    conn: &mut PgConnection,
+    id: Uuid,
+    profile: &CompanyProfile,
+) -> Result<(), sqlx::Error> {
+    let update = sqlx::query(
+        "UPDATE company SET name_ko = $2, name_en = $3, region = $4, industry_ksic = $5, hs_codes = $6,
+             employees = $7, annual_revenue_currency = $8, annual_revenue_minor = $9,
+             export_revenue_currency = $10, export_revenue_minor = $11, export_countries = $12,
+             languages = $13, small_merchant = $14, stage = $15, updated_at = now()
+         WHERE id = $1",
+    );
+    bind_profile(update.bind(id), profile)
+        .execute(&mut *conn)
+        .await?;
+    replace_contacts(conn, id, &profile.contacts).await
+}
+
+async fn replace_contacts(
+    conn: &mut PgConnection,
+    id: Uuid,
+    contacts: &[Contact],
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM company_contact WHERE company_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    for (position, contact) in contacts.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO company_contact (company_id, position, name, title, email, phone)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id)
+        .bind(position as i32)
+        .bind(&contact.name)
+        .bind(&contact.title)
+        .bind(&contact.email)
+        .bind(&contact.phone)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Contacts of several companies in one round trip.
+async fn contacts_of(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<pb::Contact>>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT company_id, name, title, email, phone FROM company_contact
+          WHERE company_id = ANY($1) ORDER BY company_id, position",
+    )
+    .bind(ids)
+    .fetch_all(conn)
+    .await?;
+    let mut by_company: HashMap<Uuid, Vec<pb::Contact>> = HashMap::new();
+    for row in rows {
+        by_company
+            .entry(row.get("company_id"))
+            .or_default()
+            .push(pb::Contact {
+                name: row.get("name"),
+                title: row.get("title"),
+                email: row.get("email"),
+                phone: row.get("phone"),
+            });
+    }
+    Ok(by_company)
+}
+
+/// Rows with their contacts, in the rows' order.
+async fn with_contacts(
+    conn: &mut PgConnection,
+    rows: Vec<CompanyRow>,
+) -> Result<Vec<pb::Company>, sqlx::Error> {
+    let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
+    let mut contacts = contacts_of(conn, &ids).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let own = contacts.remove(&row.id).unwrap_or_default();
+            row.into_proto(own)
+        })
+        .collect())
+}
+
+/// The company; `Lock::ForUpdate` for a read-modify-write.
+pub async fn load_company(
+    conn: &mut PgConnection,
+    id: Uuid,
+    lock: Lock,
+) -> Result<Option<pb::Company>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COMPANY_COLUMNS} FROM company WHERE id = $1{}",
+        lock.clause()
+    );
+    let row = sqlx::query_as::<_, CompanyRow>(&sql)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(with_contacts(conn, row.into_iter().collect()).await?.pop())
+}
+
+pub async fn company_exists(conn: &mut PgConnection, id: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM company WHERE id = $1)")
+        .bind(id)
+        .fetch_one(conn)
+        .await
+}
+
+/// Oldest first, each with its id.
+pub async fn list_companies(
+    conn: &mut PgConnection,
+    filter: &CompanyFilter,
+    page: &Page<Uuid>,
+) -> Result<Vec<(Uuid, pb::Company)>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COMPANY_COLUMNS} FROM company
+          WHERE ($1::uuid IS NULL OR id > $1)
+            AND ($2::text IS NULL OR region = $2)
+            AND ($3::text IS NULL OR stage = $3)
+            AND (NOT $4 OR small_merchant)
+          ORDER BY id
+          LIMIT $5"
+    );
+    let rows = sqlx::query_as::<_, CompanyRow>(&sql)
+        .bind(page.after)
+        .bind(filter.region.map(|r| r.code()))
+        .bind(filter.stage.map(|s| s.as_str()))
+        .bind(filter.small_merchants_only)
+        .bind(page.fetch_limit())
+        .fetch_all(&mut *conn)
+        .await?;
+    let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
+    Ok(ids
+        .into_iter()
+        .zip(with_contacts(conn, rows).await?)
+        .collect())
+}
+
+/// Removes the company's contacts and marks the erasure; returns how many
+/// contacts were removed.
+pub async fn erase_contacts(conn: &mut PgConnection, company_id: Uuid) -> Result<u64, sqlx::Error> {
+    let erased = sqlx::query("DELETE FROM company_contact WHERE company_id = $1")
+        .bind(company_id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    sqlx::query(
+        "UPDATE company SET personal_data_erased_at = now(), updated_at = now() WHERE id = $1",
+    )
+    .bind(company_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(erased)
+}

@@ -1,0 +1,144 @@
+//! The relay's bookkeeping: which need is due for delivery, what each
+//! attempt left on it, and the hand-off the need was announced with.
+
+use chrono::{DateTime, Utc};
+use onestop_contracts::common::v1::NeedHandOff;
+use onestop_contracts::event_types::{EventType, IntakeEvent};
+use onestop_contracts::intake::v1 as pb;
+use onestop_domain::NeedOwner;
+use prost::Message;
+use sqlx::{PgConnection, Row};
+use uuid::Uuid;
+
+use crate::domain::case::NeedStatus;
+
+/// A need due for delivery, claimed by one relay.
+#[derive(Debug)]
+pub struct DueNeed {
+    pub need_id: Uuid,
+    pub case_id: Uuid,
+    pub owner: NeedOwner,
+    /// The number of this attempt, from 1.
+    pub attempt: i32,
+}
+
+/// The need due longest among those `owners` take, locked until the
+/// transaction ends: replicas never deliver one need at the same time, and
+/// a need another relay holds is skipped, not waited for.
+pub async fn claim_due_need(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    owners: &[NeedOwner],
+) -> Result<Option<DueNeed>, sqlx::Error> {
+    let owners: Vec<&str> = owners.iter().map(|owner| owner.as_str()).collect();
+    let Some(row) = sqlx::query(
+        "SELECT id, case_id, owner, delivery_attempts FROM need
+          WHERE delivery = 'PENDING' AND next_delivery_at <= $1 AND owner = ANY($2)
+          ORDER BY next_delivery_at
+          LIMIT 1
+          FOR UPDATE SKIP LOCKED",
+    )
+    .bind(now)
+    .bind(&owners)
+    .fetch_optional(conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let need_id: Uuid = row.get("id");
+    let owner = NeedOwner::from_stored(row.get("owner")).ok_or_else(|| {
+        sqlx::Error::Decode(format!("need {need_id} has an unknown owner").into())
+    })?;
+    Ok(Some(DueNeed {
+        need_id,
+        case_id: row.get("case_id"),
+        owner,
+        attempt: row.get::<i32, _>("delivery_attempts").saturating_add(1),
+    }))
+}
+
+/// Records a failed attempt and when to try again; the need stays pending.
+pub async fn record_failed_attempt(
+    conn: &mut PgConnection,
+    need: &DueNeed,
+    error: &str,
+    next_attempt_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE need SET delivery_attempts = $2, last_delivery_error = $3, next_delivery_at = $4
+          WHERE id = $1",
+    )
+    .bind(need.need_id)
+    .bind(need.attempt)
+    .bind(error)
+    .bind(next_attempt_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records the owner's acknowledgement: the need is delivered, ROUTED if
+/// nothing moved it further yet, and names the owner's record for it.
+pub async fn mark_delivered(
+    conn: &mut PgConnection,
+    need: &DueNeed,
+    owner_record_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE need SET delivery = 'DELIVERED', delivery_attempts = $2, last_delivery_error = '',
+                delivered_at = $3, owner_record_id = $4,
+                status = CASE WHEN status = $5 THEN $6 ELSE status END
+          WHERE id = $1",
+    )
+    .bind(need.need_id)
+    .bind(need.attempt)
+    .bind(now)
+    .bind(owner_record_id)
+    .bind(NeedStatus::Open.as_str())
+    .bind(NeedStatus::Routed.as_str())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A need as its `need.opened` event announced it, with the trace of the
+/// request that opened it.
+#[derive(Debug)]
+pub struct AnnouncedNeed {
+    pub hand_off: NeedHandOff,
+    pub traceparent: String,
+    pub tracestate: String,
+}
+
+/// The need's `need.opened` event, unless retention has pruned it.
+pub async fn announced_need(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+    need_id: Uuid,
+) -> Result<Option<AnnouncedNeed>, sqlx::Error> {
+    let opened = IntakeEvent::NeedOpened;
+    let rows = sqlx::query(
+        "SELECT payload, traceparent, tracestate FROM event_log
+          WHERE aggregate_type = $1 AND aggregate_id = $2 AND event_type = $3
+          ORDER BY id",
+    )
+    .bind(EventType::aggregate_type(opened))
+    .bind(case_id.to_string())
+    .bind(opened.name())
+    .fetch_all(conn)
+    .await?;
+    let wanted = need_id.to_string();
+    for row in rows {
+        let payload = pb::NeedOpened::decode(row.get::<&[u8], _>("payload"))
+            .map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
+        if let Some(hand_off) = payload.hand_off.filter(|h| h.need_id == wanted) {
+            return Ok(Some(AnnouncedNeed {
+                hand_off,
+                traceparent: row.get("traceparent"),
+                tracestate: row.get("tracestate"),
+            }));
+        }
+    }
+    Ok(None)
+}
