@@ -76,7 +76,7 @@ impl Page {
             .layer(RpcTelemetryLayer::new(crate::startup::SERVICE_NAME))
             .layer(LoadShedLayer::new(settings.max_in_flight))
             .layer(AuthLayer::new(settings.token_keys()));
-        tracing::info!(addr = %addr, "dashboard listening");
+        tracing::info!(http_addr = %addr, "dashboard page and gRPC-Web served");
         tonic::transport::Server::builder()
             .accept_http1(true)
             .layer(layers)

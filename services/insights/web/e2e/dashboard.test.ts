@@ -60,8 +60,13 @@ function registrationNumber(): string {
   return [...digits, (10 - (sum % 10)) % 10].join("");
 }
 
-const intake = () => client(IntakeService, env("ONESTOP_INTAKE_URL"), token("agency", "kotra"));
-const buyers = () => client(BuyerService, env("ONESTOP_BUYERS_URL"), token("trade_office", "kotra-new-york"));
+/** Clients made once: one connection and one token each. */
+function once<T>(make: () => T): () => T {
+  let made: T | undefined;
+  return () => (made ??= make());
+}
+const intake = once(() => client(IntakeService, env("ONESTOP_INTAKE_URL"), token("agency", "kotra")));
+const buyers = once(() => client(BuyerService, env("ONESTOP_BUYERS_URL"), token("trade_office", "kotra-new-york")));
 
 let context: BrowserContext;
 let page: Page;

@@ -55,6 +55,8 @@ const words = {
   denied: { ko: "이 토큰으로는 볼 수 없습니다.", en: "This token may not read these figures." },
   expired: { ko: "토큰이 없거나 만료되었습니다.", en: "The token is missing or expired." },
   agencyScope: { ko: "기관 범위", en: "Agency scope" },
+  seconds: { ko: "초", en: "s" },
+  minutes: { ko: "분", en: "min" },
   hours: { ko: "시간", en: "h" },
   days: { ko: "일", en: "d" },
 } as const;
@@ -189,8 +191,14 @@ export class Words {
     return format.format(Number(minor) / 10 ** digits);
   }
 
-  /** A duration of `seconds` in hours, or days past two days. */
+  /** A duration in the unit that reads best: seconds, minutes, hours, days. */
   duration(seconds: number): string {
+    if (seconds < 60) {
+      return `${Math.round(seconds)} ${this.t("seconds")}`;
+    }
+    if (seconds < 3600) {
+      return `${Math.round(seconds / 60)} ${this.t("minutes")}`;
+    }
     const hours = seconds / 3600;
     if (hours >= 48) {
       return `${(hours / 24).toFixed(1)} ${this.t("days")}`;

@@ -48,6 +48,13 @@ function status(kind: "live" | "down", message: string): void {
   node.textContent = message;
 }
 
+function show(snapshot: Indicators): void {
+  dashboard?.render(snapshot);
+  const at = snapshot.computedAt ? new Date(Number(snapshot.computedAt.seconds) * 1000) : new Date();
+  const scope = snapshot.agencyId ? ` · ${words.t("agencyScope")}: ${snapshot.agencyId}` : "";
+  status("live", `${words.t("live")} · ${words.t("updated")} ${words.time(at)}${scope}`);
+}
+
 async function watch(token: string): Promise<void> {
   watching?.abort();
   const controller = new AbortController();
@@ -71,10 +78,7 @@ async function watch(token: string): Promise<void> {
       for await (const snapshot of client.watchIndicators({ filter }, { signal: controller.signal })) {
         wait = 500;
         latest = snapshot;
-        dashboard?.render(snapshot);
-        const at = snapshot.computedAt ? new Date(Number(snapshot.computedAt.seconds) * 1000) : new Date();
-        const scope = snapshot.agencyId ? ` · ${words.t("agencyScope")}: ${snapshot.agencyId}` : "";
-        status("live", `${words.t("live")} · ${words.t("updated")} ${words.time(at)}${scope}`);
+        show(snapshot);
       }
     } catch (error) {
       if (controller.signal.aborted) {
@@ -114,7 +118,7 @@ function setLanguage(language: Language): void {
   dashboard?.setWords(words);
   translatePage();
   if (latest) {
-    dashboard?.render(latest);
+    show(latest);
   }
 }
 
