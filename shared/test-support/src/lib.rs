@@ -9,6 +9,7 @@ mod postgres;
 mod process;
 mod proxy;
 mod server;
+mod suite;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -30,6 +31,7 @@ pub use postgres::{TestDb, server_url};
 pub use process::ServiceProcess;
 pub use proxy::TcpProxy;
 pub use server::TestServer;
+pub use suite::{OWNERS, Suite};
 
 /// Keys the servers under test use (ONESTOP_AUTH_SECRET or the dev secret).
 pub fn token_keys() -> TokenKeys {
