@@ -40,6 +40,15 @@ db_url() {
   echo "postgres://$auth@$PGHOST:$PGPORT/${prefix}_$1"
 }
 
+# Something else answering on one of the ports would pass the health probes
+# below in place of the service that failed to bind it.
+for p in "${port[@]}" "$http_port"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+    echo "port $p is already in use; move the suite with ONESTOP_BASE_PORT / ONESTOP_HTTP_PORT" >&2
+    exit 1
+  fi
+done
+
 echo "==> databases on $PGHOST:$PGPORT"
 for s in "${services[@]}"; do
   if ! psql -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '${prefix}_$s'" | grep -q 1; then

@@ -107,24 +107,38 @@ impl Indicators {
             province: query.province,
             agency_id: query.agency_id.as_deref(),
         };
+        // The sections read concurrently, each on its own connection: a
+        // snapshot costs the slowest query rather than the sum of them.
+        let (referral_funnel, recent_events) =
+            tokio::try_join!(self.funnel(window), self.ticker(query.agency_id.as_deref()))?;
         let mut indicators = pb::Indicators {
             period: Some(query.months.to_proto()),
             province: query.province.unwrap_or_default().to_owned(),
             agency_id: query.agency_id.clone().unwrap_or_default(),
             computed_at: Some(to_timestamp(self.clock.now())),
-            referral_funnel: self.funnel(window).await?,
-            recent_events: self.ticker(query.agency_id.as_deref()).await?,
+            referral_funnel,
+            recent_events,
             ..Default::default()
         };
         if query.scope == Scope::Everything {
             let months = u64::from(query.months.count());
-            indicators.buyer_vetting = Some(self.buyer_vetting(window, months).await?);
-            indicators.consultations = Some(self.consultations(window, months).await?);
-            indicators.cases = Some(self.cases(query, window).await?);
-            indicators.advisors = Some(self.advisors(query.province).await?);
-            indicators.deals = Some(self.deals(window).await?);
-            indicators.fees = Some(self.fees(&query.months.labels()).await?);
-            indicators.feeds = self.feeds().await?;
+            let labels = query.months.labels();
+            let (vetting, consultations, cases, advisors, deals, fees, feeds) = tokio::try_join!(
+                self.buyer_vetting(window, months),
+                self.consultations(window, months),
+                self.cases(query, window),
+                self.advisors(query.province),
+                self.deals(window),
+                self.fees(&labels),
+                self.feeds(),
+            )?;
+            indicators.buyer_vetting = Some(vetting);
+            indicators.consultations = Some(consultations);
+            indicators.cases = Some(cases);
+            indicators.advisors = Some(advisors);
+            indicators.deals = Some(deals);
+            indicators.fees = Some(fees);
+            indicators.feeds = feeds;
         }
         Ok(indicators)
     }
@@ -161,7 +175,6 @@ impl Indicators {
     }
 
     async fn cases(&self, query: &Query, window: Window<'_>) -> ApiResult<pb::Cases> {
-        let totals = store::case_totals(&self.pool, window).await?;
         let mondays = query.months.week_starts();
         let weeks_window = Window {
             start: mondays
@@ -174,12 +187,16 @@ impl Indicators {
                 .unwrap_or(window.end),
             ..window
         };
-        let counted: HashMap<String, store::WeekCount> =
-            store::cases_by_week(&self.pool, weeks_window)
-                .await?
-                .into_iter()
-                .map(|week| (week.week_start.clone(), week))
-                .collect();
+        let (totals, by_week, by_group, by_owner) = tokio::try_join!(
+            store::case_totals(&self.pool, window),
+            store::cases_by_week(&self.pool, weeks_window),
+            store::cases_by_group(&self.pool, window),
+            store::needs_by_owner(&self.pool, window),
+        )?;
+        let counted: HashMap<String, store::WeekCount> = by_week
+            .into_iter()
+            .map(|week| (week.week_start.clone(), week))
+            .collect();
         let weeks = mondays
             .iter()
             .map(|monday| {
@@ -192,8 +209,7 @@ impl Indicators {
                 }
             })
             .collect();
-        let groups = store::cases_by_group(&self.pool, window)
-            .await?
+        let groups = by_group
             .into_iter()
             .map(|group| pb::CaseGroup {
                 stage: stage_proto(&group.stage),
@@ -202,8 +218,7 @@ impl Indicators {
                 closed: count(group.closed),
             })
             .collect();
-        let needs = store::needs_by_owner(&self.pool, window)
-            .await?
+        let needs = by_owner
             .into_iter()
             .map(|need| pb::NeedCount {
                 owner: owner_proto(&need.owner),

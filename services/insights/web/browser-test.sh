@@ -2,11 +2,11 @@
 # The dashboard's browser test, from nothing to a screenshot, at a small,
 # bounded scale (one company, one case, five buyers; about a minute once the
 # binaries are built):
-#   - installs Debian's Chromium when it is missing (as root; CHROMIUM names
-#     another binary), and the locked npm packages;
-#   - builds the page, then starts the suite with deploy/run-local.sh on ports
-#     and databases of its own (ONESTOP_E2E_BASE_PORT, default 57051; the
-#     onestop_e2e_* databases are dropped before and after);
+#   - installs Debian's Chromium and a Korean font when missing (as root;
+#     CHROMIUM names another binary), and the locked npm packages;
+#   - builds the page, then starts the suite with deploy/run-local.sh on six
+#     free ports from ONESTOP_E2E_BASE_PORT (default 57051) and databases of
+#     its own (onestop_e2e_*, dropped before and after);
 #   - runs the Playwright test (e2e/dashboard.test.ts) against the real
 #     binaries and saves the screenshot to ONESTOP_SCREENSHOT (default
 #     $CARGO_TARGET_DIR/ci-artifacts/insights-dashboard.png).
@@ -35,7 +35,15 @@ echo "==> dashboard page"
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
 export PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
+# Six ports from the base, all free (other suites may run on this machine).
+in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 base=${ONESTOP_E2E_BASE_PORT:-57051}
+for _ in $(seq 1 50); do
+  busy=0
+  for p in $(seq "$base" $((base + 5))); do in_use "$p" && busy=1; done
+  [ "$busy" = 0 ] && break
+  base=$((base + 10))
+done
 prefix=onestop_e2e
 drop_databases() {
   for s in intake mentoring buyers referral insights; do
