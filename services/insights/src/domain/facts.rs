@@ -546,6 +546,20 @@ fn mentoring_event(kind: MentoringEvent, event: &Event) -> Result<Meaning, Undec
                 summary,
             )
         }
+        MentoringEvent::AdvisorUpdated => {
+            let p: mentoring::AdvisorUpdated = decode(event)?;
+            let kind = enum_name!(mentoring::AdvisorKind, p.kind, "ADVISOR_KIND_");
+            let summary = format!("{} {}", p.changed_fields.join(" "), p.capacity);
+            Meaning::of(
+                vec![Fact::Advisor {
+                    advisor_id: p.advisor_id,
+                    kind,
+                    region: p.region,
+                    capacity: p.capacity.min(i32::MAX as u32) as i32,
+                }],
+                summary,
+            )
+        }
         MentoringEvent::AdvisorDeactivated => {
             let p: mentoring::AdvisorDeactivated = decode(event)?;
             let summary = format!("{} handover(s)", p.handover_assignment_ids.len());

@@ -236,7 +236,7 @@ pub async fn apply(conn: &mut PgConnection, fact: &Fact) -> Result<(), sqlx::Err
                 "INSERT INTO advisor (advisor_id, kind, region, capacity) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (advisor_id) DO UPDATE
                     SET kind = EXCLUDED.kind, region = EXCLUDED.region,
-                        capacity = EXCLUDED.capacity, active = true",
+                        capacity = EXCLUDED.capacity",
             )
             .bind(advisor_id)
             .bind(kind)

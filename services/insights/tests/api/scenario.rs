@@ -220,7 +220,7 @@ pub async fn advisor(
 ///   rejects one; two consultations of the Busan company with two buyers;
 ///   deals confirmed for USD 10,000.00 (US), KRW 1,000,000,000 (JP) and
 ///   CHF 5,000.00 (US, no rate);
-/// - mentoring: a home doctor in Busan (capacity 2) advising the Busan
+/// - mentoring: a home doctor in Busan (capacity raised from 1 to 2) advising the Busan
 ///   company with a contact overdue, a retired expert in Seoul
 ///   (capacity 1), the Seoul company waiting; a KRW 100,000 fee;
 /// - referral: an export-finance referral SBC accepts, starts and
@@ -275,7 +275,20 @@ pub async fn month(feeds: &Feeds) {
     )
     .await;
 
-    let doctor = advisor(feeds, mentoring::AdvisorKind::HomeDoctor, "KR-26", 2).await;
+    let doctor = advisor(feeds, mentoring::AdvisorKind::HomeDoctor, "KR-26", 1).await;
+    append(
+        &feeds.mentoring,
+        MentoringEvent::AdvisorUpdated,
+        &mentoring::AdvisorUpdated {
+            advisor_id: doctor.clone(),
+            kind: mentoring::AdvisorKind::HomeDoctor as i32,
+            region: "KR-26".into(),
+            capacity: 2,
+            changed_fields: vec!["capacity".into()],
+            ..Default::default()
+        },
+    )
+    .await;
     advisor(feeds, mentoring::AdvisorKind::RetiredExpert, "KR-11", 1).await;
     let assignment_id = id();
     append(

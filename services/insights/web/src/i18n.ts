@@ -122,6 +122,7 @@ const events: Record<string, [string, string]> = {
   "followup.due": ["후속 조치 기한", "Follow-up due"],
   "lead.reactivation": ["재접촉 대상", "Lead to reactivate"],
   "advisor.registered": ["전문위원 등록", "Advisor registered"],
+  "advisor.updated": ["전문위원 정보 변경", "Advisor updated"],
   "advisor.deactivated": ["전문위원 해촉", "Advisor deactivated"],
   "assignment.created": ["전문위원 배정", "Advisor assigned"],
   "assignment.waitlisted": ["배정 대기", "Waitlisted"],
