@@ -9,6 +9,23 @@ use tokio_util::sync::CancellationToken;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+/// Whether a read locks the rows it returns for the rest of the transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lock {
+    None,
+    ForUpdate,
+}
+
+impl Lock {
+    /// The clause to append to a SELECT.
+    pub fn clause(self) -> &'static str {
+        match self {
+            Lock::None => "",
+            Lock::ForUpdate => " FOR UPDATE",
+        }
+    }
+}
+
 /// How long startup waits for the database before giving up.
 const CONNECT_PATIENCE: Duration = Duration::from_secs(60);
 

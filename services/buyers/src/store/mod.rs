@@ -30,21 +30,7 @@ use onestop_platform::ApiError;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-/// Whether a read locks the row for the rest of the transaction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lock {
-    None,
-    ForUpdate,
-}
-
-impl Lock {
-    fn clause(self) -> &'static str {
-        match self {
-            Lock::None => "",
-            Lock::ForUpdate => " FOR UPDATE",
-        }
-    }
-}
+pub use onestop_platform::db::Lock;
 
 /// Whether a read includes contacts (personal data).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,21 +19,7 @@ pub use timeline::*;
 
 use onestop_domain::GrowthStage;
 
-/// Whether a read locks the row for the rest of the transaction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lock {
-    None,
-    ForUpdate,
-}
-
-impl Lock {
-    fn clause(self) -> &'static str {
-        match self {
-            Lock::None => "",
-            Lock::ForUpdate => " FOR UPDATE",
-        }
-    }
-}
+pub use onestop_platform::db::Lock;
 
 fn stage_proto(stored: &str) -> i32 {
     GrowthStage::from_stored(stored)

@@ -25,21 +25,7 @@ use onestop_contracts::common::v1::Money;
 use onestop_domain::GrowthStage;
 use uuid::Uuid;
 
-/// Whether a read locks the row for the rest of the transaction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lock {
-    None,
-    ForUpdate,
-}
-
-impl Lock {
-    fn clause(self) -> &'static str {
-        match self {
-            Lock::None => "",
-            Lock::ForUpdate => " FOR UPDATE",
-        }
-    }
-}
+pub use onestop_platform::db::Lock;
 
 fn money(currency: Option<String>, minor: Option<i64>) -> Option<Money> {
     Some(Money {

@@ -13,12 +13,7 @@ use super::{category_name, decode, referral_status_name};
 use crate::domain::lifecycle::leg_status_name;
 use crate::domain::referral::ReferralFilter;
 
-/// Whether a read locks the referral for the rest of the transaction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lock {
-    None,
-    ForUpdate,
-}
+pub use onestop_platform::db::Lock;
 
 fn at(timestamp: Option<&prost_types::Timestamp>) -> DateTime<Utc> {
     timestamp.and_then(from_timestamp).unwrap_or_else(Utc::now)
@@ -94,10 +89,7 @@ pub async fn load_referral(
     id: Uuid,
     lock: Lock,
 ) -> ApiResult<Option<pb::Referral>> {
-    let lock = match lock {
-        Lock::ForUpdate => " FOR UPDATE",
-        Lock::None => "",
-    };
+    let lock = lock.clause();
     let body: Option<Vec<u8>> =
         sqlx::query_scalar(&format!("SELECT body FROM referral WHERE id = $1{lock}"))
             .bind(id)
