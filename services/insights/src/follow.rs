@@ -74,11 +74,15 @@ impl Follower {
                 Ok(Ok(_)) => {}
                 Ok(Err(Rewind::Rebuild(why))) => {
                     tracing::error!(source = %self.source, why, "rebuilding the projections of this feed from its start");
-                    if let Err(error) = store::reset_source(&self.pool, self.source).await {
-                        tracing::warn!(source = %self.source, error = %error, "rebuild failed; retrying");
+                    match store::reset_source(&self.pool, self.source).await {
+                        Ok(()) => {
+                            wait = RECONNECT_FIRST;
+                            continue;
+                        }
+                        Err(error) => {
+                            tracing::warn!(source = %self.source, error = %error, "rebuild failed; retrying")
+                        }
                     }
-                    wait = RECONNECT_FIRST;
-                    continue;
                 }
                 Err(error) => {
                     tracing::debug!(source = %self.source, error = %error, "feed interrupted")
