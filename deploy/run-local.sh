@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# The suite without Docker: creates the four databases on a local Postgres,
-# builds and starts the four binaries, seeds the demo data and prints where
-# everything listens. Ctrl-C stops them all.
+# The suite without Docker: creates the five databases on a local Postgres,
+# builds the five binaries and the dashboard page, starts them, seeds the
+# demo data and prints where everything listens, with the dashboard's URL.
+# Ctrl-C stops them all.
 #
 #   deploy/run-local.sh            # run until Ctrl-C
 #   deploy/run-local.sh --check    # start, seed, probe, then stop (CI)
 #
 # Postgres: PGHOST/PGPORT/PGUSER (default 127.0.0.1:5432, postgres, trust or
 # PGPASSWORD). Ports: ONESTOP_BASE_PORT (default 50051; intake, mentoring,
-# buyers and referral take it and the next three).
+# buyers, referral and insights take it and the next four), ONESTOP_HTTP_PORT
+# for the dashboard (default 8080, or the base port plus 5 when the base
+# moved). The page needs Node (npm) once to build; without it the suite runs
+# and the page is skipped.
 #
 # Keys: development mode (ONESTOP_DEV_MODE=true), the fixed development key
 # set every checkout shares, so tokens minted here work at once. Every
@@ -24,15 +28,30 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
 logs="$CARGO_TARGET_DIR/run-local"
 mkdir -p "$logs"
 
-services=(intake mentoring buyers referral)
+services=(intake mentoring buyers referral insights)
 declare -A port
 for i in "${!services[@]}"; do port[${services[$i]}]=$((base + i)); done
+if [ "$base" = 50051 ]; then
+  http_port=${ONESTOP_HTTP_PORT:-8080}
+else
+  http_port=${ONESTOP_HTTP_PORT:-$((base + 5))}
+fi
+dashboard=services/insights/web/dist
 
 db_url() {
   local auth="$PGUSER"
   [ -n "${PGPASSWORD:-}" ] && auth="$PGUSER:$PGPASSWORD"
   echo "postgres://$auth@$PGHOST:$PGPORT/${prefix}_$1"
 }
+
+# Something else answering on one of the ports would pass the health probes
+# below in place of the service that failed to bind it.
+for p in "${port[@]}" "$http_port"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+    echo "port $p is already in use; move the suite with ONESTOP_BASE_PORT / ONESTOP_HTTP_PORT" >&2
+    exit 1
+  fi
+done
 
 echo "==> databases on $PGHOST:$PGPORT"
 for s in "${services[@]}"; do
@@ -43,8 +62,17 @@ for s in "${services[@]}"; do
 done
 
 echo "==> building"
-cargo build --quiet --bins -p onestop-intake -p onestop-mentoring -p onestop-buyers -p onestop-referral
+cargo build --quiet --bins -p onestop-intake -p onestop-mentoring -p onestop-buyers -p onestop-referral \
+  -p onestop-insights
 bin="$CARGO_TARGET_DIR/debug"
+if [ ! -f "$dashboard/index.html" ] || [ -n "${ONESTOP_REBUILD_PAGE:-}" ]; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "==> building the dashboard page"
+    services/insights/web/build-page.sh >/dev/null
+  else
+    echo "    npm not found: the dashboard page is not built (gRPC-Web still served)"
+  fi
+fi
 
 pids=()
 stop() {
@@ -60,7 +88,8 @@ export ONESTOP_REFERRAL_URL="http://127.0.0.1:${port[referral]}"
 export ONESTOP_INTAKE_URL="http://127.0.0.1:${port[intake]}"
 
 echo "==> starting (logs in $logs)"
-for s in mentoring buyers referral intake; do
+export ONESTOP_HTTP_LISTEN="127.0.0.1:$http_port" ONESTOP_DASHBOARD_DIR="$PWD/$dashboard"
+for s in mentoring buyers referral intake insights; do
   DATABASE_URL=$(db_url "$s") ONESTOP_LISTEN="127.0.0.1:${port[$s]}" \
     "$bin/onestop-$s" >"$logs/$s.log" 2>&1 &
   pids+=($!)
@@ -91,6 +120,15 @@ done
 echo
 echo "  admin token:  ONESTOP_DEV_MODE=true $bin/onestop-intake issue-token --role admin"
 echo "  watch feeds:  ONESTOP_DEV_MODE=true $bin/onestop-intake watch-feeds"
+page_token=$("$bin/onestop-insights" issue-token --role dashboard --subject local-dashboard --ttl 12h 2>/dev/null)
+echo "  dashboard:    http://127.0.0.1:$http_port/#token=$page_token"
+if [ "$mode" = "--check" ]; then
+  status=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$http_port/" || true)
+  if [ -f "$dashboard/index.html" ] && [ "$status" != 200 ]; then
+    echo "the dashboard page did not answer (HTTP $status); see $logs/insights.log" >&2
+    exit 1
+  fi
+fi
 
 if [ "$mode" = "--check" ]; then
   echo "==> check passed; stopping"

@@ -5,3 +5,4 @@ CREATE DATABASE onestop_intake;
 CREATE DATABASE onestop_mentoring;
 CREATE DATABASE onestop_buyers;
 CREATE DATABASE onestop_referral;
+CREATE DATABASE onestop_insights;

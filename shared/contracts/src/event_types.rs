@@ -86,6 +86,7 @@ event_types! {
     /// Events on mentoring's feed.
     MentoringEvent {
         AdvisorRegistered = "advisor.registered" on "advisor" carries mentoring::AdvisorRegistered;
+        AdvisorUpdated = "advisor.updated" on "advisor" carries mentoring::AdvisorUpdated;
         AdvisorDeactivated = "advisor.deactivated" on "advisor" carries mentoring::AdvisorDeactivated;
         AssignmentCreated = "assignment.created" on "assignment" carries mentoring::AssignmentCreated;
         AssignmentWaitlisted = "assignment.waitlisted" on "company" carries mentoring::AssignmentWaitlisted;

@@ -49,6 +49,12 @@ pub mod referral {
     }
 }
 
+pub mod insights {
+    pub mod v1 {
+        tonic::include_proto!("onestop.insights.v1");
+    }
+}
+
 pub mod event_types;
 
 mod adapters {

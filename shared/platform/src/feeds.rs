@@ -4,15 +4,22 @@
 //! Each event is printed before its cursor is saved, so a crash between the
 //! two prints it again on restart (at-least-once); consumers deduplicate on
 //! `(source, id)`, which is unique and ordered per source.
+//!
+//! Payloads are printed as protobuf JSON, decoded through the contracts'
+//! descriptor set, so a dashboard needs no protobuf tooling; a payload of a
+//! type the set does not know (a newer producer) comes as base64 instead.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use onestop_contracts::events::v1::event_feed_service_client::EventFeedServiceClient;
 use onestop_contracts::events::v1::{Event, WatchRequest, watch_response};
+use prost_reflect::{DescriptorPool, DynamicMessage};
+use prost_types::Any;
 use std::io::Write;
 use tokio::sync::mpsc;
 
@@ -71,10 +78,30 @@ struct Line<'a> {
     aggregate_id: &'a str,
     occurred_at: Option<String>,
     payload_type: &'a str,
-    /// Protobuf bytes of the payload; decode with the contracts'
-    /// descriptor set (the type is in payload_type).
-    payload_base64: String,
+    /// The payload as protobuf JSON (camelCase fields, enums by name, 64-bit
+    /// integers as strings).
+    payload: Option<serde_json::Value>,
+    /// The payload's protobuf bytes, only when its type is unknown here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload_base64: Option<String>,
     traceparent: &'a str,
+}
+
+fn descriptors() -> &'static DescriptorPool {
+    static POOL: OnceLock<DescriptorPool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        DescriptorPool::decode(onestop_contracts::FILE_DESCRIPTOR_SET)
+            .expect("the contracts' descriptor set decodes")
+    })
+}
+
+/// The payload as JSON through the descriptor set, or None when its type is
+/// not in the set or the bytes do not decode as it.
+fn payload_json(payload: &Any) -> Option<serde_json::Value> {
+    let name = payload.type_url.rsplit('/').next()?;
+    let descriptor = descriptors().get_message_by_name(name)?;
+    let message = DynamicMessage::decode(descriptor, payload.value.as_slice()).ok()?;
+    serde_json::to_value(&message).ok()
 }
 
 async fn load_cursors(path: &Path) -> anyhow::Result<BTreeMap<String, i64>> {
@@ -144,6 +171,7 @@ pub async fn watch(args: WatchFeedsArgs, settings: &ServerSettings) -> anyhow::R
         let Some((source, event)) = next else {
             return Ok(());
         };
+        let payload = event.payload.as_ref().and_then(payload_json);
         let line = Line {
             source: &source,
             id: event.id,
@@ -156,11 +184,11 @@ pub async fn watch(args: WatchFeedsArgs, settings: &ServerSettings) -> anyhow::R
                 .and_then(from_timestamp)
                 .map(|at| at.to_rfc3339()),
             payload_type: event.payload.as_ref().map_or("", |p| p.type_url.as_str()),
-            payload_base64: event
-                .payload
-                .as_ref()
-                .map(|p| STANDARD.encode(&p.value))
-                .unwrap_or_default(),
+            payload_base64: match (&event.payload, &payload) {
+                (Some(raw), None) => Some(STANDARD.encode(&raw.value)),
+                _ => None,
+            },
+            payload,
             traceparent: &event.traceparent,
         };
         let mut text = serde_json::to_vec(&line)?;
@@ -223,5 +251,35 @@ async fn follow(
         }
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(Duration::from_secs(10));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use onestop_contracts::referral::v1::{Referral, ReferralLeg, ReferralStatus};
+
+    #[test]
+    fn payloads_print_as_protobuf_json() {
+        let referral = Referral {
+            referral_id: "r-1".into(),
+            status: ReferralStatus::Accepted as i32,
+            legs: vec![ReferralLeg {
+                leg_number: 1,
+                agency_id: "sbc".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let json = payload_json(&Any::from_msg(&referral).unwrap()).unwrap();
+        assert_eq!(json["referralId"], "r-1");
+        assert_eq!(json["status"], "REFERRAL_STATUS_ACCEPTED");
+        assert_eq!(json["legs"][0]["agencyId"], "sbc");
+
+        let unknown = Any {
+            type_url: "type.googleapis.com/onestop.future.v9.Thing".into(),
+            value: vec![1, 2, 3],
+        };
+        assert!(payload_json(&unknown).is_none());
     }
 }

@@ -115,6 +115,12 @@ impl ServiceHost {
         &self.credentials.client_tls
     }
 
+    /// The token checks this service's API runs, for a second listener
+    /// (insights' dashboard port) that must accept exactly the same callers.
+    pub fn token_verifier(&self) -> TokenVerifier {
+        self.credentials.verifier.clone()
+    }
+
     /// This service's own signing key, for the calls it makes: refused
     /// (with the setting to fix) when none is configured.
     pub fn service_credentials(&self) -> anyhow::Result<ServiceCredentials> {

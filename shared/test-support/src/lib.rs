@@ -15,12 +15,14 @@ mod postgres;
 mod process;
 mod proxy;
 mod server;
+mod suite;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use onestop_contracts::buyers::v1::buyer_service_client::BuyerServiceClient;
 use onestop_contracts::events::v1::event_feed_service_client::EventFeedServiceClient;
+use onestop_contracts::insights::v1::insights_service_client::InsightsServiceClient;
 use onestop_contracts::intake::v1::intake_service_client::IntakeServiceClient;
 use onestop_contracts::mentoring::v1::mentoring_service_client::MentoringServiceClient;
 use onestop_contracts::referral::v1::referral_service_client::ReferralServiceClient;
@@ -36,6 +38,7 @@ pub use postgres::{TestDb, server_url};
 pub use process::ServiceProcess;
 pub use proxy::TcpProxy;
 pub use server::TestServer;
+pub use suite::{OWNERS, Suite};
 
 /// The service `service` tokens speak for: intake, which makes every
 /// hand-off.
@@ -188,6 +191,7 @@ clients! {
     MentoringClient = MentoringServiceClient;
     BuyersClient = BuyerServiceClient;
     ReferralClient = ReferralServiceClient;
+    InsightsClient = InsightsServiceClient;
     /// Any service's event feed.
     FeedClient = EventFeedServiceClient;
 }

@@ -13,7 +13,7 @@ use onestop_test_support::{
 };
 use tonic::Code;
 
-use crate::support::{Suite, binary};
+use crate::support::{self, Suite};
 
 const WITHIN: Duration = Duration::from_secs(30);
 
@@ -31,18 +31,6 @@ fn need(category: NeedCategory, detail: &str) -> pb::NeedRequest {
         target_markets: vec!["US".into(), "VN".into()],
         hs_codes: vec!["330499".into()],
     }
-}
-
-/// Loads the agency directory with the referral binary's own command.
-async fn seed_directory(suite: &Suite) {
-    let status = tokio::process::Command::new(binary("referral"))
-        .arg("seed-directory")
-        .env("DATABASE_URL", suite.database_url("referral"))
-        .env("RUST_LOG", "warn")
-        .status()
-        .await
-        .expect("seed-directory runs");
-    assert!(status.success(), "seed-directory succeeds");
 }
 
 async fn register_advisor(suite: &Suite) -> String {
@@ -76,49 +64,6 @@ async fn register_advisor(suite: &Suite) -> String {
         .expect("advisor registers")
         .into_inner()
         .advisor_id
-}
-
-/// Registers and verifies buyers through the New York trade office.
-async fn vetted_buyers(suite: &Suite, count: usize) -> Vec<String> {
-    let office = "kotra-new-york";
-    let mut client: BuyersClient = suite.client("buyers", Bearer::trade_office(office));
-    let mut ids = Vec::new();
-    for i in 0..count {
-        let buyer = client
-            .register_buyer(buyers_pb::RegisterBuyerRequest {
-                idempotency_key: format!("buyer-{i}"),
-                trade_office_id: office.into(),
-                profile: Some(buyers_pb::BuyerProfile {
-                    company_name: format!("Evergreen Beauty Imports {i}"),
-                    country: "US".into(),
-                    city: "New York".into(),
-                    time_zone: "America/New_York".into(),
-                    hs_codes: vec!["330499".into()],
-                    annual_import_volume: money("USD", 250_000_000),
-                    languages: vec!["en".into()],
-                    ..Default::default()
-                }),
-            })
-            .await
-            .expect("buyer registers")
-            .into_inner();
-        client
-            .vet_buyer(buyers_pb::VetBuyerRequest {
-                idempotency_key: format!("vet-{i}"),
-                buyer_id: buyer.buyer_id.clone(),
-                status: buyers_pb::VettingStatus::Verified as i32,
-                criteria_met: vec![
-                    buyers_pb::VettingCriterion::RegistryChecked as i32,
-                    buyers_pb::VettingCriterion::ImportHistory as i32,
-                ],
-                quality_score: 80 + i as u32,
-                note: String::new(),
-            })
-            .await
-            .expect("buyer is verified");
-        ids.push(buyer.buyer_id);
-    }
-    ids
 }
 
 async fn case(intake: &IntakeClient, case_id: &str) -> pb::Case {
@@ -184,10 +129,10 @@ async fn owner_records(suite: &Suite, service: &str, table: &str, need_id: &str)
 async fn one_case_reaches_every_agency_and_survives_a_crash() {
     // Generated keys and mutual TLS everywhere: the hand-offs and feed
     // follows between the binaries run over TLS, signed with intake's key.
-    let mut suite = Suite::start_secured(&[]).await;
-    seed_directory(&suite).await;
+    let mut suite = support::start_secured(&[]).await;
+    suite.seed_directory().await;
     let advisor_id = register_advisor(&suite).await;
-    let buyer_ids = vetted_buyers(&suite, 3).await;
+    let buyer_ids = suite.vetted_buyers("kotra-new-york", "e2e", 3).await;
     let mut intake: IntakeClient = suite.client("intake", Bearer::agency("kotra"));
 
     // Register, diagnose and open one case with four needs.

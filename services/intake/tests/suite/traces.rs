@@ -8,13 +8,13 @@ use onestop_contracts::intake::v1 as pb;
 use onestop_test_support::{Bearer, IntakeClient, eventually};
 
 use crate::otlp::Receiver;
-use crate::support::Suite;
+use crate::support;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_open_case_is_one_trace_across_all_four_services() {
     let (collector, receiver) = Receiver::start().await;
     let endpoint = format!("http://{collector}");
-    let suite = Suite::start(&[
+    let suite = support::start(&[
         ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
         ("OTEL_BSP_SCHEDULE_DELAY", "100"),
         ("OTEL_METRICS_EXPORTER", "none"),

@@ -33,20 +33,45 @@ fn texts<'a>(codes: impl Iterator<Item = &'a str>) -> Vec<String> {
 }
 
 /// `advisor.registered`: what matching sees of the advisor, no contact.
+fn registered(id: Uuid, profile: &AdvisorProfile) -> pb::AdvisorRegistered {
+    pb::AdvisorRegistered {
+        advisor_id: id.to_string(),
+        kind: profile.kind.to_proto() as i32,
+        region: profile.region.code().to_owned(),
+        capacity: profile.capacity,
+        remote: profile.remote,
+        languages: texts(profile.languages.iter().map(|c| c.as_str())),
+        markets: texts(profile.markets.iter().map(|c| c.as_str())),
+        industries_ksic: texts(profile.industries_ksic.iter().map(|c| c.as_str())),
+        program_id: profile.program.id.clone(),
+    }
+}
+
 fn registered_event(id: Uuid, profile: &AdvisorProfile) -> NewEvent {
     NewEvent::new(
         MentoringEvent::AdvisorRegistered,
         id,
-        &pb::AdvisorRegistered {
-            advisor_id: id.to_string(),
-            kind: profile.kind.to_proto() as i32,
-            region: profile.region.code().to_owned(),
-            capacity: profile.capacity,
-            remote: profile.remote,
-            languages: texts(profile.languages.iter().map(|c| c.as_str())),
-            markets: texts(profile.markets.iter().map(|c| c.as_str())),
-            industries_ksic: texts(profile.industries_ksic.iter().map(|c| c.as_str())),
-            program_id: profile.program.id.clone(),
+        &registered(id, profile),
+    )
+}
+
+/// The profile as it stands after an update, with the paths it changed.
+fn updated_event(id: Uuid, profile: &AdvisorProfile, changed_fields: Vec<String>) -> NewEvent {
+    let now = registered(id, profile);
+    NewEvent::new(
+        MentoringEvent::AdvisorUpdated,
+        id,
+        &pb::AdvisorUpdated {
+            advisor_id: now.advisor_id,
+            kind: now.kind,
+            region: now.region,
+            capacity: now.capacity,
+            remote: now.remote,
+            languages: now.languages,
+            markets: now.markets,
+            industries_ksic: now.industries_ksic,
+            program_id: now.program_id,
+            changed_fields,
         },
     )
 }
@@ -118,7 +143,12 @@ impl MentoringApi {
             ));
         }
         store::save_advisor(&mut tx, id, &profile, now).await?;
-        let mut pending = Vec::new();
+        let changed = request
+            .update_mask
+            .as_ref()
+            .map(|mask| mask.paths.clone())
+            .unwrap_or_default();
+        let mut pending = vec![updated_event(id, &profile, changed)];
         if current.status == pb::AdvisorStatus::Active as i32
             && profile.capacity > current_profile.capacity
         {

@@ -140,6 +140,16 @@ async fn updates_replace_masked_fields_and_lists_filter_and_page() {
     let profile = updated.profile.unwrap();
     assert_eq!(profile.capacity, 9);
     assert_eq!(profile.markets, vec!["JP"]);
+    let events: Vec<pb::AdvisorUpdated> = mentoring
+        .event_payloads(MentoringEvent::AdvisorUpdated)
+        .await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].advisor_id, first.advisor_id);
+    assert_eq!(
+        (events[0].capacity, events[0].changed_fields.clone()),
+        (9, vec!["capacity".to_owned()])
+    );
+    assert_eq!(events[0].markets, vec!["JP"]);
 
     let speakers = mentoring
         .admin()

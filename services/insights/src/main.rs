@@ -1,0 +1,39 @@
+use clap::Parser;
+use onestop_insights::startup::{Application, DEFAULT_PORT, InsightsSettings, SERVICE_NAME};
+use onestop_platform::cli::AdminCommand;
+use onestop_platform::config::ServerSettings;
+use onestop_platform::server::Application as _;
+use onestop_platform::time::SystemClock;
+
+/// OneStop insights: live indicators from the four services' event feeds.
+/// Serves gRPC on ONESTOP_LISTEN (default 0.0.0.0:50055) and the dashboard
+/// page with gRPC-Web on ONESTOP_HTTP_LISTEN (default 0.0.0.0:8080).
+#[derive(Parser)]
+#[command(name = "onestop-insights", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<AdminCommand>,
+    #[command(flatten)]
+    settings: ServerSettings,
+    #[command(flatten)]
+    insights: InsightsSettings,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(command) => onestop_platform::cli::run(command, &cli.settings, DEFAULT_PORT).await,
+        None => {
+            let _telemetry = onestop_platform::telemetry::init(&format!("onestop-{SERVICE_NAME}"))?;
+            let app = Application::build_with(
+                cli.settings,
+                cli.insights,
+                std::sync::Arc::new(SystemClock),
+            )
+            .await?;
+            onestop_platform::server::cancel_on_signal(app.shutdown_token());
+            app.run_until_stopped().await
+        }
+    }
+}
