@@ -116,6 +116,7 @@ fn adapters(descriptors: &FileDescriptorSet) -> Result<String, Box<dyn std::erro
             )?;
             for method in &service.method {
                 let rpc = snake_case(method.name());
+                let method_name = method.name();
                 let input = rust_type(method.input_type())?;
                 let output = rust_type(method.output_type())?;
                 if method.client_streaming() {
@@ -132,14 +133,14 @@ fn adapters(descriptors: &FileDescriptorSet) -> Result<String, Box<dyn std::erro
                         "            type {stream} = ::onestop_platform::rpc::RpcStream<{output}>;\n            \
                          async fn {rpc}(&self, request: ::tonic::Request<{input}>)\n                \
                          -> ::std::result::Result<::tonic::Response<Self::{stream}>, ::tonic::Status> {{\n                \
-                         ::onestop_platform::rpc::server_streaming(request, |caller, request| self.{rpc}(caller, request)).await\n            }}"
+                         ::onestop_platform::rpc::server_streaming(request, \"{package}.{name}/{method_name}\", |caller, request| self.{rpc}(caller, request)).await\n            }}"
                     )?;
                 } else {
                     writeln!(
                         out,
                         "            async fn {rpc}(&self, request: ::tonic::Request<{input}>)\n                \
                          -> ::std::result::Result<::tonic::Response<{output}>, ::tonic::Status> {{\n                \
-                         ::onestop_platform::rpc::unary(request, |caller, request| self.{rpc}(caller, request)).await\n            }}"
+                         ::onestop_platform::rpc::unary(request, \"{package}.{name}/{method_name}\", |caller, request| self.{rpc}(caller, request)).await\n            }}"
                     )?;
                 }
             }

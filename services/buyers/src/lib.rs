@@ -9,8 +9,10 @@
 //! the API and the CSV import take, `sweeper` raises follow-ups in the
 //! background, and `admin` holds the command-line tasks.
 
+pub mod access;
 pub mod admin;
 pub mod domain;
+pub mod erasure;
 pub mod grpc;
 pub mod registry;
 pub mod startup;

@@ -1,6 +1,7 @@
 use clap::Parser;
 use onestop_buyers::admin::Command;
 use onestop_buyers::startup::{Application, SERVICE_NAME};
+use onestop_platform::company_feed::IntakeFeedSettings;
 use onestop_platform::config::ServerSettings;
 use onestop_platform::server::Application as _;
 
@@ -14,6 +15,8 @@ struct Cli {
     command: Option<Command>,
     #[command(flatten)]
     settings: ServerSettings,
+    #[command(flatten)]
+    intake: IntakeFeedSettings,
 }
 
 #[tokio::main]
@@ -23,7 +26,7 @@ async fn main() -> anyhow::Result<()> {
         return onestop_buyers::admin::run(command, cli.settings).await;
     }
     let _telemetry = onestop_platform::telemetry::init(&format!("onestop-{SERVICE_NAME}"))?;
-    let app = Application::build(cli.settings).await?;
+    let app = Application::build_following(cli.settings, cli.intake).await?;
     onestop_platform::server::cancel_on_signal(app.shutdown_token());
     app.run_until_stopped().await
 }

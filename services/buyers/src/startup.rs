@@ -1,5 +1,6 @@
 //! Builds the buyers server: bind first, then database, then serve, with
-//! the follow-up sweeper running beside it.
+//! the follow-up sweeper and the follower of intake's feed (who works with
+//! which company, erasures) running beside it.
 
 use std::sync::Arc;
 
@@ -9,6 +10,10 @@ use onestop_platform::server::{CancellationToken, ServiceHost};
 use onestop_platform::time::{Clock, SystemClock};
 use sqlx::PgPool;
 
+use onestop_contracts::event_types::BuyersEvent;
+use onestop_platform::company_feed::{self, IntakeFeedSettings};
+
+use crate::erasure::BuyersEraser;
 use crate::grpc::BuyersApi;
 use crate::sweeper;
 
@@ -18,6 +23,7 @@ pub const DEFAULT_PORT: u16 = 50053;
 pub struct Application {
     host: ServiceHost,
     clock: Arc<dyn Clock>,
+    intake: IntakeFeedSettings,
 }
 
 impl Application {
@@ -25,6 +31,17 @@ impl Application {
     /// database and applies migrations.
     pub async fn build(settings: ServerSettings) -> anyhow::Result<Self> {
         Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// As `build`, following intake's feed at `intake` (who works with
+    /// which company, erasures).
+    pub async fn build_following(
+        settings: ServerSettings,
+        intake: IntakeFeedSettings,
+    ) -> anyhow::Result<Self> {
+        let mut app = Self::build(settings).await?;
+        app.intake = intake;
+        Ok(app)
     }
 
     /// As `build`, with the clock that vetting ages, follow-up cadences and
@@ -40,7 +57,11 @@ impl Application {
             sqlx::migrate!("./migrations"),
         )
         .await?;
-        Ok(Self { host, clock })
+        Ok(Self {
+            host,
+            clock,
+            intake: IntakeFeedSettings::default(),
+        })
     }
 
     pub fn pool(&self) -> PgPool {
@@ -62,6 +83,15 @@ impl onestop_platform::server::Application for Application {
         let max_message = self.host.settings().max_message_bytes;
         let pool = self.host.pool().clone();
         sweeper::spawn(pool.clone(), self.clock.clone(), self.host.shutdown_token());
+        company_feed::spawn(
+            pool.clone(),
+            SERVICE_NAME,
+            &self.intake,
+            &self.host,
+            BuyersEraser,
+            BuyersEvent::PersonalDataErased,
+            self.host.shutdown_token(),
+        )?;
         let api = BuyerServiceServer::new(BuyersApi::new(pool, self.clock))
             .max_decoding_message_size(max_message)
             .max_encoding_message_size(max_message);

@@ -18,19 +18,22 @@ use crate::store::{self, DueCheckpoint};
 const EVERY: Duration = Duration::from_secs(60);
 
 pub fn spawn(pool: PgPool, clock: Arc<dyn Clock>, shutdown: CancellationToken) {
-    tokio::spawn(async move {
-        loop {
-            match sweep_once(&pool, clock.now()).await {
-                Ok(0) => {}
-                Ok(changed) => tracing::info!(changed, "follow-up checkpoints swept"),
-                Err(error) => tracing::warn!(error = %error, "follow-up sweep failed"),
+    tokio::spawn(onestop_platform::audit::as_service(
+        crate::startup::SERVICE_NAME,
+        async move {
+            loop {
+                match sweep_once(&pool, clock.now()).await {
+                    Ok(0) => {}
+                    Ok(changed) => tracing::info!(changed, "follow-up checkpoints swept"),
+                    Err(error) => tracing::warn!(error = %error, "follow-up sweep failed"),
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(EVERY) => {}
+                }
             }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(EVERY) => {}
-            }
-        }
-    });
+        },
+    ));
 }
 
 /// Checkpoints handled per transaction, so one pass never holds locks long.

@@ -1,265 +1,216 @@
 //! Follows the owners' event feeds and writes what they report onto the
-//! case: timeline lines, need progress, and needs the owners' findings open.
+//! case: timeline lines, need progress, needs the owners' findings open,
+//! who works with the company (the advisor, the agencies with referral
+//! legs, the offices whose buyers are matched), and what each owner erased.
 //!
 //! Each event is applied in one transaction with the cursor that records
-//! it, under a lock on that cursor row: after a crash intake resumes exactly
-//! after the last applied event, and replicas following the same feed
-//! apply each event once.
+//! it (see `onestop_platform::follow`). An owner is trusted only with its
+//! own records: an event is applied to a need only when the need was
+//! handed to that owner and belongs to the case and company the event
+//! names, and to a company only when the owner serves it. Anything else is
+//! logged (ids only), counted and ignored, so one service cannot move
+//! another's needs, open needs on a stranger's case or make itself a
+//! partner of a company it does not serve.
 //!
-//! The cursor is stored with the epoch of the feed it was read in. An owner
-//! whose database was recreated or restored numbers its events anew, so the
-//! cursor means nothing there: the feed says so (another epoch, or a cursor
-//! past its head) and intake reads it again from the start. Reading again
-//! is safe: needs only move forward, a found need opens once per case and
-//! topic, and each owner event writes its timeline line once.
+//! A feed read again from the start (the owner's database was restored) is
+//! harmless: needs only move forward, a found need opens once per case and
+//! topic, each owner event writes its timeline line once, and
+//! relationships are recorded as states.
 
-use std::time::Duration;
+use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
 use onestop_contracts::event_types::IntakeEvent;
-use onestop_contracts::events::v1::event_feed_service_client::EventFeedServiceClient;
-use onestop_contracts::events::v1::{Event, WatchRequest, watch_response};
+use onestop_contracts::events::v1::Event;
 use onestop_contracts::intake::v1 as pb;
 use onestop_domain::{CountryCode, HsInterest, NeedOwner};
-use onestop_platform::client::ServiceCredentials;
 use onestop_platform::events::{self, NewEvent};
-use onestop_platform::server::CancellationToken;
-use onestop_platform::telemetry;
+use onestop_platform::follow::{FeedFollower, FeedHandler};
 use onestop_platform::time::from_timestamp;
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::Counter;
 use sqlx::{PgConnection, PgPool};
-use tonic::transport::Channel;
-use tonic_types::StatusExt;
-use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::domain::case::{NeedSpec, NeedStatus, PlannedNeed};
 use crate::domain::company::snapshot;
-use crate::domain::owner_events::{self, NewNeed, OwnerUpdate, Subject, feed_name};
-use crate::needs;
-use crate::store::{self, FeedCursor, Lock, NewEntry};
+use crate::domain::owner_events::{self, NewNeed, OwnerUpdate, PartnerFact, Subject, feed_name};
+use crate::domain::partner::Relationship;
+use crate::startup::SERVICE_NAME;
+use crate::store::{self, Lock, NewEntry};
 use crate::upstreams::Upstreams;
+use crate::{needs, relationships};
 
-const RECONNECT_FIRST: Duration = Duration::from_millis(250);
-const RECONNECT_MAX: Duration = Duration::from_secs(10);
-
-pub struct Follower {
-    pool: PgPool,
+/// Applies one owner's events.
+pub struct OwnerFeed {
     owner: NeedOwner,
-    channel: Channel,
-    credentials: ServiceCredentials,
 }
 
-/// How one Watch on the feed ended.
-enum Followed {
-    /// The stream ended after applying this many events.
-    Applied(usize),
-    /// The stored cursor did not fit the feed and was set back to its start.
-    Restarted,
-}
-
-/// What applying one event did.
-enum Applied {
-    Now,
-    /// Another replica applied it first.
-    Already,
-    /// The stored cursor belongs to another epoch than this stream's
-    /// (another replica moved on): this stream must stop.
-    OtherEpoch,
-}
+/// One follower per configured owner.
+pub struct Follower;
 
 impl Follower {
-    pub fn new(
-        pool: PgPool,
-        owner: NeedOwner,
-        channel: Channel,
-        credentials: ServiceCredentials,
-    ) -> Self {
-        Self {
-            pool,
-            owner,
-            channel,
-            credentials,
-        }
-    }
-
-    /// One follower per configured owner.
-    pub fn for_upstreams(pool: &PgPool, upstreams: &Upstreams) -> Vec<Self> {
+    pub fn for_upstreams(pool: &PgPool, upstreams: &Upstreams) -> Vec<FeedFollower<OwnerFeed>> {
         upstreams
             .configured_owners()
             .into_iter()
             .filter_map(|owner| {
                 let channel = upstreams.channel(owner)?.clone();
-                Some(Self::new(
+                Some(FeedFollower::new(
                     pool.clone(),
-                    owner,
+                    SERVICE_NAME,
+                    feed_name(owner),
                     channel,
                     upstreams.credentials.clone(),
+                    owner_events::followed_types(owner),
+                    OwnerFeed { owner },
                 ))
             })
             .collect()
     }
+}
 
-    fn source(&self) -> &'static str {
-        feed_name(self.owner)
-    }
-
-    /// Follows the feed until shutdown, reconnecting with backoff whenever
-    /// the owner or the database goes away.
-    pub async fn run(self, shutdown: CancellationToken) {
-        let mut wait = RECONNECT_FIRST;
-        loop {
-            let outcome = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                outcome = self.follow_once() => outcome,
+impl FeedHandler for OwnerFeed {
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        event: &'a Event,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let source = feed_name(self.owner);
+            if let Some(report) = owner_events::erasure_report(self.owner, event) {
+                return record_erasure(conn, source, event, &report).await;
+            }
+            let Some(update) = owner_events::interpret(self.owner, event) else {
+                return Ok(());
             };
-            match outcome {
-                Ok(Followed::Applied(applied)) if applied > 0 => wait = RECONNECT_FIRST,
-                Ok(Followed::Restarted) => wait = RECONNECT_FIRST,
-                Ok(Followed::Applied(_)) => {}
-                Err(error) => {
-                    tracing::debug!(source = self.source(), error = %error, "owner feed interrupted")
+            match place(conn, self.owner, &update).await? {
+                Ok(place) => apply_update(conn, source, event, &update, place).await,
+                Err(reason) => {
+                    reject(source, event, reason);
+                    Ok(())
                 }
             }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(wait) => {}
-            }
-            wait = (wait * 2).min(RECONNECT_MAX);
-        }
-    }
-
-    /// Watches from the stored cursor, in its epoch, until the stream ends
-    /// or fails.
-    async fn follow_once(&self) -> anyhow::Result<Followed> {
-        let stored = store::feed_cursor(&mut *self.pool.acquire().await?, self.source()).await?;
-        let request = WatchRequest {
-            after: stored.last_event_id,
-            types: owner_events::followed_types(self.owner),
-            epoch: stored.epoch.clone(),
-            ..Default::default()
-        };
-        let mut client = EventFeedServiceClient::with_interceptor(
-            self.channel.clone(),
-            self.credentials.clone(),
-        );
-        let mut stream = match client.watch(request).await {
-            Ok(response) => response.into_inner(),
-            Err(status) => return self.refused(&stored, &status).await,
-        };
-        let mut epoch = String::new();
-        let mut applied = 0;
-        while let Some(message) = stream.message().await? {
-            match message.item {
-                Some(watch_response::Item::Status(status)) => {
-                    if !stored.epoch.is_empty() && status.epoch != stored.epoch {
-                        tracing::error!(
-                            source = self.source(),
-                            stored_epoch = %stored.epoch,
-                            feed_epoch = %status.epoch,
-                            "owner feed reports another epoch than the stored cursor's: \
-                             its database was recreated or restored; reading it again from the start"
-                        );
-                        return self.restart(&stored).await;
-                    }
-                    epoch = status.epoch;
-                }
-                Some(watch_response::Item::Event(event)) => match self.apply(&event, &epoch).await?
-                {
-                    Applied::Now => applied += 1,
-                    Applied::Already => {}
-                    Applied::OtherEpoch => break,
-                },
-                None => {}
-            }
-        }
-        Ok(Followed::Applied(applied))
-    }
-
-    /// The feed refused the stored cursor. A cursor of another epoch, or
-    /// past the feed's head, means the owner's database was recreated or
-    /// restored: read it again from the start. A cursor older than the
-    /// feed's retention means events were missed for good: say so loudly
-    /// and go on from the oldest event still kept rather than stop.
-    async fn refused(
-        &self,
-        stored: &FeedCursor,
-        status: &tonic::Status,
-    ) -> anyhow::Result<Followed> {
-        let reason = status
-            .get_details_error_info()
-            .map(|info| info.reason)
-            .unwrap_or_default();
-        match (status.code(), reason.as_str()) {
-            (tonic::Code::FailedPrecondition, "FEED_EPOCH_CHANGED")
-            | (tonic::Code::OutOfRange, "CURSOR_AHEAD") => tracing::error!(
-                source = self.source(),
-                after = stored.last_event_id,
-                stored_epoch = %stored.epoch,
-                reason,
-                "owner feed no longer knows the stored cursor: its database was recreated or \
-                 restored; reading it again from the start"
-            ),
-            (tonic::Code::OutOfRange, _) => tracing::error!(
-                source = self.source(),
-                after = stored.last_event_id,
-                reason,
-                "owner feed cursor expired; events were missed"
-            ),
-            _ => return Err(status.clone().into()),
-        }
-        self.restart(stored).await
-    }
-
-    async fn restart(&self, stored: &FeedCursor) -> anyhow::Result<Followed> {
-        let mut conn = self.pool.acquire().await?;
-        store::restart_feed_cursor(&mut conn, self.source(), stored).await?;
-        Ok(Followed::Restarted)
-    }
-
-    /// Applies one event of the feed's `epoch` unless another replica
-    /// already has.
-    async fn apply(&self, event: &Event, epoch: &str) -> anyhow::Result<Applied> {
-        let source = self.source();
-        let span = tracing::info_span!("owner_event.apply", source, event_type = %event.r#type, event_id = event.id);
-        telemetry::continue_trace(&span, &event.traceparent, &event.tracestate);
-        async {
-            let mut tx = self.pool.begin().await?;
-            let cursor = store::lock_feed_cursor(&mut tx, source).await?;
-            if !cursor.epoch.is_empty() && cursor.epoch != epoch {
-                return Ok(Applied::OtherEpoch);
-            }
-            if event.id <= cursor.last_event_id {
-                return Ok(Applied::Already);
-            }
-            if let Some(update) = owner_events::interpret(self.owner, event) {
-                apply_update(&mut tx, source, event, &update).await?;
-            }
-            let applied = FeedCursor {
-                last_event_id: event.id,
-                epoch: epoch.to_owned(),
-            };
-            store::save_feed_cursor(&mut tx, source, &applied).await?;
-            tx.commit().await?;
-            Ok(Applied::Now)
-        }
-        .instrument(span)
-        .await
+        })
     }
 }
 
-/// The case and need an update concerns, if intake knows them.
-async fn resolve(
+/// Owner events that did not fit intake's records, by feed.
+fn rejected_counter() -> &'static Counter<u64> {
+    static COUNTER: OnceLock<Counter<u64>> = OnceLock::new();
+    COUNTER.get_or_init(|| {
+        opentelemetry::global::meter("onestop-intake")
+            .u64_counter("onestop.intake.owner_events.rejected")
+            .with_description(
+                "Owner events ignored because they named records the owner does not hold",
+            )
+            .build()
+    })
+}
+
+fn reject(source: &'static str, event: &Event, reason: &'static str) {
+    tracing::warn!(
+        source,
+        event_id = event.id,
+        event_type = %event.r#type,
+        aggregate_id = %event.aggregate_id,
+        reason,
+        "owner event does not fit intake's records; ignored"
+    );
+    rejected_counter().add(
+        1,
+        &[
+            KeyValue::new("source", source),
+            KeyValue::new("reason", reason),
+        ],
+    );
+}
+
+/// Where an update belongs once checked against intake's records: the
+/// company, and the case and need when there is one.
+struct Place {
+    company_id: Uuid,
+    case: Option<(Uuid, Option<Uuid>)>,
+}
+
+fn named_id(text: &str) -> Result<Option<Uuid>, &'static str> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    Uuid::parse_str(text)
+        .map(Some)
+        .map_err(|_| "names an id that is not one")
+}
+
+/// Checks the update against intake's records: `Err` says why it does not
+/// fit.
+async fn place(
     conn: &mut PgConnection,
-    subject: &Subject,
-) -> Result<Option<(Uuid, Option<Uuid>)>, sqlx::Error> {
-    match subject {
-        Subject::Need(need_id) => Ok(store::case_of_need(conn, *need_id)
-            .await?
-            .map(|case_id| (case_id, Some(*need_id)))),
+    owner: NeedOwner,
+    update: &OwnerUpdate,
+) -> Result<Result<Place, &'static str>, sqlx::Error> {
+    let (case_named, company_named) =
+        match (named_id(&update.case_id), named_id(&update.company_id)) {
+            (Ok(case), Ok(company)) => (case, company),
+            (Err(reason), _) | (_, Err(reason)) => return Ok(Err(reason)),
+        };
+    match &update.subject {
+        Subject::Need(need_id) => {
+            let Some(need) = store::need_place(conn, *need_id).await? else {
+                return Ok(Err("unknown need"));
+            };
+            if need.owner != Some(owner) {
+                return Ok(Err("need handed to another owner"));
+            }
+            if case_named.is_some_and(|case| case != need.case_id) {
+                return Ok(Err("need of another case"));
+            }
+            if company_named.is_some_and(|company| company != need.company_id) {
+                return Ok(Err("need of another company"));
+            }
+            Ok(Ok(Place {
+                company_id: need.company_id,
+                case: Some((need.case_id, Some(*need_id))),
+            }))
+        }
         Subject::Company(company_id, category) => {
-            store::open_case_for(conn, *company_id, *category).await
+            if !store::serves_company(conn, *company_id, owner).await? {
+                return Ok(Err("company the owner does not serve"));
+            }
+            if let Some(case_id) = case_named
+                && store::company_of_case(conn, case_id).await? != Some(*company_id)
+            {
+                return Ok(Err("case of another company"));
+            }
+            Ok(Ok(Place {
+                company_id: *company_id,
+                case: store::open_case_for(conn, *company_id, *category).await?,
+            }))
         }
     }
+}
+
+/// An owner's report of what it erased, onto the company's erasure.
+async fn record_erasure(
+    conn: &mut PgConnection,
+    source: &'static str,
+    event: &Event,
+    report: &onestop_contracts::common::v1::CompanyDataErased,
+) -> anyhow::Result<()> {
+    let Ok(company_id) = Uuid::parse_str(&report.company_id) else {
+        reject(source, event, "names an id that is not one");
+        return Ok(());
+    };
+    let at = event
+        .occurred_at
+        .as_ref()
+        .and_then(from_timestamp)
+        .unwrap_or_else(Utc::now);
+    if !store::record_erased(conn, company_id, source, &report.erased, at).await? {
+        reject(source, event, "erasure intake never requested");
+    }
+    Ok(())
 }
 
 async fn apply_update(
@@ -267,8 +218,12 @@ async fn apply_update(
     source: &str,
     event: &Event,
     update: &OwnerUpdate,
+    place: Place,
 ) -> anyhow::Result<()> {
-    let Some((case_id, need_id)) = resolve(conn, &update.subject).await? else {
+    for fact in &update.partners {
+        record_partner(conn, place.company_id, fact).await?;
+    }
+    let Some((case_id, need_id)) = place.case else {
         return Ok(());
     };
     let at: Option<DateTime<Utc>> = event.occurred_at.as_ref().and_then(from_timestamp);
@@ -282,6 +237,7 @@ async fn apply_update(
             summary: &update.summary,
             at,
             source_event: Some(&owner_events::fingerprint(event)),
+            agency_only: update.agency_only.as_deref(),
         },
     )
     .await?;
@@ -290,6 +246,32 @@ async fn apply_update(
     }
     if let Some(new_need) = &update.opens {
         open_found_need(conn, case_id, new_need).await?;
+    }
+    Ok(())
+}
+
+async fn record_partner(
+    conn: &mut PgConnection,
+    company_id: Uuid,
+    fact: &PartnerFact,
+) -> Result<(), sqlx::Error> {
+    match &fact.partner {
+        Some(partner) => {
+            relationships::record(
+                conn,
+                &Relationship {
+                    company_id,
+                    partner: partner.clone(),
+                    source: fact.source,
+                    reference: fact.reference.clone(),
+                    state: fact.state,
+                },
+            )
+            .await?;
+        }
+        None => {
+            relationships::end_by_reference(conn, company_id, fact.source, &fact.reference).await?
+        }
     }
     Ok(())
 }

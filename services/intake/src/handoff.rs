@@ -253,15 +253,17 @@ fn backoff(attempts: i32, max: Duration) -> Duration {
         .min(max.max(FIRST_RETRY))
 }
 
-/// The hand-off exactly as `need.opened` announced it, with the trace of
-/// the request that opened the need; rebuilt from the need's row if
-/// retention has already pruned the event.
+/// The hand-off as `need.opened` announced it, with the need's detail
+/// (which the feed never carries) and the trace of the request that opened
+/// the need; rebuilt from the need's row if retention has already pruned
+/// the event.
 async fn announced(
     conn: &mut PgConnection,
     case_id: Uuid,
     need_id: Uuid,
 ) -> anyhow::Result<AnnouncedNeed> {
-    if let Some(announced) = store::announced_need(conn, case_id, need_id).await? {
+    if let Some(mut announced) = store::announced_need(conn, case_id, need_id).await? {
+        announced.hand_off.detail = store::need_detail(conn, need_id).await?;
         return Ok(announced);
     }
     let hand_off = store::rebuild_hand_off(conn, case_id, need_id)
@@ -293,6 +295,7 @@ async fn mark_delivered(
             summary: &format!("Handed to {}", owner_name(need.owner)),
             at: None,
             source_event: None,
+            agency_only: None,
         },
     )
     .await?;

@@ -2,16 +2,20 @@
 //! for export readiness and placed on the growth ladder; cases collect their
 //! needs and route each to the service that owns it.
 //!
-//! `grpc` is the transport, `domain` the rules, `store` all the SQL;
+//! `grpc` is the transport, `domain` the rules, `store` all the SQL,
+//! `access` who may read and change which company's records, and
+//! `relationships` who works with whom;
 //! `handoff` (the relay that delivers each need to its owner), `follow`
 //! (following the owners' feeds onto the case) and `needs` (recording a
 //! need) are the steps the API and the background tasks take.
 
+pub mod access;
 pub mod domain;
 pub mod follow;
 pub mod grpc;
 pub mod handoff;
 pub mod needs;
+pub mod relationships;
 pub mod startup;
 pub mod store;
 pub mod upstreams;

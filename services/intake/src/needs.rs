@@ -39,6 +39,7 @@ pub async fn open_need(
             summary: &summary(need),
             at: None,
             source_event: None,
+            agency_only: None,
         },
     )
     .await?;
@@ -51,7 +52,9 @@ pub async fn open_need(
                 case_id: case_id.to_string(),
                 category: need.spec.category.to_proto() as i32,
                 owner: need.owner.to_proto() as i32,
-                detail: need.spec.detail.clone(),
+                // Free text stays in intake's tables: the relay reads it
+                // from there for the owner, and the feed never carries it.
+                detail: String::new(),
                 target_markets: need
                     .spec
                     .target_markets

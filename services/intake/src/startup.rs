@@ -1,5 +1,6 @@
 //! Builds the intake server: bind first, then database, then serve with the
-//! hand-off relay and the owners' feed followers beside it.
+//! hand-off relay and the owners' feed followers beside it (both record
+//! intake itself as the actor of what they change).
 
 use onestop_contracts::intake::v1::intake_service_server::IntakeServiceServer;
 use onestop_platform::config::ServerSettings;
@@ -66,7 +67,10 @@ impl onestop_platform::server::Application for Application {
         let pool = self.host.pool().clone();
         let shutdown = self.host.shutdown_token();
         let relay = Relay::new(pool.clone(), self.upstreams.clone(), Arc::new(SystemClock));
-        tokio::spawn(relay.run(shutdown.clone()));
+        tokio::spawn(onestop_platform::audit::as_service(
+            SERVICE_NAME,
+            relay.run(shutdown.clone()),
+        ));
         for follower in Follower::for_upstreams(&pool, &self.upstreams) {
             tokio::spawn(follower.run(shutdown.clone()));
         }

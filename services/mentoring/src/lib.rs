@@ -8,9 +8,11 @@
 //! moves both the API and the background `sweeper` make; `admin` holds the
 //! command-line tasks.
 
+pub mod access;
 pub mod admin;
 pub mod continuity;
 pub mod domain;
+pub mod erasure;
 pub mod grpc;
 pub mod startup;
 pub mod store;

@@ -1,5 +1,5 @@
 //! Builds the mentoring server: bind first, then database, then serve with
-//! the sweeper beside it.
+//! the sweeper and the follower of intake's feed (erasures) beside it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,9 +10,13 @@ use onestop_platform::server::{CancellationToken, ServiceHost};
 use onestop_platform::time::{Clock, SystemClock};
 use sqlx::PgPool;
 
+use onestop_contracts::event_types::MentoringEvent;
+use onestop_platform::company_feed::{self, IntakeFeedSettings};
+
 use crate::continuity::Rules;
 use crate::domain::cadence::Cadence;
 use crate::domain::matching::Weights;
+use crate::erasure::MentoringEraser;
 use crate::grpc::MentoringApi;
 
 pub const SERVICE_NAME: &str = "mentoring";
@@ -33,6 +37,9 @@ pub struct MentoringSettings {
     /// handover windows and fills the waitlist.
     #[arg(long, env = "ONESTOP_SWEEP_INTERVAL", default_value = "60s", value_parser = parse_duration)]
     pub sweep_interval: Duration,
+
+    #[command(flatten)]
+    pub intake: IntakeFeedSettings,
 }
 
 impl Default for MentoringSettings {
@@ -41,6 +48,7 @@ impl Default for MentoringSettings {
             cadence: Cadence::default(),
             handover_days: 30,
             sweep_interval: Duration::from_secs(60),
+            intake: IntakeFeedSettings::default(),
         }
     }
 }
@@ -113,6 +121,15 @@ impl onestop_platform::server::Application for Application {
             self.settings.sweep_interval,
             self.host.shutdown_token(),
         );
+        company_feed::spawn(
+            self.host.pool().clone(),
+            SERVICE_NAME,
+            &self.settings.intake,
+            &self.host,
+            MentoringEraser,
+            MentoringEvent::PersonalDataErased,
+            self.host.shutdown_token(),
+        )?;
         let max_message = self.host.settings().max_message_bytes;
         let api = MentoringServiceServer::new(MentoringApi::new(
             self.host.pool().clone(),

@@ -149,25 +149,28 @@ pub fn spawn(
     every: Duration,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(every) => {}
-            }
-            match sweep_once(&pool, &rules, clock.now()).await {
-                Ok(report) if report != SweepReport::default() => {
-                    tracing::info!(
-                        overdue_raised = report.overdue_raised,
-                        fees_charged = report.fees_charged,
-                        handovers_ended = report.handovers_ended,
-                        waitlist_filled = report.waitlist_filled,
-                        "mentoring sweep"
-                    );
+    tokio::spawn(onestop_platform::audit::as_service(
+        crate::startup::SERVICE_NAME,
+        async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
                 }
-                Ok(_) => {}
-                Err(error) => tracing::warn!(error = %error, "mentoring sweep failed"),
+                match sweep_once(&pool, &rules, clock.now()).await {
+                    Ok(report) if report != SweepReport::default() => {
+                        tracing::info!(
+                            overdue_raised = report.overdue_raised,
+                            fees_charged = report.fees_charged,
+                            handovers_ended = report.handovers_ended,
+                            waitlist_filled = report.waitlist_filled,
+                            "mentoring sweep"
+                        );
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(error = %error, "mentoring sweep failed"),
+                }
             }
-        }
-    })
+        },
+    ))
 }

@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod catalog;
 pub mod domain;
+pub mod erasure;
 pub mod grpc;
 pub mod routing;
 pub mod startup;

@@ -13,21 +13,14 @@ use sqlx::PgConnection;
 
 use crate::domain::directory::sla_duration;
 use crate::domain::eligibility::{self, Company};
+use crate::domain::referral::without_free_text;
 use crate::store;
 
 /// A referral.* event; the payload is the referral as it stands now, less
 /// its free text (detail, notes, cancel reason): people write names and
 /// phone numbers there, and the feed must carry no personal data.
 pub fn referral_event(event_type: ReferralEvent, referral: &pb::Referral) -> NewEvent {
-    let mut payload = referral.clone();
-    payload.detail.clear();
-    payload.cancel_reason.clear();
-    if let Some(outcome) = payload.outcome.as_mut() {
-        outcome.note.clear();
-    }
-    for leg in &mut payload.legs {
-        leg.note.clear();
-    }
+    let payload = without_free_text(referral.clone());
     NewEvent::new(event_type, &payload.referral_id, &payload)
 }
 

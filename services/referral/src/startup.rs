@@ -1,5 +1,5 @@
 //! Builds the referral server: bind first, then database, then serve with
-//! the SLA sweeper beside it.
+//! the SLA sweeper and the follower of intake's feed (erasures) beside it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +10,10 @@ use onestop_platform::server::{CancellationToken, ServiceHost};
 use onestop_platform::time::{Clock, SystemClock};
 use sqlx::PgPool;
 
+use onestop_contracts::event_types::ReferralEvent;
+use onestop_platform::company_feed::{self, IntakeFeedSettings};
+
+use crate::erasure::ReferralEraser;
 use crate::grpc::ReferralApi;
 use crate::sweeper;
 
@@ -23,12 +27,16 @@ pub struct ReferralSettings {
     #[arg(long, env = "ONESTOP_SLA_SWEEP_INTERVAL", default_value = "30s",
           value_parser = onestop_platform::config::parse_duration)]
     pub sla_sweep_interval: Duration,
+
+    #[command(flatten)]
+    pub intake: IntakeFeedSettings,
 }
 
 impl Default for ReferralSettings {
     fn default() -> Self {
         Self {
             sla_sweep_interval: Duration::from_secs(30),
+            intake: IntakeFeedSettings::default(),
         }
     }
 }
@@ -90,6 +98,15 @@ impl onestop_platform::server::Application for Application {
             self.referral.sla_sweep_interval,
             self.host.shutdown_token(),
         );
+        company_feed::spawn(
+            pool.clone(),
+            SERVICE_NAME,
+            &self.referral.intake,
+            &self.host,
+            ReferralEraser,
+            ReferralEvent::PersonalDataErased,
+            self.host.shutdown_token(),
+        )?;
         let max_message = self.host.settings().max_message_bytes;
         let api = ReferralServiceServer::new(ReferralApi::new(pool, self.clock))
             .max_decoding_message_size(max_message)

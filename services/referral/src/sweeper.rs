@@ -71,17 +71,22 @@ pub async fn sweep_once(pool: &PgPool, now: DateTime<Utc>) -> ApiResult<usize> {
 
 /// Sweeps every `interval` by `clock` until `shutdown`.
 pub fn spawn(pool: PgPool, clock: Arc<dyn Clock>, interval: Duration, shutdown: CancellationToken) {
-    tokio::spawn(async move {
-        loop {
-            match sweep_once(&pool, clock.now()).await {
-                Ok(0) => {}
-                Ok(rerouted) => tracing::info!(rerouted, "legs past their response SLA re-routed"),
-                Err(error) => tracing::warn!(error = %error, "SLA sweep failed"),
+    tokio::spawn(onestop_platform::audit::as_service(
+        crate::startup::SERVICE_NAME,
+        async move {
+            loop {
+                match sweep_once(&pool, clock.now()).await {
+                    Ok(0) => {}
+                    Ok(rerouted) => {
+                        tracing::info!(rerouted, "legs past their response SLA re-routed")
+                    }
+                    Err(error) => tracing::warn!(error = %error, "SLA sweep failed"),
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(interval) => {}
+                }
             }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(interval) => {}
-            }
-        }
-    });
+        },
+    ));
 }

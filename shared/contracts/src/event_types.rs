@@ -64,8 +64,9 @@ macro_rules! event_types {
     };
 }
 
+use crate::mentoring::v1 as mentoring;
 use crate::referral::v1 as referral;
-use crate::{buyers::v1 as buyers, intake::v1 as intake, mentoring::v1 as mentoring};
+use crate::{buyers::v1 as buyers, common::v1 as common, intake::v1 as intake};
 
 event_types! {
     /// Events on intake's feed.
@@ -75,6 +76,7 @@ event_types! {
         CompanyAssessed = "company.assessed" on "company" carries intake::CompanyAssessed;
         CompanyStageChanged = "company.stage_changed" on "company" carries intake::CompanyStageChanged;
         PersonalDataErased = "company.personal_data_erased" on "company" carries intake::PersonalDataErased;
+        PartnerChanged = "company.partner_changed" on "company" carries intake::CompanyPartnerChanged;
         CaseOpened = "case.opened" on "case" carries intake::CaseOpened;
         NeedOpened = "need.opened" on "case" carries intake::NeedOpened;
         NeedDelivered = "need.delivered" on "case" carries intake::NeedDelivered;
@@ -96,6 +98,8 @@ event_types! {
         SessionLogged = "session.logged" on "assignment" carries mentoring::SessionLogged;
         ContactOverdue = "contact.overdue" on "assignment" carries mentoring::ContactOverdue;
         FeeCharged = "fee.charged" on "assignment" carries mentoring::FeeCharged;
+        /// What mentoring erased after intake's erasure of the company.
+        PersonalDataErased = "company.personal_data_erased" on "company" carries common::CompanyDataErased;
     }
 }
 
@@ -114,6 +118,8 @@ event_types! {
         SampleCertificationGap = "sample.certification_gap" on "sample_test" carries buyers::SampleCertificationGap;
         FollowUpDue = "followup.due" on "lead" carries buyers::FollowUpDue;
         LeadReactivation = "lead.reactivation" on "lead" carries buyers::LeadReactivation;
+        /// What buyers erased after intake's erasure of the company.
+        PersonalDataErased = "company.personal_data_erased" on "company" carries common::CompanyDataErased;
     }
 }
 
@@ -136,6 +142,8 @@ event_types! {
         Failed = "referral.failed" on "referral" carries referral::Referral;
         Cancelled = "referral.cancelled" on "referral" carries referral::Referral;
         Exhausted = "referral.exhausted" on "referral" carries referral::Referral;
+        /// What referral erased after intake's erasure of the company.
+        PersonalDataErased = "company.personal_data_erased" on "company" carries common::CompanyDataErased;
     }
 }
 

@@ -25,6 +25,12 @@ pub mod events {
     }
 }
 
+pub mod audit {
+    pub mod v1 {
+        tonic::include_proto!("onestop.audit.v1");
+    }
+}
+
 pub mod intake {
     pub mod v1 {
         tonic::include_proto!("onestop.intake.v1");

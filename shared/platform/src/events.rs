@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use onestop_contracts::event_types::EventType;
 use onestop_contracts::events::v1::{
-    Event, FeedStatus, WatchRequest, WatchResponse, watch_response,
+    Actor, Event, FeedStatus, WatchRequest, WatchResponse, watch_response,
 };
 use prost_types::Any;
 use sqlx::postgres::{PgListener, PgPool};
@@ -24,6 +24,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
+use crate::audit;
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, ApiResult, Violations};
 use crate::rpc::RpcStream;
@@ -76,14 +77,16 @@ impl NewEvent {
 /// commit soon after: the append lock is held until commit.
 pub async fn append(conn: &mut PgConnection, event: NewEvent) -> Result<i64, sqlx::Error> {
     let (traceparent, tracestate) = telemetry::current_trace_context();
+    let actor = audit::current_actor();
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(APPEND_LOCK)
         .execute(&mut *conn)
         .await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO event_log
-             (id, event_type, aggregate_type, aggregate_id, payload_type, payload, traceparent, tracestate)
-         VALUES (nextval('event_log_id_seq'), $1, $2, $3, $4, $5, $6, $7)
+             (id, event_type, aggregate_type, aggregate_id, payload_type, payload, traceparent, tracestate,
+              actor_subject, actor_role, actor_tenant)
+         VALUES (nextval('event_log_id_seq'), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          RETURNING id",
     )
     .bind(event.event_type)
@@ -93,6 +96,9 @@ pub async fn append(conn: &mut PgConnection, event: NewEvent) -> Result<i64, sql
     .bind(&event.payload.value)
     .bind(traceparent)
     .bind(tracestate)
+    .bind(actor.subject)
+    .bind(actor.role)
+    .bind(actor.tenant)
     .fetch_one(&mut *conn)
     .await?;
     // Delivered at commit, and folded into one per transaction by Postgres.
@@ -331,7 +337,8 @@ async fn read_batch(
 ) -> Result<Vec<Event>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT id, event_type, aggregate_type, aggregate_id, occurred_at,
-                payload_type, payload, traceparent, tracestate
+                payload_type, payload, traceparent, tracestate,
+                actor_subject, actor_role, actor_tenant
            FROM event_log
           WHERE id > $1
             AND ((cardinality($2::text[]) = 0 AND cardinality($3::text[]) = 0)
@@ -366,6 +373,11 @@ async fn read_batch(
                 traceparent: row.get("traceparent"),
                 tracestate: row.get("tracestate"),
                 source: source.to_owned(),
+                actor: Some(Actor {
+                    subject: row.get("actor_subject"),
+                    role: row.get("actor_role"),
+                    tenant: row.get("actor_tenant"),
+                }),
             }
         })
         .collect())

@@ -6,9 +6,11 @@
 // inside it (the event feed).
 extern crate self as onestop_platform;
 
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod client;
+pub mod company_feed;
 pub mod config;
 pub mod crypto;
 pub mod db;
@@ -16,6 +18,7 @@ pub mod error;
 pub mod events;
 pub mod feeds;
 pub mod fetch;
+pub mod follow;
 pub mod idempotency;
 pub mod layers;
 pub mod pagination;

@@ -7,6 +7,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 
+use onestop_contracts::audit::v1::audit_service_server::AuditServiceServer;
 use onestop_contracts::events::v1::event_feed_service_server::EventFeedServiceServer;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
@@ -19,6 +20,7 @@ use tonic::server::NamedService;
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
 
+use crate::audit::AuditService;
 use crate::auth::TokenVerifier;
 use crate::client::ServiceCredentials;
 use crate::config::ServerSettings;
@@ -192,8 +194,12 @@ impl ServiceHost {
 
         spawn_pruning(pool.clone(), &settings, shutdown.clone());
 
+        let audit = AuditServiceServer::new(AuditService::new(pool.clone()))
+            .max_encoding_message_size(settings.max_message_bytes);
+
         let routes = Routes::new(api)
             .add_service(feed)
+            .add_service(audit)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha);

@@ -20,6 +20,7 @@ mod suite;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use onestop_contracts::audit::v1::audit_service_client::AuditServiceClient;
 use onestop_contracts::buyers::v1::buyer_service_client::BuyerServiceClient;
 use onestop_contracts::events::v1::event_feed_service_client::EventFeedServiceClient;
 use onestop_contracts::insights::v1::insights_service_client::InsightsServiceClient;
@@ -194,6 +195,8 @@ clients! {
     InsightsClient = InsightsServiceClient;
     /// Any service's event feed.
     FeedClient = EventFeedServiceClient;
+    /// Any service's audit log.
+    AuditClient = AuditServiceClient;
 }
 
 /// A lazily connecting channel to `addr`.

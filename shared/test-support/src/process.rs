@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -11,6 +12,8 @@ use tokio::process::{Child, Command};
 pub struct ServiceProcess {
     pub child: Child,
     pub addr: SocketAddr,
+    /// Every line the process wrote to stdout (its log) so far.
+    output: Arc<Mutex<Vec<String>>>,
 }
 
 impl ServiceProcess {
@@ -33,8 +36,11 @@ impl ServiceProcess {
         let mut child = command.spawn().expect("service binary starts");
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let keep = |line: &str| output.lock().expect("output").push(line.to_owned());
         let addr = tokio::time::timeout(Duration::from_secs(60), async {
             while let Ok(Some(line)) = lines.next_line().await {
+                keep(&line);
                 if line.contains("listening")
                     && let Some(addr) = line
                         .split_whitespace()
@@ -49,10 +55,29 @@ impl ServiceProcess {
         .await
         .ok()
         .flatten()
-        .expect("service logged its listening address");
+        .unwrap_or_else(|| {
+            panic!(
+                "{binary} logged no listening address; it logged: {:?}",
+                output.lock().expect("output")
+            )
+        });
         // Keep draining stdout so the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Self { child, addr }
+        let kept = output.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                kept.lock().expect("output").push(line);
+            }
+        });
+        Self {
+            child,
+            addr,
+            output,
+        }
+    }
+
+    /// The process's log lines so far.
+    pub fn output(&self) -> Vec<String> {
+        self.output.lock().expect("output").clone()
     }
 
     /// Sends SIGTERM.

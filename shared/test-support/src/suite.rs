@@ -22,6 +22,9 @@ pub struct Suite {
     processes: HashMap<&'static str, ServiceProcess>,
     env: Vec<(String, String)>,
     secured: Option<Secured>,
+    /// Where intake listens (or will): the owners follow its feed, so they
+    /// must know the address before intake starts after them.
+    intake_addr: Option<SocketAddr>,
 }
 
 /// What a secured suite runs with: keys generated for the run (no
@@ -74,12 +77,25 @@ impl Suite {
                 .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
                 .collect(),
             secured,
+            intake_addr: None,
         };
         for service in services {
             suite.databases.insert(service, TestDb::new().await);
         }
+        // The port stays held while the others bind theirs, so none of them
+        // is handed it.
+        let mut reserved = services
+            .contains(&"intake")
+            .then(|| std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port"));
+        suite.intake_addr = reserved.as_ref().and_then(|l| l.local_addr().ok());
         for service in services {
-            suite.spawn(service, None).await;
+            if *service == "intake" {
+                drop(reserved.take());
+                let addr = suite.intake_addr;
+                suite.spawn(service, addr).await;
+            } else {
+                suite.spawn(service, None).await;
+            }
         }
         suite
     }
@@ -115,12 +131,25 @@ impl Suite {
         &self.databases[service].url
     }
 
+    /// Everything `service` has logged so far.
+    pub fn output(&self, service: &str) -> Vec<String> {
+        self.processes[service].output()
+    }
+
     fn url_of(&self, service: &str) -> Option<(String, String)> {
-        let process = self.processes.get(service)?;
-        let scheme = if self.secured.is_some() { "https" } else { "http" };
+        let addr = match self.processes.get(service) {
+            Some(process) => process.addr,
+            None if service == "intake" => self.intake_addr?,
+            None => return None,
+        };
+        let scheme = if self.secured.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         Some((
             format!("ONESTOP_{}_URL", service.to_uppercase()),
-            format!("{scheme}://{}", process.addr),
+            format!("{scheme}://{addr}"),
         ))
     }
 
@@ -139,6 +168,9 @@ impl Suite {
             "intake" => {
                 env.extend(OWNERS.iter().filter_map(|owner| self.url_of(owner)));
                 env.push(("ONESTOP_HANDOFF_MAX_BACKOFF".into(), "500ms".into()));
+            }
+            owner if OWNERS.contains(&owner) => {
+                env.extend(self.url_of("intake"));
             }
             "insights" => {
                 env.extend(FEEDS.iter().filter_map(|feed| self.url_of(feed)));

@@ -239,6 +239,8 @@ impl FollowUp {
 pub struct LeadFilter {
     pub company_id: Option<String>,
     pub trade_show_id: Option<Uuid>,
+    /// Only leads of these companies (the caller's reach); None for all.
+    pub companies: Option<Vec<String>>,
 }
 
 /// A listing of leads or their checkpoints, paged by `K`.
@@ -258,6 +260,7 @@ impl<K: PageKey> LeadQuery<K> {
         let mut violations = Violations::default();
         let page = Page::parse(page_size, page_token, &mut violations);
         let filter = LeadFilter {
+            companies: None,
             company_id: optional(company_id),
             trade_show_id: optional(trade_show_id)
                 .and_then(|id| violations.id("trade_show_id", &id)),

@@ -148,6 +148,8 @@ pub struct MatchFilter {
     pub office: Option<String>,
     /// Empty means all.
     pub statuses: Vec<MatchStatus>,
+    /// Only matches of these companies (the caller's reach); None for all.
+    pub companies: Option<Vec<String>>,
 }
 
 #[derive(Debug)]
@@ -171,6 +173,7 @@ impl TryFrom<&pb::ListMatchesRequest> for MatchListQuery {
             }
         }
         let filter = MatchFilter {
+            companies: None,
             company_id: optional(&request.company_id),
             buyer_id,
             need_id: optional(&request.need_id),

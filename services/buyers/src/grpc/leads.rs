@@ -7,6 +7,7 @@ use onestop_platform::{ApiError, ApiResult, Caller};
 use uuid::Uuid;
 
 use super::{BuyersApi, READERS, SEARCHERS};
+use crate::access;
 use crate::domain::followup::{self, FollowUp, LeadImport, LeadQuery};
 use crate::store::{self, Contacts};
 
@@ -26,6 +27,14 @@ impl BuyersApi {
         let LeadImport { show, leads } = LeadImport::try_from(&request)?;
         let now = self.clock.now();
         let mut tx = self.pool.begin().await?;
+        access::check_company(
+            &mut tx,
+            &caller,
+            &show.company_id,
+            "company",
+            &show.company_id,
+        )
+        .await?;
         if let Some(first) = key
             .replay::<pb::ImportTradeShowLeadsResponse>(&mut tx)
             .await?
@@ -37,7 +46,7 @@ impl BuyersApi {
             .iter()
             .map(|kind| (*kind, followup::due_at(show.date, *kind)))
             .collect();
-        let (mut ids, mut created) = (Vec::new(), 0u32);
+        let (mut ids, mut created, mut existing) = (Vec::new(), 0u32, Vec::new());
         for lead in &leads {
             let inserted =
                 store::insert_lead(&mut tx, show_id, &show.company_id, lead, &checkpoints, now)
@@ -47,18 +56,30 @@ impl BuyersApi {
                     created += 1;
                     id
                 }
-                None => store::lead_id_by_name(
-                    &mut tx,
-                    show_id,
-                    &lead.profile.buyer_company_name,
-                    &lead.profile.country,
-                )
-                .await?
-                .ok_or_else(|| store::vanished("lead"))?,
+                None => {
+                    existing.push(ids.len());
+                    store::lead_id_by_name(
+                        &mut tx,
+                        show_id,
+                        &lead.profile.buyer_company_name,
+                        &lead.profile.country,
+                    )
+                    .await?
+                    .ok_or_else(|| store::vanished("lead"))?
+                }
             };
             ids.push(id);
         }
-        let loaded = store::load_leads(&mut tx, &ids, Contacts::Include).await?;
+        let mut loaded = store::load_leads(&mut tx, &ids, Contacts::Include).await?;
+        // A lead already on file answers with what this caller sent, never
+        // with contacts or notes someone else stored.
+        for position in existing {
+            if let (Some(lead), Some(sent)) =
+                (loaded.get_mut(position), request.leads.get(position))
+            {
+                lead.profile = Some(sent.clone());
+            }
+        }
         let response = pb::ImportTradeShowLeadsResponse {
             trade_show_id: show_id.to_string(),
             already_present: loaded.len() as u32 - created,
@@ -89,6 +110,10 @@ impl BuyersApi {
         if let Some(first) = key.replay::<pb::Lead>(&mut tx).await? {
             return Ok(first);
         }
+        let company_id = store::lead_company(&mut tx, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("lead", id))?;
+        access::check_company(&mut tx, &caller, &company_id, "lead", id).await?;
         let (status, best) = store::lock_lead(&mut tx, id)
             .await?
             .ok_or_else(|| ApiError::not_found("lead", id))?;
@@ -99,6 +124,7 @@ impl BuyersApi {
             .await?
             .pop()
             .ok_or_else(|| store::vanished("lead"))?;
+        access::audit_contacts(&mut tx, "lead", [access::lead_contacts(&lead)]).await?;
         key.record(&mut tx, &lead, &id.to_string()).await?;
         tx.commit().await?;
         Ok(lead)
@@ -110,8 +136,9 @@ impl BuyersApi {
         request: pb::ListDueFollowUpsRequest,
     ) -> ApiResult<pb::ListDueFollowUpsResponse> {
         caller.require(READERS)?;
-        let LeadQuery { filter, page } = LeadQuery::try_from(&request)?;
+        let LeadQuery { mut filter, page } = LeadQuery::try_from(&request)?;
         let mut conn = self.pool.acquire().await?;
+        filter.companies = access::reach(&mut conn, &caller).await?;
         let mut due = store::due_checkpoints(&mut conn, &filter, &page).await?;
         let next_page_token = page.finish(&mut due, |(lead, kind, at)| (*at, *lead, *kind));
         let ids: Vec<Uuid> = due.iter().map(|(lead, _, _)| *lead).collect();
@@ -122,7 +149,7 @@ impl BuyersApi {
             .map(|(lead, (_, kind, _))| {
                 let checkpoint = lead.checkpoints.iter().find(|c| c.kind == kind).cloned();
                 pb::LeadCheckpoint {
-                    lead: Some(lead),
+                    lead: Some(access::present_lead(&caller, lead)),
                     checkpoint,
                 }
             })
@@ -139,11 +166,16 @@ impl BuyersApi {
         request: pb::ListReactivationLeadsRequest,
     ) -> ApiResult<pb::ListReactivationLeadsResponse> {
         caller.require(READERS)?;
-        let LeadQuery { filter, page } = LeadQuery::try_from(&request)?;
+        let LeadQuery { mut filter, page } = LeadQuery::try_from(&request)?;
         let mut conn = self.pool.acquire().await?;
+        filter.companies = access::reach(&mut conn, &caller).await?;
         let mut ids = store::reactivation_leads(&mut conn, &filter, &page).await?;
         let next_page_token = page.finish(&mut ids, |id| *id);
-        let leads = store::load_leads(&mut conn, &ids, Contacts::Omit).await?;
+        let leads = store::load_leads(&mut conn, &ids, Contacts::Omit)
+            .await?
+            .into_iter()
+            .map(|lead| access::present_lead(&caller, lead))
+            .collect();
         Ok(pb::ListReactivationLeadsResponse {
             leads,
             next_page_token,

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::{
     BuyersApi, COMPANY_SIDE, MATCH_WRITERS, READERS, listed_office, match_buyer_id, office_match,
 };
+use crate::access;
 use crate::domain::lifecycle::MatchStatus;
 use crate::domain::matches::{Advance, MatchListQuery, NewDeal, UnconfirmedDealQuery};
 use crate::store::{self, Lock, Transition};
@@ -56,7 +57,8 @@ impl BuyersApi {
         caller.require(READERS)?;
         let id = parse_id("match_id", &request.match_id)?;
         let mut conn = self.pool.acquire().await?;
-        office_match(&mut conn, &caller, id, Lock::None).await
+        let found = office_match(&mut conn, &caller, id, Lock::None).await?;
+        Ok(access::present_match(&caller, found))
     }
 
     pub(super) async fn list_matches(
@@ -68,10 +70,17 @@ impl BuyersApi {
         let MatchListQuery { mut filter, page } = MatchListQuery::try_from(&request)?;
         filter.office = listed_office(&caller, filter.office);
         let mut conn = self.pool.acquire().await?;
+        // A trade office's listing is its own buyers' matches already.
+        if caller.role != Role::TradeOffice {
+            filter.companies = access::reach(&mut conn, &caller).await?;
+        }
         let mut matches = store::list_matches(&mut conn, &filter, &page).await?;
         let next_page_token = page.finish(&mut matches, |(id, _)| *id);
         Ok(pb::ListMatchesResponse {
-            matches: matches.into_iter().map(|(_, m)| m).collect(),
+            matches: matches
+                .into_iter()
+                .map(|(_, m)| access::present_match(&caller, m))
+                .collect(),
             next_page_token,
         })
     }
@@ -226,7 +235,10 @@ impl BuyersApi {
         let mut deals = store::list_unconfirmed_deals(&mut conn, &filter, &page).await?;
         let next_page_token = page.finish(&mut deals, |(key, _)| *key);
         Ok(pb::ListUnconfirmedDealsResponse {
-            deals: deals.into_iter().map(|(_, deal)| deal).collect(),
+            deals: deals
+                .into_iter()
+                .map(|(_, deal)| access::present_deal(&caller, deal))
+                .collect(),
             next_page_token,
         })
     }

@@ -7,7 +7,7 @@ use onestop_contracts::common::v1::CompanySnapshot;
 use onestop_contracts::event_types::BuyersEvent;
 use onestop_platform::events::{self, NewEvent};
 use onestop_platform::idempotency::IdempotencyKey;
-use onestop_platform::{ApiError, ApiResult, Caller};
+use onestop_platform::{ApiError, ApiResult, Caller, Role};
 use uuid::Uuid;
 
 use super::{BuyersApi, COMPANY_SIDE, SEARCHERS};
@@ -38,7 +38,12 @@ impl BuyersApi {
         let query = MatchQuery::try_from(&request)?;
         let fresh_since = buyer::freshness_cutoff(self.clock.now());
         let mut conn = self.pool.acquire().await?;
-        let found = store::find_buyers(&mut conn, &query, fresh_since, &[], query.limit).await?;
+        let mut found =
+            store::find_buyers(&mut conn, &query, fresh_since, &[], query.limit).await?;
+        // Another office's buyers do not exist for a trade office.
+        if let Some(own) = caller.tenant_for(Role::TradeOffice) {
+            found.retain(|candidate| candidate.summary.trade_office_id == own);
+        }
         Ok(pb::FindBuyersResponse {
             candidates: found
                 .into_iter()
@@ -138,6 +143,7 @@ impl BuyersApi {
                     buyer_country: buyer.summary.country.clone(),
                     score: buyer.score.total,
                     rank,
+                    trade_office_id: buyer.summary.trade_office_id.clone(),
                 },
             ));
         }

@@ -21,6 +21,7 @@ use onestop_platform::{ApiError, ApiResult, Caller, Role};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::access;
 use crate::store::{self, Lock};
 
 /// Everyone who may look at buyers and matches.
@@ -85,8 +86,8 @@ fn listed_office(caller: &Caller, requested: Option<String>) -> Option<String> {
     }
 }
 
-/// The match `id` as `caller` may act on it (NOT_FOUND when it is another
-/// office's).
+/// The match `id` as `caller` may act on it: NOT_FOUND when it is another
+/// office's, or of a company an agency or advisor does not work with.
 async fn office_match(
     conn: &mut PgConnection,
     caller: &Caller,
@@ -97,6 +98,9 @@ async fn office_match(
         .await?
         .ok_or_else(|| ApiError::not_found("match", id))?;
     check_office(caller, match_office(&found), "match", id)?;
+    if matches!(caller.role, Role::Agency | Role::Advisor) {
+        access::check_company(conn, caller, &found.company_id, "match", id).await?;
+    }
     Ok(found)
 }
 

@@ -6,6 +6,7 @@ use onestop_platform::idempotency::IdempotencyKey;
 use onestop_platform::{ApiError, ApiResult, Caller, Role};
 
 use super::{BuyersApi, READERS, REGISTRARS, check_office, listed_office};
+use crate::access;
 use crate::domain::buyer::{BuyerQuery, NewBuyer};
 use crate::registry::{self, Registered, already_registered};
 use crate::store::{self, Detail, Lock};
@@ -72,7 +73,13 @@ impl BuyersApi {
             .await?
             .ok_or_else(|| ApiError::not_found("buyer", id))?;
         check_office(&caller, &buyer.trade_office_id, "buyer", id)?;
-        Ok(redact_buyer(&caller, buyer))
+        let buyer = access::present_vetting(&caller, redact_buyer(&caller, buyer));
+        let shown = buyer
+            .profile
+            .as_ref()
+            .is_some_and(|profile| !profile.contacts.is_empty());
+        access::audit_contacts(&mut conn, "buyer", [(buyer.buyer_id.as_str(), shown)]).await?;
+        Ok(buyer)
     }
 
     pub(super) async fn list_buyers(
@@ -94,7 +101,7 @@ impl BuyersApi {
         Ok(pb::ListBuyersResponse {
             buyers: buyers
                 .into_iter()
-                .map(|(_, b)| redact_buyer(&caller, b))
+                .map(|(_, b)| access::present_vetting(&caller, redact_buyer(&caller, b)))
                 .collect(),
             next_page_token,
         })

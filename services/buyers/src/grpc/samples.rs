@@ -8,12 +8,44 @@ use onestop_platform::error::{is_unique_violation, parse_id};
 use onestop_platform::events::{self, NewEvent};
 use onestop_platform::idempotency::IdempotencyKey;
 use onestop_platform::time::to_timestamp;
-use onestop_platform::{ApiError, ApiResult, Caller, Violations};
+use onestop_platform::{ApiError, ApiResult, Caller, Role, Violations};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{BuyersApi, MATCH_WRITERS, READERS, SEARCHERS, check_office};
+use crate::access;
 use crate::domain::sample::{self, Feedback, NewSampleTest};
 use crate::store::{self, Lock};
+
+/// A partner starts a sample test only for a need buyers serves: the need,
+/// case and company of one of intake's buyer searches, and a company it
+/// works with (a trade office: one its buyers are matched with). Services
+/// and admins may start one for any company. Anything else is NOT_FOUND.
+async fn check_sample_need(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    test: &NewSampleTest,
+) -> ApiResult<()> {
+    if matches!(caller.role, Role::Service | Role::Admin) {
+        return Ok(());
+    }
+    let not_served = || {
+        ApiError::NotFound(format!(
+            "no buyer search for need {:?} of company {:?} and case {:?}",
+            test.need_id, test.company_id, test.case_id
+        ))
+    };
+    let Some((company_id, case_id)) = store::search_for_need(conn, &test.need_id).await? else {
+        return Err(not_served());
+    };
+    if company_id != test.company_id || case_id != test.case_id {
+        return Err(not_served());
+    }
+    if !access::works_with(conn, caller, &company_id).await? {
+        return Err(not_served());
+    }
+    Ok(())
+}
 
 impl BuyersApi {
     pub(super) async fn start_sample_test(
@@ -31,10 +63,17 @@ impl BuyersApi {
         let test = NewSampleTest::try_from(&request)?;
         let now = self.clock.now();
         let mut tx = self.pool.begin().await?;
+        check_sample_need(&mut tx, &caller, &test).await?;
         let summaries = store::buyer_summaries(&mut tx, &test.buyer_ids).await?;
+        let own_office = caller.tenant_for(Role::TradeOffice);
         let mut violations = Violations::default();
         for (i, id) in test.buyer_ids.iter().enumerate() {
             match summaries.get(id) {
+                Some((summary, _))
+                    if own_office.is_some_and(|own| own != summary.trade_office_id) =>
+                {
+                    violations.add(format!("buyer_ids[{i}]"), "not one of your office's buyers")
+                }
                 Some((_, matchable_until)) if *matchable_until > now => {}
                 _ => violations.add(
                     format!("buyer_ids[{i}]"),
@@ -189,7 +228,38 @@ impl BuyersApi {
         let test = store::load_sample_test(&mut conn, id, Lock::None)
             .await?
             .ok_or_else(|| ApiError::not_found("sample test", id))?;
+        // A trade office reads tests its buyers are in (only their
+        // feedback); agencies and advisors those of companies they work
+        // with.
+        let own_buyers = match caller.tenant_for(Role::TradeOffice) {
+            Some(office) => {
+                let ids: Vec<Uuid> = test
+                    .buyer_ids
+                    .iter()
+                    .filter_map(|id| Uuid::parse_str(id).ok())
+                    .collect();
+                let summaries = store::buyer_summaries(&mut conn, &ids).await?;
+                let own: Vec<String> = summaries
+                    .values()
+                    .filter(|(summary, _)| summary.trade_office_id == office)
+                    .map(|(summary, _)| summary.buyer_id.clone())
+                    .collect();
+                if own.is_empty() {
+                    return Err(ApiError::not_found("sample test", id));
+                }
+                own
+            }
+            None => {
+                access::check_company(&mut conn, &caller, &test.company_id, "sample test", id)
+                    .await?;
+                Vec::new()
+            }
+        };
         let feedback = store::list_feedback(&mut conn, id, None).await?;
-        Ok(sample::report(test, feedback))
+        Ok(access::present_report(
+            &caller,
+            &own_buyers,
+            sample::report(test, feedback),
+        ))
     }
 }

@@ -287,6 +287,7 @@ pub async fn due_checkpoints(
             AND ($1::text IS NULL OR l.company_id = $1)
             AND ($2::uuid IS NULL OR l.trade_show_id = $2)
             AND ($3::timestamptz IS NULL OR (c.due_at, c.lead_id, c.kind) > ($3, $4, $5))
+            AND ($7::text[] IS NULL OR l.company_id = ANY($7))
           ORDER BY c.due_at, c.lead_id, c.kind LIMIT $6",
     )
     .bind(&filter.company_id)
@@ -295,6 +296,7 @@ pub async fn due_checkpoints(
     .bind(after.map(|a| a.1))
     .bind(after.map(|a| a.2))
     .bind(page.fetch_limit())
+    .bind(&filter.companies)
     .fetch_all(conn)
     .await
 }
@@ -311,12 +313,14 @@ pub async fn reactivation_leads(
             AND ($1::text IS NULL OR company_id = $1)
             AND ($2::uuid IS NULL OR trade_show_id = $2)
             AND ($3::uuid IS NULL OR id > $3)
+            AND ($5::text[] IS NULL OR company_id = ANY($5))
           ORDER BY id LIMIT $4",
     )
     .bind(&filter.company_id)
     .bind(filter.trade_show_id)
     .bind(page.after)
     .bind(page.fetch_limit())
+    .bind(&filter.companies)
     .fetch_all(conn)
     .await
 }

@@ -341,6 +341,7 @@ pub async fn list_matches(
             AND ($4::text IS NULL OR b.trade_office_id = $4)
             AND (cardinality($5::text[]) = 0 OR m.status = ANY($5))
             AND ($6::uuid IS NULL OR m.id > $6)
+            AND ($8::text[] IS NULL OR m.company_id = ANY($8))
           ORDER BY m.id LIMIT $7",
     )
     .bind(&filter.company_id)
@@ -350,6 +351,7 @@ pub async fn list_matches(
     .bind(&statuses)
     .bind(page.after)
     .bind(page.fetch_limit())
+    .bind(&filter.companies)
     .fetch_all(&mut *conn)
     .await?;
     load_keyed_matches(conn, &ids).await

@@ -6,6 +6,7 @@
 
 mod bench;
 mod buyers;
+mod companies;
 mod consultations;
 mod deals;
 mod leads;
@@ -16,6 +17,7 @@ mod samples;
 
 pub use bench::*;
 pub use buyers::*;
+pub use companies::*;
 pub use consultations::*;
 pub use deals::*;
 pub use leads::*;

@@ -2,6 +2,7 @@
 
 mod common;
 
+mod access;
 mod bench;
 mod buyers;
 mod consultations;

@@ -373,9 +373,9 @@ fn intake_event(
                 summary,
             )
         }
-        IntakeEvent::CompanyUpdated | IntakeEvent::PersonalDataErased => {
-            Meaning::of(Vec::new(), "")
-        }
+        IntakeEvent::CompanyUpdated
+        | IntakeEvent::PersonalDataErased
+        | IntakeEvent::PartnerChanged => Meaning::of(Vec::new(), ""),
     })
 }
 
@@ -472,7 +472,8 @@ fn buyers_event(
         BuyersEvent::SampleStarted
         | BuyersEvent::SampleFeedback
         | BuyersEvent::FollowUpDue
-        | BuyersEvent::LeadReactivation => Meaning::of(Vec::new(), ""),
+        | BuyersEvent::LeadReactivation
+        | BuyersEvent::PersonalDataErased => Meaning::of(Vec::new(), ""),
     })
 }
 
@@ -665,5 +666,6 @@ fn mentoring_event(kind: MentoringEvent, event: &Event) -> Result<Meaning, Undec
                 summary,
             )
         }
+        MentoringEvent::PersonalDataErased => Meaning::of(Vec::new(), ""),
     })
 }

@@ -113,6 +113,7 @@ async fn the_indicators_follow_the_real_services_through_a_crash() {
                 languages: vec!["ko".into(), "en".into()],
                 ..Default::default()
             }),
+            network_consent: None,
         })
         .await
         .expect("company registers")

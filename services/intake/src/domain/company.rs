@@ -9,6 +9,8 @@ use onestop_domain::{
 };
 use onestop_platform::Violations;
 use onestop_platform::pagination::Page;
+
+use super::partner::NetworkConsent;
 use uuid::Uuid;
 
 const MAX_NAME: usize = 200;
@@ -204,6 +206,7 @@ impl CompanyProfile {
 #[derive(Debug)]
 pub struct NewCompany {
     pub profile: CompanyProfile,
+    pub consent: Option<NetworkConsent>,
 }
 
 impl TryFrom<&pb::RegisterCompanyRequest> for NewCompany {
@@ -212,7 +215,13 @@ impl TryFrom<&pb::RegisterCompanyRequest> for NewCompany {
         let mut violations = Violations::default();
         let profile =
             violations.required("profile", request.profile.as_ref(), CompanyProfile::parse);
-        violations.finish_with(|| Some(NewCompany { profile: profile? }))
+        let consent = NetworkConsent::parse(request.network_consent.as_ref(), &mut violations);
+        violations.finish_with(|| {
+            Some(NewCompany {
+                profile: profile?,
+                consent,
+            })
+        })
     }
 }
 

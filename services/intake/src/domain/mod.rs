@@ -4,4 +4,5 @@
 pub mod case;
 pub mod company;
 pub mod owner_events;
+pub mod partner;
 pub mod readiness;

@@ -3,6 +3,7 @@
 //! whether it opens a new need. Pure, so every mapping is testable alone.
 
 use onestop_contracts::buyers::v1 as buyers;
+use onestop_contracts::common::v1::CompanyDataErased;
 use onestop_contracts::event_types::{BuyersEvent, MentoringEvent, ReferralEvent};
 use onestop_contracts::events::v1::Event;
 use onestop_contracts::mentoring::v1 as mentoring;
@@ -13,6 +14,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::case::NeedStatus;
+use super::partner::{Partner, Source, State};
 
 /// The events intake follows on mentoring's feed: every step of an
 /// assignment.
@@ -22,6 +24,7 @@ const MENTORING_FOLLOWED: &[MentoringEvent] = &[
     MentoringEvent::AssignmentReassigned,
     MentoringEvent::AssignmentHandoverStarted,
     MentoringEvent::AssignmentEnded,
+    MentoringEvent::PersonalDataErased,
 ];
 
 /// On buyers' feed: matches, consultations, deals and sample tests.
@@ -33,6 +36,7 @@ const BUYERS_FOLLOWED: &[BuyersEvent] = &[
     BuyersEvent::DealConfirmed,
     BuyersEvent::SampleStarted,
     BuyersEvent::SampleCertificationGap,
+    BuyersEvent::PersonalDataErased,
 ];
 
 /// On referral's feed: every move of a referral.
@@ -48,6 +52,7 @@ const REFERRAL_FOLLOWED: &[ReferralEvent] = &[
     ReferralEvent::Failed,
     ReferralEvent::Cancelled,
     ReferralEvent::Exhausted,
+    ReferralEvent::PersonalDataErased,
 ];
 
 /// The name an owner's feed goes by: its `FeedStatus.source`, the
@@ -120,12 +125,37 @@ pub struct NewNeed {
     pub hs_codes: Vec<String>,
 }
 
+/// A relationship an owner's event begins, changes or ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartnerFact {
+    /// None: whoever holds the relationship for `reference` (a closed
+    /// match names its buyer, not the office).
+    pub partner: Option<Partner>,
+    pub source: Source,
+    pub reference: String,
+    pub state: State,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnerUpdate {
     pub subject: Subject,
+    /// The case and company the event names (empty when it names none):
+    /// intake applies the event only when they are the need's own.
+    pub case_id: String,
+    pub company_id: String,
     pub summary: String,
     pub progress: Option<NeedStatus>,
     pub opens: Option<NewNeed>,
+    pub partners: Vec<PartnerFact>,
+    /// Set when only this agency may read the line among agencies.
+    pub agency_only: Option<String>,
+}
+
+impl OwnerUpdate {
+    fn with_partners(mut self, partners: Vec<PartnerFact>) -> Self {
+        self.partners = partners;
+        self
+    }
 }
 
 fn decode<M: Name + Default>(event: &Event) -> Option<M> {
@@ -134,6 +164,20 @@ fn decode<M: Name + Default>(event: &Event) -> Option<M> {
         return None;
     }
     M::decode(payload.value.as_slice()).ok()
+}
+
+fn named<'a>(
+    need_id: &'a str,
+    case_id: &'a str,
+    company_id: &'a str,
+    category: NeedCategory,
+) -> Named<'a> {
+    Named {
+        need_id,
+        case_id,
+        company_id,
+        category,
+    }
 }
 
 fn subject(need_id: &str, company_id: &str, category: NeedCategory) -> Option<Subject> {
@@ -145,17 +189,62 @@ fn subject(need_id: &str, company_id: &str, category: NeedCategory) -> Option<Su
         .map(|company| Subject::Company(company, category))
 }
 
-fn update(
-    subject: Option<Subject>,
-    summary: String,
-    progress: Option<NeedStatus>,
-) -> Option<OwnerUpdate> {
+/// What an event says about where it belongs.
+struct Named<'a> {
+    need_id: &'a str,
+    case_id: &'a str,
+    company_id: &'a str,
+    category: NeedCategory,
+}
+
+fn update(named: Named, summary: String, progress: Option<NeedStatus>) -> Option<OwnerUpdate> {
     Some(OwnerUpdate {
-        subject: subject?,
+        subject: subject(named.need_id, named.company_id, named.category)?,
+        case_id: named.case_id.to_owned(),
+        company_id: named.company_id.to_owned(),
         summary,
         progress,
         opens: None,
+        partners: Vec::new(),
+        agency_only: None,
     })
+}
+
+fn fact(partner: Option<Partner>, source: Source, reference: &str, state: State) -> PartnerFact {
+    PartnerFact {
+        partner,
+        source,
+        reference: reference.to_owned(),
+        state,
+    }
+}
+
+fn advisor(advisor_id: &str, assignment_id: &str, state: State) -> Option<PartnerFact> {
+    (!advisor_id.is_empty() && !assignment_id.is_empty()).then(|| {
+        fact(
+            Some(Partner::advisor(advisor_id)),
+            Source::Advisor,
+            assignment_id,
+            state,
+        )
+    })
+}
+
+/// What an owner reported erasing after intake's erasure of a company.
+pub fn erasure_report(owner: NeedOwner, event: &Event) -> Option<CompanyDataErased> {
+    let reported = match owner {
+        NeedOwner::Mentoring => {
+            MentoringEvent::parse(&event.r#type)? == MentoringEvent::PersonalDataErased
+        }
+        NeedOwner::Buyers => BuyersEvent::parse(&event.r#type)? == BuyersEvent::PersonalDataErased,
+        NeedOwner::Referral => {
+            ReferralEvent::parse(&event.r#type)? == ReferralEvent::PersonalDataErased
+        }
+    };
+    if !reported {
+        return None;
+    }
+    decode(event)
 }
 
 fn enum_name(name: &str, prefix: &str) -> String {
@@ -185,16 +274,20 @@ fn mentoring_update(event: &Event) -> Option<OwnerUpdate> {
             } else {
                 format!("Export advisor {} takes over", e.advisor_id)
             };
-            update(
-                subject(&e.need_id, &e.company_id, mentoring),
-                line,
-                Some(NeedStatus::InProgress),
+            let partners = advisor(&e.advisor_id, &e.assignment_id, State::Active);
+            Some(
+                update(
+                    named(&e.need_id, &e.case_id, &e.company_id, mentoring),
+                    line,
+                    Some(NeedStatus::InProgress),
+                )?
+                .with_partners(partners.into_iter().collect()),
             )
         }
         MentoringEvent::AssignmentWaitlisted => {
             let e: mentoring::AssignmentWaitlisted = decode(event)?;
             update(
-                subject(&e.need_id, &e.company_id, mentoring),
+                named(&e.need_id, &e.case_id, &e.company_id, mentoring),
                 format!(
                     "Waiting for an export advisor with free capacity (position {})",
                     e.position
@@ -207,13 +300,17 @@ fn mentoring_update(event: &Event) -> Option<OwnerUpdate> {
             let reason = mentoring::ReassignReason::try_from(e.reason)
                 .map(|r| enum_name(r.as_str_name(), "REASSIGN_REASON_"))
                 .unwrap_or_default();
-            update(
-                subject(&e.need_id, &e.company_id, mentoring),
-                format!(
-                    "Export advisor changed from {} to {} ({reason})",
-                    e.from_advisor_id, e.to_advisor_id
-                ),
-                None,
+            let partners = advisor(&e.to_advisor_id, &e.to_assignment_id, State::Active);
+            Some(
+                update(
+                    named(&e.need_id, &e.case_id, &e.company_id, mentoring),
+                    format!(
+                        "Export advisor changed from {} to {} ({reason})",
+                        e.from_advisor_id, e.to_advisor_id
+                    ),
+                    None,
+                )?
+                .with_partners(partners.into_iter().collect()),
             )
         }
         MentoringEvent::AssignmentHandoverStarted => {
@@ -229,7 +326,26 @@ fn mentoring_update(event: &Event) -> Option<OwnerUpdate> {
                     e.outgoing_advisor_id, e.successor_advisor_id
                 )
             };
-            update(subject(&e.need_id, &e.company_id, mentoring), line, None)
+            let partners = [
+                advisor(
+                    &e.outgoing_advisor_id,
+                    &e.outgoing_assignment_id,
+                    State::Handover,
+                ),
+                advisor(
+                    &e.successor_advisor_id,
+                    &e.successor_assignment_id,
+                    State::Active,
+                ),
+            ];
+            Some(
+                update(
+                    named(&e.need_id, &e.case_id, &e.company_id, mentoring),
+                    line,
+                    None,
+                )?
+                .with_partners(partners.into_iter().flatten().collect()),
+            )
         }
         MentoringEvent::AssignmentEnded => {
             let e: mentoring::AssignmentEnded = decode(event)?;
@@ -247,7 +363,15 @@ fn mentoring_update(event: &Event) -> Option<OwnerUpdate> {
                     e.advisor_id
                 )
             };
-            update(subject(&e.need_id, &e.company_id, mentoring), line, None)
+            let partners = advisor(&e.advisor_id, &e.assignment_id, State::Ended);
+            Some(
+                update(
+                    named(&e.need_id, &e.case_id, &e.company_id, mentoring),
+                    line,
+                    None,
+                )?
+                .with_partners(partners.into_iter().collect()),
+            )
         }
         _ => None,
     }
@@ -258,24 +382,43 @@ fn buyers_update(event: &Event) -> Option<OwnerUpdate> {
     match BuyersEvent::parse(&event.r#type)? {
         BuyersEvent::MatchProposed => {
             let e: buyers::MatchProposed = decode(event)?;
-            update(
-                subject(&e.need_id, &e.company_id, discovery),
-                format!(
-                    "Verified buyer {} in {} proposed (rank {})",
-                    e.buyer_id, e.buyer_country, e.rank
-                ),
-                Some(NeedStatus::InProgress),
+            let office = (!e.trade_office_id.is_empty()).then(|| {
+                fact(
+                    Some(Partner::trade_office(&e.trade_office_id)),
+                    Source::BuyerMatch,
+                    &e.match_id,
+                    State::Active,
+                )
+            });
+            Some(
+                update(
+                    named(&e.need_id, &e.case_id, &e.company_id, discovery),
+                    format!(
+                        "Verified buyer {} in {} proposed (rank {})",
+                        e.buyer_id, e.buyer_country, e.rank
+                    ),
+                    Some(NeedStatus::InProgress),
+                )?
+                .with_partners(office.into_iter().collect()),
             )
         }
         BuyersEvent::MatchAdvanced => {
             let e: buyers::MatchAdvanced = decode(event)?;
-            let to = buyers::MatchStatus::try_from(e.to)
+            let status = buyers::MatchStatus::try_from(e.to).ok();
+            let to = status
                 .map(|s| enum_name(s.as_str_name(), "MATCH_STATUS_"))
                 .unwrap_or_default();
-            update(
-                subject(&e.need_id, &e.company_id, discovery),
-                format!("Buyer {} match moved to {to}", e.buyer_id),
-                None,
+            // A match closed without a deal ends the office's tie to the
+            // company through it.
+            let closed = (status == Some(buyers::MatchStatus::ClosedNoDeal))
+                .then(|| fact(None, Source::BuyerMatch, &e.match_id, State::Ended));
+            Some(
+                update(
+                    named(&e.need_id, &e.case_id, &e.company_id, discovery),
+                    format!("Buyer {} match moved to {to}", e.buyer_id),
+                    None,
+                )?
+                .with_partners(closed.into_iter().collect()),
             )
         }
         BuyersEvent::ConsultationBooked => {
@@ -286,7 +429,7 @@ fn buyers_update(event: &Event) -> Option<OwnerUpdate> {
                 .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
                 .unwrap_or_default();
             update(
-                subject(&e.need_id, &e.company_id, discovery),
+                named(&e.need_id, &e.case_id, &e.company_id, discovery),
                 format!("Consultation with buyer {} booked for {at}", e.buyer_id),
                 None,
             )
@@ -301,7 +444,7 @@ fn buyers_update(event: &Event) -> Option<OwnerUpdate> {
                 .map(|m| format!(" worth {} {}", m.amount_minor, m.currency_code))
                 .unwrap_or_default();
             update(
-                subject(&e.need_id, &e.company_id, discovery),
+                named(&e.need_id, &e.case_id, &e.company_id, discovery),
                 format!(
                     "Deal recorded with buyer {}: {kind}{value} (minor units)",
                     e.buyer_id
@@ -312,7 +455,7 @@ fn buyers_update(event: &Event) -> Option<OwnerUpdate> {
         BuyersEvent::DealConfirmed => {
             let e: buyers::DealConfirmed = decode(event)?;
             update(
-                subject(&e.need_id, &e.company_id, discovery),
+                named(&e.need_id, &e.case_id, &e.company_id, discovery),
                 format!("Deal with buyer {} confirmed by the company", e.buyer_id),
                 Some(NeedStatus::Done),
             )
@@ -320,7 +463,12 @@ fn buyers_update(event: &Event) -> Option<OwnerUpdate> {
         BuyersEvent::SampleStarted => {
             let e: buyers::SampleTestStarted = decode(event)?;
             update(
-                subject(&e.need_id, &e.company_id, NeedCategory::SampleTestMarketing),
+                named(
+                    &e.need_id,
+                    &e.case_id,
+                    &e.company_id,
+                    NeedCategory::SampleTestMarketing,
+                ),
                 format!(
                     "Sample test of HS {} sent to {} buyer(s)",
                     e.hs_code,
@@ -337,7 +485,12 @@ fn buyers_update(event: &Event) -> Option<OwnerUpdate> {
                 format!(" for {}", e.country)
             };
             let mut found = update(
-                subject(&e.need_id, &e.company_id, NeedCategory::SampleTestMarketing),
+                named(
+                    &e.need_id,
+                    &e.case_id,
+                    &e.company_id,
+                    NeedCategory::SampleTestMarketing,
+                ),
                 format!(
                     "Buyer {} reports a missing {} certification{market}",
                     e.buyer_id, e.certification
@@ -371,6 +524,7 @@ fn referral_update(event: &Event) -> Option<OwnerUpdate> {
     // the change; its last leg says where it is now.
     let referral: referral::Referral = decode(event)?;
     let subject = Uuid::parse_str(&referral.need_id).ok().map(Subject::Need);
+    let mut agency_only = None;
     let leg = referral.legs.last();
     let program = leg.map_or("", |leg| leg.program_id.as_str());
     let agency = leg.map_or("", |leg| leg.agency_id.as_str());
@@ -396,13 +550,22 @@ fn referral_update(event: &Event) -> Option<OwnerUpdate> {
                 .map(|r| enum_name(r.as_str_name(), "DECLINE_REASON_"))
                 .unwrap_or_default();
             let program = declined.map_or(program, |leg| leg.program_id.as_str());
+            agency_only = declined.map(|leg| leg.agency_id.clone());
             (format!("Program {program} declined ({reason})"), None)
         }
         ReferralEvent::Rerouted => (format!("Re-routed to program {program} ({agency})"), None),
-        ReferralEvent::SlaBreached => (
-            "A program did not answer in time; re-routing".to_owned(),
-            None,
-        ),
+        ReferralEvent::SlaBreached => {
+            agency_only = referral
+                .legs
+                .iter()
+                .rev()
+                .find(|leg| leg.status == referral::LegStatus::SlaBreached as i32)
+                .map(|leg| leg.agency_id.clone());
+            (
+                "A program did not answer in time; re-routing".to_owned(),
+                None,
+            )
+        }
         ReferralEvent::Started => (
             format!("Program {program} started work"),
             Some(NeedStatus::InProgress),
@@ -434,7 +597,51 @@ fn referral_update(event: &Event) -> Option<OwnerUpdate> {
         ),
         _ => return None,
     };
-    update(subject, summary, progress)
+    Some(OwnerUpdate {
+        subject: subject?,
+        case_id: referral.case_id.clone(),
+        company_id: referral.company_id.clone(),
+        summary,
+        progress,
+        opens: None,
+        partners: referral_partners(&referral),
+        agency_only,
+    })
+}
+
+/// Each agency with a leg of the referral works with the company while one
+/// of its legs is open or completed; a declined, lapsed, failed or
+/// cancelled leg ends that.
+fn referral_partners(referral: &referral::Referral) -> Vec<PartnerFact> {
+    use referral::LegStatus;
+    let mut agencies: Vec<(&str, bool)> = Vec::new();
+    for leg in &referral.legs {
+        if leg.agency_id.is_empty() {
+            continue;
+        }
+        let holds = matches!(
+            LegStatus::try_from(leg.status),
+            Ok(LegStatus::Sent
+                | LegStatus::Accepted
+                | LegStatus::InProgress
+                | LegStatus::Completed)
+        );
+        match agencies.iter_mut().find(|(id, _)| *id == leg.agency_id) {
+            Some((_, any)) => *any |= holds,
+            None => agencies.push((&leg.agency_id, holds)),
+        }
+    }
+    agencies
+        .into_iter()
+        .map(|(agency, holds)| {
+            fact(
+                Some(Partner::agency(agency)),
+                Source::Referral,
+                &referral.referral_id,
+                if holds { State::Active } else { State::Ended },
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]

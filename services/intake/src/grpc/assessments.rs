@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::companies::{stage_event, vanished};
 use super::{IntakeApi, READERS, WRITERS};
+use crate::access;
 use crate::domain::company::{languages_of, stage_of};
 use crate::domain::readiness::{self, AssessmentQuery, Diagnose};
 use crate::store::{self, Lock, NewAssessment};
@@ -32,6 +33,8 @@ impl IntakeApi {
         } = Diagnose::try_from(&request)?;
 
         let mut tx = self.pool.begin().await?;
+        // Diagnoses need a partner that works with the company now.
+        access::company_view(&mut tx, &caller, company_id).await?;
         if let Some(first) = key.replay::<pb::Assessment>(&mut tx).await? {
             return Ok(first);
         }
@@ -93,9 +96,7 @@ impl IntakeApi {
         caller.require(READERS)?;
         let AssessmentQuery { company_id, page } = AssessmentQuery::try_from(&request)?;
         let mut conn = self.pool.acquire().await?;
-        if !store::company_exists(&mut conn, company_id).await? {
-            return Err(ApiError::not_found("company", company_id));
-        }
+        access::company_view(&mut conn, &caller, company_id).await?;
         let mut assessments = store::list_assessments(&mut conn, company_id, &page).await?;
         let next_page_token = page.finish(&mut assessments, |a| a.version as i32);
         Ok(pb::ListAssessmentsResponse {

@@ -12,9 +12,9 @@ use super::companies::vanished;
 use super::{IntakeApi, READERS, WRITERS};
 use crate::domain::case::{self, CaseQuery, NewCase, Standing};
 use crate::domain::company::{snapshot, stage_of};
-use crate::needs;
 use crate::startup::SERVICE_NAME;
 use crate::store::{self, Lock, NewEntry};
+use crate::{access, needs, relationships};
 
 impl IntakeApi {
     pub(super) async fn open_case(
@@ -27,8 +27,14 @@ impl IntakeApi {
         let NewCase { company_id, needs } = NewCase::try_from(&request)?;
 
         let mut tx = self.pool.begin().await?;
+        let consented_case = access::case_opening(&mut tx, &caller, company_id).await?;
         if let Some(first) = key.replay::<pb::Case>(&mut tx).await? {
             return Ok(first);
+        }
+        // An agency opening a case under the company's consent works with
+        // it from now on.
+        if let Some(relationship) = consented_case {
+            relationships::record(&mut tx, &relationship).await?;
         }
         // Locked so two cases opened at once for one company agree on
         // whether it already has an open mentoring need.
@@ -55,6 +61,7 @@ impl IntakeApi {
                 summary: &format!("Case opened with {} need(s)", planned.len()),
                 at: None,
                 source_event: None,
+                agency_only: None,
             },
         )
         .await?;
@@ -95,9 +102,11 @@ impl IntakeApi {
         caller.require(READERS)?;
         let case_id = parse_id("case_id", &request.case_id)?;
         let mut conn = self.pool.acquire().await?;
-        store::load_case(&mut conn, case_id)
+        access::case_view(&mut conn, &caller, case_id).await?;
+        let case = store::load_case(&mut conn, case_id)
             .await?
-            .ok_or_else(|| ApiError::not_found("case", case_id))
+            .ok_or_else(|| ApiError::not_found("case", case_id))?;
+        Ok(access::present_case(&caller, case))
     }
 
     pub(super) async fn list_cases(
@@ -107,11 +116,15 @@ impl IntakeApi {
     ) -> ApiResult<pb::ListCasesResponse> {
         caller.require(READERS)?;
         let CaseQuery { filter, page } = CaseQuery::try_from(&request)?;
+        let partner = access::listing_partner(&caller);
         let mut conn = self.pool.acquire().await?;
-        let mut rows = store::list_cases(&mut conn, &filter, &page).await?;
+        let mut rows = store::list_cases(&mut conn, &filter, partner.as_ref(), &page).await?;
         let next_page_token = page.finish(&mut rows, |(id, _)| *id);
         Ok(pb::ListCasesResponse {
-            cases: rows.into_iter().map(|(_, case)| case).collect(),
+            cases: rows
+                .into_iter()
+                .map(|(_, case)| access::present_case(&caller, case))
+                .collect(),
             next_page_token,
         })
     }

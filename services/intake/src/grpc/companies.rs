@@ -6,24 +6,15 @@ use onestop_domain::GrowthStage;
 use onestop_platform::error::{is_unique_violation, parse_id};
 use onestop_platform::events::{self, NewEvent};
 use onestop_platform::idempotency::IdempotencyKey;
-use onestop_platform::{ApiError, ApiResult, Caller, Role};
+use onestop_platform::{ApiError, ApiResult, Caller};
 use uuid::Uuid;
 
 use super::{IntakeApi, READERS, WRITERS};
-use crate::domain::company::{
-    self, CompanyChange, CompanyQuery, NewCompany, stage_of, without_contacts,
-};
+use crate::access;
+use crate::domain::company::{self, CompanyChange, CompanyQuery, NewCompany, stage_of};
+use crate::domain::partner::{Partner, Relationship, Source, State};
+use crate::relationships;
 use crate::store::{self, Lock};
-
-/// Dashboards see companies without their contacts: they need the
-/// business picture, not the people.
-fn redact_for(caller: &Caller, company: pb::Company) -> pb::Company {
-    if caller.role == Role::Dashboard {
-        without_contacts(company)
-    } else {
-        company
-    }
-}
 
 pub(super) fn stage_event(
     company_id: Uuid,
@@ -71,7 +62,7 @@ impl IntakeApi {
             &request.idempotency_key,
             &request,
         )?;
-        let NewCompany { profile } = NewCompany::try_from(&request)?;
+        let NewCompany { profile, consent } = NewCompany::try_from(&request)?;
 
         let mut tx = self.pool.begin().await?;
         if let Some(first) = key.replay::<pb::Company>(&mut tx).await? {
@@ -82,7 +73,9 @@ impl IntakeApi {
             return Err(already_registered(existing));
         }
         let id = Uuid::now_v7();
-        if let Err(error) = store::insert_company(&mut tx, id, &profile).await {
+        let inserted =
+            store::insert_company(&mut tx, id, &profile, consent.as_ref(), &caller.scope()).await;
+        if let Err(error) = inserted {
             // A concurrent registration of the same number won the race.
             if is_unique_violation(&error) {
                 drop(tx);
@@ -111,9 +104,24 @@ impl IntakeApi {
             ),
         )
         .await?;
+        // The partner that registers a company works with it from now on.
+        if let Some(partner) = Partner::of(&caller) {
+            relationships::record(
+                &mut tx,
+                &Relationship {
+                    company_id: id,
+                    partner,
+                    source: Source::Registered,
+                    reference: String::new(),
+                    state: State::Active,
+                },
+            )
+            .await?;
+        }
         let company = store::load_company(&mut tx, id, Lock::None)
             .await?
             .ok_or_else(|| vanished("company"))?;
+        let company = access::present(access::related_view(&caller), company);
         key.record(&mut tx, &company, &id.to_string()).await?;
         tx.commit().await?;
         tracing::info!(company_id = %id, "company registered");
@@ -128,10 +136,13 @@ impl IntakeApi {
         caller.require(READERS)?;
         let id = parse_id("company_id", &request.company_id)?;
         let mut conn = self.pool.acquire().await?;
+        let view = access::company_view(&mut conn, &caller, id).await?;
         let company = store::load_company(&mut conn, id, Lock::None)
             .await?
             .ok_or_else(|| ApiError::not_found("company", id))?;
-        Ok(redact_for(&caller, company))
+        let company = access::present(view, company);
+        access::audit_contacts(&mut conn, &[&company]).await?;
+        Ok(company)
     }
 
     pub(super) async fn update_company(
@@ -145,6 +156,8 @@ impl IntakeApi {
         let change = CompanyChange::try_from(&request)?;
         let id = change.company_id;
         let mut tx = self.pool.begin().await?;
+        // Profile writes need a partner that works with the company now.
+        let view = access::company_view(&mut tx, &caller, id).await?;
         if let Some(first) = key.replay::<pb::Company>(&mut tx).await? {
             return Ok(first);
         }
@@ -156,6 +169,9 @@ impl IntakeApi {
 
         let changed = company::changed_fields(&current_profile, &profile.to_proto());
         if changed.is_empty() {
+            let current = access::present(view, current);
+            access::audit_contacts(&mut tx, &[&current]).await?;
+            tx.commit().await?;
             return Ok(current);
         }
         store::update_company(&mut tx, id, &profile).await?;
@@ -178,6 +194,8 @@ impl IntakeApi {
         let company = store::load_company(&mut tx, id, Lock::None)
             .await?
             .ok_or_else(|| vanished("company"))?;
+        let company = access::present(view, company);
+        access::audit_contacts(&mut tx, &[&company]).await?;
         key.record(&mut tx, &company, &id.to_string()).await?;
         tx.commit().await?;
         Ok(company)
@@ -190,14 +208,19 @@ impl IntakeApi {
     ) -> ApiResult<pb::ListCompaniesResponse> {
         caller.require(READERS)?;
         let CompanyQuery { filter, page } = CompanyQuery::try_from(&request)?;
+        let partner = access::listing_partner(&caller);
         let mut conn = self.pool.acquire().await?;
-        let mut rows = store::list_companies(&mut conn, &filter, &page).await?;
+        let mut rows = store::list_companies(&mut conn, &filter, partner.as_ref(), &page).await?;
         let next_page_token = page.finish(&mut rows, |(id, _)| *id);
+        // A partner lists only companies it works with.
+        let view = access::related_view(&caller);
+        let companies: Vec<pb::Company> = rows
+            .into_iter()
+            .map(|(_, company)| access::present(view, company))
+            .collect();
+        access::audit_contacts(&mut conn, &companies.iter().collect::<Vec<_>>()).await?;
         Ok(pb::ListCompaniesResponse {
-            companies: rows
-                .into_iter()
-                .map(|(_, company)| redact_for(&caller, company))
-                .collect(),
+            companies,
             next_page_token,
         })
     }

@@ -1,5 +1,7 @@
 //! `IntakeService` over gRPC: one file per resource (companies, their
-//! assessments, cases, the case timeline, erasure of personal data).
+//! assessments, cases, the case timeline, erasure of personal data, who
+//! works with whom). Partners read and change only the companies they work
+//! with (see `crate::access`).
 //! Handlers check the caller, turn the request into a validated command,
 //! apply the rules and store the change with its events in one
 //! transaction; the generated adapter forwards each RPC to them.
@@ -8,6 +10,7 @@ mod assessments;
 mod cases;
 mod companies;
 mod erasure;
+mod partners;
 mod timeline;
 
 use onestop_platform::Role;
@@ -15,10 +18,12 @@ use sqlx::PgPool;
 
 /// Partners and services that register companies and open cases.
 const WRITERS: &[Role] = &[Role::Agency, Role::Advisor, Role::Service, Role::Admin];
-/// Everyone who may read intake's records.
+/// Everyone who may read intake's records (partners only those of the
+/// companies they work with).
 const READERS: &[Role] = &[
     Role::Agency,
     Role::Advisor,
+    Role::TradeOffice,
     Role::Service,
     Role::Admin,
     Role::Dashboard,

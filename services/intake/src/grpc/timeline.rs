@@ -1,9 +1,10 @@
 //! The case timeline: every step of a case across the services.
 
 use onestop_contracts::intake::v1 as pb;
-use onestop_platform::{ApiError, ApiResult, Caller};
+use onestop_platform::{ApiResult, Caller};
 
 use super::{IntakeApi, READERS};
+use crate::access;
 use crate::domain::case::TimelineQuery;
 use crate::store;
 
@@ -16,10 +17,9 @@ impl IntakeApi {
         caller.require(READERS)?;
         let TimelineQuery { case_id, page } = TimelineQuery::try_from(&request)?;
         let mut conn = self.pool.acquire().await?;
-        if !store::case_exists(&mut conn, case_id).await? {
-            return Err(ApiError::not_found("case", case_id));
-        }
-        let mut rows = store::timeline(&mut conn, case_id, &page).await?;
+        access::case_view(&mut conn, &caller, case_id).await?;
+        let partner = access::listing_partner(&caller);
+        let mut rows = store::timeline(&mut conn, case_id, partner.as_ref(), &page).await?;
         let next_page_token = page.finish(&mut rows, |(key, _)| *key);
         Ok(pb::CaseTimeline {
             case_id: case_id.to_string(),

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::{Lock, load_company};
 use crate::domain::case::{CaseFilter, CaseStatus, NeedStatus, PlannedNeed};
 use crate::domain::company::snapshot;
+use crate::domain::partner::Partner;
 
 pub async fn has_open_mentoring_need(
     conn: &mut PgConnection,
@@ -173,17 +174,93 @@ pub async fn load_case(
     Ok(with_needs(conn, row.into_iter().collect()).await?.pop())
 }
 
-pub async fn case_exists(conn: &mut PgConnection, case_id: Uuid) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM support_case WHERE id = $1)")
+/// The company a case belongs to; None when there is no such case.
+pub async fn company_of_case(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT company_id FROM support_case WHERE id = $1")
         .bind(case_id)
-        .fetch_one(conn)
+        .fetch_optional(conn)
         .await
 }
 
-/// Oldest first, each with its id.
+/// Where a need belongs: its case, the case's company and the need's owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NeedPlace {
+    pub case_id: Uuid,
+    pub company_id: Uuid,
+    pub owner: Option<NeedOwner>,
+}
+
+pub async fn need_place(
+    conn: &mut PgConnection,
+    need_id: Uuid,
+) -> Result<Option<NeedPlace>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT n.case_id, c.company_id, n.owner
+           FROM need n JOIN support_case c ON c.id = n.case_id
+          WHERE n.id = $1",
+    )
+    .bind(need_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|row| NeedPlace {
+        case_id: row.get("case_id"),
+        company_id: row.get("company_id"),
+        owner: NeedOwner::from_stored(row.get("owner")),
+    }))
+}
+
+/// Whether any need of the company was handed to `owner`: an owner only
+/// reports on companies it serves.
+pub async fn serves_company(
+    conn: &mut PgConnection,
+    company_id: Uuid,
+    owner: NeedOwner,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM need n JOIN support_case c ON c.id = n.case_id
+                         WHERE c.company_id = $1 AND n.owner = $2)",
+    )
+    .bind(company_id)
+    .bind(owner.as_str())
+    .fetch_one(conn)
+    .await
+}
+
+/// The need's free-text detail, which travels to its owner in the hand-off
+/// but never on the feed.
+pub async fn need_detail(conn: &mut PgConnection, need_id: Uuid) -> Result<String, sqlx::Error> {
+    let detail: Option<String> = sqlx::query_scalar("SELECT detail FROM need WHERE id = $1")
+        .bind(need_id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(detail.unwrap_or_default())
+}
+
+/// Blanks the free-text details of every need of the company; returns how
+/// many had any.
+pub async fn erase_need_details(
+    conn: &mut PgConnection,
+    company_id: Uuid,
+) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE need SET detail = ''
+          WHERE detail <> '' AND case_id IN (SELECT id FROM support_case WHERE company_id = $1)",
+    )
+    .bind(company_id)
+    .execute(conn)
+    .await?
+    .rows_affected())
+}
+
+/// Oldest first, each with its id; only cases of companies `partner`
+/// works with when one is given.
 pub async fn list_cases(
     conn: &mut PgConnection,
     filter: &CaseFilter,
+    partner: Option<&Partner>,
     page: &Page<Uuid>,
 ) -> Result<Vec<(Uuid, pb::Case)>, sqlx::Error> {
     let rows = sqlx::query(
@@ -191,12 +268,17 @@ pub async fn list_cases(
           WHERE ($1::uuid IS NULL OR id > $1)
             AND ($2::uuid IS NULL OR company_id = $2)
             AND ($3::text IS NULL OR status = $3)
+            AND ($5::text IS NULL OR company_id IN (
+                    SELECT company_id FROM company_partner
+                     WHERE role = $5 AND tenant = $6 AND state <> 'ENDED'))
           ORDER BY id LIMIT $4",
     )
     .bind(page.after)
     .bind(filter.company_id)
     .bind(filter.status.map(CaseStatus::as_str))
     .bind(page.fetch_limit())
+    .bind(partner.map(|p| p.role.as_str()))
+    .bind(partner.map(|p| p.tenant.as_str()))
     .fetch_all(&mut *conn)
     .await?;
     let ids: Vec<Uuid> = rows.iter().map(|row| row.get("id")).collect();

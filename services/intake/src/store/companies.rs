@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::{Lock, stage_proto};
 use crate::domain::company::{CompanyFilter, CompanyProfile, Contact};
+use crate::domain::partner::{NetworkConsent, Partner};
 
 #[derive(sqlx::FromRow)]
 struct CompanyRow {
@@ -36,12 +37,20 @@ struct CompanyRow {
     registered_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     personal_data_erased_at: Option<DateTime<Utc>>,
+    consent_scope: String,
+    consent_terms_version: String,
+    consent_recorded_by: String,
+    consent_recorded_at: Option<DateTime<Utc>>,
 }
 
 const COMPANY_COLUMNS: &str = "id, registration_number, name_ko, name_en, region, industry_ksic, hs_codes, \
      employees, annual_revenue_currency, annual_revenue_minor, export_revenue_currency, \
      export_revenue_minor, export_countries, languages, small_merchant, stage, readiness_score, \
-     assessment_version, registered_at, updated_at, personal_data_erased_at";
+     assessment_version, registered_at, updated_at, personal_data_erased_at, consent_scope, \
+     consent_terms_version, consent_recorded_by, consent_recorded_at";
+
+/// How the network consent's scope is stored.
+const CONSENT_BUSINESS_PROFILE: &str = "BUSINESS_PROFILE";
 
 impl CompanyRow {
     fn into_proto(self, contacts: Vec<pb::Contact>) -> pb::Company {
@@ -74,6 +83,14 @@ impl CompanyRow {
             registered_at: Some(to_timestamp(self.registered_at)),
             updated_at: Some(to_timestamp(self.updated_at)),
             personal_data_erased_at: self.personal_data_erased_at.map(to_timestamp),
+            network_consent: (self.consent_scope == CONSENT_BUSINESS_PROFILE).then(|| {
+                pb::NetworkConsent {
+                    scope: pb::ConsentScope::BusinessProfile as i32,
+                    terms_version: self.consent_terms_version,
+                    recorded_by: self.consent_recorded_by,
+                    recorded_at: self.consent_recorded_at.map(to_timestamp),
+                }
+            }),
         }
     }
 }
@@ -130,20 +147,29 @@ fn bind_profile<'q>(query: PgQuery<'q>, profile: &'q CompanyProfile) -> PgQuery<
         .bind(profile.stage().as_str())
 }
 
+/// Stores a new company with its consent to the network (if any) and who
+/// recorded it.
 pub async fn insert_company(
     conn: &mut PgConnection,
     id: Uuid,
     profile: &CompanyProfile,
+    consent: Option<&NetworkConsent>,
+    recorded_by: &str,
 ) -> Result<(), sqlx::Error> {
     let insert = sqlx::query(
         "INSERT INTO company (id, name_ko, name_en, region, industry_ksic, hs_codes, employees,
              annual_revenue_currency, annual_revenue_minor, export_revenue_currency,
              export_revenue_minor, export_countries, languages, small_merchant, stage,
-             registration_number)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+             registration_number, consent_scope, consent_terms_version, consent_recorded_by,
+             consent_recorded_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+                 $19, CASE WHEN $17 = '' THEN NULL ELSE now() END)",
     );
     bind_profile(insert.bind(id), profile)
         .bind(profile.registration_number.as_str())
+        .bind(consent.map_or("", |_| CONSENT_BUSINESS_PROFILE))
+        .bind(consent.map_or("", |c| c.terms_version.as_str()))
+        .bind(if consent.is_some() { recorded_by } else { "" })
         .execute(&mut *conn)
         .await?;
     replace_contacts(conn, id, &profile.contacts).await
@@ -262,10 +288,23 @@ pub async fn company_exists(conn: &mut PgConnection, id: Uuid) -> Result<bool, s
         .await
 }
 
-/// Oldest first, each with its id.
+/// Whether the company consented to share its business profile across the
+/// network; None when there is no such company.
+pub async fn consented(conn: &mut PgConnection, id: Uuid) -> Result<Option<bool>, sqlx::Error> {
+    let scope: Option<String> =
+        sqlx::query_scalar("SELECT consent_scope FROM company WHERE id = $1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(scope.map(|scope| scope == CONSENT_BUSINESS_PROFILE))
+}
+
+/// Oldest first, each with its id; only companies `partner` works with
+/// when one is given.
 pub async fn list_companies(
     conn: &mut PgConnection,
     filter: &CompanyFilter,
+    partner: Option<&Partner>,
     page: &Page<Uuid>,
 ) -> Result<Vec<(Uuid, pb::Company)>, sqlx::Error> {
     let sql = format!(
@@ -274,6 +313,9 @@ pub async fn list_companies(
             AND ($2::text IS NULL OR region = $2)
             AND ($3::text IS NULL OR stage = $3)
             AND (NOT $4 OR small_merchant)
+            AND ($6::text IS NULL OR id IN (
+                    SELECT company_id FROM company_partner
+                     WHERE role = $6 AND tenant = $7 AND state <> 'ENDED'))
           ORDER BY id
           LIMIT $5"
     );
@@ -283,6 +325,8 @@ pub async fn list_companies(
         .bind(filter.stage.map(|s| s.as_str()))
         .bind(filter.small_merchants_only)
         .bind(page.fetch_limit())
+        .bind(partner.map(|p| p.role.as_str()))
+        .bind(partner.map(|p| p.tenant.as_str()))
         .fetch_all(&mut *conn)
         .await?;
     let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
@@ -290,6 +334,17 @@ pub async fn list_companies(
         .into_iter()
         .zip(with_contacts(conn, rows).await?)
         .collect())
+}
+
+/// The company with this registration number (ten digits).
+pub async fn company_by_registration_number(
+    conn: &mut PgConnection,
+    number: &str,
+) -> Result<Option<pb::Company>, sqlx::Error> {
+    match company_id_by_registration_number(&mut *conn, number).await? {
+        Some(id) => load_company(conn, id, super::Lock::None).await,
+        None => Ok(None),
+    }
 }
 
 /// Removes the company's contacts and marks the erasure; returns how many

@@ -1,20 +1,22 @@
 //! Intake's SQL, all of it: companies and their contacts, assessments,
 //! cases and their needs, the case timeline, the relay's delivery
-//! bookkeeping and the cursors on the owners' feeds. Rows map straight onto
+//! bookkeeping, who works with whom, and erasures. Rows map straight onto
 //! the wire messages they serve.
 
 mod assessments;
 mod cases;
 mod companies;
 mod delivery;
-mod feeds;
+mod erasure;
+mod relationships;
 mod timeline;
 
 pub use assessments::*;
 pub use cases::*;
 pub use companies::*;
 pub use delivery::*;
-pub use feeds::*;
+pub use erasure::*;
+pub use relationships::*;
 pub use timeline::*;
 
 use onestop_domain::GrowthStage;

@@ -8,6 +8,8 @@ use onestop_platform::time::to_timestamp;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
+use crate::domain::partner::{Partner, PartnerRole};
+
 /// A line to add to a case's timeline.
 #[derive(Debug)]
 pub struct NewEntry<'a> {
@@ -24,6 +26,9 @@ pub struct NewEntry<'a> {
     /// The owner's event behind the line (its fingerprint), so that reading
     /// the owner's feed again adds it only once; None for intake's own.
     pub source_event: Option<&'a str>,
+    /// Set for a line only this agency may read among agencies (a
+    /// decline or an SLA breach of its own leg).
+    pub agency_only: Option<&'a str>,
 }
 
 /// Adds the line unless it is there already; true when added.
@@ -32,8 +37,9 @@ pub async fn add_timeline_entry(
     entry: &NewEntry<'_>,
 ) -> Result<bool, sqlx::Error> {
     let added = sqlx::query(
-        "INSERT INTO case_timeline (case_id, need_id, service, kind, summary, at, source_event)
-         VALUES ($1, $2, $3, $4, $5, COALESCE($6, now()), $7)
+        "INSERT INTO case_timeline (case_id, need_id, service, kind, summary, at, source_event,
+                                    agency_only)
+         VALUES ($1, $2, $3, $4, $5, COALESCE($6, now()), $7, $8)
          ON CONFLICT (service, source_event) WHERE source_event IS NOT NULL DO NOTHING",
     )
     .bind(entry.case_id)
@@ -43,6 +49,7 @@ pub async fn add_timeline_entry(
     .bind(entry.summary)
     .bind(entry.at)
     .bind(entry.source_event)
+    .bind(entry.agency_only)
     .execute(conn)
     .await?
     .rows_affected();
@@ -50,16 +57,22 @@ pub async fn add_timeline_entry(
 }
 
 /// Oldest first, each line with its page key: when it happened, then the
-/// order intake learned of it.
+/// order intake learned of it. A `partner` reads no line kept for one
+/// agency unless it is that agency.
 pub async fn timeline(
     conn: &mut PgConnection,
     case_id: Uuid,
+    partner: Option<&Partner>,
     page: &Page<(DateTime<Utc>, i64)>,
 ) -> Result<Vec<((DateTime<Utc>, i64), pb::TimelineEntry)>, sqlx::Error> {
     let (after_at, after_id) = page.after.unzip();
+    let own_agency = partner
+        .filter(|p| p.role == PartnerRole::Agency)
+        .map(|p| p.tenant.as_str());
     let rows = sqlx::query(
         "SELECT id, at, service, kind, need_id, summary FROM case_timeline
           WHERE case_id = $1 AND ($2::timestamptz IS NULL OR (at, id) > ($2, $3))
+            AND (agency_only IS NULL OR NOT $5 OR agency_only = $6)
           ORDER BY at, id
           LIMIT $4",
     )
@@ -67,6 +80,8 @@ pub async fn timeline(
     .bind(after_at)
     .bind(after_id)
     .bind(page.fetch_limit())
+    .bind(partner.is_some())
+    .bind(own_agency)
     .fetch_all(conn)
     .await?;
     Ok(rows

@@ -12,6 +12,7 @@ fn register() -> pb::RegisterCompanyRequest {
     pb::RegisterCompanyRequest {
         idempotency_key: String::new(),
         profile: Some(profile(&registration_number(1))),
+        ..Default::default()
     }
 }
 

@@ -6,7 +6,7 @@ use onestop_intake::startup::Application;
 use onestop_intake::upstreams::UpstreamSettings;
 use onestop_platform::config::ServerSettings;
 pub use onestop_test_support::fixtures::{krw, usd};
-use onestop_test_support::{IntakeClient, TestDb, TestServer};
+use onestop_test_support::{Bearer, IntakeClient, TestDb, TestServer};
 pub use onestop_test_support::{error_reason, violations};
 
 /// A running intake server on port 0 over its own fresh database.
@@ -54,9 +54,29 @@ impl Intake {
         self.server.agency("kotra")
     }
 
-    /// Registers a company with `export_usd_cents` of exports.
+    /// KOTRA registers a company with `export_usd_cents` of exports (and
+    /// so works with it).
     pub async fn register(
         &self,
+        number: &str,
+        export_usd_cents: i64,
+        small_merchant: bool,
+    ) -> pb::Company {
+        self.register_by(
+            Bearer::agency("kotra"),
+            number,
+            export_usd_cents,
+            small_merchant,
+        )
+        .await
+    }
+
+    /// As [`Intake::register`], by `bearer`'s holder: a service or an
+    /// admin registers without becoming a partner, so the feed carries the
+    /// registration alone.
+    pub async fn register_by(
+        &self,
+        bearer: Bearer,
         number: &str,
         export_usd_cents: i64,
         small_merchant: bool,
@@ -64,10 +84,11 @@ impl Intake {
         let mut profile = profile(number);
         profile.export_revenue = Some(usd(export_usd_cents));
         profile.small_merchant = small_merchant;
-        self.kotra()
+        self.api(bearer)
             .register_company(pb::RegisterCompanyRequest {
                 idempotency_key: String::new(),
                 profile: Some(profile),
+                ..Default::default()
             })
             .await
             .expect("registers")

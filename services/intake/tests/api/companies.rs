@@ -56,6 +56,7 @@ async fn updates_replace_the_masked_fields_and_move_the_stage() {
         types,
         [
             IntakeEvent::CompanyRegistered,
+            IntakeEvent::PartnerChanged,
             IntakeEvent::CompanyUpdated,
             IntakeEvent::CompanyStageChanged
         ]
@@ -112,7 +113,8 @@ async fn updates_replace_the_masked_fields_and_move_the_stage() {
         assert_eq!(status.code(), Code::InvalidArgument);
         assert_eq!(violations(&status), ["update_mask"]);
     }
-    assert_eq!(intake.count("event_log").await, 3);
+    // Registration, KOTRA's partnership, the update and the stage change.
+    assert_eq!(intake.count("event_log").await, 4);
 }
 
 #[tokio::test]

@@ -48,6 +48,7 @@ async fn after_erasure_no_table_holds_the_contact_data() {
         .register_company(pb::RegisterCompanyRequest {
             idempotency_key: "with-contacts".into(),
             profile: Some(p.clone()),
+            ..Default::default()
         })
         .await
         .unwrap()

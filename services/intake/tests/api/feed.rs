@@ -4,7 +4,7 @@ use onestop_contracts::event_types::IntakeEvent;
 use onestop_contracts::events::v1::{Event, WatchRequest, WatchResponse};
 use onestop_contracts::intake::v1 as pb;
 use onestop_platform::events::{self, NewEvent};
-use onestop_test_support::next_event;
+use onestop_test_support::{Bearer, next_event};
 use tonic::Code;
 use tonic::metadata::MetadataValue;
 
@@ -34,7 +34,12 @@ async fn watch_replays_in_order_and_resumes_from_a_mid_cursor() {
     let intake = Intake::start().await;
     for seed in 0..5 {
         intake
-            .register(&registration_number(500 + seed), 0, false)
+            .register_by(
+                Bearer::service(),
+                &registration_number(500 + seed),
+                0,
+                false,
+            )
             .await;
     }
     let all = intake.events_after(0).await;
@@ -65,7 +70,9 @@ async fn watch_replays_in_order_and_resumes_from_a_mid_cursor() {
 #[tokio::test]
 async fn a_watcher_started_before_a_write_receives_it_live() {
     let intake = Intake::start().await;
-    intake.register(&registration_number(510), 0, false).await;
+    intake
+        .register_by(Bearer::service(), &registration_number(510), 0, false)
+        .await;
     let mut stream = watch(
         &intake,
         WatchRequest {
@@ -74,7 +81,9 @@ async fn a_watcher_started_before_a_write_receives_it_live() {
         },
     )
     .await;
-    let company = intake.register(&registration_number(511), 0, false).await;
+    let company = intake
+        .register_by(Bearer::service(), &registration_number(511), 0, false)
+        .await;
     let event = next(&mut stream).await;
     assert_eq!(event.r#type, IntakeEvent::CompanyRegistered.name());
     assert_eq!(event.aggregate_id, company.company_id);
@@ -83,10 +92,14 @@ async fn a_watcher_started_before_a_write_receives_it_live() {
 #[tokio::test]
 async fn filters_select_types_families_and_aggregates() {
     let intake = Intake::start().await;
-    let company = intake.register(&registration_number(520), 0, false).await;
-    let other = intake.register(&registration_number(521), 0, false).await;
+    let company = intake
+        .register_by(Bearer::service(), &registration_number(520), 0, false)
+        .await;
+    let other = intake
+        .register_by(Bearer::service(), &registration_number(521), 0, false)
+        .await;
     intake
-        .kotra()
+        .admin()
         .open_case(pb::OpenCaseRequest {
             idempotency_key: String::new(),
             company_id: company.company_id.clone(),
@@ -171,13 +184,14 @@ async fn concurrent_writers_never_make_a_watcher_skip() {
 
     let mut writers = Vec::new();
     for writer in 0..6u32 {
-        let mut client = intake.kotra();
+        let mut client = intake.service();
         writers.push(tokio::spawn(async move {
             for i in 0..10 {
                 client
                     .register_company(pb::RegisterCompanyRequest {
                         idempotency_key: String::new(),
                         profile: Some(profile(&registration_number(600 + writer * 100 + i))),
+                        ..Default::default()
                     })
                     .await
                     .unwrap();
@@ -229,7 +243,12 @@ async fn a_cursor_older_than_retention_is_told_not_skipped() {
     let intake = Intake::start().await;
     for seed in 0..3 {
         intake
-            .register(&registration_number(700 + seed), 0, false)
+            .register_by(
+                Bearer::service(),
+                &registration_number(700 + seed),
+                0,
+                false,
+            )
             .await;
     }
     let first = intake.events_after(0).await[0].id;
@@ -249,7 +268,9 @@ async fn a_cursor_older_than_retention_is_told_not_skipped() {
     assert_eq!(error_reason(&status), "CURSOR_EXPIRED");
 
     // From the start of what is retained still works.
-    let company = intake.register(&registration_number(703), 0, false).await;
+    let company = intake
+        .register_by(Bearer::service(), &registration_number(703), 0, false)
+        .await;
     let mut stream = watch(&intake, WatchRequest::default()).await;
     assert_eq!(next(&mut stream).await.aggregate_id, company.company_id);
 }
@@ -261,6 +282,7 @@ async fn events_carry_the_trace_context_of_their_request() {
     let mut request = tonic::Request::new(pb::RegisterCompanyRequest {
         idempotency_key: String::new(),
         profile: Some(profile(&registration_number(710))),
+        ..Default::default()
     });
     request.metadata_mut().insert(
         "traceparent",
@@ -297,6 +319,7 @@ async fn outgoing_calls_carry_the_callers_trace() {
             .register_company(pb::RegisterCompanyRequest {
                 idempotency_key: String::new(),
                 profile: Some(profile(&registration_number(720))),
+                ..Default::default()
             })
             .await
             .unwrap();

@@ -72,7 +72,7 @@ async fn feed_head(referral: &Referral) -> i64 {
 
 /// Intake's stored position on referral's feed: (last event id, epoch).
 async fn cursor(intake: &Intake) -> (i64, String) {
-    sqlx::query_as("SELECT last_event_id, epoch FROM feed_cursor WHERE source = 'referral'")
+    sqlx::query_as("SELECT last_event_id, epoch FROM followed_feed WHERE source = 'referral'")
         .fetch_optional(&intake.pool)
         .await
         .expect("cursor reads")
@@ -380,7 +380,7 @@ async fn reading_an_owners_feed_again_from_the_start_repeats_nothing() {
     // and intake reads the whole feed again, every event it had applied.
     // Only going back to the start clears the forged epoch, and only
     // applying every event again brings the cursor back to the head.
-    sqlx::query("UPDATE feed_cursor SET epoch = gen_random_uuid()::text")
+    sqlx::query("UPDATE followed_feed SET epoch = gen_random_uuid()::text")
         .execute(&intake.pool)
         .await
         .expect("forge the cursor's epoch");
@@ -423,7 +423,7 @@ async fn a_recreated_owner_is_followed_from_its_start(stored: StoredEpoch, seed:
     let first_story = timeline(&intake, &first_case.case_id).await;
 
     if let StoredEpoch::Forgotten = stored {
-        sqlx::query("UPDATE feed_cursor SET epoch = ''")
+        sqlx::query("UPDATE followed_feed SET epoch = ''")
             .execute(&intake.pool)
             .await
             .expect("forget the epoch");

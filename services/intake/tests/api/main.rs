@@ -1,7 +1,9 @@
 //! Intake against the real Postgres and the real gRPC server.
 
 mod common;
+mod wired;
 
+mod access;
 mod auth;
 mod cases;
 mod companies;
@@ -10,6 +12,8 @@ mod erasure;
 mod feed;
 mod handoff;
 mod idempotency;
+mod matrix;
+mod owners;
 mod process;
 mod registration;
 mod server;

@@ -194,13 +194,23 @@ async fn the_reference_feed_consumer_resumes_where_it_stopped() {
     let cursor_file = cursor_dir.join("feeds.json");
     for seed in 0..2 {
         intake
-            .register(&crate::common::registration_number(700 + seed), 0, false)
+            .register_by(
+                onestop_test_support::Bearer::service(),
+                &crate::common::registration_number(700 + seed),
+                0,
+                false,
+            )
             .await;
     }
     let first = watch_feeds(intake.addr, &cursor_file, 2).await;
     for seed in 2..4 {
         intake
-            .register(&crate::common::registration_number(700 + seed), 0, false)
+            .register_by(
+                onestop_test_support::Bearer::service(),
+                &crate::common::registration_number(700 + seed),
+                0,
+                false,
+            )
             .await;
     }
     let second = watch_feeds(intake.addr, &cursor_file, 2).await;

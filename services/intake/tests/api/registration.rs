@@ -19,6 +19,7 @@ async fn registers_a_valid_company_with_its_stage_and_one_event() {
         .register_company(pb::RegisterCompanyRequest {
             idempotency_key: String::new(),
             profile: Some(p),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -42,9 +43,11 @@ async fn registers_a_valid_company_with_its_stage_and_one_event() {
         .into_inner();
     assert_eq!(fetched, company);
 
+    // The registration, and KOTRA working with the company from now on.
     let events = intake.events_after(0).await;
-    assert_eq!(events.len(), 1);
+    assert_eq!(events.len(), 2);
     assert_eq!(events[0].r#type, IntakeEvent::CompanyRegistered.name());
+    assert_eq!(events[1].r#type, IntakeEvent::PartnerChanged.name());
     assert_eq!(events[0].aggregate_id, company.company_id);
     let payload = events[0].payload.as_ref().unwrap();
     assert_eq!(
@@ -64,6 +67,7 @@ async fn registration_numbers_are_checked_by_their_check_digit() {
             .register_company(pb::RegisterCompanyRequest {
                 idempotency_key: String::new(),
                 profile: Some(profile(valid)),
+                ..Default::default()
             })
             .await;
         assert!(result.is_ok(), "{valid}: {result:?}");
@@ -74,6 +78,7 @@ async fn registration_numbers_are_checked_by_their_check_digit() {
             .register_company(pb::RegisterCompanyRequest {
                 idempotency_key: String::new(),
                 profile: Some(profile(invalid)),
+                ..Default::default()
             })
             .await
             .unwrap_err();
@@ -120,6 +125,7 @@ async fn every_invalid_field_gets_its_own_violation_and_nothing_is_stored() {
         .register_company(pb::RegisterCompanyRequest {
             idempotency_key: String::new(),
             profile: Some(bad),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -180,6 +186,7 @@ async fn a_registered_number_is_refused_naming_the_existing_company() {
         .register_company(pb::RegisterCompanyRequest {
             idempotency_key: String::new(),
             profile: Some(dashed),
+            ..Default::default()
         })
         .await
         .unwrap_err();

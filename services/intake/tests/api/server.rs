@@ -60,6 +60,7 @@ async fn health_is_not_serving_while_the_database_is_unreachable_and_recovers() 
         .register_company(pb::RegisterCompanyRequest {
             idempotency_key: String::new(),
             profile: Some(profile(&registration_number(800))),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -119,6 +120,7 @@ fn keyed(key: &str, seed: u32) -> pb::RegisterCompanyRequest {
     pb::RegisterCompanyRequest {
         idempotency_key: key.into(),
         profile: Some(profile(&registration_number(seed))),
+        ..Default::default()
     }
 }
 

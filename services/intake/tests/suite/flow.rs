@@ -24,7 +24,7 @@ fn money(currency: &str, amount_minor: i64) -> Option<Money> {
     })
 }
 
-fn need(category: NeedCategory, detail: &str) -> pb::NeedRequest {
+pub fn need(category: NeedCategory, detail: &str) -> pb::NeedRequest {
     pb::NeedRequest {
         category: category as i32,
         detail: detail.into(),
@@ -33,7 +33,7 @@ fn need(category: NeedCategory, detail: &str) -> pb::NeedRequest {
     }
 }
 
-async fn register_advisor(suite: &Suite) -> String {
+pub async fn register_advisor(suite: &Suite) -> String {
     suite
         .client::<MentoringClient>("mentoring", Bearer::admin())
         .register_advisor(mentoring_pb::RegisterAdvisorRequest {
@@ -159,6 +159,7 @@ async fn one_case_reaches_every_agency_and_survives_a_crash() {
                     phone: "+82 51-555-0142".into(),
                 }],
             }),
+            ..Default::default()
         })
         .await
         .expect("company registers")

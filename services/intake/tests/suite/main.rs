@@ -2,6 +2,7 @@
 //! the real Postgres: one case across every service, a downstream killed
 //! mid-flow, and one trace across all hops.
 
+mod canary;
 mod flow;
 mod otlp;
 mod support;

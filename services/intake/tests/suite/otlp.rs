@@ -19,6 +19,8 @@ pub struct ReceivedSpan {
     pub service: String,
     pub name: String,
     pub trace_id: Vec<u8>,
+    /// The whole span as received (attributes, events, status), to search.
+    pub text: String,
 }
 
 #[derive(Clone, Default)]
@@ -70,10 +72,12 @@ impl TraceService for Receiver {
                 .unwrap_or_default();
             for scope_spans in resource_spans.scope_spans {
                 for span in scope_spans.spans {
+                    let text = format!("{span:?}");
                     received.push(ReceivedSpan {
                         service: service.clone(),
                         name: span.name,
                         trace_id: span.trace_id,
+                        text,
                     });
                 }
             }

@@ -17,4 +17,18 @@ pub async fn start_secured(env: &[(&str, &str)]) -> Suite {
     Suite::start_secured(env!("CARGO_BIN_EXE_onestop-intake"), &SERVICES, env).await
 }
 
+/// Starts the suite exporting its traces to a receiver in this process,
+/// with `env` added.
+pub async fn start_traced(env: &[(&str, &str)]) -> (Suite, crate::otlp::Receiver) {
+    let (collector, receiver) = crate::otlp::Receiver::start().await;
+    let endpoint = format!("http://{collector}");
+    let mut all = vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ("OTEL_METRICS_EXPORTER", "none"),
+    ];
+    all.extend_from_slice(env);
+    (start(&all).await, receiver)
+}
+
 const SERVICES: [&str; 4] = ["mentoring", "buyers", "referral", "intake"];

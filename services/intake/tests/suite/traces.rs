@@ -7,23 +7,16 @@ use onestop_contracts::common::v1::{Money, NeedCategory};
 use onestop_contracts::intake::v1 as pb;
 use onestop_test_support::{Bearer, IntakeClient, eventually};
 
-use crate::otlp::Receiver;
 use crate::support;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_open_case_is_one_trace_across_all_four_services() {
-    let (collector, receiver) = Receiver::start().await;
-    let endpoint = format!("http://{collector}");
-    let suite = support::start(&[
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
-        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
-        ("OTEL_METRICS_EXPORTER", "none"),
-    ])
-    .await;
+    let (suite, receiver) = support::start_traced(&[]).await;
     let mut intake: IntakeClient = suite.client("intake", Bearer::agency("kotra"));
     let company = intake
         .register_company(pb::RegisterCompanyRequest {
             idempotency_key: String::new(),
+            network_consent: None,
             profile: Some(pb::CompanyProfile {
                 business_registration_number: "107-86-14075".into(),
                 name_ko: "바다식품".into(),

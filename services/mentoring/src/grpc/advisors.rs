@@ -10,6 +10,7 @@ use onestop_platform::{ApiError, ApiResult, Caller, Role};
 use uuid::Uuid;
 
 use super::{ADMINS, MentoringApi, OVERSEERS, READERS, own_advisor, visible_to};
+use crate::access;
 use crate::continuity;
 use crate::domain::advisor::{
     AdvisorProfile, AdvisorQuery, AdvisorUpdate, Deactivation, NewAdvisor,
@@ -242,7 +243,9 @@ impl MentoringApi {
         let advisor = store::load_advisor(&mut conn, id, Lock::None)
             .await?
             .ok_or_else(|| ApiError::not_found("advisor", id))?;
-        Ok(redact_for(&caller, advisor))
+        let advisor = redact_for(&caller, advisor);
+        access::audit_contacts(&mut conn, &[&advisor]).await?;
+        Ok(advisor)
     }
 
     pub(super) async fn list_advisors(
@@ -255,11 +258,13 @@ impl MentoringApi {
         let mut conn = self.pool.acquire().await?;
         let mut rows = store::list_advisors(&mut conn, &filter, &page).await?;
         let next_page_token = page.finish(&mut rows, |(id, _)| *id);
+        let advisors: Vec<pb::Advisor> = rows
+            .into_iter()
+            .map(|(_, advisor)| redact_for(&caller, advisor))
+            .collect();
+        access::audit_contacts(&mut conn, &advisors.iter().collect::<Vec<_>>()).await?;
         Ok(pb::ListAdvisorsResponse {
-            advisors: rows
-                .into_iter()
-                .map(|(_, advisor)| redact_for(&caller, advisor))
-                .collect(),
+            advisors,
             next_page_token,
         })
     }

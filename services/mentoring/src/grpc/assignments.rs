@@ -9,9 +9,9 @@ use onestop_platform::idempotency::IdempotencyKey;
 use onestop_platform::{ApiError, ApiResult, Caller, Role};
 
 use super::{MentoringApi, READERS, visible_to};
-use crate::continuity;
 use crate::domain::request::{AdvisorRequest, AssignmentLookup};
 use crate::store::{self, Lock};
+use crate::{access, continuity};
 
 /// What makes two hand-offs the same need: the need and its company. A
 /// redelivery carrying a fresher snapshot of the same company still gets
@@ -89,6 +89,6 @@ impl MentoringApi {
         if !visible_to(&caller, std::iter::once(assignment.advisor_id.as_str())) {
             return Err(ApiError::NotFound("assignment not found".into()));
         }
-        Ok(assignment)
+        Ok(access::present_assignment(&caller, assignment))
     }
 }

@@ -7,7 +7,8 @@ use onestop_platform::events;
 use onestop_platform::idempotency::IdempotencyKey;
 use onestop_platform::{ApiError, ApiResult, Caller};
 
-use super::{ADMINS, MentoringApi, READERS, visible_to};
+use super::{ADMINS, MentoringApi, READERS, own_advisor, visible_to};
+use crate::access;
 use crate::continuity::{self, Placement, Retirement, stored_id};
 use crate::domain::change::{Change, HistoryQuery, Reassignment};
 use crate::store::{self, Lock, OnClaimed};
@@ -147,15 +148,24 @@ impl MentoringApi {
                 company_id,
             ));
         }
-        let mut rows = store::assignments_of_company(&mut conn, company_id, &page).await?;
+        // An advisor reads its own assignments of the company and the
+        // changes it was part of, never notes about other advisors.
+        let own = own_advisor(&caller);
+        let mut rows = store::assignments_of_company(&mut conn, company_id, own, &page).await?;
         let next_page_token = page.finish(&mut rows, |(key, _)| *key);
         let ids: Vec<_> = rows.iter().map(|(key, _)| key.2).collect();
-        let changes = store::changes_of_assignments(&mut conn, company_id, &ids).await?;
-        Ok(pb::AdvisorHistory {
-            company_id: company_id.to_string(),
-            assignments: rows.into_iter().map(|(_, assignment)| assignment).collect(),
-            changes,
-            next_page_token,
-        })
+        let mut changes = store::changes_of_assignments(&mut conn, company_id, &ids).await?;
+        if let Some(own) = own.map(|own| own.to_string()) {
+            changes.retain(|change| change.from_advisor_id == own || change.to_advisor_id == own);
+        }
+        Ok(access::present_history(
+            &caller,
+            pb::AdvisorHistory {
+                company_id: company_id.to_string(),
+                assignments: rows.into_iter().map(|(_, assignment)| assignment).collect(),
+                changes,
+                next_page_token,
+            },
+        ))
     }
 }

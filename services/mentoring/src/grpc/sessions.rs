@@ -9,6 +9,7 @@ use onestop_platform::{ApiError, ApiResult, Caller, Role};
 use uuid::Uuid;
 
 use super::{MentoringApi, READERS, pinned_to_own, visible_to};
+use crate::access;
 use crate::domain::session::{NewSession, SessionQuery};
 use crate::store::{self, Lock};
 
@@ -98,7 +99,10 @@ impl MentoringApi {
         let mut rows = store::list_sessions(&mut conn, &filter, &page).await?;
         let next_page_token = page.finish(&mut rows, |(key, _)| *key);
         Ok(pb::ListSessionsResponse {
-            sessions: rows.into_iter().map(|(_, session)| session).collect(),
+            sessions: rows
+                .into_iter()
+                .map(|(_, session)| access::present_session(&caller, session))
+                .collect(),
             next_page_token,
         })
     }

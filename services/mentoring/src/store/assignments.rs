@@ -205,15 +205,18 @@ pub async fn active_assignment_of(
 
 /// A page of the company's assignments, oldest first with the ACTIVE one
 /// last.
+/// A page of the company's assignments; only `advisor`'s when given.
 pub async fn assignments_of_company(
     conn: &mut PgConnection,
     company_id: Uuid,
+    advisor: Option<Uuid>,
     page: &Page<HistoryKey>,
 ) -> Result<Vec<(HistoryKey, pb::Assignment)>, sqlx::Error> {
     let (active, started_at, id) = key_parts(page.after);
     let sql = format!(
         "SELECT {ASSIGNMENT_COLUMNS} FROM assignment
           WHERE company_id = $1
+            AND ($6::uuid IS NULL OR advisor_id = $6)
             AND ($2::int IS NULL OR ((status = 'ACTIVE')::int, started_at, id) > ($2, $3, $4))
           ORDER BY (status = 'ACTIVE'), started_at, id
           LIMIT $5"
@@ -224,6 +227,7 @@ pub async fn assignments_of_company(
         .bind(started_at)
         .bind(id)
         .bind(page.fetch_limit())
+        .bind(advisor)
         .fetch_all(&mut *conn)
         .await?;
     let keys: Vec<HistoryKey> = rows

@@ -111,3 +111,69 @@ pub async fn attach_company_needs(
     .await?;
     Ok(())
 }
+
+/// What one erasure blanked, by kind.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Erased {
+    pub need_details: u64,
+    pub session_notes: u64,
+    pub assignment_notes: u64,
+    pub stored_responses: u64,
+}
+
+async fn erase(conn: &mut PgConnection, sql: &str, company_id: Uuid) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(sql)
+        .bind(company_id)
+        .execute(conn)
+        .await?
+        .rows_affected())
+}
+
+/// Blanks every free text about the company and forgets the stored first
+/// responses of calls about it (keyed by the company, its assignments and
+/// its sessions' assignments), which repeat them.
+pub async fn erase_company(
+    conn: &mut PgConnection,
+    company_id: Uuid,
+) -> Result<Erased, sqlx::Error> {
+    let stored_responses = erase(
+        conn,
+        "DELETE FROM idempotency_key WHERE resource_id IN (
+             SELECT $1::text
+             UNION ALL SELECT id::text FROM assignment WHERE company_id = $1)",
+        company_id,
+    )
+    .await?;
+    let need_details = erase(
+        conn,
+        "UPDATE need_request SET detail = '' WHERE company_id = $1 AND detail <> ''",
+        company_id,
+    )
+    .await?;
+    // Topics and follow-up actions are what the advisor wrote down.
+    let session_notes = erase(
+        conn,
+        "UPDATE session SET topics = '{}', follow_up_actions = ''::bytea
+          WHERE company_id = $1 AND (cardinality(topics) > 0 OR length(follow_up_actions) > 0)",
+        company_id,
+    )
+    .await?;
+    let assignment_notes = erase(
+        conn,
+        "UPDATE assignment SET end_note = '' WHERE company_id = $1 AND end_note <> ''",
+        company_id,
+    )
+    .await?
+        + erase(
+            conn,
+            "UPDATE advisor_change SET note = '' WHERE company_id = $1 AND note <> ''",
+            company_id,
+        )
+        .await?;
+    Ok(Erased {
+        need_details,
+        session_notes,
+        assignment_notes,
+        stored_responses,
+    })
+}

@@ -605,3 +605,50 @@ async fn a_long_history_pages_oldest_first_with_the_changes_of_each_page() {
             .collect::<Vec<_>>()
     );
 }
+
+#[tokio::test]
+async fn an_advisor_reads_only_its_own_part_of_a_companys_history() {
+    let mentoring = Mentoring::start().await;
+    let mut single = plain_advisor();
+    single.capacity = 1;
+    let first = mentoring.register(single).await;
+    let second = mentoring.register(plain_advisor()).await;
+    let stranger = mentoring.register(plain_advisor()).await;
+    let assignment = mentoring.assign_new_company().await;
+    let mut request = reassign(&assignment.assignment_id, pb::ReassignReason::Other);
+    request.note = "the owner asked for someone who knows Osaka".into();
+    mentoring.admin().reassign_advisor(request).await.unwrap();
+
+    let read = |advisor_id: &str| {
+        let mut client = mentoring.advisor(advisor_id);
+        let company_id = assignment.company_id.clone();
+        async move { client.get_advisor_history(history_of(&company_id)).await }
+    };
+    let theirs = read(&second.advisor_id).await.unwrap().into_inner();
+    assert_eq!(theirs.assignments.len(), 1, "only its own assignment");
+    assert_eq!(theirs.assignments[0].advisor_id, second.advisor_id);
+    let before = read(&first.advisor_id).await.unwrap().into_inner();
+    assert_eq!(before.assignments.len(), 1);
+    assert_eq!(before.assignments[0].advisor_id, first.advisor_id);
+    let status = read(&stranger.advisor_id).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+
+    let as_dashboard = mentoring
+        .dashboard()
+        .get_advisor_history(history_of(&assignment.company_id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(as_dashboard.assignments.len(), 2);
+    assert!(
+        as_dashboard
+            .changes
+            .iter()
+            .all(|change| change.note.is_empty())
+    );
+    let as_admin = mentoring.history(&assignment.company_id).await;
+    assert_eq!(
+        as_admin.changes[0].note,
+        "the owner asked for someone who knows Osaka"
+    );
+}

@@ -11,6 +11,21 @@ use super::directory::{category_filter, optional};
 use super::eligibility::{Company, check_id};
 use super::lifecycle;
 
+/// The referral less its free text (detail, notes, cancel reason): people
+/// write names and phone numbers there, so it stays off the feed, away
+/// from dashboards and goes when the company's personal data is erased.
+pub fn without_free_text(mut referral: pb::Referral) -> pb::Referral {
+    referral.detail.clear();
+    referral.cancel_reason.clear();
+    if let Some(outcome) = referral.outcome.as_mut() {
+        outcome.note.clear();
+    }
+    for leg in &mut referral.legs {
+        leg.note.clear();
+    }
+    referral
+}
+
 /// Longest free-text detail a hand-off may carry.
 const MAX_DETAIL: usize = 4000;
 

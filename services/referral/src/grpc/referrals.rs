@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::ReferralApi;
 use crate::domain::eligibility;
 use crate::domain::lifecycle::{self, Action, Move};
-use crate::domain::referral::{NewReferral, ReferralQuery};
+use crate::domain::referral::{NewReferral, ReferralQuery, without_free_text};
 use crate::routing::{self, capacity_event, referral_event};
 use crate::store::{self, Lock};
 
@@ -22,7 +22,11 @@ const REFERRAL_READERS: &[Role] = &[Role::Agency, Role::Dashboard, Role::Service
 
 /// The referral as `caller` may see it, or NOT_FOUND: an agency sees only
 /// referrals that reached one of its programs, and only its own legs.
+/// Dashboards read it without free text.
 fn visible_to(caller: &Caller, id: Uuid, mut referral: pb::Referral) -> ApiResult<pb::Referral> {
+    if caller.role == Role::Dashboard {
+        return Ok(without_free_text(referral));
+    }
     let Some(agency) = caller.tenant_for(Role::Agency) else {
         return Ok(referral);
     };

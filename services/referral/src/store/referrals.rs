@@ -172,3 +172,33 @@ pub async fn claim_overdue(
         .map(|row| (row.get("id"), row.get("leg_number")))
         .collect())
 }
+
+/// Every referral of the company, locked, for erasing.
+pub async fn lock_referrals_of_company(
+    conn: &mut PgConnection,
+    company_id: &str,
+) -> ApiResult<Vec<(Uuid, pb::Referral)>> {
+    let rows =
+        sqlx::query("SELECT id, body FROM referral WHERE company_id = $1 ORDER BY id FOR UPDATE")
+            .bind(company_id)
+            .fetch_all(&mut *conn)
+            .await?;
+    rows.into_iter()
+        .map(|row| Ok((row.get("id"), decode(row.get::<&[u8], _>("body"))?)))
+        .collect()
+}
+
+/// Replaces the stored referral as it is (an erasure), keeping its
+/// status and time.
+pub async fn store_body(
+    conn: &mut PgConnection,
+    id: Uuid,
+    referral: &pb::Referral,
+) -> ApiResult<()> {
+    sqlx::query("UPDATE referral SET body = $2 WHERE id = $1")
+        .bind(id)
+        .bind(referral.encode_to_vec())
+        .execute(conn)
+        .await?;
+    Ok(())
+}

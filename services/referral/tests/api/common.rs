@@ -46,6 +46,7 @@ impl Referral {
                 settings,
                 ReferralSettings {
                     sla_sweep_interval: interval,
+                    ..Default::default()
                 },
                 app_clock,
             )
@@ -131,8 +132,9 @@ impl Referral {
             .into_inner()
     }
 
+    /// The referral as an admin reads it: all of it, free text included.
     pub async fn get(&self, id: &str) -> pb::Referral {
-        self.dashboard()
+        self.admin()
             .get_referral(pb::GetReferralRequest {
                 referral_id: id.into(),
             })

@@ -285,3 +285,31 @@ async fn after_a_reroute_each_agency_sees_only_its_own_leg() {
         .unwrap();
     assert_eq!(referral.get(&sent.referral_id).await.legs.len(), 2);
 }
+
+#[tokio::test]
+async fn dashboards_read_referrals_without_free_text() {
+    let referral = Referral::start().await;
+    two_agencies(&referral).await;
+    let created = create_for(&referral, "need-text", 1).await;
+    assert!(!created.detail.is_empty(), "the hand-off carries a detail");
+    let read = |mut client: Client| {
+        let id = created.referral_id.clone();
+        async move {
+            client
+                .get_referral(pb::GetReferralRequest { referral_id: id })
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    assert!(read(referral.dashboard()).await.detail.is_empty());
+    assert_eq!(read(referral.admin()).await.detail, created.detail);
+    let listed = referral
+        .dashboard()
+        .list_referrals(pb::ListReferralsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .referrals;
+    assert!(listed.iter().all(|r| r.detail.is_empty()));
+}

@@ -1,0 +1,76 @@
+//! Keeping who works with whom: recording a relationship as it begins,
+//! changes or ends, and telling the owner services on intake's feed
+//! (`company.partner_changed`) whenever that changes whether a partner
+//! works with a company at all.
+
+use onestop_contracts::event_types::IntakeEvent;
+use onestop_contracts::intake::v1 as pb;
+use onestop_platform::events::{self, NewEvent};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::domain::partner::{Partner, Relationship, Source, State};
+use crate::store;
+
+/// Records `relationship`; true when the partner's standing with the
+/// company changed (and `company.partner_changed` was appended).
+pub async fn record(
+    conn: &mut PgConnection,
+    relationship: &Relationship,
+) -> Result<bool, sqlx::Error> {
+    let company_id = relationship.company_id;
+    let partner = &relationship.partner;
+    store::lock_partner(conn, company_id, partner).await?;
+    let before = store::works_with(conn, company_id, partner).await?;
+    store::upsert_relationship(conn, relationship).await?;
+    let after = store::works_with(conn, company_id, partner).await?;
+    if before == after {
+        return Ok(false);
+    }
+    events::append(conn, changed(company_id, partner, after)).await?;
+    tracing::info!(
+        company_id = %company_id,
+        role = partner.role.as_str(),
+        tenant = %partner.tenant,
+        active = after,
+        "partner relationship changed"
+    );
+    Ok(true)
+}
+
+/// Ends every relationship of `source` for `reference` (a closed match,
+/// say), whoever holds it.
+pub async fn end_by_reference(
+    conn: &mut PgConnection,
+    company_id: Uuid,
+    source: Source,
+    reference: &str,
+) -> Result<(), sqlx::Error> {
+    for partner in store::partners_by_reference(conn, company_id, source, reference).await? {
+        record(
+            conn,
+            &Relationship {
+                company_id,
+                partner,
+                source,
+                reference: reference.to_owned(),
+                state: State::Ended,
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+fn changed(company_id: Uuid, partner: &Partner, active: bool) -> NewEvent {
+    NewEvent::new(
+        IntakeEvent::PartnerChanged,
+        company_id,
+        &pb::CompanyPartnerChanged {
+            company_id: company_id.to_string(),
+            role: partner.role.to_proto() as i32,
+            tenant: partner.tenant.clone(),
+            active,
+        },
+    )
+}

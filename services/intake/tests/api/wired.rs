@@ -1,0 +1,195 @@
+//! The four services in this process, wired both ways as in production:
+//! intake hands needs to the owners and follows their feeds, the owners
+//! follow intake's (who works with whom, erasures). Each on its own fresh
+//! database, with the referral directory, one advisor and one verified
+//! buyer loaded.
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use onestop_buyers::startup::Application as BuyersApplication;
+use onestop_contracts::buyers::v1 as buyers_pb;
+use onestop_contracts::mentoring::v1 as mentoring_pb;
+use onestop_intake::upstreams::UpstreamSettings;
+use onestop_mentoring::startup::{Application as MentoringApplication, MentoringSettings};
+use onestop_platform::company_feed::IntakeFeedSettings;
+use onestop_platform::time::SystemClock;
+use onestop_referral::admin::seed;
+use onestop_referral::startup::{Application as ReferralApplication, ReferralSettings};
+use onestop_test_support::{
+    BuyersClient, MentoringClient, ReferralClient, TestDb, TestServer, eventually,
+};
+
+use crate::common::Intake;
+
+/// The overseas office whose buyer is loaded.
+pub const OFFICE: &str = "kbc-newyork";
+
+pub struct Wired {
+    pub intake: Intake,
+    pub mentoring: TestServer<MentoringClient>,
+    pub buyers: TestServer<BuyersClient>,
+    pub referral: TestServer<ReferralClient>,
+    /// The advisor mentoring assigns.
+    pub advisor_id: String,
+    /// The verified buyer buyers proposes.
+    pub buyer_id: String,
+}
+
+/// A loopback address free a moment ago: the services must know each
+/// other's addresses before any of them starts.
+fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free loopback port")
+}
+
+fn url(addr: SocketAddr) -> String {
+    format!("http://{addr}")
+}
+
+impl Wired {
+    pub async fn start() -> Self {
+        let intake_addr = free_addr();
+        let intake_feed = IntakeFeedSettings {
+            intake_url: Some(url(intake_addr)),
+        };
+        let mentoring = {
+            let intake = intake_feed.clone();
+            TestServer::start(|settings| {
+                MentoringApplication::build_with(
+                    settings,
+                    MentoringSettings {
+                        intake,
+                        ..Default::default()
+                    },
+                    std::sync::Arc::new(SystemClock),
+                )
+            })
+            .await
+        };
+        let buyers = {
+            let intake = intake_feed.clone();
+            TestServer::start(|settings| BuyersApplication::build_following(settings, intake)).await
+        };
+        let referral = {
+            let intake = intake_feed.clone();
+            TestServer::start(|settings| {
+                ReferralApplication::build_with(
+                    settings,
+                    ReferralSettings {
+                        intake,
+                        ..Default::default()
+                    },
+                    std::sync::Arc::new(SystemClock),
+                )
+            })
+            .await
+        };
+        seed::load(&referral.pool, seed::BUILT_IN)
+            .await
+            .expect("directory loads");
+        let upstreams = UpstreamSettings {
+            mentoring_url: Some(url(mentoring.addr)),
+            buyers_url: Some(url(buyers.addr)),
+            referral_url: Some(url(referral.addr)),
+            handoff_max_backoff: Duration::from_millis(500),
+            buyers_per_need: 3,
+        };
+        let intake = Intake::start_wired(
+            TestDb::new().await,
+            |settings| settings.listen = Some(intake_addr),
+            upstreams,
+        )
+        .await;
+        let advisor_id = register_advisor(&mentoring).await;
+        let buyer_id = register_buyer(&buyers).await;
+        Self {
+            intake,
+            mentoring,
+            buyers,
+            referral,
+            advisor_id,
+            buyer_id,
+        }
+    }
+
+    /// Waits until `check` holds, for at most 20 seconds.
+    pub async fn until<F, Fut>(&self, what: &str, check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        assert!(
+            eventually(Duration::from_secs(20), check).await,
+            "timed out waiting until {what}"
+        );
+    }
+}
+
+async fn register_advisor(mentoring: &TestServer<MentoringClient>) -> String {
+    mentoring
+        .admin()
+        .register_advisor(mentoring_pb::RegisterAdvisorRequest {
+            profile: Some(mentoring_pb::AdvisorProfile {
+                contact: Some(mentoring_pb::AdvisorContact {
+                    name: "Park Minjun".into(),
+                    email: "minjun.park@example.kr".into(),
+                    phone: "+82 2-555-0199".into(),
+                }),
+                kind: mentoring_pb::AdvisorKind::RetiredExpert as i32,
+                languages: vec!["ko".into(), "en".into()],
+                industries_ksic: vec!["20".into()],
+                hs_chapters: vec!["33".into()],
+                markets: vec!["US".into()],
+                region: "KR-26".into(),
+                capacity: 10,
+                remote: true,
+                program: Some(mentoring_pb::AdvisorProgram {
+                    program_id: "kintex.export-advisors".into(),
+                    agency: "kintex".into(),
+                    ..Default::default()
+                }),
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("advisor registers")
+        .into_inner()
+        .advisor_id
+}
+
+async fn register_buyer(buyers: &TestServer<BuyersClient>) -> String {
+    let buyer = buyers
+        .trade_office(OFFICE)
+        .register_buyer(buyers_pb::RegisterBuyerRequest {
+            profile: Some(buyers_pb::BuyerProfile {
+                company_name: "Sunrise Beauty Supply".into(),
+                country: "US".into(),
+                city: "New York".into(),
+                time_zone: "America/New_York".into(),
+                hs_codes: vec!["330499".into()],
+                industries_ksic: vec!["20423".into()],
+                annual_import_volume: Some(onestop_test_support::fixtures::usd(500_000_000)),
+                languages: vec!["en".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("buyer registers")
+        .into_inner();
+    buyers
+        .trade_office(OFFICE)
+        .vet_buyer(buyers_pb::VetBuyerRequest {
+            buyer_id: buyer.buyer_id.clone(),
+            status: buyers_pb::VettingStatus::Verified as i32,
+            criteria_met: vec![buyers_pb::VettingCriterion::RegistryChecked as i32],
+            quality_score: 90,
+            note: "met the buyer in person".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("buyer vetted");
+    buyer.buyer_id
+}
