@@ -20,13 +20,14 @@ use onestop_contracts::audit::v1::ListAuditRecordsRequest;
 use onestop_contracts::buyers::v1 as buyers;
 use onestop_contracts::common::v1::{CompanySnapshot, NeedCategory};
 use onestop_contracts::events::v1::WatchRequest;
+use onestop_contracts::insights::v1 as insights;
 use onestop_contracts::intake::v1 as intake;
 use onestop_contracts::mentoring::v1 as mentoring;
 use onestop_contracts::referral::v1 as referral;
 use onestop_platform::Role;
 use onestop_test_support::{
-    AuditClient, Bearer, BuyersClient, Connect, FeedClient, IntakeClient, MentoringClient,
-    ReferralClient, channel,
+    AuditClient, Bearer, BuyersClient, Connect, FeedClient, InsightsClient, IntakeClient,
+    MentoringClient, ReferralClient, channel,
 };
 use prost::Message;
 use tonic::{Code, Status};
@@ -126,6 +127,9 @@ const RECOMMENDERS: &[Role] = &[
 const REFERRAL_READERS: &[Role] = &[Role::Agency, Role::Dashboard, Role::Service, Role::Admin];
 const RECEIVING_AGENCY: &[Role] = &[Role::Agency];
 const FEED_READERS: &[Role] = &[Role::Dashboard, Role::Service, Role::Admin];
+/// Insights' indicators: an agency reads its own agency's figures only,
+/// whatever company is involved.
+const INDICATOR_READERS: &[Role] = &[Role::Dashboard, Role::Admin, Role::Agency];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Server {
@@ -133,6 +137,7 @@ enum Server {
     Mentoring,
     Buyers,
     Referral,
+    Insights,
 }
 
 /// The records every cell works on.
@@ -141,6 +146,7 @@ struct World {
     mentoring: std::net::SocketAddr,
     buyers: std::net::SocketAddr,
     referral: std::net::SocketAddr,
+    insights: std::net::SocketAddr,
     company_id: String,
     registration_number: String,
     case_id: String,
@@ -168,6 +174,7 @@ impl World {
             Server::Mentoring => self.mentoring,
             Server::Buyers => self.buyers,
             Server::Referral => self.referral,
+            Server::Insights => self.insights,
         };
         C::connect(channel(addr), bearer)
     }
@@ -186,6 +193,10 @@ impl World {
 
     fn referral(&self, bearer: Bearer) -> ReferralClient {
         self.client(Server::Referral, bearer)
+    }
+
+    fn insights(&self, bearer: Bearer) -> InsightsClient {
+        self.client(Server::Insights, bearer)
     }
 
     fn snapshot(&self) -> CompanySnapshot {
@@ -664,6 +675,16 @@ fn table() -> Vec<Row> {
                 ..Default::default()
             }).await)
         }),
+        // ---------------------------------------------------- insights
+        row!("onestop.insights.v1.InsightsService/GetIndicators" on Insights, INDICATOR_READERS, OPEN, |w, b| {
+            one(w.insights(b).get_indicators(insights::GetIndicatorsRequest::default()).await)
+        }),
+        row!("onestop.insights.v1.InsightsService/WatchIndicators" on Insights, INDICATOR_READERS, OPEN, |w, b| {
+            one(w.insights(b).watch_indicators(insights::WatchIndicatorsRequest::default()).await)
+        }),
+        row!("onestop.insights.v1.InsightsService/ExportReport" on Insights, INDICATOR_READERS, OPEN, |w, b| {
+            one(w.insights(b).export_report(insights::ExportReportRequest::default()).await)
+        }),
     ];
     // Every server serves the event feed and the audit log.
     for server in [
@@ -889,6 +910,7 @@ async fn world(wired: &Wired) -> World {
         mentoring: wired.mentoring.addr,
         buyers: wired.buyers.addr,
         referral: wired.referral.addr,
+        insights: wired.insights.addr,
         company_id: company_id.clone(),
         registration_number: number,
         case_id: case.case_id.clone(),

@@ -1,6 +1,7 @@
-//! The four services in this process, wired both ways as in production:
+//! The five services in this process, wired both ways as in production:
 //! intake hands needs to the owners and follows their feeds, the owners
-//! follow intake's (who works with whom, erasures). Each on its own fresh
+//! follow intake's (who works with whom, erasures), insights follows all
+//! four. Each on its own fresh
 //! database, with the referral directory, one advisor and one verified
 //! buyer loaded.
 
@@ -10,6 +11,7 @@ use std::time::Duration;
 use onestop_buyers::startup::Application as BuyersApplication;
 use onestop_contracts::buyers::v1 as buyers_pb;
 use onestop_contracts::mentoring::v1 as mentoring_pb;
+use onestop_insights::startup::{Application as InsightsApplication, InsightsSettings};
 use onestop_intake::upstreams::UpstreamSettings;
 use onestop_mentoring::startup::{Application as MentoringApplication, MentoringSettings};
 use onestop_platform::company_feed::IntakeFeedSettings;
@@ -17,7 +19,7 @@ use onestop_platform::time::SystemClock;
 use onestop_referral::admin::seed;
 use onestop_referral::startup::{Application as ReferralApplication, ReferralSettings};
 use onestop_test_support::{
-    BuyersClient, MentoringClient, ReferralClient, TestDb, TestServer, eventually,
+    BuyersClient, InsightsClient, MentoringClient, ReferralClient, TestDb, TestServer, eventually,
 };
 
 use crate::common::Intake;
@@ -30,6 +32,8 @@ pub struct Wired {
     pub mentoring: TestServer<MentoringClient>,
     pub buyers: TestServer<BuyersClient>,
     pub referral: TestServer<ReferralClient>,
+    /// Insights, following the four feeds.
+    pub insights: TestServer<InsightsClient>,
     /// The advisor mentoring assigns.
     pub advisor_id: String,
     /// The verified buyer buyers proposes.
@@ -102,6 +106,24 @@ impl Wired {
             upstreams,
         )
         .await;
+        let insights = {
+            let insights = InsightsSettings {
+                intake_url: Some(url(intake_addr)),
+                mentoring_url: Some(url(mentoring.addr)),
+                buyers_url: Some(url(buyers.addr)),
+                referral_url: Some(url(referral.addr)),
+                http_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+                ..InsightsSettings::default()
+            };
+            TestServer::start(|settings| {
+                InsightsApplication::build_with(
+                    settings,
+                    insights,
+                    std::sync::Arc::new(SystemClock),
+                )
+            })
+            .await
+        };
         let advisor_id = register_advisor(&mentoring).await;
         let buyer_id = register_buyer(&buyers).await;
         Self {
@@ -109,6 +131,7 @@ impl Wired {
             mentoring,
             buyers,
             referral,
+            insights,
             advisor_id,
             buyer_id,
         }
