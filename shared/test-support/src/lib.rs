@@ -212,6 +212,9 @@ pub fn channel(addr: SocketAddr) -> Channel {
 pub fn settings(database_url: &str) -> ServerSettings {
     let mut settings = ServerSettings::for_database(database_url);
     settings.auth.dev_mode = true;
+    // Tests run side by side, some with five services each: a small pool per
+    // service keeps the suite inside Postgres' default 100 connections.
+    settings.db_max_connections = 6;
     settings.health_interval = Duration::from_millis(200);
     settings.shutdown_grace = Duration::from_secs(3);
     settings
