@@ -7,15 +7,13 @@ use onestop_contracts::buyers::v1 as pb;
 use onestop_domain::{CountryCode, HsInterest};
 use onestop_platform::pagination::{Page, PageKey};
 use onestop_platform::time::from_timestamp;
-use onestop_platform::{ApiError, Violations};
+use onestop_platform::{ApiError, Violations, limits};
 use uuid::Uuid;
 
 use super::buyer::parse_contacts;
 use super::{optional, optional_text, parse_list, required_text};
 
-const MAX_TEXT: usize = 200;
-const MAX_NOTE: usize = 2000;
-const MAX_LEADS: usize = 500;
+use onestop_platform::limits::{MAX_NAME as MAX_TEXT, MAX_NOTE};
 
 pub const CHECKPOINTS: [pb::CheckpointKind; 3] = [
     pb::CheckpointKind::OneWeek,
@@ -121,15 +119,24 @@ impl TryFrom<&pb::ImportTradeShowLeadsRequest> for LeadImport {
         if date.is_none() {
             violations.add("show_date", "required");
         }
-        if request.leads.is_empty() || request.leads.len() > MAX_LEADS {
-            violations.add("leads", format!("1 to {MAX_LEADS} leads"));
+        if request.leads.is_empty() {
+            violations.add("leads", "at least one lead");
         }
-        let leads = request
-            .leads
-            .iter()
-            .enumerate()
-            .map(|(i, lead)| parse_lead(i, lead, &mut violations))
-            .collect();
+        let leads = if !limits::check_count(
+            "leads",
+            request.leads.len(),
+            limits::MAX_IMPORT_ROWS,
+            &mut violations,
+        ) {
+            Vec::new()
+        } else {
+            request
+                .leads
+                .iter()
+                .enumerate()
+                .map(|(i, lead)| parse_lead(i, lead, &mut violations))
+                .collect()
+        };
         violations.finish_with(|| {
             Some(LeadImport {
                 show: TradeShow {
