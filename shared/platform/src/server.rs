@@ -87,7 +87,12 @@ impl ServiceHost {
             server_tls: settings.tls.server_config()?,
             client_tls,
         };
-        let pool = db::connect(&database_url, settings.db_max_connections).await?;
+        let pool = db::connect(
+            &database_url,
+            settings.db_max_connections,
+            settings.statement_timeout,
+        )
+        .await?;
         db::migrate(&pool, migrations).await?;
         Ok(Self {
             name,
