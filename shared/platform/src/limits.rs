@@ -33,6 +33,21 @@ pub fn check_count(field: &str, len: usize, max: usize, violations: &mut Violati
     true
 }
 
+/// `items` when there are at most `max` of them; otherwise none, with a
+/// violation under `field`, so no entry of an oversized list is looked at.
+pub fn bounded<'a, T>(
+    field: &str,
+    items: &'a [T],
+    max: usize,
+    violations: &mut Violations,
+) -> &'a [T] {
+    if check_count(field, items.len(), max, violations) {
+        items
+    } else {
+        &[]
+    }
+}
+
 /// Removes repeats, keeping the first of each, in linear time.
 pub fn dedupe<T: Eq + Hash + Clone>(items: &mut Vec<T>) {
     let mut seen = HashSet::with_capacity(items.len());
@@ -46,17 +61,28 @@ pub fn allowed_in_text(c: char) -> bool {
     !c.is_control() || c == '\n' || c == '\t'
 }
 
-/// A free-text field that may be empty: at most `max` characters, no
-/// control characters but line breaks and tabs; returned trimmed.
+/// False, with a violation under `field`, when `text` is longer than `max`
+/// characters or holds a control character other than a line break or a
+/// tab.
+pub fn check_text(field: &str, text: &str, max: usize, violations: &mut Violations) -> bool {
+    // Four bytes bound a character from above: a cheap check first.
+    if text.len() > 4 * max || text.chars().count() > max {
+        violations.add(field, format!("at most {max} characters"));
+        return false;
+    }
+    if !text.chars().all(allowed_in_text) {
+        violations.add(field, "no control characters");
+        return false;
+    }
+    true
+}
+
+/// A free-text field that may be empty, checked by [`check_text`];
+/// returned trimmed.
 pub fn optional_text(field: &str, text: &str, max: usize, violations: &mut Violations) -> String {
     let trimmed = text.trim();
-    // Four bytes bound a character from above: a cheap check first.
-    if trimmed.len() > 4 * max || trimmed.chars().count() > max {
-        violations.add(field, format!("at most {max} characters"));
+    if !check_text(field, trimmed, max, violations) {
         return String::new();
-    }
-    if !trimmed.chars().all(allowed_in_text) {
-        violations.add(field, "no control characters");
     }
     trimmed.to_owned()
 }

@@ -133,21 +133,16 @@ impl TryFrom<&pb::ImportTradeShowLeadsRequest> for LeadImport {
         if request.leads.is_empty() {
             violations.add("leads", "at least one lead");
         }
-        let leads = if !limits::check_count(
+        let leads = limits::bounded(
             "leads",
-            request.leads.len(),
+            &request.leads,
             limits::MAX_IMPORT_ROWS,
             &mut violations,
-        ) {
-            Vec::new()
-        } else {
-            request
-                .leads
-                .iter()
-                .enumerate()
-                .map(|(i, lead)| parse_lead(i, lead, &mut violations))
-                .collect()
-        };
+        )
+        .iter()
+        .enumerate()
+        .map(|(i, lead)| parse_lead(i, lead, &mut violations))
+        .collect();
         violations.finish_with(|| {
             Some(LeadImport {
                 show: TradeShow {

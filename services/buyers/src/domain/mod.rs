@@ -26,10 +26,7 @@ pub fn parse_list<T: Eq + Hash + Clone, E: std::fmt::Display>(
     parse: impl Fn(&str) -> Result<T, E>,
     violations: &mut Violations,
 ) -> Vec<T> {
-    if !limits::check_count(field, entries.len(), limits::MAX_CODES, violations) {
-        return Vec::new();
-    }
-    let mut parsed: Vec<T> = entries
+    let mut parsed: Vec<T> = limits::bounded(field, entries, limits::MAX_CODES, violations)
         .iter()
         .enumerate()
         .filter_map(|(i, entry)| violations.check(format!("{field}[{i}]"), parse(entry)))

@@ -44,16 +44,12 @@ impl TryFrom<&pb::StartSampleTestRequest> for NewSampleTest {
             violations.add("buyer_ids", "at least one buyer");
         }
         let mut buyer_ids = Vec::new();
-        let listed = if limits::check_count(
+        let listed = limits::bounded(
             "buyer_ids",
-            request.buyer_ids.len(),
+            &request.buyer_ids,
             limits::MAX_IDS,
             &mut violations,
-        ) {
-            request.buyer_ids.as_slice()
-        } else {
-            &[]
-        };
+        );
         for (i, text) in listed.iter().enumerate() {
             let field = format!("buyer_ids[{i}]");
             if let Some(id) = violations.id(&field, text) {

@@ -345,3 +345,36 @@ async fn the_timeline_pages_oldest_first() {
         .unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound);
 }
+
+#[tokio::test]
+async fn control_characters_and_oversized_lists_in_a_need_are_refused_by_field() {
+    let intake = Intake::start().await;
+    let company = intake.register(&registration_number(207), 0, false).await;
+    let cases_before = intake.count("support_case").await;
+    let mut with_nul = need(NeedCategory::Logistics);
+    with_nul.detail = "pallets\0 of cushion compact".into();
+    let mut with_escape = need(NeedCategory::Marketing);
+    with_escape.detail = "launch \u{1b}[31m".into();
+    let mut too_many = need(NeedCategory::Certification);
+    too_many.hs_codes = vec!["3304".into(); 51];
+    let mut lines = need(NeedCategory::Training);
+    lines.detail = "two lines\n\tand an indent".into();
+    let status = intake
+        .kotra()
+        .open_case(pb::OpenCaseRequest {
+            idempotency_key: String::new(),
+            company_id: company.company_id.clone(),
+            needs: vec![with_nul, with_escape, too_many, lines.clone()],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(
+        violations(&status),
+        vec!["needs[0].detail", "needs[1].detail", "needs[2].hs_codes"]
+    );
+    assert_eq!(intake.count("support_case").await, cases_before);
+
+    let case = open(&intake, &company.company_id, vec![lines]).await;
+    assert_eq!(case.needs[0].detail, "two lines\n\tand an indent");
+}
