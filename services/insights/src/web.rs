@@ -16,7 +16,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use onestop_platform::auth::TokenVerifier;
 use onestop_platform::config::ServerSettings;
-use onestop_platform::layers::{AuthLayer, LoadShedLayer, RpcTelemetryLayer};
+use onestop_platform::layers::RpcLayers;
 use onestop_platform::server::CancellationToken;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -75,9 +75,11 @@ impl Page {
             .layer(cors(&self.cors_origins)?)
             .layer(AssetsLayer(Arc::new(assets)))
             .layer(tonic_web::GrpcWebLayer::new())
-            .layer(RpcTelemetryLayer::new(crate::startup::SERVICE_NAME))
-            .layer(LoadShedLayer::new(settings.max_in_flight))
-            .layer(AuthLayer::new(verifier));
+            .layer(RpcLayers::new(
+                crate::startup::SERVICE_NAME,
+                settings.max_in_flight,
+                verifier,
+            ));
         tracing::info!(http_addr = %addr, "dashboard page and gRPC-Web served");
         tonic::transport::Server::builder()
             .accept_http1(true)

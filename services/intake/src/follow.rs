@@ -47,6 +47,13 @@ pub struct OwnerFeed {
     owner: NeedOwner,
 }
 
+impl OwnerFeed {
+    /// The events of `owner`'s feed, applied as its follower applies them.
+    pub fn new(owner: NeedOwner) -> Self {
+        Self { owner }
+    }
+}
+
 /// One follower per configured owner.
 pub struct Follower;
 
@@ -341,8 +348,9 @@ async fn open_found_need(
         owner: found.category.owner(),
         added_by_rule: true,
     };
-    let (_, opened) =
+    let (need_id, opened) =
         needs::open_need(conn, case_id, position, &planned, &snapshot(&company)).await?;
+    store::set_need_topic(conn, need_id, &found.topic).await?;
     events::append(conn, opened).await?;
     Ok(())
 }

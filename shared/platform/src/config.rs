@@ -51,6 +51,11 @@ pub struct ServerSettings {
     #[arg(long, env = "ONESTOP_DB_MAX_CONNECTIONS", default_value_t = 10)]
     pub db_max_connections: u32,
 
+    /// Longest one SQL statement may run before Postgres cancels it; 0
+    /// means no limit. Migrations run without it.
+    #[arg(long, env = "ONESTOP_STATEMENT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub statement_timeout: Duration,
+
     /// How long events stay on the feed; older cursors get OUT_OF_RANGE.
     #[arg(long, env = "ONESTOP_EVENT_RETENTION", default_value = "90d", value_parser = parse_duration)]
     pub event_retention: Duration,
@@ -129,6 +134,7 @@ mod tests {
     fn defaults_parse() {
         let settings = ServerSettings::for_database("postgres://x/y");
         assert_eq!(settings.request_timeout, Duration::from_secs(30));
+        assert_eq!(settings.statement_timeout, Duration::from_secs(10));
         assert_eq!(settings.listen_addr(50051).ip().to_string(), "127.0.0.1");
     }
 }

@@ -29,10 +29,22 @@ impl Lock {
 /// How long startup waits for the database before giving up.
 const CONNECT_PATIENCE: Duration = Duration::from_secs(60);
 
-pub async fn connect(database_url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+/// A pool whose every connection cancels a statement running longer than
+/// `statement_timeout` (zero: never), so a runaway query gives up its
+/// connection and its locks instead of holding them past the caller's
+/// deadline.
+pub async fn connect(
+    database_url: &str,
+    max_connections: u32,
+    statement_timeout: Duration,
+) -> anyhow::Result<PgPool> {
     let options: PgConnectOptions = database_url
-        .parse()
-        .map_err(|error| anyhow::anyhow!("DATABASE_URL is not a Postgres URL: {error}"))?;
+        .parse::<PgConnectOptions>()
+        .map_err(|error| anyhow::anyhow!("DATABASE_URL is not a Postgres URL: {error}"))?
+        .options([(
+            "statement_timeout",
+            statement_timeout.as_millis().to_string(),
+        )]);
     let pool_options = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5));
@@ -55,12 +67,22 @@ pub async fn connect(database_url: &str, max_connections: u32) -> anyhow::Result
 /// the service's own migrations. Platform migrations are numbered below
 /// 1000 and a service's from 1000 up, so both sets share one
 /// `_sqlx_migrations` history; each set ignores the other's entries.
+///
+/// Migrations may rewrite large tables, so they run on one connection with
+/// no statement timeout, which is restored before it goes back to the pool.
 pub async fn migrate(pool: &PgPool, mut service_migrations: Migrator) -> anyhow::Result<()> {
+    let mut conn = pool.acquire().await?;
+    sqlx::query("SET statement_timeout = 0")
+        .execute(&mut *conn)
+        .await?;
     let mut platform = sqlx::migrate!("./migrations");
     platform.set_ignore_missing(true);
-    platform.run(pool).await?;
+    platform.run(&mut *conn).await?;
     service_migrations.set_ignore_missing(true);
-    service_migrations.run(pool).await?;
+    service_migrations.run(&mut *conn).await?;
+    sqlx::query("RESET statement_timeout")
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 

@@ -46,6 +46,10 @@ pub enum ApiError {
     /// A dependency (the database) is unreachable; the call may be retried.
     #[error("{0}")]
     Unavailable(String),
+    /// The call lost a race with another (a serialization failure, a
+    /// deadlock) and changed nothing; the same call may be retried at once.
+    #[error("{0}")]
+    Aborted(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -80,27 +84,70 @@ impl ApiError {
             Self::PermissionDenied(_) => Code::PermissionDenied,
             Self::ResourceExhausted(_) => Code::ResourceExhausted,
             Self::Unavailable(_) => Code::Unavailable,
+            Self::Aborted(_) => Code::Aborted,
             Self::Internal(_) => Code::Internal,
         }
     }
 }
 
+/// The database's answer for a Postgres error code (SQLSTATE) that a
+/// retry can overcome, or that a caller's input caused; None for the rest.
+fn classify_database_error(code: &str) -> Option<ApiError> {
+    Some(match code {
+        // serialization_failure, deadlock_detected: the transaction was
+        // rolled back whole, so a retry is safe and likely to succeed.
+        "40001" | "40P01" => ApiError::Aborted("conflicting concurrent change, retry".into()),
+        // admin_shutdown, crash_shutdown, cannot_connect_now (starting up or
+        // shutting down), too_many_connections, and connection failures
+        // (class 08): the database is going away or not there yet.
+        "57P01" | "57P02" | "57P03" | "53300" => {
+            ApiError::Unavailable("database unavailable, retry later".into())
+        }
+        code if code.starts_with("08") => {
+            ApiError::Unavailable("database unavailable, retry later".into())
+        }
+        // query_canceled: the statement timeout; the database is too busy
+        // to answer in time.
+        "57014" => ApiError::Unavailable("database busy, retry later".into()),
+        // Text or a time the database cannot store, past what validation
+        // caught: still the caller's input, and nothing was stored.
+        "22021" | "22P05" => ApiError::invalid("", "text with characters that cannot be stored"),
+        "22008" => ApiError::invalid("", "a date or time out of range"),
+        _ => return None,
+    })
+}
+
+/// What the caller is told about a database error that is not the
+/// server's fault; None for one that is.
+fn classify_sqlx_error(error: &sqlx::Error) -> Option<ApiError> {
+    match error {
+        sqlx::Error::Database(db) => {
+            let code = db.code()?;
+            let mapped = classify_database_error(&code)?;
+            // The code only: the message may quote stored values.
+            tracing::warn!(code = %code, "database refused the statement");
+            Some(mapped)
+        }
+        // A connection lost while negotiating TLS (sslmode=prefer and up)
+        // fails as Tls or as a Protocol error on the SSLRequest answer:
+        // the database is just as unreachable.
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolClosed => {
+            tracing::warn!(error = %error, "database unavailable");
+            Some(ApiError::Unavailable(
+                "database unavailable, retry later".into(),
+            ))
+        }
+        _ => None,
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
-        match error {
-            // A connection lost while negotiating TLS (sslmode=prefer and
-            // up) fails as Tls or as a Protocol error on the SSLRequest
-            // answer: the database is just as unreachable.
-            sqlx::Error::PoolTimedOut
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::Protocol(_)
-            | sqlx::Error::PoolClosed => {
-                tracing::warn!(error = %error, "database unavailable");
-                Self::Unavailable("database unavailable, retry later".into())
-            }
-            other => Self::Internal(other.into()),
-        }
+        classify_sqlx_error(&error).unwrap_or_else(|| Self::Internal(error.into()))
     }
 }
 
@@ -133,6 +180,14 @@ impl From<ApiError> for Status {
                 Status::with_error_details(code, message, error_info(reason, HashMap::new()))
             }
             ApiError::Internal(source) => {
+                // A database error that travelled inside another error.
+                if let Some(mapped) = source
+                    .chain()
+                    .find_map(|cause| cause.downcast_ref::<sqlx::Error>())
+                    .and_then(classify_sqlx_error)
+                {
+                    return mapped.into();
+                }
                 tracing::error!(error = ?source, "internal error");
                 Status::internal("internal error")
             }

@@ -1,14 +1,16 @@
 //! The tower layers every OneStop server runs, outermost first:
 //! [`RpcTelemetryLayer`] (one span and one duration sample per RPC, with its
-//! gRPC status), [`LoadShedLayer`] (a global limit on RPCs in flight, excess
-//! refused at once with RESOURCE_EXHAUSTED) and [`AuthLayer`] (bearer token
-//! to [`Caller`]).
+//! gRPC status), [`CatchPanicLayer`] (a handler that panics answers
+//! INTERNAL and the server goes on), [`LoadShedLayer`] (a global limit on
+//! RPCs in flight, excess refused at once with RESOURCE_EXHAUSTED) and
+//! [`AuthLayer`] (bearer token to [`Caller`]).
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
+use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use opentelemetry::KeyValue;
@@ -37,6 +39,35 @@ fn refuse(status: Status) -> http::Response<Body> {
 fn take_ready<S: Clone>(inner: &mut S) -> S {
     let clone = inner.clone();
     std::mem::replace(inner, clone)
+}
+
+// ---------------------------------------------------------------- the stack
+
+/// Every layer above, in their order: what each OneStop listener (gRPC,
+/// and the dashboard's gRPC-Web) puts in front of its services.
+#[derive(Clone)]
+pub struct RpcLayers {
+    telemetry: RpcTelemetryLayer,
+    shed: LoadShedLayer,
+    auth: AuthLayer,
+}
+
+impl RpcLayers {
+    pub fn new(service_name: &'static str, max_in_flight: usize, keys: TokenVerifier) -> Self {
+        Self {
+            telemetry: RpcTelemetryLayer::new(service_name),
+            shed: LoadShedLayer::new(max_in_flight),
+            auth: AuthLayer::new(keys),
+        }
+    }
+}
+
+impl<S> Layer<S> for RpcLayers {
+    type Service = RpcTelemetryService<CatchPanicService<LoadShedService<AuthService<S>>>>;
+    fn layer(&self, inner: S) -> Self::Service {
+        self.telemetry
+            .layer(CatchPanicLayer.layer(self.shed.layer(self.auth.layer(inner))))
+    }
 }
 
 // ---------------------------------------------------------------- auth
@@ -114,6 +145,76 @@ where
         }
         let mut inner = take_ready(&mut self.inner);
         Box::pin(inner.call(request))
+    }
+}
+
+// ---------------------------------------------------------------- panics
+
+/// Turns a panic while a call is handled into INTERNAL for that call alone,
+/// logged with the method and the panic's message. Without it the stream is
+/// reset and the caller sees a transport error with nothing in the logs
+/// that says which call broke.
+#[derive(Clone, Default)]
+pub struct CatchPanicLayer;
+
+impl<S> Layer<S> for CatchPanicLayer {
+    type Service = CatchPanicService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        CatchPanicService { inner }
+    }
+}
+
+#[derive(Clone)]
+pub struct CatchPanicService<S> {
+    inner: S,
+}
+
+/// Longest panic message logged: enough for the cause, too short to carry
+/// a request's contents along with it.
+const MAX_PANIC_MESSAGE: usize = 300;
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned());
+    message.chars().take(MAX_PANIC_MESSAGE).collect()
+}
+
+impl<S, B> Service<http::Request<B>> for CatchPanicService<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let method = request.uri().path().to_owned();
+        let mut inner = take_ready(&mut self.inner);
+        // Building the future may panic as well as polling it.
+        let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.call(request)));
+        Box::pin(async move {
+            let outcome = match call {
+                Ok(future) => std::panic::AssertUnwindSafe(future).catch_unwind().await,
+                Err(payload) => Err(payload),
+            };
+            outcome.unwrap_or_else(|payload| {
+                tracing::error!(
+                    rpc.method = %method,
+                    panic = %panic_message(payload.as_ref()),
+                    "handler panicked; answered INTERNAL"
+                );
+                Ok(refuse(Status::internal("internal error")))
+            })
+        })
     }
 }
 
@@ -400,4 +501,69 @@ impl HttpBody for ObservedBody {
 
 mod bytes_alias {
     pub type Bytes = <tonic::body::Body as http_body::Body>::Data;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(path: &str) -> http::Request<Body> {
+        http::Request::builder()
+            .uri(path)
+            .body(Body::empty())
+            .expect("request")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_internal_and_the_next_call_is_served() {
+        let handler = tower::service_fn(|request: http::Request<Body>| async move {
+            if request.uri().path().ends_with("/Explode") {
+                panic!("`DateTime + TimeDelta` overflowed");
+            }
+            Ok::<_, std::convert::Infallible>(http::Response::new(Body::empty()))
+        });
+        let mut service = CatchPanicLayer.layer(handler);
+
+        let answer = service
+            .call(request("/onestop.test.v1.Test/Explode"))
+            .await
+            .expect("answered");
+        assert_eq!(grpc_code(answer.headers()), Some(Code::Internal));
+
+        let answer = service
+            .call(request("/onestop.test.v1.Test/Calm"))
+            .await
+            .expect("answered");
+        assert_eq!(answer.status(), http::StatusCode::OK);
+        assert_eq!(grpc_code(answer.headers()), None);
+    }
+
+    #[tokio::test]
+    async fn a_panic_while_the_call_is_built_is_caught_too() {
+        #[derive(Clone)]
+        struct Brittle;
+        impl Service<http::Request<Body>> for Brittle {
+            type Response = http::Response<Body>;
+            type Error = std::convert::Infallible;
+            type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+            fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+                Poll::Ready(Ok(()))
+            }
+            fn call(&mut self, _: http::Request<Body>) -> Self::Future {
+                panic!("index out of bounds: the len is 0 but the index is 0")
+            }
+        }
+        let answer = CatchPanicLayer
+            .layer(Brittle)
+            .call(request("/onestop.test.v1.Test/Brittle"))
+            .await
+            .expect("answered");
+        assert_eq!(grpc_code(answer.headers()), Some(Code::Internal));
+    }
+
+    #[test]
+    fn long_panic_messages_are_cut() {
+        let payload: Box<dyn std::any::Any + Send> = Box::new("x".repeat(10_000));
+        assert_eq!(panic_message(payload.as_ref()).len(), MAX_PANIC_MESSAGE);
+    }
 }

@@ -21,6 +21,7 @@ pub mod fetch;
 pub mod follow;
 pub mod idempotency;
 pub mod layers;
+pub mod limits;
 pub mod pagination;
 pub mod rpc;
 pub mod server;

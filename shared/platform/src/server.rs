@@ -26,7 +26,7 @@ use crate::client::ServiceCredentials;
 use crate::config::ServerSettings;
 use crate::db;
 use crate::events::{self, EventFeedService, Wakeups};
-use crate::layers::{AuthLayer, LoadShedLayer, RpcTelemetryLayer};
+use crate::layers::RpcLayers;
 use crate::tls::ClientTls;
 
 /// How often retention pruning runs.
@@ -87,7 +87,12 @@ impl ServiceHost {
             server_tls: settings.tls.server_config()?,
             client_tls,
         };
-        let pool = db::connect(&database_url, settings.db_max_connections).await?;
+        let pool = db::connect(
+            &database_url,
+            settings.db_max_connections,
+            settings.statement_timeout,
+        )
+        .await?;
         db::migrate(&pool, migrations).await?;
         Ok(Self {
             name,
@@ -204,10 +209,7 @@ impl ServiceHost {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha);
 
-        let layers = tower::ServiceBuilder::new()
-            .layer(RpcTelemetryLayer::new(name))
-            .layer(LoadShedLayer::new(settings.max_in_flight))
-            .layer(AuthLayer::new(credentials.verifier));
+        let layers = RpcLayers::new(name, settings.max_in_flight, credentials.verifier);
 
         let incoming = TcpListenerStream::new(listener).map(|stream| {
             if let Ok(stream) = &stream {

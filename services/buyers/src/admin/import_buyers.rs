@@ -189,7 +189,9 @@ pub async fn run(args: ImportArgs, settings: ServerSettings) -> anyhow::Result<(
     if office.is_empty() {
         anyhow::bail!("--trade-office is required");
     }
-    let pool = onestop_platform::db::connect(&database_url(&settings)?, 4).await?;
+    let pool =
+        onestop_platform::db::connect(&database_url(&settings)?, 4, settings.statement_timeout)
+            .await?;
     onestop_platform::db::migrate(&pool, sqlx::migrate!("./migrations")).await?;
     let report = import_file(&pool, &args.file, office, Progress::Shown).await?;
     for (line, reason) in &report.rejected {

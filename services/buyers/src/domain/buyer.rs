@@ -8,8 +8,7 @@ use uuid::Uuid;
 
 use super::{optional, optional_text, parse_list, required_text};
 
-const MAX_NAME: usize = 200;
-const MAX_CODES: usize = 50;
+use onestop_platform::limits::MAX_NAME;
 const MAX_CONTACTS: usize = 10;
 
 /// A verified vetting keeps a buyer matchable for this long.
@@ -51,6 +50,7 @@ pub fn parse_contacts(
 ) -> Vec<pb::Contact> {
     if contacts.len() > MAX_CONTACTS {
         violations.add(field, format!("at most {MAX_CONTACTS} contacts"));
+        return Vec::new();
     }
     contacts
         .iter()
@@ -121,8 +121,6 @@ impl BuyerProfile {
         let time_zone = violations.check(field("time_zone"), parse_time_zone(&profile.time_zone));
         if profile.hs_codes.is_empty() {
             violations.add(field("hs_codes"), "at least one HS code sought");
-        } else if profile.hs_codes.len() > MAX_CODES {
-            violations.add(field("hs_codes"), format!("at most {MAX_CODES} codes"));
         }
         let hs_codes = parse_list(
             &field("hs_codes"),

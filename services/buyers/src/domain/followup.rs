@@ -6,16 +6,14 @@ use chrono::{DateTime, Duration, Months, Utc};
 use onestop_contracts::buyers::v1 as pb;
 use onestop_domain::{CountryCode, HsInterest};
 use onestop_platform::pagination::{Page, PageKey};
-use onestop_platform::time::from_timestamp;
-use onestop_platform::{ApiError, Violations};
+use onestop_platform::time::{CALENDAR, from_calendar_timestamp};
+use onestop_platform::{ApiError, Violations, limits};
 use uuid::Uuid;
 
 use super::buyer::parse_contacts;
 use super::{optional, optional_text, parse_list, required_text};
 
-const MAX_TEXT: usize = 200;
-const MAX_NOTE: usize = 2000;
-const MAX_LEADS: usize = 500;
+use onestop_platform::limits::{MAX_NAME as MAX_TEXT, MAX_NOTE};
 
 pub const CHECKPOINTS: [pb::CheckpointKind; 3] = [
     pb::CheckpointKind::OneWeek,
@@ -25,7 +23,9 @@ pub const CHECKPOINTS: [pb::CheckpointKind; 3] = [
 
 pub fn due_at(show_date: DateTime<Utc>, kind: pb::CheckpointKind) -> DateTime<Utc> {
     match kind {
-        pb::CheckpointKind::OneWeek => show_date + Duration::days(7),
+        pb::CheckpointKind::OneWeek => show_date
+            .checked_add_signed(Duration::days(7))
+            .unwrap_or(show_date),
         pb::CheckpointKind::ThreeMonths => show_date
             .checked_add_months(Months::new(3))
             .unwrap_or(show_date),
@@ -117,19 +117,32 @@ impl TryFrom<&pb::ImportTradeShowLeadsRequest> for LeadImport {
         let name = required_text("show_name", &request.show_name, MAX_TEXT, &mut violations);
         violations.check("show_country", CountryCode::parse(&request.show_country));
         let city = optional_text("show_city", &request.show_city, MAX_TEXT, &mut violations);
-        let date = request.show_date.as_ref().and_then(from_timestamp);
-        if date.is_none() {
-            violations.add("show_date", "required");
+        let date = match &request.show_date {
+            None => {
+                violations.add("show_date", "required");
+                None
+            }
+            Some(timestamp) => {
+                let date = from_calendar_timestamp(timestamp);
+                if date.is_none() {
+                    violations.add("show_date", CALENDAR);
+                }
+                date
+            }
+        };
+        if request.leads.is_empty() {
+            violations.add("leads", "at least one lead");
         }
-        if request.leads.is_empty() || request.leads.len() > MAX_LEADS {
-            violations.add("leads", format!("1 to {MAX_LEADS} leads"));
-        }
-        let leads = request
-            .leads
-            .iter()
-            .enumerate()
-            .map(|(i, lead)| parse_lead(i, lead, &mut violations))
-            .collect();
+        let leads = limits::bounded(
+            "leads",
+            &request.leads,
+            limits::MAX_IMPORT_ROWS,
+            &mut violations,
+        )
+        .iter()
+        .enumerate()
+        .map(|(i, lead)| parse_lead(i, lead, &mut violations))
+        .collect();
         violations.finish_with(|| {
             Some(LeadImport {
                 show: TradeShow {
@@ -207,7 +220,7 @@ impl TryFrom<&pb::RecordFollowUpRequest> for FollowUp {
             }
             Ok(outcome) => Some(outcome),
         };
-        let occurred_at = request.occurred_at.as_ref().map(from_timestamp);
+        let occurred_at = request.occurred_at.as_ref().map(from_calendar_timestamp);
         if let Some(None) = occurred_at {
             violations.add("occurred_at", NOT_IN_THE_FUTURE);
         }

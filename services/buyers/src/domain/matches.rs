@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::lifecycle::MatchStatus;
 use super::{optional, optional_text};
 
-const MAX_NOTE: usize = 2000;
+use onestop_platform::limits::MAX_NOTE;
 
 /// One AdvanceMatch, validated: a target AdvanceMatch may reach, and a
 /// no-deal reason exactly when closing without a deal.

@@ -9,6 +9,7 @@ use onestop_contracts::buyers::v1 as pb;
 use onestop_contracts::common::v1::{CompanySnapshot, NeedCategory};
 use onestop_domain::{CountryCode, HsCode, HsInterest, LanguageCode};
 use onestop_platform::Violations;
+use onestop_platform::limits::MAX_NAME as MAX_ID;
 
 use super::{bounded_count, optional_text, parse_list, required_text};
 
@@ -34,8 +35,6 @@ pub const MAX_LIMIT: u32 = 100;
 /// Buyers proposed when the hand-off names no count.
 pub const DEFAULT_PROPOSALS: u32 = 5;
 pub const MAX_PROPOSALS: u32 = 50;
-/// Longest need or case id a hand-off may carry.
-const MAX_ID: usize = 200;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum HsLevel {

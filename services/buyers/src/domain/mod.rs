@@ -12,54 +12,27 @@ pub mod matching;
 pub mod sample;
 pub mod slots;
 
-use onestop_platform::Violations;
+use std::hash::Hash;
 
-/// Removes repeats, keeping the first of each.
-pub fn dedupe<T: PartialEq>(items: &mut Vec<T>) {
-    let mut seen: Vec<T> = Vec::with_capacity(items.len());
-    for item in items.drain(..) {
-        if !seen.contains(&item) {
-            seen.push(item);
-        }
-    }
-    *items = seen;
-}
+use onestop_platform::{Violations, limits};
 
-/// Parses each entry with `parse`, reporting failures as `field[i]`.
-pub fn parse_list<T: PartialEq, E: std::fmt::Display>(
+pub use onestop_platform::limits::{optional_text, required_text};
+
+/// Parses each entry with `parse`, reporting failures as `field[i]`; more
+/// than [`limits::MAX_CODES`] entries are refused before any is parsed.
+pub fn parse_list<T: Eq + Hash + Clone, E: std::fmt::Display>(
     field: &str,
     entries: &[String],
     parse: impl Fn(&str) -> Result<T, E>,
     violations: &mut Violations,
 ) -> Vec<T> {
-    let mut parsed: Vec<T> = entries
+    let mut parsed: Vec<T> = limits::bounded(field, entries, limits::MAX_CODES, violations)
         .iter()
         .enumerate()
         .filter_map(|(i, entry)| violations.check(format!("{field}[{i}]"), parse(entry)))
         .collect();
-    dedupe(&mut parsed);
+    limits::dedupe(&mut parsed);
     parsed
-}
-
-/// A free-text field that may be empty: at most `max` characters, no
-/// control characters; returned trimmed.
-pub fn optional_text(field: &str, text: &str, max: usize, violations: &mut Violations) -> String {
-    let trimmed = text.trim();
-    if trimmed.chars().count() > max {
-        violations.add(field, format!("at most {max} characters"));
-    } else if trimmed.chars().any(char::is_control) {
-        violations.add(field, "no control characters");
-    }
-    trimmed.to_owned()
-}
-
-/// As [`optional_text`], and an empty (or blank) field is refused.
-pub fn required_text(field: &str, text: &str, max: usize, violations: &mut Violations) -> String {
-    if text.trim().is_empty() {
-        violations.add(field, "required");
-        return String::new();
-    }
-    optional_text(field, text, max, violations)
 }
 
 /// A filter field: None when the request left it empty.

@@ -5,14 +5,12 @@ use std::collections::BTreeMap;
 
 use onestop_contracts::buyers::v1 as pb;
 use onestop_domain::HsCode;
-use onestop_platform::Violations;
+use onestop_platform::{Violations, limits};
 use uuid::Uuid;
 
 use super::{optional_text, parse_list, required_text};
 
-const MAX_TEXT: usize = 200;
-const MAX_BUYERS: usize = 50;
-const MAX_COMMENT: usize = 2000;
+use onestop_platform::limits::{MAX_NAME as MAX_TEXT, MAX_NOTE as MAX_COMMENT};
 
 /// A sample test to start, validated; whether its buyers are matchable is
 /// checked against the registry.
@@ -42,11 +40,17 @@ impl TryFrom<&pb::StartSampleTestRequest> for NewSampleTest {
         let hs_code = violations.check("hs_code", HsCode::parse(&request.hs_code));
         let need_id = optional_text("need_id", &request.need_id, MAX_TEXT, &mut violations);
         let case_id = optional_text("case_id", &request.case_id, MAX_TEXT, &mut violations);
-        if request.buyer_ids.is_empty() || request.buyer_ids.len() > MAX_BUYERS {
-            violations.add("buyer_ids", format!("1 to {MAX_BUYERS} buyers"));
+        if request.buyer_ids.is_empty() {
+            violations.add("buyer_ids", "at least one buyer");
         }
         let mut buyer_ids = Vec::new();
-        for (i, text) in request.buyer_ids.iter().enumerate() {
+        let listed = limits::bounded(
+            "buyer_ids",
+            &request.buyer_ids,
+            limits::MAX_IDS,
+            &mut violations,
+        );
+        for (i, text) in listed.iter().enumerate() {
             let field = format!("buyer_ids[{i}]");
             if let Some(id) = violations.id(&field, text) {
                 if buyer_ids.contains(&id) {

@@ -218,3 +218,35 @@ async fn checkpoints_fall_due_with_the_clock_and_silent_leads_go_to_reactivation
                 && c.status != pb::CheckpointStatus::Upcoming as i32)
     );
 }
+
+#[tokio::test]
+async fn a_show_date_past_the_calendar_is_refused_and_the_server_goes_on() {
+    let buyers = Buyers::start().await;
+    for seconds in [
+        DateTime::<Utc>::MAX_UTC.timestamp(),
+        DateTime::<Utc>::MIN_UTC.timestamp(),
+        253_402_300_800, // 10000-01-01
+    ] {
+        let mut request = import(Utc::now(), vec![lead("Glow Inc", "US")]);
+        request.show_date = Some(prost_types::Timestamp { seconds, nanos: 0 });
+        let status = buyers
+            .service()
+            .import_trade_show_leads(request)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            status.code(),
+            Code::InvalidArgument,
+            "{seconds}: {status:?}"
+        );
+        assert_eq!(violations(&status), vec!["show_date"]);
+    }
+    assert_eq!(buyers.count("lead").await, 0);
+    let imported = buyers
+        .service()
+        .import_trade_show_leads(import(Utc::now(), vec![lead("Glow Inc", "US")]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(imported.created, 1);
+}

@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use onestop_contracts::intake::v1 as pb;
 use onestop_domain::{CountryCode, GrowthStage, HsInterest, NeedCategory, NeedOwner};
-use onestop_platform::Violations;
 use onestop_platform::pagination::Page;
+use onestop_platform::{Violations, limits};
 use uuid::Uuid;
 
 const MAX_NEEDS: usize = 20;
@@ -192,17 +192,24 @@ fn parse_needs(needs: &[pb::NeedRequest], violations: &mut Violations) -> Vec<Ne
         violations.add("needs", "at least one need");
     } else if needs.len() > MAX_NEEDS {
         violations.add("needs", format!("at most {MAX_NEEDS} needs in one case"));
+        return Vec::new();
     }
     let mut specs = Vec::new();
     for (i, need) in needs.iter().enumerate() {
         let field = |name: &str| format!("needs[{i}].{name}");
         let category = violations.check(field("category"), NeedCategory::from_proto(need.category));
         let detail = need.detail.trim();
-        if detail.chars().count() > MAX_DETAIL {
-            violations.add(field("detail"), format!("at most {MAX_DETAIL} characters"));
-        }
+        limits::check_text(&field("detail"), detail, MAX_DETAIL, violations);
         let mut target_markets = Vec::new();
-        for (j, code) in need.target_markets.iter().enumerate() {
+        for (j, code) in limits::bounded(
+            &field("target_markets"),
+            &need.target_markets,
+            limits::MAX_CODES,
+            violations,
+        )
+        .iter()
+        .enumerate()
+        {
             if let Some(code) = violations.check(
                 format!("{}[{j}]", field("target_markets")),
                 CountryCode::parse(code),
@@ -213,7 +220,15 @@ fn parse_needs(needs: &[pb::NeedRequest], violations: &mut Violations) -> Vec<Ne
         target_markets.sort();
         target_markets.dedup();
         let mut hs_codes = Vec::new();
-        for (j, code) in need.hs_codes.iter().enumerate() {
+        for (j, code) in limits::bounded(
+            &field("hs_codes"),
+            &need.hs_codes,
+            limits::MAX_CODES,
+            violations,
+        )
+        .iter()
+        .enumerate()
+        {
             if let Some(code) = violations.check(
                 format!("{}[{j}]", field("hs_codes")),
                 HsInterest::parse(code),

@@ -384,8 +384,9 @@ pub async fn lock_case(conn: &mut PgConnection, case_id: Uuid) -> Result<Uuid, s
         .await
 }
 
-/// Whether the case has an open need of `category` whose detail names
-/// `topic` (upper case).
+/// Whether the case has an open need of `category` opened on a finding
+/// about `topic` (upper case), exactly: a gap in "CE" is not one in
+/// "CCC", nor in whatever a need's detail happens to spell.
 pub async fn has_open_need_on(
     conn: &mut PgConnection,
     case_id: Uuid,
@@ -396,13 +397,27 @@ pub async fn has_open_need_on(
         "SELECT EXISTS (SELECT 1 FROM need
                          WHERE case_id = $1 AND category = $2
                            AND status NOT IN ('DONE', 'CANCELLED')
-                           AND upper(detail) LIKE '%' || $3 || '%')",
+                           AND topic = $3)",
     )
     .bind(case_id)
     .bind(category.as_str())
     .bind(topic)
     .fetch_one(conn)
     .await
+}
+
+/// Records what a need opened on a finding is about.
+pub async fn set_need_topic(
+    conn: &mut PgConnection,
+    need_id: Uuid,
+    topic: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE need SET topic = $2 WHERE id = $1")
+        .bind(need_id)
+        .bind(topic)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Where the next need goes on the case.

@@ -345,3 +345,121 @@ async fn the_timeline_pages_oldest_first() {
         .unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound);
 }
+
+#[tokio::test]
+async fn control_characters_and_oversized_lists_in_a_need_are_refused_by_field() {
+    let intake = Intake::start().await;
+    let company = intake.register(&registration_number(207), 0, false).await;
+    let cases_before = intake.count("support_case").await;
+    let mut with_nul = need(NeedCategory::Logistics);
+    with_nul.detail = "pallets\0 of cushion compact".into();
+    let mut with_escape = need(NeedCategory::Marketing);
+    with_escape.detail = "launch \u{1b}[31m".into();
+    let mut too_many = need(NeedCategory::Certification);
+    too_many.hs_codes = vec!["3304".into(); 51];
+    let mut lines = need(NeedCategory::Training);
+    lines.detail = "two lines\n\tand an indent".into();
+    let status = intake
+        .kotra()
+        .open_case(pb::OpenCaseRequest {
+            idempotency_key: String::new(),
+            company_id: company.company_id.clone(),
+            needs: vec![with_nul, with_escape, too_many, lines.clone()],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(
+        violations(&status),
+        vec!["needs[0].detail", "needs[1].detail", "needs[2].hs_codes"]
+    );
+    assert_eq!(intake.count("support_case").await, cases_before);
+
+    let case = open(&intake, &company.company_id, vec![lines]).await;
+    assert_eq!(case.needs[0].detail, "two lines\n\tand an indent");
+}
+
+/// A buyer's finding that `certification` is missing, for the sample test
+/// need `need_id`, applied as intake's follower of the buyers feed does.
+async fn certification_gap(intake: &Intake, case: &pb::Case, need_id: &str, certification: &str) {
+    use onestop_contracts::buyers::v1::SampleCertificationGap;
+    use onestop_contracts::event_types::BuyersEvent;
+    use onestop_contracts::events::v1::Event;
+    use onestop_platform::follow::FeedHandler;
+
+    let event = Event {
+        id: 1,
+        r#type: BuyersEvent::SampleCertificationGap.name().to_owned(),
+        payload: Some(
+            prost_types::Any::from_msg(&SampleCertificationGap {
+                need_id: need_id.to_owned(),
+                case_id: case.case_id.clone(),
+                company_id: case.company_id.clone(),
+                certification: certification.to_owned(),
+                hs_code: "330499".into(),
+                country: "DE".into(),
+                ..Default::default()
+            })
+            .expect("encodes"),
+        ),
+        ..Default::default()
+    };
+    let mut tx = intake.pool.begin().await.expect("a transaction");
+    onestop_intake::follow::OwnerFeed::new(onestop_domain::NeedOwner::Buyers)
+        .apply(&mut tx, &event)
+        .await
+        .expect("applies");
+    tx.commit().await.expect("commits");
+}
+
+async fn open_certification_needs(intake: &Intake, case_id: &str) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT detail FROM need WHERE case_id = $1::uuid AND category = 'CERTIFICATION'
+            AND status NOT IN ('DONE', 'CANCELLED') ORDER BY position",
+    )
+    .bind(case_id)
+    .fetch_all(&intake.pool)
+    .await
+    .expect("needs")
+}
+
+#[tokio::test]
+async fn a_ce_gap_opens_its_own_need_beside_any_open_certification_need() {
+    let intake = Intake::start().await;
+    let company = intake.register(&registration_number(208), 0, false).await;
+    let mut certification = need(NeedCategory::Certification);
+    certification.detail = "Certification for the EU launch".into();
+    let case = open(
+        &intake,
+        &company.company_id,
+        vec![need(NeedCategory::SampleTestMarketing), certification],
+    )
+    .await;
+    let sample_need = case
+        .needs
+        .iter()
+        .find(|n| n.category == NeedCategory::SampleTestMarketing as i32)
+        .expect("a sample test need")
+        .need_id
+        .clone();
+
+    certification_gap(&intake, &case, &sample_need, "CE").await;
+    let open_needs = open_certification_needs(&intake, &case.case_id).await;
+    assert_eq!(open_needs.len(), 2, "{open_needs:?}");
+    assert!(
+        open_needs[1].starts_with("CE certification"),
+        "{open_needs:?}"
+    );
+
+    // The same gap again, spelled loosely, opens nothing more; another does.
+    certification_gap(&intake, &case, &sample_need, " ce ").await;
+    assert_eq!(
+        open_certification_needs(&intake, &case.case_id).await.len(),
+        2
+    );
+    certification_gap(&intake, &case, &sample_need, "C").await;
+    assert_eq!(
+        open_certification_needs(&intake, &case.case_id).await.len(),
+        3
+    );
+}

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use onestop_contracts::mentoring::v1 as pb;
-use onestop_platform::Violations;
 use onestop_platform::pagination::Page;
+use onestop_platform::{Violations, limits};
 use uuid::Uuid;
 
 use super::advisor::MAX_HANDOVER_DAYS;
@@ -102,9 +102,7 @@ impl Change {
         if reason == Some(ChangeReason::Other) && note.is_empty() {
             violations.add("note", "required when the reason is OTHER");
         }
-        if note.chars().count() > MAX_NOTE {
-            violations.add("note", format!("at most {MAX_NOTE} characters"));
-        }
+        limits::check_text("note", &note, MAX_NOTE, violations);
         Some(Self {
             assignment_id: assignment_id?,
             reason: reason?,

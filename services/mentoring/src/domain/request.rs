@@ -6,7 +6,7 @@ use onestop_contracts::mentoring::v1 as pb;
 use onestop_domain::{
     CountryCode, GrowthStage, HsCode, HsInterest, KsicCode, LanguageCode, NeedCategory, Province,
 };
-use onestop_platform::Violations;
+use onestop_platform::{Violations, limits};
 use uuid::Uuid;
 
 use crate::domain::matching::CompanyFeatures;
@@ -32,12 +32,6 @@ fn intake_id(field: &str, text: &str, violations: &mut Violations) -> Option<Uui
         violations.add(field, "a UUID");
     }
     parsed
-}
-
-fn push_unique(list: &mut Vec<String>, value: &str) {
-    if !list.iter().any(|v| v == value) {
-        list.push(value.to_owned());
-    }
 }
 
 /// What mentoring keeps of the company snapshot.
@@ -77,39 +71,72 @@ impl TryFrom<&pb::RequestAdvisorRequest> for AdvisorRequest {
         let category = violations.check("category", NeedCategory::from_proto(request.category));
         let company = violations.required("company", request.company.as_ref(), parse_company);
         let mut hs_chapters = Vec::new();
-        let company_codes = request.company.iter().flat_map(|c| c.hs_codes.iter());
-        for (i, code) in company_codes.enumerate() {
+        let company_codes = match &request.company {
+            Some(company) => limits::bounded(
+                "company.hs_codes",
+                &company.hs_codes,
+                limits::MAX_CODES,
+                &mut violations,
+            ),
+            None => &[],
+        };
+        for (i, code) in company_codes.iter().enumerate() {
             if let Some(code) =
                 violations.check(format!("company.hs_codes[{i}]"), HsCode::parse(code))
             {
-                push_unique(&mut hs_chapters, &code.as_str()[..2]);
+                hs_chapters.push(code.as_str()[..2].to_owned());
             }
         }
-        for (i, code) in request.hs_codes.iter().enumerate() {
+        for (i, code) in limits::bounded(
+            "hs_codes",
+            &request.hs_codes,
+            limits::MAX_CODES,
+            &mut violations,
+        )
+        .iter()
+        .enumerate()
+        {
             if let Some(code) = violations.check(format!("hs_codes[{i}]"), HsInterest::parse(code))
             {
-                push_unique(&mut hs_chapters, &code.as_str()[..2]);
+                hs_chapters.push(code.as_str()[..2].to_owned());
             }
         }
         let mut target_markets = Vec::new();
-        for (i, code) in request.target_markets.iter().enumerate() {
+        for (i, code) in limits::bounded(
+            "target_markets",
+            &request.target_markets,
+            limits::MAX_CODES,
+            &mut violations,
+        )
+        .iter()
+        .enumerate()
+        {
             if let Some(code) =
                 violations.check(format!("target_markets[{i}]"), CountryCode::parse(code))
             {
-                push_unique(&mut target_markets, code.as_str());
+                target_markets.push(code.as_str().to_owned());
             }
         }
         let mut languages_needed = Vec::new();
-        for (i, code) in request.languages_needed.iter().enumerate() {
+        for (i, code) in limits::bounded(
+            "languages_needed",
+            &request.languages_needed,
+            limits::MAX_CODES,
+            &mut violations,
+        )
+        .iter()
+        .enumerate()
+        {
             if let Some(code) =
                 violations.check(format!("languages_needed[{i}]"), LanguageCode::parse(code))
             {
-                push_unique(&mut languages_needed, code.as_str());
+                languages_needed.push(code.as_str().to_owned());
             }
         }
-        if request.detail.chars().count() > MAX_DETAIL {
-            violations.add("detail", format!("at most {MAX_DETAIL} characters"));
-        }
+        limits::dedupe(&mut hs_chapters);
+        limits::dedupe(&mut target_markets);
+        limits::dedupe(&mut languages_needed);
+        limits::check_text("detail", &request.detail, MAX_DETAIL, &mut violations);
         violations.finish_with(|| {
             let company = company?;
             Some(AdvisorRequest {

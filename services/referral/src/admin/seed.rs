@@ -274,7 +274,7 @@ pub async fn run(settings: &ServerSettings, args: &SeedArgs) -> anyhow::Result<S
             .map_err(|error| anyhow::anyhow!("cannot read {}: {error}", path.display()))?,
         None => BUILT_IN.to_owned(),
     };
-    let pool = onestop_platform::db::connect(&database_url, 2).await?;
+    let pool = onestop_platform::db::connect(&database_url, 2, settings.statement_timeout).await?;
     onestop_platform::db::migrate(&pool, sqlx::migrate!("./migrations")).await?;
     load(&pool, &text).await
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use onestop_contracts::referral::v1::{self as pb, Availability, ProgramStatus, UnitKind};
 use onestop_domain::{CountryCode, GrowthStage, KsicCode, Money, NeedCategory, Province};
-use onestop_platform::Violations;
 use onestop_platform::pagination::Page;
+use onestop_platform::{Violations, limits};
 
 const MAX_TEXT: usize = 2000;
 /// A response SLA longer than this is surely a typo.
@@ -16,8 +16,8 @@ const MAX_SLA: Duration = Duration::from_secs(90 * 86_400);
 fn check_text(field: &str, text: &str, required: bool, violations: &mut Violations) {
     if required && text.trim().is_empty() {
         violations.add(field, "required");
-    } else if text.chars().count() > MAX_TEXT {
-        violations.add(field, format!("at most {MAX_TEXT} characters"));
+    } else {
+        limits::check_text(field, text, MAX_TEXT, violations);
     }
 }
 

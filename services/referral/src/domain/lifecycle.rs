@@ -7,7 +7,7 @@ use onestop_contracts::referral::v1::{
 };
 use onestop_domain::Money;
 use onestop_platform::time::to_timestamp;
-use onestop_platform::{ApiError, Role, Violations};
+use onestop_platform::{ApiError, Role, Violations, limits};
 use uuid::Uuid;
 
 const MAX_NOTE: usize = 2000;
@@ -47,8 +47,8 @@ pub enum Action {
 fn check_note(field: &str, note: &str, required: bool, violations: &mut Violations) {
     if required && note.trim().is_empty() {
         violations.add(field, "required for reason OTHER");
-    } else if note.chars().count() > MAX_NOTE {
-        violations.add(field, format!("at most {MAX_NOTE} characters"));
+    } else {
+        limits::check_text(field, note, MAX_NOTE, violations);
     }
 }
 

@@ -3,8 +3,8 @@
 
 use onestop_contracts::referral::v1::{self as pb, ReferralStatus};
 use onestop_domain::{CountryCode, HsInterest, NeedCategory};
-use onestop_platform::Violations;
 use onestop_platform::pagination::Page;
+use onestop_platform::{Violations, limits};
 use uuid::Uuid;
 
 use super::directory::{category_filter, optional};
@@ -57,9 +57,7 @@ impl TryFrom<&pb::CreateReferralRequest> for NewReferral {
         for (i, code) in request.hs_codes.iter().enumerate() {
             violations.check(format!("hs_codes[{i}]"), HsInterest::parse(code));
         }
-        if request.detail.chars().count() > MAX_DETAIL {
-            violations.add("detail", format!("at most {MAX_DETAIL} characters"));
-        }
+        limits::check_text("detail", &request.detail, MAX_DETAIL, &mut violations);
         violations.finish_with(|| {
             Some(NewReferral {
                 category: category?,
