@@ -227,9 +227,9 @@ impl onestop_platform::server::Application for Application {
                 self.host.client_tls(),
             )?;
             let follower = Follower::new(pool.clone(), source, channel, credentials.clone());
-            tokio::spawn(follower.run(shutdown.clone()));
+            follower.spawn(source.follower_name(), self.host.supervisor());
         }
-        let changes = Changes::spawn(pool.clone(), shutdown.clone());
+        let changes = Changes::spawn(pool.clone(), self.host.supervisor());
         let indicators = Indicators::new(
             pool,
             self.clock,

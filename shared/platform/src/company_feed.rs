@@ -15,7 +15,6 @@ use onestop_contracts::events::v1::Event;
 use onestop_contracts::intake::v1 as intake;
 use prost::Message;
 use sqlx::{PgConnection, PgPool};
-use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Caller, Role};
 use crate::client::lazy_channel;
@@ -148,12 +147,9 @@ pub fn spawn<R: Eraser, T: EventType>(
     host: &ServiceHost,
     eraser: R,
     erased: T,
-    shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     match follower(pool, service, intake, host, eraser, erased)? {
-        Some(follower) => {
-            tokio::spawn(follower.run(shutdown));
-        }
+        Some(follower) => follower.spawn("intake-follower", host.supervisor()),
         None => tracing::warn!(
             "ONESTOP_INTAKE_URL is not set: partners see no company records here and erasures wait"
         ),

@@ -24,6 +24,7 @@ pub mod layers;
 pub mod pagination;
 pub mod rpc;
 pub mod server;
+pub mod supervise;
 pub mod telemetry;
 pub mod time;
 pub mod tls;

@@ -19,6 +19,8 @@ use tonic::body::Body;
 use tonic::server::NamedService;
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
+use tonic_health::pb::health_server::HealthServer;
+use tonic_health::server::{HealthReporter, HealthService};
 
 use crate::audit::AuditService;
 use crate::auth::TokenVerifier;
@@ -27,6 +29,7 @@ use crate::config::ServerSettings;
 use crate::db;
 use crate::events::{self, EventFeedService, Wakeups};
 use crate::layers::{AuthLayer, LoadShedLayer, RpcTelemetryLayer};
+use crate::supervise::Supervisor;
 use crate::tls::ClientTls;
 
 /// How often retention pruning runs.
@@ -52,6 +55,14 @@ pub struct ServiceHost {
     pool: PgPool,
     shutdown: CancellationToken,
     credentials: Credentials,
+    health: Health,
+    supervisor: Supervisor,
+}
+
+/// The gRPC health service and the handle that sets its statuses.
+struct Health {
+    reporter: HealthReporter,
+    service: HealthServer<HealthService>,
 }
 
 /// Who may call the service, and how it speaks TLS.
@@ -89,14 +100,20 @@ impl ServiceHost {
         };
         let pool = db::connect(&database_url, settings.db_max_connections).await?;
         db::migrate(&pool, migrations).await?;
+        let reporter = HealthReporter::new();
+        let service = HealthServer::new(HealthService::from_health_reporter(reporter.clone()));
+        let shutdown = CancellationToken::new();
+        let supervisor = Supervisor::new(name, reporter.clone(), shutdown.clone());
         Ok(Self {
             name,
             settings,
             listener,
             local_addr,
             pool,
-            shutdown: CancellationToken::new(),
+            shutdown,
             credentials,
+            health: Health { reporter, service },
+            supervisor,
         })
     }
 
@@ -137,6 +154,12 @@ impl ServiceHost {
         self.shutdown.clone()
     }
 
+    /// Runs the service's background loops, restarted after failures and
+    /// reported in health under their own names.
+    pub fn supervisor(&self) -> &Supervisor {
+        &self.supervisor
+    }
+
     /// Serves `api` (the service's generated server) with health,
     /// reflection and the event feed until the shutdown token is cancelled,
     /// then drains in-flight calls for at most the configured grace period.
@@ -158,10 +181,15 @@ impl ServiceHost {
             pool,
             shutdown,
             credentials,
+            health,
+            supervisor,
         } = self;
-        credentials.verifier.spawn_reloader(shutdown.clone());
+        credentials.verifier.spawn_reloader(&supervisor);
 
-        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        let Health {
+            reporter: health_reporter,
+            service: health_service,
+        } = health;
         let health_names = vec![S::NAME, EventFeedServiceServer::<EventFeedService>::NAME];
         db::set_status(&health_reporter, &health_names, ServingStatus::NotServing).await;
         db::spawn_health_monitor(
@@ -182,7 +210,7 @@ impl ServiceHost {
             .build_v1alpha()?;
 
         let wakeups = Wakeups::default();
-        wakeups.spawn_listener(pool.clone(), shutdown.clone());
+        wakeups.spawn_listener(pool.clone(), &supervisor);
         let feed = EventFeedServiceServer::new(EventFeedService::new(
             pool.clone(),
             name,
@@ -192,7 +220,7 @@ impl ServiceHost {
         .max_decoding_message_size(settings.max_message_bytes)
         .max_encoding_message_size(settings.max_message_bytes);
 
-        spawn_pruning(pool.clone(), &settings, shutdown.clone());
+        spawn_pruning(pool.clone(), &settings, &supervisor);
 
         let audit = AuditServiceServer::new(AuditService::new(pool.clone()))
             .max_encoding_message_size(settings.max_message_bytes);
@@ -264,20 +292,17 @@ impl ServiceHost {
     }
 }
 
-fn spawn_pruning(pool: PgPool, settings: &ServerSettings, shutdown: CancellationToken) {
+fn spawn_pruning(pool: PgPool, settings: &ServerSettings, supervisor: &Supervisor) {
     let retention = settings.event_retention;
     let idempotency_retention = settings.idempotency_retention;
-    tokio::spawn(async move {
-        loop {
-            match events::prune(&pool, retention, idempotency_retention).await {
-                Ok(0) => {}
-                Ok(removed) => tracing::info!(removed, "pruned events past retention"),
-                Err(error) => tracing::warn!(error = %error, "event pruning failed"),
+    supervisor.every("pruner", PRUNE_EVERY, move || {
+        let pool = pool.clone();
+        async move {
+            let removed = events::prune(&pool, retention, idempotency_retention).await?;
+            if removed > 0 {
+                tracing::info!(removed, "pruned events past retention");
             }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(PRUNE_EVERY) => {}
-            }
+            Ok(())
         }
     });
 }
