@@ -32,6 +32,14 @@ use crate::layers::{AuthLayer, LoadShedLayer, RpcTelemetryLayer};
 use crate::supervise::Supervisor;
 use crate::tls::ClientTls;
 
+/// The health name that answers whether the process works: SERVING from
+/// the moment the server answers (after migrations) until it exits, whatever
+/// the database does. Liveness and startup probes ask it.
+pub const LIVENESS: &str = "liveness";
+/// The health name that answers whether the replica can serve: it follows
+/// the database like the overall ("") status. Readiness probes ask it.
+pub const READINESS: &str = "readiness";
+
 /// How often retention pruning runs.
 const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
@@ -190,8 +198,15 @@ impl ServiceHost {
             reporter: health_reporter,
             service: health_service,
         } = health;
-        let health_names = vec![S::NAME, EventFeedServiceServer::<EventFeedService>::NAME];
+        let health_names = vec![
+            READINESS,
+            S::NAME,
+            EventFeedServiceServer::<EventFeedService>::NAME,
+        ];
         db::set_status(&health_reporter, &health_names, ServingStatus::NotServing).await;
+        health_reporter
+            .set_service_status(LIVENESS, ServingStatus::Serving)
+            .await;
         db::spawn_health_monitor(
             pool.clone(),
             health_reporter.clone(),

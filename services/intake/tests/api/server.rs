@@ -48,11 +48,34 @@ async fn health_is_not_serving_while_the_database_is_unreachable_and_recovers() 
     assert!(eventually(Duration::from_secs(10), serving).await);
     assert_eq!(health(intake.addr, "").await, Some(ServingStatus::Serving));
 
+    assert_eq!(
+        health(intake.addr, "readiness").await,
+        Some(ServingStatus::Serving)
+    );
+    assert_eq!(
+        health(intake.addr, "liveness").await,
+        Some(ServingStatus::Serving)
+    );
+
     proxy.cut();
     assert!(eventually(Duration::from_secs(10), not_serving).await);
     assert_eq!(
         health(intake.addr, "onestop.events.v1.EventFeedService").await,
         Some(ServingStatus::NotServing)
+    );
+    // Out of rotation, but alive: a database outage must not make the
+    // kubelet restart every replica.
+    assert_eq!(
+        health(intake.addr, "").await,
+        Some(ServingStatus::NotServing)
+    );
+    assert_eq!(
+        health(intake.addr, "readiness").await,
+        Some(ServingStatus::NotServing)
+    );
+    assert_eq!(
+        health(intake.addr, "liveness").await,
+        Some(ServingStatus::Serving)
     );
     // Calls fail as UNAVAILABLE, a retryable code, not as INTERNAL.
     let status = intake
