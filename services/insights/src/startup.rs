@@ -225,6 +225,7 @@ impl onestop_platform::server::Application for Application {
                 url,
                 std::time::Duration::from_secs(365 * 24 * 3600),
                 self.host.client_tls(),
+                &settings.keepalive,
             )?;
             let follower = Follower::new(pool.clone(), source, channel, credentials.clone());
             follower.spawn(source.follower_name(), self.host.supervisor());

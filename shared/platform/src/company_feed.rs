@@ -122,7 +122,12 @@ pub fn follower<R: Eraser, T: EventType>(
     let Some(url) = intake.intake_url.as_deref().filter(|url| !url.is_empty()) else {
         return Ok(None);
     };
-    let channel = lazy_channel(url, host.settings().request_timeout, host.client_tls())?;
+    let channel = lazy_channel(
+        url,
+        host.settings().request_timeout,
+        host.client_tls(),
+        &host.settings().keepalive,
+    )?;
     // Watches are signed with the service's own key.
     let credentials = host.service_credentials()?;
     Ok(Some(FeedFollower::new(

@@ -278,7 +278,9 @@ impl ServiceHost {
             });
         }
 
-        let mut builder = tonic::transport::Server::builder();
+        let mut builder = settings
+            .keepalive
+            .server(tonic::transport::Server::builder());
         if let Some(config) = credentials.server_tls {
             builder = builder.tls_config(config)?;
         }
