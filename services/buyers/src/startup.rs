@@ -82,7 +82,7 @@ impl onestop_platform::server::Application for Application {
     async fn run_until_stopped(self) -> anyhow::Result<()> {
         let max_message = self.host.settings().max_message_bytes;
         let pool = self.host.pool().clone();
-        sweeper::spawn(pool.clone(), self.clock.clone(), self.host.shutdown_token());
+        sweeper::spawn(pool.clone(), self.clock.clone(), self.host.supervisor());
         company_feed::spawn(
             pool.clone(),
             SERVICE_NAME,
@@ -90,7 +90,6 @@ impl onestop_platform::server::Application for Application {
             &self.host,
             BuyersEraser,
             BuyersEvent::PersonalDataErased,
-            self.host.shutdown_token(),
         )?;
         let api = BuyerServiceServer::new(BuyersApi::new(pool, self.clock))
             .max_decoding_message_size(max_message)

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use onestop_contracts::buyers::v1 as pb;
 use onestop_contracts::event_types::BuyersEvent;
 use onestop_platform::events::{self, NewEvent};
-use onestop_platform::server::CancellationToken;
+use onestop_platform::supervise::Supervisor;
 use onestop_platform::time::{Clock, to_timestamp};
 use sqlx::PgPool;
 
@@ -17,23 +17,19 @@ use crate::store::{self, DueCheckpoint};
 
 const EVERY: Duration = Duration::from_secs(60);
 
-pub fn spawn(pool: PgPool, clock: Arc<dyn Clock>, shutdown: CancellationToken) {
-    tokio::spawn(onestop_platform::audit::as_service(
-        crate::startup::SERVICE_NAME,
-        async move {
-            loop {
-                match sweep_once(&pool, clock.now()).await {
-                    Ok(0) => {}
-                    Ok(changed) => tracing::info!(changed, "follow-up checkpoints swept"),
-                    Err(error) => tracing::warn!(error = %error, "follow-up sweep failed"),
-                }
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(EVERY) => {}
-                }
+/// Sweeps every minute until shutdown, as the supervised loop
+/// `follow-up-sweeper`.
+pub fn spawn(pool: PgPool, clock: Arc<dyn Clock>, supervisor: &Supervisor) {
+    supervisor.every("follow-up-sweeper", EVERY, move || {
+        let (pool, clock) = (pool.clone(), clock.clone());
+        onestop_platform::audit::as_service(crate::startup::SERVICE_NAME, async move {
+            let changed = sweep_once(&pool, clock.now()).await?;
+            if changed > 0 {
+                tracing::info!(changed, "follow-up checkpoints swept");
             }
-        },
-    ));
+            Ok(())
+        })
+    });
 }
 
 /// Checkpoints handled per transaction, so one pass never holds locks long.

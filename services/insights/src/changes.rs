@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use onestop_platform::server::CancellationToken;
+use onestop_platform::supervise::Supervisor;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio::sync::watch;
@@ -19,38 +19,41 @@ const POLL: Duration = Duration::from_secs(1);
 pub struct Changes(watch::Receiver<u64>);
 
 impl Changes {
-    /// Listens until `shutdown`.
-    pub fn spawn(pool: PgPool, shutdown: CancellationToken) -> Self {
+    /// Listens until shutdown, as the supervised loop `changes`.
+    pub fn spawn(pool: PgPool, supervisor: &Supervisor) -> Self {
         let (sender, receiver) = watch::channel(0u64);
-        tokio::spawn(async move {
-            let mut mark = store::change_mark(&pool).await.ok();
-            let mut listener: Option<PgListener> = None;
-            loop {
-                if listener.is_none() {
-                    listener = listen(&pool).await;
-                }
-                let notified = async {
-                    match listener.as_mut() {
-                        Some(listener) => listener.try_recv().await.map(|n| n.is_some()),
-                        None => std::future::pending().await,
+        supervisor.spawn("changes", move |beat| {
+            let (pool, sender) = (pool.clone(), sender.clone());
+            async move {
+                let mut mark = store::change_mark(&pool).await.ok();
+                let mut listener: Option<PgListener> = None;
+                loop {
+                    if listener.is_none() {
+                        listener = listen(&pool).await;
                     }
-                };
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    received = notified => match received {
-                        Ok(true) => {
-                            sender.send_modify(|version| *version += 1);
-                            continue;
+                    let notified = async {
+                        match listener.as_mut() {
+                            Some(listener) => listener.try_recv().await.map(|n| n.is_some()),
+                            None => std::future::pending().await,
                         }
-                        // The connection dropped: notifications may be lost.
-                        _ => listener = None,
-                    },
-                    _ = tokio::time::sleep(POLL) => {}
-                }
-                let now = store::change_mark(&pool).await.ok();
-                if now.is_some() && now != mark {
-                    mark = now;
-                    sender.send_modify(|version| *version += 1);
+                    };
+                    tokio::select! {
+                        _ = beat.stopping() => return Ok(()),
+                        received = notified => match received {
+                            Ok(true) => {
+                                sender.send_modify(|version| *version += 1);
+                                continue;
+                            }
+                            // The connection dropped: notifications may be lost.
+                            _ => listener = None,
+                        },
+                        _ = tokio::time::sleep(POLL) => {}
+                    }
+                    let now = store::change_mark(&pool).await.ok();
+                    if now.is_some() && now != mark {
+                        mark = now;
+                        sender.send_modify(|version| *version += 1);
+                    }
                 }
             }
         });

@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 use onestop_contracts::events::v1::event_feed_service_client::EventFeedServiceClient;
 use onestop_contracts::events::v1::{Event, WatchRequest, watch_response};
 use onestop_platform::client::ServiceCredentials;
-use onestop_platform::server::CancellationToken;
+use onestop_platform::supervise::{Beat, Supervisor};
 use onestop_platform::time::from_timestamp;
 use sqlx::PgPool;
 use tonic::transport::Channel;
@@ -60,15 +60,28 @@ impl Follower {
         }
     }
 
+    /// Follows the feed as a supervised loop until shutdown.
+    pub fn spawn(self, name: &'static str, supervisor: &Supervisor) {
+        supervisor.keep_running(name, self, |follower, beat| async move {
+            follower.run(beat).await
+        });
+    }
+
     /// Follows the feed until shutdown, reconnecting with backoff whenever
-    /// the service or the database goes away.
-    pub async fn run(self, shutdown: CancellationToken) {
+    /// the service or the database goes away; each failure and each good
+    /// stretch is told to the supervisor through `beat`.
+    pub async fn run(&self, beat: Beat) {
         let mut wait = RECONNECT_FIRST;
         loop {
             let outcome = tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = beat.stopping() => return,
                 outcome = self.follow_once() => outcome,
             };
+            if outcome.is_err() {
+                beat.failed().await;
+            } else {
+                beat.ok().await;
+            }
             match outcome {
                 Ok(Ok(applied)) if applied > 0 => wait = RECONNECT_FIRST,
                 Ok(Ok(_)) => {}
@@ -89,7 +102,7 @@ impl Follower {
                 }
             }
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = beat.stopping() => return,
                 _ = tokio::time::sleep(wait) => {}
             }
             wait = (wait * 2).min(RECONNECT_MAX);

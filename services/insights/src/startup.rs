@@ -225,11 +225,12 @@ impl onestop_platform::server::Application for Application {
                 url,
                 std::time::Duration::from_secs(365 * 24 * 3600),
                 self.host.client_tls(),
+                &settings.keepalive,
             )?;
             let follower = Follower::new(pool.clone(), source, channel, credentials.clone());
-            tokio::spawn(follower.run(shutdown.clone()));
+            follower.spawn(source.follower_name(), self.host.supervisor());
         }
-        let changes = Changes::spawn(pool.clone(), shutdown.clone());
+        let changes = Changes::spawn(pool.clone(), self.host.supervisor());
         let indicators = Indicators::new(
             pool,
             self.clock,

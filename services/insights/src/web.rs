@@ -81,7 +81,9 @@ impl Page {
                 verifier,
             ));
         tracing::info!(http_addr = %addr, "dashboard page and gRPC-Web served");
-        tonic::transport::Server::builder()
+        settings
+            .keepalive
+            .server(tonic::transport::Server::builder())
             .accept_http1(true)
             .layer(layers)
             .add_service(api)

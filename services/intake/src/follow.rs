@@ -58,20 +58,32 @@ impl OwnerFeed {
 pub struct Follower;
 
 impl Follower {
-    pub fn for_upstreams(pool: &PgPool, upstreams: &Upstreams) -> Vec<FeedFollower<OwnerFeed>> {
+    /// Each with the name of its supervised loop.
+    pub fn for_upstreams(
+        pool: &PgPool,
+        upstreams: &Upstreams,
+    ) -> Vec<(&'static str, FeedFollower<OwnerFeed>)> {
         upstreams
             .configured_owners()
             .into_iter()
             .filter_map(|owner| {
                 let channel = upstreams.channel(owner)?.clone();
-                Some(FeedFollower::new(
-                    pool.clone(),
-                    SERVICE_NAME,
-                    feed_name(owner),
-                    channel,
-                    upstreams.credentials.clone(),
-                    owner_events::followed_types(owner),
-                    OwnerFeed { owner },
+                let name = match owner {
+                    NeedOwner::Mentoring => "mentoring-follower",
+                    NeedOwner::Buyers => "buyers-follower",
+                    NeedOwner::Referral => "referral-follower",
+                };
+                Some((
+                    name,
+                    FeedFollower::new(
+                        pool.clone(),
+                        SERVICE_NAME,
+                        feed_name(owner),
+                        channel,
+                        upstreams.credentials.clone(),
+                        owner_events::followed_types(owner),
+                        OwnerFeed { owner },
+                    ),
                 ))
             })
             .collect()

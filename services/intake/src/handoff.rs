@@ -23,7 +23,7 @@ use onestop_contracts::referral::v1::CreateReferralRequest;
 use onestop_contracts::referral::v1::referral_service_client::ReferralServiceClient;
 use onestop_domain::NeedOwner;
 use onestop_platform::events::{self, NewEvent};
-use onestop_platform::server::CancellationToken;
+use onestop_platform::supervise::Beat;
 use onestop_platform::telemetry;
 use onestop_platform::time::Clock;
 use sqlx::{PgConnection, PgPool};
@@ -62,23 +62,29 @@ impl Relay {
         }
     }
 
-    /// Delivers until shutdown, waking on every pass that found nothing due.
-    pub async fn run(self, shutdown: CancellationToken) {
-        if self.upstreams.configured_owners().is_empty() {
+    /// Whether any owner is configured to deliver to.
+    pub fn has_owners(&self) -> bool {
+        let configured = !self.upstreams.configured_owners().is_empty();
+        if !configured {
             tracing::warn!("no upstream URLs configured: needs stay undelivered");
-            return;
         }
+        configured
+    }
+
+    /// Delivers until shutdown, waking on every pass that found nothing
+    /// due. A pass that fails ends the run: the supervisor starts it again
+    /// after its backoff and counts the failure.
+    pub async fn run(self: Arc<Self>, beat: Beat) -> anyhow::Result<()> {
         loop {
-            let pause = match self.deliver_due().await {
-                Ok(pass) if pass.delivered + pass.failed > 0 => Duration::ZERO,
-                Ok(_) => IDLE_POLL,
-                Err(error) => {
-                    tracing::warn!(error = %error, "need relay pass failed");
-                    Duration::from_secs(1)
-                }
+            let pass = self.deliver_due().await?;
+            beat.ok().await;
+            let pause = if pass.delivered + pass.failed > 0 {
+                Duration::ZERO
+            } else {
+                IDLE_POLL
             };
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = beat.stopping() => return Ok(()),
                 _ = tokio::time::sleep(pause) => {}
             }
         }

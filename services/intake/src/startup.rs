@@ -65,14 +65,19 @@ impl onestop_platform::server::Application for Application {
 
     async fn run_until_stopped(self) -> anyhow::Result<()> {
         let pool = self.host.pool().clone();
-        let shutdown = self.host.shutdown_token();
-        let relay = Relay::new(pool.clone(), self.upstreams.clone(), Arc::new(SystemClock));
-        tokio::spawn(onestop_platform::audit::as_service(
-            SERVICE_NAME,
-            relay.run(shutdown.clone()),
+        let supervisor = self.host.supervisor();
+        let relay = Arc::new(Relay::new(
+            pool.clone(),
+            self.upstreams.clone(),
+            Arc::new(SystemClock),
         ));
-        for follower in Follower::for_upstreams(&pool, &self.upstreams) {
-            tokio::spawn(follower.run(shutdown.clone()));
+        if relay.has_owners() {
+            supervisor.spawn("relay", move |beat| {
+                onestop_platform::audit::as_service(SERVICE_NAME, relay.clone().run(beat))
+            });
+        }
+        for (name, follower) in Follower::for_upstreams(&pool, &self.upstreams) {
+            follower.spawn(name, supervisor);
         }
         let max_message = self.host.settings().max_message_bytes;
         let api = IntakeServiceServer::new(IntakeApi::new(self.host.pool().clone()))

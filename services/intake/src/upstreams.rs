@@ -51,10 +51,11 @@ impl Upstreams {
     /// (required: ONESTOP_SERVICE_KEY, or development mode).
     pub fn connect(settings: &UpstreamSettings, host: &ServiceHost) -> anyhow::Result<Self> {
         let timeout = host.settings().request_timeout;
+        let keepalive = host.settings().keepalive;
         let channel = |url: &Option<String>| {
             url.as_deref()
                 .filter(|url| !url.is_empty())
-                .map(|url| lazy_channel(url, timeout, host.client_tls()))
+                .map(|url| lazy_channel(url, timeout, host.client_tls(), &keepalive))
                 .transpose()
         };
         Ok(Self {

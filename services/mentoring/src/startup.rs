@@ -119,7 +119,7 @@ impl onestop_platform::server::Application for Application {
             rules,
             self.clock.clone(),
             self.settings.sweep_interval,
-            self.host.shutdown_token(),
+            self.host.supervisor(),
         );
         company_feed::spawn(
             self.host.pool().clone(),
@@ -128,7 +128,6 @@ impl onestop_platform::server::Application for Application {
             &self.host,
             MentoringEraser,
             MentoringEvent::PersonalDataErased,
-            self.host.shutdown_token(),
         )?;
         let max_message = self.host.settings().max_message_bytes;
         let api = MentoringServiceServer::new(MentoringApi::new(

@@ -11,7 +11,7 @@ use onestop_contracts::event_types::MentoringEvent;
 use onestop_contracts::mentoring::v1 as pb;
 use onestop_platform::ApiResult;
 use onestop_platform::events::{self, NewEvent};
-use onestop_platform::server::CancellationToken;
+use onestop_platform::supervise::Supervisor;
 use onestop_platform::time::{Clock, to_timestamp};
 use sqlx::PgPool;
 
@@ -28,18 +28,34 @@ pub struct SweepReport {
     pub waitlist_filled: u32,
 }
 
-/// One pass over everything time-driven, as of `now`.
+/// One pass over everything time-driven, as of `now`. The steps are
+/// independent, each in its own transaction: one that fails is logged and
+/// the others still run; the pass then fails with the first error, so the
+/// supervisor retries it (every step is safe to run again).
 pub async fn sweep_once(
     pool: &PgPool,
     rules: &Rules,
     now: DateTime<Utc>,
 ) -> ApiResult<SweepReport> {
-    Ok(SweepReport {
-        overdue_raised: raise_overdue_contacts(pool, now).await?,
-        fees_charged: accrue_fees(pool, now).await?,
-        handovers_ended: end_handovers(pool, now).await?,
-        waitlist_filled: fill_waitlist(pool, rules, now).await?,
-    })
+    let mut first_error = None;
+    let mut step = |name: &'static str, outcome: ApiResult<u32>| match outcome {
+        Ok(count) => count,
+        Err(error) => {
+            tracing::error!(step = name, error = %error, "mentoring sweep step failed");
+            first_error.get_or_insert(error);
+            0
+        }
+    };
+    let report = SweepReport {
+        overdue_raised: step("overdue", raise_overdue_contacts(pool, now).await),
+        fees_charged: step("fees", accrue_fees(pool, now).await),
+        handovers_ended: step("handovers", end_handovers(pool, now).await),
+        waitlist_filled: step("waitlist", fill_waitlist(pool, rules, now).await),
+    };
+    match first_error {
+        Some(error) => Err(error),
+        None => Ok(report),
+    }
 }
 
 pub async fn raise_overdue_contacts(pool: &PgPool, now: DateTime<Utc>) -> ApiResult<u32> {
@@ -141,36 +157,28 @@ pub async fn fill_waitlist(pool: &PgPool, rules: &Rules, now: DateTime<Utc>) -> 
     Ok(filled)
 }
 
-/// Sweeps every `every` until `shutdown` is cancelled.
+/// Sweeps every `every` until shutdown, as the supervised loop `sweeper`.
 pub fn spawn(
     pool: PgPool,
     rules: Rules,
     clock: Arc<dyn Clock>,
     every: Duration,
-    shutdown: CancellationToken,
+    supervisor: &Supervisor,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(onestop_platform::audit::as_service(
-        crate::startup::SERVICE_NAME,
-        async move {
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(every) => {}
-                }
-                match sweep_once(&pool, &rules, clock.now()).await {
-                    Ok(report) if report != SweepReport::default() => {
-                        tracing::info!(
-                            overdue_raised = report.overdue_raised,
-                            fees_charged = report.fees_charged,
-                            handovers_ended = report.handovers_ended,
-                            waitlist_filled = report.waitlist_filled,
-                            "mentoring sweep"
-                        );
-                    }
-                    Ok(_) => {}
-                    Err(error) => tracing::warn!(error = %error, "mentoring sweep failed"),
-                }
+    supervisor.every("sweeper", every, move || {
+        let (pool, clock) = (pool.clone(), clock.clone());
+        onestop_platform::audit::as_service(crate::startup::SERVICE_NAME, async move {
+            let report = sweep_once(&pool, &rules, clock.now()).await?;
+            if report != SweepReport::default() {
+                tracing::info!(
+                    overdue_raised = report.overdue_raised,
+                    fees_charged = report.fees_charged,
+                    handovers_ended = report.handovers_ended,
+                    waitlist_filled = report.waitlist_filled,
+                    "mentoring sweep"
+                );
             }
-        },
-    ))
+            Ok(())
+        })
+    })
 }

@@ -96,7 +96,7 @@ impl onestop_platform::server::Application for Application {
             pool.clone(),
             self.clock.clone(),
             self.referral.sla_sweep_interval,
-            self.host.shutdown_token(),
+            self.host.supervisor(),
         );
         company_feed::spawn(
             pool.clone(),
@@ -105,7 +105,6 @@ impl onestop_platform::server::Application for Application {
             &self.host,
             ReferralEraser,
             ReferralEvent::PersonalDataErased,
-            self.host.shutdown_token(),
         )?;
         let max_message = self.host.settings().max_message_bytes;
         let api = ReferralServiceServer::new(ReferralApi::new(pool, self.clock))

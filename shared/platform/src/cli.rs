@@ -30,9 +30,9 @@ pub struct ProbeArgs {
     /// Address to probe [default: 127.0.0.1 and the port of ONESTOP_LISTEN].
     #[arg(long)]
     pub addr: Option<SocketAddr>,
-    /// Health service name; the event feed's flips with the database like
-    /// the service's own.
-    #[arg(long, default_value = "onestop.events.v1.EventFeedService")]
+    /// Health service name: `readiness` follows the database, `liveness`
+    /// only whether the process answers.
+    #[arg(long, default_value = crate::server::READINESS)]
     pub service: String,
     #[arg(long, default_value = "3s", value_parser = parse_duration)]
     pub timeout: Duration,

@@ -10,19 +10,26 @@ use tonic::service::Interceptor;
 use tonic::transport::Channel;
 
 use crate::auth::{Role, TokenIssuer};
+use crate::config::Keepalive;
 use crate::telemetry;
 use crate::tls::ClientTls;
 
 /// A channel to `url` that connects on first use and reconnects after the
 /// peer restarts, so a service can start before its upstreams. `https://`
-/// URLs speak TLS as `tls` says.
-pub fn lazy_channel(url: &str, call_timeout: Duration, tls: &ClientTls) -> anyhow::Result<Channel> {
+/// URLs speak TLS as `tls` says; the connection is kept alive (and a lost
+/// peer noticed) as `keepalive` says.
+pub fn lazy_channel(
+    url: &str,
+    call_timeout: Duration,
+    tls: &ClientTls,
+    keepalive: &Keepalive,
+) -> anyhow::Result<Channel> {
     let endpoint = tls
         .endpoint(url)?
         .connect_timeout(Duration::from_secs(3))
         .timeout(call_timeout)
         .tcp_nodelay(true);
-    Ok(endpoint.connect_lazy())
+    Ok(keepalive.endpoint(endpoint).connect_lazy())
 }
 
 /// How long a service token lives, and how long one is reused before a

@@ -15,7 +15,6 @@ use onestop_contracts::events::v1::Event;
 use onestop_contracts::intake::v1 as intake;
 use prost::Message;
 use sqlx::{PgConnection, PgPool};
-use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Caller, Role};
 use crate::client::lazy_channel;
@@ -123,7 +122,12 @@ pub fn follower<R: Eraser, T: EventType>(
     let Some(url) = intake.intake_url.as_deref().filter(|url| !url.is_empty()) else {
         return Ok(None);
     };
-    let channel = lazy_channel(url, host.settings().request_timeout, host.client_tls())?;
+    let channel = lazy_channel(
+        url,
+        host.settings().request_timeout,
+        host.client_tls(),
+        &host.settings().keepalive,
+    )?;
     // Watches are signed with the service's own key.
     let credentials = host.service_credentials()?;
     Ok(Some(FeedFollower::new(
@@ -148,12 +152,9 @@ pub fn spawn<R: Eraser, T: EventType>(
     host: &ServiceHost,
     eraser: R,
     erased: T,
-    shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     match follower(pool, service, intake, host, eraser, erased)? {
-        Some(follower) => {
-            tokio::spawn(follower.run(shutdown));
-        }
+        Some(follower) => follower.spawn("intake-follower", host.supervisor()),
         None => tracing::warn!(
             "ONESTOP_INTAKE_URL is not set: partners see no company records here and erasures wait"
         ),

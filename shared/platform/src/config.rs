@@ -43,6 +43,10 @@ pub struct ServerSettings {
     #[arg(long, env = "ONESTOP_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
 
+    /// HTTP/2 keepalive on every connection this process serves or makes.
+    #[command(flatten)]
+    pub keepalive: Keepalive,
+
     /// How often the database is probed for the health status.
     #[arg(long, env = "ONESTOP_HEALTH_INTERVAL", default_value = "2s", value_parser = parse_duration)]
     pub health_interval: Duration,
@@ -65,6 +69,59 @@ pub struct ServerSettings {
     pub idempotency_retention: Duration,
 }
 
+/// HTTP/2 PINGs on every connection, served and made, so that a peer lost
+/// without a word (a node gone, a NAT dropping the flow) is noticed within
+/// `interval + timeout` instead of never: a feed watch on such a connection
+/// would otherwise wait forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Args)]
+pub struct Keepalive {
+    /// How often a PING goes out on every HTTP/2 connection, idle or not.
+    #[arg(
+        long = "keepalive-interval",
+        env = "ONESTOP_KEEPALIVE_INTERVAL",
+        default_value = "20s",
+        value_parser = parse_duration
+    )]
+    pub interval: Duration,
+
+    /// How long a PING may go unanswered before the connection is closed.
+    #[arg(
+        long = "keepalive-timeout",
+        env = "ONESTOP_KEEPALIVE_TIMEOUT",
+        default_value = "10s",
+        value_parser = parse_duration
+    )]
+    pub timeout: Duration,
+}
+
+impl Default for Keepalive {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(20),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Keepalive {
+    /// A server that pings its clients.
+    pub fn server(&self, builder: tonic::transport::Server) -> tonic::transport::Server {
+        builder
+            .http2_keepalive_interval(Some(self.interval))
+            .http2_keepalive_timeout(Some(self.timeout))
+            .tcp_keepalive(Some(self.interval))
+    }
+
+    /// A client that pings its server, also while no call is open.
+    pub fn endpoint(&self, endpoint: tonic::transport::Endpoint) -> tonic::transport::Endpoint {
+        endpoint
+            .http2_keep_alive_interval(self.interval)
+            .keep_alive_timeout(self.timeout)
+            .keep_alive_while_idle(true)
+            .tcp_keepalive(Some(self.interval))
+    }
+}
+
 impl ServerSettings {
     /// Settings for a test or embedded run: defaults, the given database,
     /// an ephemeral port on loopback.
@@ -79,6 +136,16 @@ impl ServerSettings {
         settings.database_url = Some(database_url.into());
         settings.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
         settings
+    }
+
+    /// A channel to another service for a command run from this process's
+    /// settings (seeding, watching feeds): its TLS and keepalive.
+    pub fn channel(
+        &self,
+        url: &str,
+        call_timeout: Duration,
+    ) -> anyhow::Result<tonic::transport::Channel> {
+        crate::client::lazy_channel(url, call_timeout, &self.tls.client()?, &self.keepalive)
     }
 
     pub fn listen_addr(&self, default_port: u16) -> SocketAddr {
@@ -136,5 +203,29 @@ mod tests {
         assert_eq!(settings.request_timeout, Duration::from_secs(30));
         assert_eq!(settings.statement_timeout, Duration::from_secs(10));
         assert_eq!(settings.listen_addr(50051).ip().to_string(), "127.0.0.1");
+        assert_eq!(settings.keepalive, Keepalive::default());
+        assert_eq!(settings.keepalive.interval, Duration::from_secs(20));
+        assert_eq!(settings.keepalive.timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn keepalive_settings_parse() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            settings: ServerSettings,
+        }
+        let settings = Cli::parse_from([
+            "cli",
+            "--keepalive-interval",
+            "5s",
+            "--keepalive-timeout",
+            "1500ms",
+        ])
+        .settings;
+        assert_eq!(settings.keepalive.interval, Duration::from_secs(5));
+        assert_eq!(settings.keepalive.timeout, Duration::from_millis(1500));
+        assert!(Cli::try_parse_from(["cli", "--keepalive-interval", "soon"]).is_err());
     }
 }

@@ -165,39 +165,42 @@ pub struct Wakeups(Arc<Notify>);
 impl Wakeups {
     /// Listens on the notification channel until `shutdown`, reconnecting
     /// as needed.
-    pub fn spawn_listener(&self, pool: PgPool, shutdown: CancellationToken) {
+    pub fn spawn_listener(&self, pool: PgPool, supervisor: &crate::supervise::Supervisor) {
         let notify = self.0.clone();
-        tokio::spawn(async move {
-            loop {
-                let mut listener = match PgListener::connect_with(&pool).await {
-                    Ok(listener) => listener,
-                    Err(error) => {
-                        tracing::debug!(error = %error, "event listener cannot connect");
+        supervisor.spawn("event-wakeups", move |beat| {
+            let (pool, notify, shutdown) = (pool.clone(), notify.clone(), beat.shutdown_token());
+            async move {
+                loop {
+                    let mut listener = match PgListener::connect_with(&pool).await {
+                        Ok(listener) => listener,
+                        Err(error) => {
+                            tracing::debug!(error = %error, "event listener cannot connect");
+                            tokio::select! {
+                                _ = shutdown.cancelled() => return Ok(()),
+                                _ = tokio::time::sleep(POLL_FALLBACK) => continue,
+                            }
+                        }
+                    };
+                    if listener.listen(NOTIFY_CHANNEL).await.is_err() {
                         tokio::select! {
-                            _ = shutdown.cancelled() => return,
+                            _ = shutdown.cancelled() => return Ok(()),
                             _ = tokio::time::sleep(POLL_FALLBACK) => continue,
                         }
                     }
-                };
-                if listener.listen(NOTIFY_CHANNEL).await.is_err() {
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(POLL_FALLBACK) => continue,
-                    }
-                }
-                loop {
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        message = listener.try_recv() => match message {
-                            Ok(Some(_)) => notify.notify_waiters(),
-                            // The connection dropped; notifications may be
-                            // lost, so wake everyone to re-read.
-                            Ok(None) => notify.notify_waiters(),
-                            Err(_) => {
-                                notify.notify_waiters();
-                                break;
-                            }
-                        },
+                    loop {
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return Ok(()),
+                            message = listener.try_recv() => match message {
+                                Ok(Some(_)) => notify.notify_waiters(),
+                                // The connection dropped; notifications may be
+                                // lost, so wake everyone to re-read.
+                                Ok(None) => notify.notify_waiters(),
+                                Err(_) => {
+                                    notify.notify_waiters();
+                                    break;
+                                }
+                            },
+                        }
                     }
                 }
             }

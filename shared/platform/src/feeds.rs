@@ -151,7 +151,12 @@ pub async fn watch(args: WatchFeedsArgs, settings: &ServerSettings) -> anyhow::R
     let (sender, mut receiver) = mpsc::channel::<(String, Event)>(256);
     for (name, url) in feeds {
         let after = cursors.get(&name).copied().unwrap_or(0);
-        let channel = lazy_channel(&url, Duration::from_secs(24 * 3600), &tls)?;
+        let channel = lazy_channel(
+            &url,
+            Duration::from_secs(24 * 3600),
+            &tls,
+            &settings.keepalive,
+        )?;
         tokio::spawn(follow(
             name,
             channel,

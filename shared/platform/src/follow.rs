@@ -12,9 +12,10 @@
 //! retention is reported loudly and following goes on from the oldest event
 //! still kept.
 //!
-//! The loop is its own supervisor: a lost connection, a failed transaction
-//! or a panic while applying an event ends that attempt (nothing of the
-//! event is committed) and following starts again after a backoff.
+//! A lost connection, a failed transaction or a panic while applying an
+//! event ends that attempt (nothing of the event is committed) and
+//! following starts again after a backoff; the supervisor hears of each
+//! failure, so a feed that keeps failing shows in health.
 
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
@@ -24,13 +25,13 @@ use futures_util::future::BoxFuture;
 use onestop_contracts::events::v1::event_feed_service_client::EventFeedServiceClient;
 use onestop_contracts::events::v1::{Event, WatchRequest, watch_response};
 use sqlx::{PgConnection, PgPool};
-use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
 use tracing::Instrument;
 
 use crate::audit;
 use crate::client::ServiceCredentials;
+use crate::supervise::{Beat, Supervisor};
 use crate::telemetry;
 
 const RECONNECT_FIRST: Duration = Duration::from_millis(250);
@@ -108,30 +109,48 @@ impl<H: FeedHandler> FeedFollower<H> {
         }
     }
 
+    /// Follows the feed as the supervised loop `name` until shutdown.
+    pub fn spawn(self, name: &'static str, supervisor: &Supervisor) {
+        supervisor.keep_running(name, self, |follower, beat| async move {
+            follower.run(beat).await
+        });
+    }
+
     /// Follows the feed until shutdown, starting again with backoff
-    /// whenever the feed, the database or the handler fails.
-    pub async fn run(self, shutdown: CancellationToken) {
+    /// whenever the feed, the database or the handler fails; each failure
+    /// and each good stretch is told to the supervisor through `beat`.
+    pub async fn run(&self, beat: Beat) {
         let mut wait = RECONNECT_FIRST;
         loop {
             let attempt = audit::as_service(self.service, self.follow_once());
             let outcome = tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = beat.stopping() => return,
                 outcome = AssertUnwindSafe(attempt).catch_unwind() => outcome,
             };
             match outcome {
-                Ok(Ok(Followed::Applied(applied))) if applied > 0 => wait = RECONNECT_FIRST,
-                Ok(Ok(Followed::Restarted)) => wait = RECONNECT_FIRST,
-                Ok(Ok(Followed::Applied(_))) => {}
+                Ok(Ok(Followed::Applied(applied))) if applied > 0 => {
+                    wait = RECONNECT_FIRST;
+                    beat.ok().await;
+                }
+                Ok(Ok(Followed::Restarted)) => {
+                    wait = RECONNECT_FIRST;
+                    beat.ok().await;
+                }
+                Ok(Ok(Followed::Applied(_))) => beat.ok().await,
                 Ok(Err(error)) => {
+                    beat.failed().await;
                     tracing::debug!(source = self.source, error = %error, "feed following interrupted")
                 }
-                Err(_) => tracing::error!(
-                    source = self.source,
-                    "applying an event panicked; following again from the stored cursor"
-                ),
+                Err(_) => {
+                    beat.failed().await;
+                    tracing::error!(
+                        source = self.source,
+                        "applying an event panicked; following again from the stored cursor"
+                    )
+                }
             }
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = beat.stopping() => return,
                 _ = tokio::time::sleep(wait) => {}
             }
             wait = (wait * 2).min(RECONNECT_MAX);

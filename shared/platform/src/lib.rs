@@ -25,6 +25,7 @@ pub mod limits;
 pub mod pagination;
 pub mod rpc;
 pub mod server;
+pub mod supervise;
 pub mod telemetry;
 pub mod time;
 pub mod tls;

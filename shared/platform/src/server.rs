@@ -19,6 +19,8 @@ use tonic::body::Body;
 use tonic::server::NamedService;
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
+use tonic_health::pb::health_server::HealthServer;
+use tonic_health::server::{HealthReporter, HealthService};
 
 use crate::audit::AuditService;
 use crate::auth::TokenVerifier;
@@ -27,7 +29,16 @@ use crate::config::ServerSettings;
 use crate::db;
 use crate::events::{self, EventFeedService, Wakeups};
 use crate::layers::RpcLayers;
+use crate::supervise::Supervisor;
 use crate::tls::ClientTls;
+
+/// The health name that answers whether the process works: SERVING from
+/// the moment the server answers (after migrations) until it exits, whatever
+/// the database does. Liveness and startup probes ask it.
+pub const LIVENESS: &str = "liveness";
+/// The health name that answers whether the replica can serve: it follows
+/// the database like the overall ("") status. Readiness probes ask it.
+pub const READINESS: &str = "readiness";
 
 /// How often retention pruning runs.
 const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -52,6 +63,14 @@ pub struct ServiceHost {
     pool: PgPool,
     shutdown: CancellationToken,
     credentials: Credentials,
+    health: Health,
+    supervisor: Supervisor,
+}
+
+/// The gRPC health service and the handle that sets its statuses.
+struct Health {
+    reporter: HealthReporter,
+    service: HealthServer<HealthService>,
 }
 
 /// Who may call the service, and how it speaks TLS.
@@ -94,14 +113,20 @@ impl ServiceHost {
         )
         .await?;
         db::migrate(&pool, migrations).await?;
+        let reporter = HealthReporter::new();
+        let service = HealthServer::new(HealthService::from_health_reporter(reporter.clone()));
+        let shutdown = CancellationToken::new();
+        let supervisor = Supervisor::new(name, reporter.clone(), shutdown.clone());
         Ok(Self {
             name,
             settings,
             listener,
             local_addr,
             pool,
-            shutdown: CancellationToken::new(),
+            shutdown,
             credentials,
+            health: Health { reporter, service },
+            supervisor,
         })
     }
 
@@ -142,6 +167,12 @@ impl ServiceHost {
         self.shutdown.clone()
     }
 
+    /// Runs the service's background loops, restarted after failures and
+    /// reported in health under their own names.
+    pub fn supervisor(&self) -> &Supervisor {
+        &self.supervisor
+    }
+
     /// Serves `api` (the service's generated server) with health,
     /// reflection and the event feed until the shutdown token is cancelled,
     /// then drains in-flight calls for at most the configured grace period.
@@ -163,12 +194,24 @@ impl ServiceHost {
             pool,
             shutdown,
             credentials,
+            health,
+            supervisor,
         } = self;
-        credentials.verifier.spawn_reloader(shutdown.clone());
+        credentials.verifier.spawn_reloader(&supervisor);
 
-        let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        let health_names = vec![S::NAME, EventFeedServiceServer::<EventFeedService>::NAME];
+        let Health {
+            reporter: health_reporter,
+            service: health_service,
+        } = health;
+        let health_names = vec![
+            READINESS,
+            S::NAME,
+            EventFeedServiceServer::<EventFeedService>::NAME,
+        ];
         db::set_status(&health_reporter, &health_names, ServingStatus::NotServing).await;
+        health_reporter
+            .set_service_status(LIVENESS, ServingStatus::Serving)
+            .await;
         db::spawn_health_monitor(
             pool.clone(),
             health_reporter.clone(),
@@ -187,7 +230,7 @@ impl ServiceHost {
             .build_v1alpha()?;
 
         let wakeups = Wakeups::default();
-        wakeups.spawn_listener(pool.clone(), shutdown.clone());
+        wakeups.spawn_listener(pool.clone(), &supervisor);
         let feed = EventFeedServiceServer::new(EventFeedService::new(
             pool.clone(),
             name,
@@ -197,7 +240,7 @@ impl ServiceHost {
         .max_decoding_message_size(settings.max_message_bytes)
         .max_encoding_message_size(settings.max_message_bytes);
 
-        spawn_pruning(pool.clone(), &settings, shutdown.clone());
+        spawn_pruning(pool.clone(), &settings, &supervisor);
 
         let audit = AuditServiceServer::new(AuditService::new(pool.clone()))
             .max_encoding_message_size(settings.max_message_bytes);
@@ -237,7 +280,9 @@ impl ServiceHost {
             });
         }
 
-        let mut builder = tonic::transport::Server::builder();
+        let mut builder = settings
+            .keepalive
+            .server(tonic::transport::Server::builder());
         if let Some(config) = credentials.server_tls {
             builder = builder.tls_config(config)?;
         }
@@ -266,20 +311,17 @@ impl ServiceHost {
     }
 }
 
-fn spawn_pruning(pool: PgPool, settings: &ServerSettings, shutdown: CancellationToken) {
+fn spawn_pruning(pool: PgPool, settings: &ServerSettings, supervisor: &Supervisor) {
     let retention = settings.event_retention;
     let idempotency_retention = settings.idempotency_retention;
-    tokio::spawn(async move {
-        loop {
-            match events::prune(&pool, retention, idempotency_retention).await {
-                Ok(0) => {}
-                Ok(removed) => tracing::info!(removed, "pruned events past retention"),
-                Err(error) => tracing::warn!(error = %error, "event pruning failed"),
+    supervisor.every("pruner", PRUNE_EVERY, move || {
+        let pool = pool.clone();
+        async move {
+            let removed = events::prune(&pool, retention, idempotency_retention).await?;
+            if removed > 0 {
+                tracing::info!(removed, "pruned events past retention");
             }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(PRUNE_EVERY) => {}
-            }
+            Ok(())
         }
     });
 }

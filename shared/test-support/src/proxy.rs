@@ -1,10 +1,12 @@
-//! A TCP proxy in front of Postgres that a test can cut and restore, to see
-//! how a service behaves while its database is unreachable.
+//! A TCP proxy a test can cut and restore, to see how a service behaves
+//! while its database is unreachable, or blackhole: connections stay open
+//! and nothing gets through, as when a node is lost or a NAT drops a flow.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::AbortHandle;
 
@@ -17,6 +19,7 @@ pub struct TcpProxy {
 #[derive(Default)]
 struct State {
     cut: AtomicBool,
+    blackholed: AtomicBool,
     links: Mutex<Vec<AbortHandle>>,
 }
 
@@ -27,14 +30,20 @@ impl TcpProxy {
         let state = Arc::new(State::default());
         let shared = state.clone();
         let accept = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
+            while let Ok((client, _)) = listener.accept().await {
                 if shared.cut.load(Ordering::SeqCst) {
                     drop(client);
                     continue;
                 }
+                let state = shared.clone();
                 let link = tokio::spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    if let Ok(server) = TcpStream::connect(upstream).await {
+                        let (client_read, client_write) = client.into_split();
+                        let (server_read, server_write) = server.into_split();
+                        tokio::join!(
+                            pump(client_read, server_write, &state),
+                            pump(server_read, client_write, &state),
+                        );
                     }
                 });
                 shared
@@ -66,7 +75,34 @@ impl TcpProxy {
 
     pub fn restore(&self) {
         self.state.cut.store(false, Ordering::SeqCst);
+        self.state.blackholed.store(false, Ordering::SeqCst);
     }
+
+    /// Keeps every connection open but lets nothing through, either way,
+    /// until `restore`: neither side hears that the other is gone.
+    pub fn blackhole(&self) {
+        self.state.blackholed.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Copies `from` to `to` until either closes, swallowing what arrives while
+/// blackholed.
+async fn pump(mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite + Unpin, state: &State) {
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(read) => {
+                if state.blackholed.load(Ordering::SeqCst) {
+                    continue;
+                }
+                if to.write_all(&buffer[..read]).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown().await;
 }
 
 impl Drop for TcpProxy {

@@ -10,7 +10,7 @@ use onestop_contracts::buyers::v1 as pb;
 use onestop_contracts::buyers::v1::buyer_service_client::BuyerServiceClient;
 use onestop_contracts::common::v1::Money;
 use onestop_platform::auth::Role;
-use onestop_platform::client::{SignedToken, lazy_channel};
+use onestop_platform::client::SignedToken;
 use onestop_platform::config::ServerSettings;
 
 pub const BUILT_IN: &str = include_str!("../../seed/buyers.json");
@@ -52,7 +52,7 @@ pub async fn run(settings: &ServerSettings, args: &SeedBuyersArgs) -> anyhow::Re
     };
     let buyers: Vec<SeedBuyer> = serde_json::from_str(&text)
         .map_err(|error| anyhow::anyhow!("buyer seed file is not valid: {error}"))?;
-    let channel = lazy_channel(&args.url, Duration::from_secs(30), &settings.tls.client()?)?;
+    let channel = settings.channel(&args.url, Duration::from_secs(30))?;
     let issuer = settings.auth.issuer()?;
     for buyer in &buyers {
         let office = SignedToken::mint(

@@ -27,6 +27,16 @@ impl Source {
             Source::Referral => "referral",
         }
     }
+
+    /// The name of the loop following this feed, as health reports it.
+    pub fn follower_name(self) -> &'static str {
+        match self {
+            Source::Intake => "intake-follower",
+            Source::Mentoring => "mentoring-follower",
+            Source::Buyers => "buyers-follower",
+            Source::Referral => "referral-follower",
+        }
+    }
 }
 
 impl fmt::Display for Source {

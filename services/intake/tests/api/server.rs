@@ -48,11 +48,34 @@ async fn health_is_not_serving_while_the_database_is_unreachable_and_recovers() 
     assert!(eventually(Duration::from_secs(10), serving).await);
     assert_eq!(health(intake.addr, "").await, Some(ServingStatus::Serving));
 
+    assert_eq!(
+        health(intake.addr, "readiness").await,
+        Some(ServingStatus::Serving)
+    );
+    assert_eq!(
+        health(intake.addr, "liveness").await,
+        Some(ServingStatus::Serving)
+    );
+
     proxy.cut();
     assert!(eventually(Duration::from_secs(10), not_serving).await);
     assert_eq!(
         health(intake.addr, "onestop.events.v1.EventFeedService").await,
         Some(ServingStatus::NotServing)
+    );
+    // Out of rotation, but alive: a database outage must not make the
+    // kubelet restart every replica.
+    assert_eq!(
+        health(intake.addr, "").await,
+        Some(ServingStatus::NotServing)
+    );
+    assert_eq!(
+        health(intake.addr, "readiness").await,
+        Some(ServingStatus::NotServing)
+    );
+    assert_eq!(
+        health(intake.addr, "liveness").await,
+        Some(ServingStatus::Serving)
     );
     // Calls fail as UNAVAILABLE, a retryable code, not as INTERNAL.
     let status = intake
@@ -179,4 +202,60 @@ async fn oversized_messages_are_refused() {
         "{status:?}"
     );
     assert_eq!(intake.count("company").await, 0);
+}
+
+/// A connection whose peer falls silent is closed by the keepalive within
+/// its interval and timeout, on the server's side and on the client's.
+#[tokio::test]
+async fn a_silent_peer_is_dropped_by_http2_keepalive() {
+    use onestop_platform::client::lazy_channel;
+    use onestop_platform::config::Keepalive;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let keepalive = Keepalive {
+        interval: Duration::from_millis(300),
+        timeout: Duration::from_millis(300),
+    };
+    let intake = Intake::start_on(TestDb::new().await, |settings| {
+        settings.keepalive = keepalive
+    })
+    .await;
+
+    // The server: a client that opens HTTP/2 and then never answers a PING.
+    let mut silent = tokio::net::TcpStream::connect(intake.addr).await.unwrap();
+    silent
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut buffer = [0u8; 1024];
+        while silent.read(&mut buffer).await.is_ok_and(|read| read > 0) {}
+    })
+    .await;
+    assert!(closed.is_ok(), "the server kept a silent connection open");
+
+    // The client: a live watch whose connection is blackholed fails instead
+    // of waiting forever.
+    let proxy = TcpProxy::start(intake.addr).await;
+    let channel = lazy_channel(
+        &format!("http://{}", proxy.addr()),
+        Duration::from_secs(3600),
+        &Default::default(),
+        &keepalive,
+    )
+    .unwrap();
+    let mut watch = HealthClient::new(channel)
+        .watch(HealthCheckRequest {
+            service: "liveness".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = watch.message().await.unwrap().unwrap();
+    assert_eq!(first.status(), ServingStatus::Serving);
+    proxy.blackhole();
+    let ended = tokio::time::timeout(Duration::from_secs(5), watch.message())
+        .await
+        .expect("the client noticed the silent server");
+    assert!(ended.is_err(), "{ended:?}");
 }

@@ -10,7 +10,7 @@ use onestop_contracts::common::v1::Money;
 use onestop_contracts::mentoring::v1 as pb;
 use onestop_contracts::mentoring::v1::mentoring_service_client::MentoringServiceClient;
 use onestop_platform::auth::Role;
-use onestop_platform::client::{SignedToken, lazy_channel};
+use onestop_platform::client::SignedToken;
 use onestop_platform::config::ServerSettings;
 
 pub const BUILT_IN: &str = include_str!("../../seed/advisors.json");
@@ -102,7 +102,7 @@ pub async fn run(settings: &ServerSettings, args: &SeedAdvisorsArgs) -> anyhow::
     let advisors: Vec<SeedAdvisor> = serde_json::from_str(&text)
         .map_err(|error| anyhow::anyhow!("advisor seed file is not valid: {error}"))?;
     let token = SignedToken::mint(&settings.auth.issuer()?, "seed-advisors", Role::Admin, None)?;
-    let channel = lazy_channel(&args.url, Duration::from_secs(30), &settings.tls.client()?)?;
+    let channel = settings.channel(&args.url, Duration::from_secs(30))?;
     let mut client = MentoringServiceClient::with_interceptor(channel, token);
     let mut registered = 0;
     for advisor in advisors {

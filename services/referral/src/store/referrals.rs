@@ -154,17 +154,19 @@ pub async fn claim_overdue(
     conn: &mut PgConnection,
     now: DateTime<Utc>,
     limit: i64,
+    except: &[Uuid],
 ) -> ApiResult<Vec<(Uuid, i32)>> {
     let rows = sqlx::query(
         "SELECT r.id, l.leg_number FROM referral r
            JOIN referral_leg l ON l.referral_id = r.id AND l.status = 'SENT'
-          WHERE r.status = 'SENT' AND l.sla_due_at <= $1
+          WHERE r.status = 'SENT' AND l.sla_due_at <= $1 AND r.id <> ALL($3)
           ORDER BY l.sla_due_at
           LIMIT $2
           FOR UPDATE OF r SKIP LOCKED",
     )
     .bind(now)
     .bind(limit)
+    .bind(except)
     .fetch_all(&mut *conn)
     .await?;
     Ok(rows

@@ -248,3 +248,31 @@ async fn the_server_runs_the_sweeper_on_its_clock_and_the_feed_carries_the_event
         "beta.loans"
     );
 }
+
+#[tokio::test]
+async fn a_referral_that_cannot_be_rerouted_does_not_hold_up_the_others() {
+    let referral = Referral::start().await;
+    referral.three_lenders(5).await;
+    let broken = referral.create("need-broken").await;
+    let sound = referral.create("need-sound").await;
+    // A record that no longer reads, overdue first.
+    sqlx::query("UPDATE referral SET body = '\\xffffffff' WHERE id = $1::uuid")
+        .bind(&broken.referral_id)
+        .execute(&referral.pool)
+        .await
+        .unwrap();
+
+    let due = start_time() + Span::hours(48);
+    assert_eq!(sweep_once(&referral.pool, due).await.unwrap(), 1);
+    let moved = referral.get(&sound.referral_id).await;
+    assert_eq!(moved.legs.len(), 2);
+    assert_eq!(moved.legs[0].status, LegStatus::SlaBreached as i32);
+    // The broken one is left as it was, for the next sweep and an operator.
+    let (status,): (String,) = sqlx::query_as("SELECT status FROM referral WHERE id = $1::uuid")
+        .bind(&broken.referral_id)
+        .fetch_one(&referral.pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "SENT");
+    assert_eq!(sweep_once(&referral.pool, due).await.unwrap(), 0);
+}

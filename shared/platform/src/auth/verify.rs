@@ -11,7 +11,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
-use tokio_util::sync::CancellationToken;
 
 use super::keys::{Jwks, KeyOwner, dev_jwks, is_development_key};
 use super::oidc::{OidcProvider, OidcProviderConfig};
@@ -271,16 +270,23 @@ impl TokenVerifier {
         }
     }
 
-    /// Reloads every `ONESTOP_KEYS_RELOAD` until `shutdown`.
-    pub fn spawn_reloader(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+    /// Reloads every `ONESTOP_KEYS_RELOAD` until shutdown.
+    pub fn spawn_reloader(
+        &self,
+        supervisor: &crate::supervise::Supervisor,
+    ) -> tokio::task::JoinHandle<()> {
         let verifier = self.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(verifier.shared.reload_every) => {}
+        supervisor.spawn("key-reloader", move |beat| {
+            let verifier = verifier.clone();
+            async move {
+                loop {
+                    tokio::select! {
+                        _ = beat.stopping() => return Ok(()),
+                        _ = tokio::time::sleep(verifier.shared.reload_every) => {}
+                    }
+                    verifier.reload().await;
+                    beat.ok().await;
                 }
-                verifier.reload().await;
             }
         })
     }
