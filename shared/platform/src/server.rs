@@ -245,19 +245,23 @@ impl ServiceHost {
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned());
         tokio::pin!(server);
-        let drain_bound = async {
-            shutdown.cancelled().await;
-            tracing::info!(
-                grace_ms = settings.shutdown_grace.as_millis() as u64,
-                "draining"
-            );
-            tokio::time::sleep(settings.shutdown_grace).await;
-        };
+        // Biased towards the shutdown arm: an idle server finishes the moment
+        // it is cancelled, and the drain line must still be written.
         tokio::select! {
-            result = &mut server => result?,
-            _ = drain_bound => {
-                tracing::warn!("drain bound reached; closing remaining connections");
+            biased;
+            _ = shutdown.cancelled() => {
+                tracing::info!(
+                    grace_ms = settings.shutdown_grace.as_millis() as u64,
+                    "draining"
+                );
+                tokio::select! {
+                    result = &mut server => result?,
+                    _ = tokio::time::sleep(settings.shutdown_grace) => {
+                        tracing::warn!("drain bound reached; closing remaining connections");
+                    }
+                }
             }
+            result = &mut server => result?,
         }
         tracing::info!(service = name, "stopped");
         Ok(())

@@ -114,7 +114,7 @@ fn install(
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let fmt = if test_writer {
         tracing_subscriber::fmt::layer().with_test_writer().boxed()
-    } else if std::env::var("ONESTOP_LOG_FORMAT").is_ok_and(|f| f == "json") {
+    } else if LogFormat::from_env()? == LogFormat::Json {
         tracing_subscriber::fmt::layer().json().boxed()
     } else {
         tracing_subscriber::fmt::layer()
@@ -122,13 +122,14 @@ fn install(
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
             .boxed()
     };
-    // RUST_LOG filters log lines only: spans reach OpenTelemetry at INFO
-    // whatever the log level, so a quiet service still continues traces.
+    // One global filter, not one per layer: per-layer filters that disagree
+    // drop events at random (tokio-rs/tracing#2704), and a lost shutdown or
+    // drain line costs more than spans that follow RUST_LOG like the logs.
     let otel = tracing_opentelemetry::layer()
-        .with_tracer(tracer_provider.tracer(default_service_name.to_owned()))
-        .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
+        .with_tracer(tracer_provider.tracer(default_service_name.to_owned()));
     tracing_subscriber::registry()
-        .with(fmt.with_filter(filter))
+        .with(filter)
+        .with(fmt)
         .with(otel)
         .try_init()
         .map_err(|error| anyhow::anyhow!("telemetry already initialised: {error}"))?;
@@ -137,6 +138,34 @@ fn install(
         tracer_provider,
         meter_provider,
     })
+}
+
+/// How log lines are written (`ONESTOP_LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    /// Reads `ONESTOP_LOG_FORMAT`; unset or empty is text, an unknown value
+    /// is refused rather than quietly written as text.
+    pub fn from_env() -> anyhow::Result<Self> {
+        match std::env::var("ONESTOP_LOG_FORMAT") {
+            Err(_) => Ok(Self::Text),
+            Ok(value) => {
+                Self::parse(&value).map_err(|error| anyhow::anyhow!("ONESTOP_LOG_FORMAT: {error}"))
+            }
+        }
+    }
+
+    pub fn parse(value: &str) -> Result<Self, String> {
+        match value.trim() {
+            "" | "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            other => Err(format!("{other:?} is not a log format; use text or json")),
+        }
+    }
 }
 
 struct HeaderExtractor<'a>(&'a http::HeaderMap);

@@ -249,3 +249,50 @@ async fn probe_exits_zero_only_while_the_service_is_serving() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!probe(intake.addr).await.success());
 }
+
+/// Starts the binary under `rust_log` (None: the defaults), stops it with
+/// SIGTERM and returns its log lines.
+async fn log_of_a_run(rust_log: Option<&str>) -> Vec<String> {
+    let db = TestDb::new().await;
+    let mut env = vec![
+        ("DATABASE_URL", db.url.as_str()),
+        ("ONESTOP_SHUTDOWN_GRACE", "1s"),
+    ];
+    let unset: &[&str] = match rust_log {
+        Some(filter) => {
+            env.push(("RUST_LOG", filter));
+            &[]
+        }
+        None => &["RUST_LOG"],
+    };
+    let service = ServiceProcess::spawn_unset(BINARY, &env, unset).await;
+    let (status, lines) = service.terminate_and_collect(Duration::from_secs(10)).await;
+    assert!(status.success(), "{status:?}: {lines:?}");
+    lines
+}
+
+#[tokio::test]
+async fn no_log_line_is_lost_under_the_readme_filter_or_the_defaults() {
+    let runs = [
+        Some("info,onestop_platform=debug"),
+        Some("info,onestop_platform=debug"),
+        None,
+        None,
+        None,
+    ];
+    let logs = futures_util::future::join_all(runs.map(log_of_a_run)).await;
+    for (filter, lines) in runs.iter().zip(logs) {
+        for expected in [
+            "ONESTOP_DEV_MODE is true",
+            "listening",
+            "shutdown signal received",
+            "draining",
+            "stopped",
+        ] {
+            assert!(
+                lines.iter().any(|line| line.contains(expected)),
+                "RUST_LOG={filter:?}: no {expected:?} line in {lines:#?}"
+            );
+        }
+    }
+}
