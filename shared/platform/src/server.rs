@@ -87,7 +87,13 @@ impl ServiceHost {
             server_tls: settings.tls.server_config()?,
             client_tls,
         };
-        let pool = db::connect(&database_url, settings.db_max_connections).await?;
+        let pool = connect_answering_health(
+            &listener,
+            credentials.server_tls.clone(),
+            &database_url,
+            settings.db_max_connections,
+        )
+        .await?;
         db::migrate(&pool, migrations).await?;
         Ok(Self {
             name,
@@ -266,6 +272,53 @@ impl ServiceHost {
         tracing::info!(service = name, "stopped");
         Ok(())
     }
+}
+
+/// Waits for the database while answering health checks NOT_SERVING on
+/// the bound listener, so probes get an answer rather than a timeout; the
+/// interim server stops once the database answers.
+async fn connect_answering_health(
+    listener: &TcpListener,
+    server_tls: Option<tonic::transport::ServerTlsConfig>,
+    database_url: &str,
+    max_connections: u32,
+) -> anyhow::Result<PgPool> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    let names = [EventFeedServiceServer::<EventFeedService>::NAME];
+    db::set_status(&reporter, &names, ServingStatus::NotServing).await;
+    let connected = CancellationToken::new();
+    let incoming = futures_util::stream::unfold(listener, |listener| async move {
+        Some((listener.accept().await.map(|(stream, _)| stream), listener))
+    });
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(config) = server_tls {
+        builder = builder.tls_config(config)?;
+    }
+    let interim = builder
+        .add_service(health)
+        .serve_with_incoming_shutdown(incoming, connected.clone().cancelled_owned());
+    let connecting = async {
+        let pool = db::connect_patiently(database_url, max_connections).await;
+        connected.cancel();
+        pool
+    };
+    let (served, pool) = tokio::join!(
+        // A health Watch held open must not keep startup waiting.
+        async {
+            tokio::select! {
+                served = interim => served.map_err(anyhow::Error::from),
+                _ = async {
+                    connected.cancelled().await;
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                } => Ok(()),
+            }
+        },
+        connecting
+    );
+    if let Err(error) = served {
+        tracing::warn!(error = %error, "interim health server ended");
+    }
+    pool
 }
 
 fn spawn_pruning(pool: PgPool, settings: &ServerSettings, shutdown: CancellationToken) {
