@@ -271,7 +271,7 @@ async fn probe(
     match tokio::time::timeout(timeout, check).await {
         Ok(Ok(ServingStatus::Serving)) => Ok(()),
         Ok(Ok(status)) => anyhow::bail!("{addr} {service}: {}", status.as_str_name()),
-        Ok(Err(error)) => anyhow::bail!("{addr}: {error}"),
+        Ok(Err(error)) => anyhow::bail!("{addr}: {error:#}"),
         Err(_) => anyhow::bail!("{addr}: no answer within {timeout:?}"),
     }
 }
@@ -281,7 +281,16 @@ async fn probe(
 /// environment variable it may have come from beside the flag, and ends
 /// the process with status 2.
 pub fn parse<T: clap::Parser>() -> T {
-    let mut command = T::command().after_help(crate::telemetry::ENVIRONMENT_HELP);
+    // Settings are global so they may stand before or after a subcommand.
+    let mut command = T::command()
+        .after_help(crate::telemetry::ENVIRONMENT_HELP)
+        .mut_args(|arg| {
+            if arg.get_long().is_some() {
+                arg.global(true)
+            } else {
+                arg
+            }
+        });
     let parsed = command
         .try_get_matches_from_mut(std::env::args_os())
         .and_then(|mut matches| T::from_arg_matches_mut(&mut matches));
@@ -292,10 +301,8 @@ pub fn parse<T: clap::Parser>() -> T {
             if !error.use_stderr() {
                 error.exit();
             }
-            eprint!(
-                "{}",
-                name_the_variable(&command, &error.render().to_string())
-            );
+            let rendered = error.render().to_string();
+            eprintln!("{}", one_line(&name_the_variable(&command, &rendered)));
             std::process::exit(2);
         }
     }
@@ -317,6 +324,19 @@ fn name_the_variable(command: &clap::Command, rendered: &str) -> String {
             ))
         })
         .unwrap_or_else(|| rendered.to_owned())
+}
+
+/// clap's message without the usage and "try --help" paragraphs, on one line.
+fn one_line(rendered: &str) -> String {
+    let message = rendered.split("\n\n").next().unwrap_or(rendered);
+    let mut line = message
+        .lines()
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    line.push_str(" (see --help)");
+    line
 }
 
 /// The process status for `main`'s result: a failure is one line on

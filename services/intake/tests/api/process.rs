@@ -424,3 +424,128 @@ async fn a_database_not_answering_yet_is_waited_for_with_health_not_serving() {
     assert!(child.try_wait().expect("status").is_none(), "still waiting");
     child.kill().await.expect("kill");
 }
+
+/// Runs a command of the binary to its end with RUST_BACKTRACE=1 and
+/// nothing else set; returns its status and stderr without the
+/// development-mode warning.
+async fn command(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let output = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new(BINARY)
+            .args(args)
+            .env("RUST_BACKTRACE", "1")
+            .env_remove("ONESTOP_DEV_MODE")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("ends on its own")
+    .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .filter(|line| !line.starts_with("WARNING: ONESTOP_DEV_MODE"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    (output.status, stderr)
+}
+
+#[tokio::test]
+async fn settings_stand_before_or_after_the_subcommand() {
+    for args in [
+        &["--dev-mode", "issue-token", "--role", "admin"][..],
+        &["issue-token", "--role", "admin", "--dev-mode"],
+    ] {
+        let (status, stderr) = command(args).await;
+        assert!(status.success(), "{args:?}: {stderr}");
+    }
+    for args in [
+        &["--request-timeout", "0s", "probe"][..],
+        &["probe", "--request-timeout", "0s"],
+    ] {
+        let (status, stderr) = command(args).await;
+        assert_eq!(status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("ONESTOP_REQUEST_TIMEOUT"), "{stderr}");
+    }
+}
+
+#[tokio::test]
+async fn user_mistakes_print_one_line_and_no_backtrace() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .to_string();
+    for (args, says) in [
+        (&["no-such-command"][..], "no-such-command"),
+        (
+            &["issue-token", "--role", "admin", "--ttl", "0s"],
+            "above zero",
+        ),
+        (
+            &[
+                "issue-token",
+                "--role",
+                "admin",
+                "--ttl",
+                "99999999999d",
+                "--dev-mode",
+            ],
+            "at most 30 days",
+        ),
+        (
+            &[
+                "issue-token",
+                "--role",
+                "admin",
+                "--ttl",
+                "999999999999999999999d",
+            ],
+            "not a duration",
+        ),
+        (&["issue-token", "--role", "agency", "--dev-mode"], "tenant"),
+        (&["probe", "--timeout", "2s", "--addr", &closed], &closed),
+    ] {
+        let (status, stderr) = command(args).await;
+        assert!(!status.success(), "{args:?} is refused");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("error: ") && stderr.contains(says),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn watch_feeds_stops_on_a_token_that_cannot_watch() {
+    let intake = crate::common::Intake::start().await;
+    let url = format!("http://{}", intake.addr);
+    let feed = format!("intake={url}");
+    let agency = onestop_test_support::token(Role::Agency, Some("sbc"));
+    for (token, reason) in [
+        ("not-a-token", "Unauthenticated"),
+        (agency.as_str(), "PermissionDenied"),
+    ] {
+        let output = tokio::time::timeout(
+            Duration::from_secs(20),
+            tokio::process::Command::new(BINARY)
+                .args(["watch-feeds", "--feed", &feed, "--cursor-file"])
+                .arg(tempfile_dir().join("cursor.json"))
+                .env("ONESTOP_TOKEN", token)
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .expect("stops rather than retrying forever")
+        .expect("runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{stderr}");
+        assert!(
+            stderr.contains(&format!("following intake at {url}")),
+            "{stderr}"
+        );
+        let last = stderr.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("error: ") && last.contains(&url) && last.contains(reason),
+            "{stderr}"
+        );
+    }
+}
