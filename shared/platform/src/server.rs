@@ -178,14 +178,13 @@ impl ServiceHost {
             shutdown.clone(),
         );
 
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(onestop_contracts::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(onestop_contracts::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()?;
+        let served = [
+            S::NAME,
+            EventFeedServiceServer::<EventFeedService>::NAME,
+            AuditServiceServer::<AuditService>::NAME,
+        ];
+        let reflection_v1 = reflection(&served).build_v1()?;
+        let reflection_v1alpha = reflection(&served).build_v1alpha()?;
 
         let wakeups = Wakeups::default();
         wakeups.spawn_listener(pool.clone(), shutdown.clone());
@@ -272,6 +271,25 @@ impl ServiceHost {
         tracing::info!(service = name, "stopped");
         Ok(())
     }
+}
+
+/// Reflection that lists only what this port serves: the contracts hold
+/// every service's descriptors, and listing another service's API would
+/// send `grpcurl` users to a bare UNIMPLEMENTED.
+fn reflection(served: &[&'static str]) -> tonic_reflection::server::Builder<'static> {
+    [
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ]
+    .iter()
+    .chain(served)
+    .fold(
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(onestop_contracts::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET),
+        |builder, name| builder.with_service_name(*name),
+    )
 }
 
 /// Waits for the database while answering health checks NOT_SERVING on
