@@ -1,4 +1,3 @@
-use clap::Parser;
 use onestop_buyers::admin::Command;
 use onestop_buyers::startup::{Application, SERVICE_NAME};
 use onestop_platform::company_feed::IntakeFeedSettings;
@@ -8,7 +7,7 @@ use onestop_platform::server::Application as _;
 /// OneStop buyer discovery service: vetted overseas buyers, matching,
 /// consultations, sample tests and trade-show follow-up. Serves gRPC on
 /// ONESTOP_LISTEN (default 0.0.0.0:50053).
-#[derive(Parser)]
+#[derive(clap::Parser)]
 #[command(name = "onestop-buyers", version)]
 struct Cli {
     #[command(subcommand)]
@@ -20,12 +19,18 @@ struct Cli {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+async fn main() -> std::process::ExitCode {
+    onestop_platform::cli::exit_code(run(onestop_platform::cli::parse()).await)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(command) = cli.command {
         return onestop_buyers::admin::run(command, cli.settings).await;
     }
-    let _telemetry = onestop_platform::telemetry::init(&format!("onestop-{SERVICE_NAME}"))?;
+    let _telemetry = onestop_platform::telemetry::init(
+        &format!("onestop-{SERVICE_NAME}"),
+        cli.settings.log_format,
+    )?;
     let app = Application::build_following(cli.settings, cli.intake).await?;
     onestop_platform::server::cancel_on_signal(app.shutdown_token());
     app.run_until_stopped().await

@@ -1,4 +1,3 @@
-use clap::Parser;
 use onestop_insights::startup::{Application, DEFAULT_PORT, InsightsSettings, SERVICE_NAME};
 use onestop_platform::cli::AdminCommand;
 use onestop_platform::config::ServerSettings;
@@ -8,7 +7,7 @@ use onestop_platform::time::SystemClock;
 /// OneStop insights: live indicators from the four services' event feeds.
 /// Serves gRPC on ONESTOP_LISTEN (default 0.0.0.0:50055) and the dashboard
 /// page with gRPC-Web on ONESTOP_HTTP_LISTEN (default 0.0.0.0:8080).
-#[derive(Parser)]
+#[derive(clap::Parser)]
 #[command(name = "onestop-insights", version)]
 struct Cli {
     #[command(subcommand)]
@@ -20,12 +19,18 @@ struct Cli {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+async fn main() -> std::process::ExitCode {
+    onestop_platform::cli::exit_code(run(onestop_platform::cli::parse()).await)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(command) => onestop_platform::cli::run(command, &cli.settings, DEFAULT_PORT).await,
         None => {
-            let _telemetry = onestop_platform::telemetry::init(&format!("onestop-{SERVICE_NAME}"))?;
+            let _telemetry = onestop_platform::telemetry::init(
+                &format!("onestop-{SERVICE_NAME}"),
+                cli.settings.log_format,
+            )?;
             let app = Application::build_with(
                 cli.settings,
                 cli.insights,

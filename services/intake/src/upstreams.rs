@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use onestop_domain::NeedOwner;
 use onestop_platform::client::{ServiceCredentials, lazy_channel};
-use onestop_platform::config::parse_duration;
 use onestop_platform::server::ServiceHost;
 use tonic::transport::Channel;
 
@@ -26,7 +25,7 @@ pub struct UpstreamSettings {
 
     /// Longest wait between two delivery attempts to an owner that keeps
     /// failing (the wait doubles from half a second up to this).
-    #[arg(long, env = "ONESTOP_HANDOFF_MAX_BACKOFF", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "ONESTOP_HANDOFF_MAX_BACKOFF", default_value = "30s", value_parser = onestop_platform::config::parse_positive_duration)]
     pub handoff_max_backoff: Duration,
 
     /// How many buyers each buyer-discovery need asks for.

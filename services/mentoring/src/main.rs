@@ -1,4 +1,3 @@
-use clap::Parser;
 use onestop_mentoring::admin::seed::{self, SeedAdvisorsArgs};
 use onestop_mentoring::startup::{Application, DEFAULT_PORT, MentoringSettings, SERVICE_NAME};
 use onestop_platform::cli::AdminCommand;
@@ -9,7 +8,7 @@ use onestop_platform::time::SystemClock;
 /// OneStop mentoring service: advisor pool, explained matching, three-year
 /// continuity with warm handover, home-doctor cadence, fee ledger. Serves
 /// gRPC on ONESTOP_LISTEN (default 0.0.0.0:50052).
-#[derive(Parser)]
+#[derive(clap::Parser)]
 #[command(name = "onestop-mentoring", version)]
 struct Cli {
     #[command(subcommand)]
@@ -30,8 +29,11 @@ enum Command {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+async fn main() -> std::process::ExitCode {
+    onestop_platform::cli::exit_code(run(onestop_platform::cli::parse()).await)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Admin(command)) => {
             onestop_platform::cli::run(command, &cli.settings, DEFAULT_PORT).await
@@ -42,7 +44,10 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         None => {
-            let _telemetry = onestop_platform::telemetry::init(&format!("onestop-{SERVICE_NAME}"))?;
+            let _telemetry = onestop_platform::telemetry::init(
+                &format!("onestop-{SERVICE_NAME}"),
+                cli.settings.log_format,
+            )?;
             let app = Application::build_with(
                 cli.settings,
                 cli.mentoring,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use onestop_contracts::mentoring::v1::mentoring_service_server::MentoringServiceServer;
-use onestop_platform::config::{ServerSettings, parse_duration};
+use onestop_platform::config::ServerSettings;
 use onestop_platform::server::{CancellationToken, ServiceHost};
 use onestop_platform::time::{Clock, SystemClock};
 use sqlx::PgPool;
@@ -35,7 +35,7 @@ pub struct MentoringSettings {
 
     /// How often the sweeper raises overdue contacts, accrues fees, ends
     /// handover windows and fills the waitlist.
-    #[arg(long, env = "ONESTOP_SWEEP_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, env = "ONESTOP_SWEEP_INTERVAL", default_value = "60s", value_parser = onestop_platform::config::parse_positive_duration)]
     pub sweep_interval: Duration,
 
     #[command(flatten)]

@@ -1,4 +1,3 @@
-use clap::Parser;
 use onestop_platform::cli::AdminCommand;
 use onestop_platform::config::ServerSettings;
 use onestop_platform::server::Application as _;
@@ -9,7 +8,7 @@ use onestop_referral::startup::{Application, DEFAULT_PORT, ReferralSettings, SER
 /// OneStop agency referral service: program directory, explained routing,
 /// closed-loop referrals with SLA re-routing. Serves gRPC on ONESTOP_LISTEN
 /// (default 0.0.0.0:50054).
-#[derive(Parser)]
+#[derive(clap::Parser)]
 #[command(name = "onestop-referral", version)]
 struct Cli {
     #[command(subcommand)]
@@ -30,8 +29,11 @@ enum Command {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+async fn main() -> std::process::ExitCode {
+    onestop_platform::cli::exit_code(run(onestop_platform::cli::parse()).await)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Admin(command)) => {
             onestop_platform::cli::run(command, &cli.settings, DEFAULT_PORT).await
@@ -42,7 +44,10 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         None => {
-            let _telemetry = onestop_platform::telemetry::init(&format!("onestop-{SERVICE_NAME}"))?;
+            let _telemetry = onestop_platform::telemetry::init(
+                &format!("onestop-{SERVICE_NAME}"),
+                cli.settings.log_format,
+            )?;
             let app = Application::build_with(
                 cli.settings,
                 cli.referral,

@@ -25,7 +25,7 @@ pub const DEFAULT_PORT: u16 = 50054;
 pub struct ReferralSettings {
     /// How often this replica looks for referrals past their response SLA.
     #[arg(long, env = "ONESTOP_SLA_SWEEP_INTERVAL", default_value = "30s",
-          value_parser = onestop_platform::config::parse_duration)]
+          value_parser = onestop_platform::config::parse_positive_duration)]
     pub sla_sweep_interval: Duration,
 
     #[command(flatten)]

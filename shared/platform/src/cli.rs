@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::auth::{DEV_SERVICES, KeyDirectory, KeyOwner, Revocation, RevocationList, Role};
-use crate::config::{ServerSettings, parse_duration};
+use crate::config::{ServerSettings, parse_positive_duration};
 use crate::feeds::WatchFeedsArgs;
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -34,7 +34,7 @@ pub struct ProbeArgs {
     /// only whether the process answers.
     #[arg(long, default_value = crate::server::READINESS)]
     pub service: String,
-    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    #[arg(long, default_value = "3s", value_parser = parse_positive_duration)]
     pub timeout: Duration,
     /// The name the listener's certificate must carry when it serves TLS
     /// (the certificates `keys generate --tls` writes carry `localhost`).
@@ -56,7 +56,7 @@ pub struct IssueTokenArgs {
     #[arg(long, default_value = "operator")]
     pub subject: String,
     /// Lifetime, e.g. 15m, 12h or 30d (at most 30d).
-    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    #[arg(long, default_value = "1h", value_parser = parse_positive_duration)]
     pub ttl: Duration,
 }
 
@@ -271,7 +271,83 @@ async fn probe(
     match tokio::time::timeout(timeout, check).await {
         Ok(Ok(ServingStatus::Serving)) => Ok(()),
         Ok(Ok(status)) => anyhow::bail!("{addr} {service}: {}", status.as_str_name()),
-        Ok(Err(error)) => anyhow::bail!("{addr}: {error}"),
+        Ok(Err(error)) => anyhow::bail!("{addr}: {error:#}"),
         Err(_) => anyhow::bail!("{addr}: no answer within {timeout:?}"),
+    }
+}
+
+/// Parses a service binary's command line and environment. `--help` also
+/// lists the variables telemetry reads; a refused setting names the
+/// environment variable it may have come from beside the flag, and ends
+/// the process with status 2.
+pub fn parse<T: clap::Parser>() -> T {
+    // Settings are global so they may stand before or after a subcommand.
+    let mut command = T::command()
+        .after_help(crate::telemetry::ENVIRONMENT_HELP)
+        .mut_args(|arg| {
+            if arg.get_long().is_some() {
+                arg.global(true)
+            } else {
+                arg
+            }
+        });
+    let parsed = command
+        .try_get_matches_from_mut(std::env::args_os())
+        .and_then(|mut matches| T::from_arg_matches_mut(&mut matches));
+    match parsed {
+        Ok(cli) => cli,
+        Err(error) => {
+            let error = error.with_cmd(&command);
+            if !error.use_stderr() {
+                error.exit();
+            }
+            let rendered = error.render().to_string();
+            eprintln!("{}", one_line(&name_the_variable(&command, &rendered)));
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Rewrites clap's "for '--flag <FLAG>'" into "for ENV_VAR (--flag)" when
+/// the flag has a variable: most settings come from the environment.
+fn name_the_variable(command: &clap::Command, rendered: &str) -> String {
+    command
+        .get_arguments()
+        .filter_map(|arg| Some((arg.get_long()?, arg.get_env()?.to_str()?)))
+        .find_map(|(long, env)| {
+            let start = rendered.find(&format!("'--{long} <"))?;
+            let end = start + rendered[start..].find(">'")? + 2;
+            Some(format!(
+                "{}{env} (--{long}){}",
+                &rendered[..start],
+                &rendered[end..]
+            ))
+        })
+        .unwrap_or_else(|| rendered.to_owned())
+}
+
+/// clap's message without the usage and "try --help" paragraphs, on one line.
+fn one_line(rendered: &str) -> String {
+    let message = rendered.split("\n\n").next().unwrap_or(rendered);
+    let mut line = message
+        .lines()
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    line.push_str(" (see --help)");
+    line
+}
+
+/// The process status for `main`'s result: a failure is one line on
+/// stderr, its causes joined, never a backtrace (RUST_BACKTRACE is set on
+/// many machines and would bury the reason).
+pub fn exit_code(result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }

@@ -32,6 +32,22 @@ pub fn lazy_channel(
     Ok(keepalive.endpoint(endpoint).connect_lazy())
 }
 
+/// A failed call to `url` as one line that names the address and what
+/// lies under a bare "transport error" (refused, timed out, TLS).
+pub fn call_error(url: &str, status: &tonic::Status) -> anyhow::Error {
+    let mut line = format!("{url}: {:?}: {}", status.code(), status.message());
+    let mut source = std::error::Error::source(status);
+    while let Some(cause) = source {
+        // tonic repeats a cause at several levels; say each once.
+        let cause_text = cause.to_string();
+        if !line.contains(&cause_text) {
+            line.push_str(&format!(": {cause_text}"));
+        }
+        source = cause.source();
+    }
+    anyhow::anyhow!(line)
+}
+
 /// How long a service token lives, and how long one is reused before a
 /// fresh one is signed: well inside its life, so clock skew between
 /// services never makes a reused token expire in flight.

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::auth::AuthSettings;
+use crate::telemetry::LogFormat;
 use crate::tls::TlsSettings;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -26,7 +27,7 @@ pub struct ServerSettings {
     pub tls: TlsSettings,
 
     /// Longest a unary call may run before it is cancelled.
-    #[arg(long, env = "ONESTOP_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "ONESTOP_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_positive_duration)]
     pub request_timeout: Duration,
 
     /// Calls in flight across all connections before new ones are refused
@@ -48,7 +49,7 @@ pub struct ServerSettings {
     pub keepalive: Keepalive,
 
     /// How often the database is probed for the health status.
-    #[arg(long, env = "ONESTOP_HEALTH_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, env = "ONESTOP_HEALTH_INTERVAL", default_value = "2s", value_parser = parse_positive_duration)]
     pub health_interval: Duration,
 
     /// Connections in this replica's database pool.
@@ -61,11 +62,15 @@ pub struct ServerSettings {
     pub statement_timeout: Duration,
 
     /// How long events stay on the feed; older cursors get OUT_OF_RANGE.
-    #[arg(long, env = "ONESTOP_EVENT_RETENTION", default_value = "90d", value_parser = parse_duration)]
+    #[arg(long, env = "ONESTOP_EVENT_RETENTION", default_value = "90d", value_parser = parse_positive_duration)]
     pub event_retention: Duration,
 
+    /// How log lines are written: text, or json for one JSON object per line.
+    #[arg(long, env = "ONESTOP_LOG_FORMAT", default_value = "text", value_parser = LogFormat::parse)]
+    pub log_format: LogFormat,
+
     /// How long idempotency keys are remembered.
-    #[arg(long, env = "ONESTOP_IDEMPOTENCY_RETENTION", default_value = "30d", value_parser = parse_duration)]
+    #[arg(long, env = "ONESTOP_IDEMPOTENCY_RETENTION", default_value = "30d", value_parser = parse_positive_duration)]
     pub idempotency_retention: Duration,
 }
 
@@ -154,6 +159,16 @@ impl ServerSettings {
     }
 }
 
+/// As [`parse_duration`], refusing zero: an interval, timeout or lifetime
+/// of zero would make every call fail or every loop spin.
+pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration.is_zero() {
+        return Err(format!("{:?} must be above zero", text.trim()));
+    }
+    Ok(duration)
+}
+
 /// Parses "250ms", "30s", "5m", "12h", "90d" (a bare number is seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -195,6 +210,10 @@ mod tests {
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("3w").is_err());
         assert!(parse_duration("99999999999999999d").is_err());
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert!(parse_positive_duration("0s").is_err());
+        assert!(parse_positive_duration("0ms").is_err());
+        assert_eq!(parse_positive_duration("1ms"), Ok(Duration::from_millis(1)));
     }
 
     #[test]

@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
+use sqlx::Connection;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use tokio_util::sync::CancellationToken;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
@@ -26,10 +27,16 @@ impl Lock {
     }
 }
 
-/// How long startup waits for the database before giving up.
-const CONNECT_PATIENCE: Duration = Duration::from_secs(60);
+/// How long a command waits for the database before giving up.
+const COMMAND_PATIENCE: Duration = Duration::from_secs(60);
 
-/// A pool whose every connection cancels a statement running longer than
+/// How long one connection attempt may take.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connects for a command: transient failures are retried for a minute,
+/// permanent ones (see [`connect_patiently`]) end it at once.
+///
+/// Every connection of the pool cancels a statement running longer than
 /// `statement_timeout` (zero: never), so a runaway query gives up its
 /// connection and its locks instead of holding them past the caller's
 /// deadline.
@@ -38,28 +45,103 @@ pub async fn connect(
     max_connections: u32,
     statement_timeout: Duration,
 ) -> anyhow::Result<PgPool> {
-    let options: PgConnectOptions = database_url
-        .parse::<PgConnectOptions>()
-        .map_err(|error| anyhow::anyhow!("DATABASE_URL is not a Postgres URL: {error}"))?
-        .options([(
-            "statement_timeout",
-            statement_timeout.as_millis().to_string(),
-        )]);
-    let pool_options = PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(5));
+    connect_with_patience(
+        database_url,
+        max_connections,
+        statement_timeout,
+        Some(COMMAND_PATIENCE),
+    )
+    .await
+}
+
+/// Connects for a server: a database that is down or starting is waited
+/// for as long as it takes, with the reason logged; a mistake no wait
+/// fixes (not a Postgres URL, no such database, unknown role, wrong
+/// password) is returned at once, so the process ends saying what to fix.
+pub async fn connect_patiently(
+    database_url: &str,
+    max_connections: u32,
+    statement_timeout: Duration,
+) -> anyhow::Result<PgPool> {
+    connect_with_patience(database_url, max_connections, statement_timeout, None).await
+}
+
+async fn connect_with_patience(
+    database_url: &str,
+    max_connections: u32,
+    statement_timeout: Duration,
+    patience: Option<Duration>,
+) -> anyhow::Result<PgPool> {
+    let options = connect_options(database_url)?.options([(
+        "statement_timeout",
+        statement_timeout.as_millis().to_string(),
+    )]);
+    let target = format!(
+        "database {:?} on {}:{}",
+        options.get_database().unwrap_or_default(),
+        options.get_host(),
+        options.get_port()
+    );
     let started = std::time::Instant::now();
     let mut delay = Duration::from_millis(200);
     loop {
-        match pool_options.clone().connect_with(options.clone()).await {
-            Ok(pool) => return Ok(pool),
-            Err(error) if started.elapsed() < CONNECT_PATIENCE => {
-                tracing::warn!(error = %error, retry_in_ms = delay.as_millis() as u64, "database not reachable yet");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-            Err(error) => return Err(anyhow::anyhow!("database unreachable: {error}")),
+        // One bare connection first: the pool would hide the reason behind
+        // "pool timed out".
+        let reason =
+            match tokio::time::timeout(ATTEMPT_TIMEOUT, PgConnection::connect_with(&options)).await
+            {
+                Ok(Ok(connection)) => {
+                    let _ = connection.close().await;
+                    break;
+                }
+                Ok(Err(error)) if is_permanent(&error) => {
+                    anyhow::bail!("DATABASE_URL: {target}: {error}")
+                }
+                Ok(Err(error)) => error.to_string(),
+                Err(_) => format!("no answer within {ATTEMPT_TIMEOUT:?}"),
+            };
+        if patience.is_some_and(|patience| started.elapsed() >= patience) {
+            anyhow::bail!("DATABASE_URL: {target} unreachable: {reason}");
         }
+        tracing::warn!(
+            %target,
+            %reason,
+            retry_in_ms = delay.as_millis() as u64,
+            "database not reachable yet; health is NOT_SERVING"
+        );
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(ATTEMPT_TIMEOUT)
+        .connect_with(options)
+        .await
+        .map_err(|error| anyhow::anyhow!("DATABASE_URL: {target}: {error}"))
+}
+
+fn connect_options(database_url: &str) -> anyhow::Result<PgConnectOptions> {
+    let scheme = database_url.split_once("://").map(|(scheme, _)| scheme);
+    match scheme {
+        Some("postgres" | "postgresql") => {}
+        Some(other) => anyhow::bail!("DATABASE_URL must be a postgres:// URL, not {other}://"),
+        None => anyhow::bail!("DATABASE_URL must be a postgres:// URL"),
+    }
+    database_url
+        .parse()
+        .map_err(|error| anyhow::anyhow!("DATABASE_URL is not a Postgres URL: {error}"))
+}
+
+/// Errors that waiting does not fix: the URL, the database name, the
+/// role or its password is wrong.
+fn is_permanent(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Configuration(_) => true,
+        sqlx::Error::Database(error) => error.code().is_some_and(|code| {
+            // 3D000 invalid_catalog_name; class 28 invalid authorization.
+            code == "3D000" || code.starts_with("28")
+        }),
+        _ => false,
     }
 }
 

@@ -24,7 +24,7 @@ use std::io::Write;
 use tokio::sync::mpsc;
 
 use crate::auth::Role;
-use crate::client::{SignedToken, lazy_channel};
+use crate::client::{SignedToken, call_error, lazy_channel};
 use crate::config::ServerSettings;
 use crate::time::from_timestamp;
 
@@ -149,16 +149,19 @@ pub async fn watch(args: WatchFeedsArgs, settings: &ServerSettings) -> anyhow::R
     let tls = settings.tls.client()?;
     let mut cursors = load_cursors(&args.cursor_file).await?;
     let (sender, mut receiver) = mpsc::channel::<(String, Event)>(256);
+    let mut followers = tokio::task::JoinSet::new();
     for (name, url) in feeds {
         let after = cursors.get(&name).copied().unwrap_or(0);
+        // On stderr: stdout carries only the JSON lines.
+        eprintln!("following {name} at {url} after event {after}");
         let channel = lazy_channel(
             &url,
             Duration::from_secs(24 * 3600),
             &tls,
             &settings.keepalive,
         )?;
-        tokio::spawn(follow(
-            name,
+        followers.spawn(follow(
+            Feed { name, url },
             channel,
             token.clone(),
             args.types.clone(),
@@ -171,9 +174,14 @@ pub async fn watch(args: WatchFeedsArgs, settings: &ServerSettings) -> anyhow::R
     loop {
         let next = tokio::select! {
             next = receiver.recv() => next,
-            _ = tokio::signal::ctrl_c() => None,
+            Some(Ok(Err(error))) = followers.join_next() => return Err(error),
+            _ = tokio::signal::ctrl_c() => return Ok(()),
         };
         let Some((source, event)) = next else {
+            // Every follower has ended: say why, if one failed.
+            while let Some(ended) = followers.join_next().await {
+                ended??;
+            }
             return Ok(());
         };
         let payload = event.payload.as_ref().and_then(payload_json);
@@ -205,15 +213,30 @@ pub async fn watch(args: WatchFeedsArgs, settings: &ServerSettings) -> anyhow::R
     }
 }
 
-/// Streams one feed into `sender` from `after`, reconnecting with backoff.
-async fn follow(
+struct Feed {
     name: String,
+    url: String,
+}
+
+/// Whether reconnecting cannot help: the token is bad or may not watch,
+/// or the cursor is past the feed's retention.
+fn is_permanent(code: tonic::Code) -> bool {
+    matches!(
+        code,
+        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied | tonic::Code::OutOfRange
+    )
+}
+
+/// Streams one feed into `sender` from `after`, reconnecting with backoff
+/// after transient failures; ends with the reason on a permanent one.
+async fn follow(
+    feed: Feed,
     channel: tonic::transport::Channel,
     token: SignedToken,
     types: Vec<String>,
     mut after: i64,
     sender: mpsc::Sender<(String, Event)>,
-) {
+) -> anyhow::Result<()> {
     let mut wait = Duration::from_millis(250);
     loop {
         let request = WatchRequest {
@@ -222,7 +245,7 @@ async fn follow(
             ..Default::default()
         };
         let mut client = EventFeedServiceClient::with_interceptor(channel.clone(), token.clone());
-        match client.watch(request).await {
+        let failure = match client.watch(request).await {
             Ok(response) => {
                 let mut stream = response.into_inner();
                 loop {
@@ -233,26 +256,23 @@ async fn follow(
                             };
                             after = event.id;
                             wait = Duration::from_millis(250);
-                            if sender.send((name.clone(), event)).await.is_err() {
-                                return;
+                            if sender.send((feed.name.clone(), event)).await.is_err() {
+                                return Ok(());
                             }
                         }
-                        Ok(None) => break,
-                        Err(status) => {
-                            eprintln!("{name}: {}: {}", status.code(), status.message());
-                            break;
-                        }
+                        Ok(None) => break None,
+                        Err(status) => break Some(status),
                     }
                 }
             }
-            Err(status) if status.code() == tonic::Code::OutOfRange => {
-                eprintln!(
-                    "{name}: cursor {after} is older than the feed's retention: {}",
-                    status.message()
-                );
-                return;
+            Err(status) => Some(status),
+        };
+        if let Some(status) = failure {
+            let error = call_error(&format!("{} at {}", feed.name, feed.url), &status);
+            if is_permanent(status.code()) {
+                return Err(error.context(format!("stopped following {}", feed.name)));
             }
-            Err(status) => eprintln!("{name}: {}: {}", status.code(), status.message()),
+            eprintln!("{error:#}; reconnecting in {wait:?}");
         }
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(Duration::from_secs(10));

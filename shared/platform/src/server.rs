@@ -106,7 +106,9 @@ impl ServiceHost {
             server_tls: settings.tls.server_config()?,
             client_tls,
         };
-        let pool = db::connect(
+        let pool = connect_answering_health(
+            &listener,
+            credentials.server_tls.clone(),
             &database_url,
             settings.db_max_connections,
             settings.statement_timeout,
@@ -220,14 +222,13 @@ impl ServiceHost {
             shutdown.clone(),
         );
 
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(onestop_contracts::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(onestop_contracts::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()?;
+        let served = [
+            S::NAME,
+            EventFeedServiceServer::<EventFeedService>::NAME,
+            AuditServiceServer::<AuditService>::NAME,
+        ];
+        let reflection_v1 = reflection(&served).build_v1()?;
+        let reflection_v1alpha = reflection(&served).build_v1alpha()?;
 
         let wakeups = Wakeups::default();
         wakeups.spawn_listener(pool.clone(), &supervisor);
@@ -292,23 +293,94 @@ impl ServiceHost {
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned());
         tokio::pin!(server);
-        let drain_bound = async {
-            shutdown.cancelled().await;
-            tracing::info!(
-                grace_ms = settings.shutdown_grace.as_millis() as u64,
-                "draining"
-            );
-            tokio::time::sleep(settings.shutdown_grace).await;
-        };
+        // Biased towards the shutdown arm: an idle server finishes the moment
+        // it is cancelled, and the drain line must still be written.
         tokio::select! {
-            result = &mut server => result?,
-            _ = drain_bound => {
-                tracing::warn!("drain bound reached; closing remaining connections");
+            biased;
+            _ = shutdown.cancelled() => {
+                tracing::info!(
+                    grace_ms = settings.shutdown_grace.as_millis() as u64,
+                    "draining"
+                );
+                tokio::select! {
+                    result = &mut server => result?,
+                    _ = tokio::time::sleep(settings.shutdown_grace) => {
+                        tracing::warn!("drain bound reached; closing remaining connections");
+                    }
+                }
             }
+            result = &mut server => result?,
         }
         tracing::info!(service = name, "stopped");
         Ok(())
     }
+}
+
+/// Reflection that lists only what this port serves: the contracts hold
+/// every service's descriptors, and listing another service's API would
+/// send `grpcurl` users to a bare UNIMPLEMENTED.
+fn reflection(served: &[&'static str]) -> tonic_reflection::server::Builder<'static> {
+    [
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ]
+    .iter()
+    .chain(served)
+    .fold(
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(onestop_contracts::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET),
+        |builder, name| builder.with_service_name(*name),
+    )
+}
+
+/// Waits for the database while answering health checks NOT_SERVING on
+/// the bound listener, so probes get an answer rather than a timeout; the
+/// interim server stops once the database answers.
+async fn connect_answering_health(
+    listener: &TcpListener,
+    server_tls: Option<tonic::transport::ServerTlsConfig>,
+    database_url: &str,
+    max_connections: u32,
+    statement_timeout: std::time::Duration,
+) -> anyhow::Result<PgPool> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    let names = [EventFeedServiceServer::<EventFeedService>::NAME];
+    db::set_status(&reporter, &names, ServingStatus::NotServing).await;
+    let connected = CancellationToken::new();
+    let incoming = futures_util::stream::unfold(listener, |listener| async move {
+        Some((listener.accept().await.map(|(stream, _)| stream), listener))
+    });
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(config) = server_tls {
+        builder = builder.tls_config(config)?;
+    }
+    let interim = builder
+        .add_service(health)
+        .serve_with_incoming_shutdown(incoming, connected.clone().cancelled_owned());
+    let connecting = async {
+        let pool = db::connect_patiently(database_url, max_connections, statement_timeout).await;
+        connected.cancel();
+        pool
+    };
+    let (served, pool) = tokio::join!(
+        // A health Watch held open must not keep startup waiting.
+        async {
+            tokio::select! {
+                served = interim => served.map_err(anyhow::Error::from),
+                _ = async {
+                    connected.cancelled().await;
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                } => Ok(()),
+            }
+        },
+        connecting
+    );
+    if let Err(error) = served {
+        tracing::warn!(error = %error, "interim health server ended");
+    }
+    pool
 }
 
 fn spawn_pruning(pool: PgPool, settings: &ServerSettings, supervisor: &Supervisor) {

@@ -66,22 +66,40 @@ fn resource(default_service_name: &str) -> Resource {
 
 /// Installs the global subscriber, propagator and exporters. Call once, at
 /// the start of `main`, and keep the guard alive until the process ends.
-pub fn init(default_service_name: &str) -> anyhow::Result<TelemetryGuard> {
-    install(default_service_name, "info,sqlx=warn", false)
+pub fn init(default_service_name: &str, format: LogFormat) -> anyhow::Result<TelemetryGuard> {
+    install(default_service_name, DEFAULT_FILTER, Some(format))
 }
+
+/// The log filter when RUST_LOG is unset.
+pub const DEFAULT_FILTER: &str = "info,sqlx=warn";
+
+/// What `--help` says about the variables telemetry reads that are not
+/// flags.
+pub const ENVIRONMENT_HELP: &str = "\
+Also read from the environment:
+  RUST_LOG                       log filter [default: info,sqlx=warn], e.g. info,onestop_platform=debug
+  OTEL_EXPORTER_OTLP_ENDPOINT    OTLP/gRPC collector for traces and metrics; unset turns export off
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_METRICS_ENDPOINT
+                                 the collector for one signal only
+  OTEL_TRACES_EXPORTER, OTEL_METRICS_EXPORTER
+                                 none turns that signal's export off
+  OTEL_SERVICE_NAME              service name on traces and metrics [default: onestop-<service>]
+  OTEL_*                         the other standard OpenTelemetry variables (headers, timeouts,
+                                 resource attributes)";
 
 /// Initialises telemetry once per process for tests that run services
 /// in-process (quiet unless RUST_LOG says otherwise, and captured per test);
 /// later calls are no-ops.
 pub fn init_for_tests() {
     static GUARD: OnceLock<Option<TelemetryGuard>> = OnceLock::new();
-    GUARD.get_or_init(|| install("onestop-test", "warn", true).ok());
+    GUARD.get_or_init(|| install("onestop-test", "warn", None).ok());
 }
 
 fn install(
     default_service_name: &str,
     default_filter: &str,
-    test_writer: bool,
+    // None: the test writer, captured per test.
+    format: Option<LogFormat>,
 ) -> anyhow::Result<TelemetryGuard> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let resource = resource(default_service_name);
@@ -112,23 +130,22 @@ fn install(
 
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let fmt = if test_writer {
-        tracing_subscriber::fmt::layer().with_test_writer().boxed()
-    } else if std::env::var("ONESTOP_LOG_FORMAT").is_ok_and(|f| f == "json") {
-        tracing_subscriber::fmt::layer().json().boxed()
-    } else {
-        tracing_subscriber::fmt::layer()
+    let fmt = match format {
+        None => tracing_subscriber::fmt::layer().with_test_writer().boxed(),
+        Some(LogFormat::Json) => tracing_subscriber::fmt::layer().json().boxed(),
+        Some(LogFormat::Text) => tracing_subscriber::fmt::layer()
             .with_target(false)
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-            .boxed()
+            .boxed(),
     };
-    // RUST_LOG filters log lines only: spans reach OpenTelemetry at INFO
-    // whatever the log level, so a quiet service still continues traces.
+    // One global filter, not one per layer: per-layer filters that disagree
+    // drop events at random (tokio-rs/tracing#2704), and a lost shutdown or
+    // drain line costs more than spans that follow RUST_LOG like the logs.
     let otel = tracing_opentelemetry::layer()
-        .with_tracer(tracer_provider.tracer(default_service_name.to_owned()))
-        .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
+        .with_tracer(tracer_provider.tracer(default_service_name.to_owned()));
     tracing_subscriber::registry()
-        .with(fmt.with_filter(filter))
+        .with(filter)
+        .with(fmt)
         .with(otel)
         .try_init()
         .map_err(|error| anyhow::anyhow!("telemetry already initialised: {error}"))?;
@@ -137,6 +154,25 @@ fn install(
         tracer_provider,
         meter_provider,
     })
+}
+
+/// How log lines are written (`ONESTOP_LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    /// Unset or empty is text; an unknown value is refused rather than
+    /// quietly written as text.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        match value.trim() {
+            "" | "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            other => Err(format!("{other:?} is not a log format; use text or json")),
+        }
+    }
 }
 
 struct HeaderExtractor<'a>(&'a http::HeaderMap);

@@ -20,6 +20,12 @@ impl ServiceProcess {
     /// Starts `binary` with `env` on 127.0.0.1:0 in development mode
     /// (`env` may turn it off) and waits until it listens.
     pub async fn spawn(binary: &str, env: &[(&str, &str)]) -> Self {
+        Self::spawn_unset(binary, env, &[]).await
+    }
+
+    /// As `spawn`, with the variables in `unset` removed from the
+    /// environment (to run a binary on its defaults).
+    pub async fn spawn_unset(binary: &str, env: &[(&str, &str)], unset: &[&str]) -> Self {
         let mut command = Command::new(binary);
         command
             .env("ONESTOP_LISTEN", "127.0.0.1:0")
@@ -32,6 +38,9 @@ impl ServiceProcess {
             .kill_on_drop(true);
         for (key, value) in env {
             command.env(key, value);
+        }
+        for key in unset {
+            command.env_remove(key);
         }
         let mut child = command.spawn().expect("service binary starts");
         let stdout = child.stdout.take().expect("piped stdout");
@@ -78,6 +87,27 @@ impl ServiceProcess {
     /// The process's log lines so far.
     pub fn output(&self) -> Vec<String> {
         self.output.lock().expect("output").clone()
+    }
+
+    /// Sends SIGTERM, waits (at most `within`) for the process to exit and
+    /// for its last log line, and returns its exit status and every line.
+    pub async fn terminate_and_collect(
+        mut self,
+        within: Duration,
+    ) -> (std::process::ExitStatus, Vec<String>) {
+        self.terminate();
+        let status = tokio::time::timeout(within, self.child.wait())
+            .await
+            .expect("exits after SIGTERM")
+            .expect("exit status");
+        // The reader task sees end of file once the process is gone.
+        let _ = tokio::time::timeout(within, async {
+            while Arc::strong_count(&self.output) > 1 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        (status, self.output())
     }
 
     /// Sends SIGTERM.

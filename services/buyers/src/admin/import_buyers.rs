@@ -1,6 +1,6 @@
 //! `import-buyers`: a trade office's buyers from a CSV file, each row
 //! validated exactly as RegisterBuyer validates and registered the same
-//! way; bad rows are reported by line.
+//! way; bad rows are reported by line and CSV column.
 
 use std::path::PathBuf;
 
@@ -19,9 +19,83 @@ pub struct ImportArgs {
     /// The CSV file.
     #[arg(long)]
     pub file: PathBuf,
-    /// The overseas office the buyers belong to.
+    /// The overseas office the buyers belong to: one that already has
+    /// buyers in the registry, unless --new-office.
     #[arg(long)]
     pub trade_office: String,
+    /// The office has no buyers yet and this file is its first: without
+    /// it an office unknown to the registry is refused, so a mistyped id
+    /// does not start an office of its own.
+    #[arg(long)]
+    pub new_office: bool,
+}
+
+/// The columns a buyer file may have; the first three are required.
+pub const COLUMNS: [&str; 14] = [
+    "ref",
+    "company_name",
+    "country",
+    "city",
+    "time_zone",
+    "hs_codes",
+    "industries_ksic",
+    "languages",
+    "annual_import_usd",
+    "contact_name",
+    "contact_title",
+    "contact_email",
+    "contact_phone",
+    "website",
+];
+const REQUIRED_COLUMNS: usize = 3;
+
+/// Why the header row cannot be a buyer file's, or None when it can.
+fn header_problem(headers: &csv::StringRecord) -> Option<String> {
+    let names: Vec<String> = headers
+        .iter()
+        .map(|h| h.trim().to_ascii_lowercase())
+        .collect();
+    let missing: Vec<&str> = COLUMNS[..REQUIRED_COLUMNS]
+        .iter()
+        .filter(|column| !names.iter().any(|name| name == *column))
+        .copied()
+        .collect();
+    let unknown: Vec<&str> = names
+        .iter()
+        .filter(|name| !COLUMNS.contains(&name.as_str()))
+        .map(String::as_str)
+        .collect();
+    if missing.is_empty() && unknown.is_empty() {
+        return None;
+    }
+    let mut problem = String::from("line 1 is not a buyer file's header:");
+    if !missing.is_empty() {
+        problem.push_str(&format!(" no column {}", missing.join(", ")));
+    }
+    if !unknown.is_empty() {
+        problem.push_str(&format!(" unknown column {}", unknown.join(", ")));
+    }
+    problem.push_str(&format!(" (columns: {})", COLUMNS.join(",")));
+    Some(problem)
+}
+
+/// The CSV column a RegisterBuyer field path ("profile.contacts[0].email")
+/// comes from.
+fn column_of(field: &str) -> &str {
+    let field = field.strip_prefix("profile.").unwrap_or(field);
+    let base = field.split(['[', '.']).next().unwrap_or(field);
+    match base {
+        "external_ref" => "ref",
+        "annual_import_volume" => "annual_import_usd",
+        "contacts" => match field.rsplit('.').next() {
+            Some("name") => "contact_name",
+            Some("title") => "contact_title",
+            Some("phone") => "contact_phone",
+            // "an email or a phone is required" is said of the email.
+            _ => "contact_email",
+        },
+        other => other,
+    }
 }
 
 /// One CSV row turned into the wire profile, so the import validates
@@ -38,7 +112,7 @@ fn row_profile(row: &csv::StringRecord, headers: &csv::StringRecord) -> pb::Buye
     };
     let list = |name: &str| -> Vec<String> {
         get(name)
-            .split([' ', ';'])
+            .split([' ', ';', ','])
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
             .collect()
@@ -75,7 +149,7 @@ fn import_usd(text: &str) -> Option<i64> {
     text.replace(',', "").parse::<i64>().ok()
 }
 
-/// "field: reason" for each violation, with CSV column names.
+/// "column NAME: reason" for each violation.
 fn describe(violations: Violations) -> String {
     let status: tonic::Status = ApiError::InvalidArgument(violations).into();
     use tonic_types::StatusExt;
@@ -84,14 +158,7 @@ fn describe(violations: Violations) -> String {
         .map(|bad| {
             bad.field_violations
                 .into_iter()
-                .map(|v| {
-                    let field = v
-                        .field
-                        .strip_prefix("profile.")
-                        .unwrap_or(&v.field)
-                        .to_owned();
-                    format!("{field}: {}", v.description)
-                })
+                .map(|v| format!("column {}: {}", column_of(&v.field), v.description))
                 .collect::<Vec<_>>()
                 .join("; ")
         })
@@ -125,7 +192,12 @@ pub async fn import_file(
         .from_path(file)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
     let headers = reader.headers()?.clone();
+    if let Some(problem) = header_problem(&headers) {
+        anyhow::bail!("{}: {problem}", file.display());
+    }
     let mut report = ImportReport::default();
+    // ref -> the line that used it first
+    let mut refs = std::collections::HashMap::new();
     let mut rows = Vec::new();
     for record in reader.records() {
         match record {
@@ -156,6 +228,12 @@ pub async fn import_file(
             violations.add("annual_import_usd", "a whole number of US dollars");
         }
         let profile = BuyerProfile::parse(&wire, "profile", &mut violations);
+        if !wire.external_ref.is_empty()
+            && let Some(first) = refs.insert(wire.external_ref.clone(), line)
+        {
+            refs.insert(wire.external_ref.clone(), first);
+            violations.add("ref", format!("duplicates line {first} of this file"));
+        }
         match profile.filter(|_| violations.is_empty()) {
             None => report.rejected.push((line, describe(violations))),
             Some(profile) => {
@@ -193,6 +271,17 @@ pub async fn run(args: ImportArgs, settings: ServerSettings) -> anyhow::Result<(
         onestop_platform::db::connect(&database_url(&settings)?, 4, settings.statement_timeout)
             .await?;
     onestop_platform::db::migrate(&pool, sqlx::migrate!("./migrations")).await?;
+    let known: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM buyer WHERE trade_office_id = $1)")
+            .bind(office)
+            .fetch_one(&pool)
+            .await?;
+    if !known && !args.new_office {
+        anyhow::bail!(
+            "--trade-office {office:?} has no buyers in the registry; check the id, or pass \
+             --new-office if this file is the office's first"
+        );
+    }
     let report = import_file(&pool, &args.file, office, Progress::Shown).await?;
     for (line, reason) in &report.rejected {
         println!("line {line}: {reason}");
@@ -203,5 +292,8 @@ pub async fn run(args: ImportArgs, settings: ServerSettings) -> anyhow::Result<(
         report.already_present,
         report.rejected.len()
     );
+    if !report.rejected.is_empty() {
+        anyhow::bail!("{} rows rejected", report.rejected.len());
+    }
     Ok(())
 }

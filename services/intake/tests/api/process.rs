@@ -97,6 +97,12 @@ fn help_names_every_setting() {
         "ONESTOP_DB_MAX_CONNECTIONS",
         "ONESTOP_EVENT_RETENTION",
         "ONESTOP_IDEMPOTENCY_RETENTION",
+        "ONESTOP_LOG_FORMAT",
+        "RUST_LOG",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_TRACES_EXPORTER",
+        "OTEL_SERVICE_NAME",
+        "OTEL_*",
         "issue-token",
         "keys",
     ] {
@@ -248,4 +254,298 @@ async fn probe_exits_zero_only_while_the_service_is_serving() {
     intake.shutdown.cancel();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!probe(intake.addr).await.success());
+}
+
+/// Starts the binary under `rust_log` (None: the defaults), stops it with
+/// SIGTERM and returns its log lines.
+async fn log_of_a_run(rust_log: Option<&str>) -> Vec<String> {
+    let db = TestDb::new().await;
+    let mut env = vec![
+        ("DATABASE_URL", db.url.as_str()),
+        ("ONESTOP_SHUTDOWN_GRACE", "1s"),
+    ];
+    let unset: &[&str] = match rust_log {
+        Some(filter) => {
+            env.push(("RUST_LOG", filter));
+            &[]
+        }
+        None => &["RUST_LOG"],
+    };
+    let service = ServiceProcess::spawn_unset(BINARY, &env, unset).await;
+    let (status, lines) = service.terminate_and_collect(Duration::from_secs(10)).await;
+    assert!(status.success(), "{status:?}: {lines:?}");
+    lines
+}
+
+#[tokio::test]
+async fn no_log_line_is_lost_under_the_readme_filter_or_the_defaults() {
+    let runs = [
+        Some("info,onestop_platform=debug"),
+        Some("info,onestop_platform=debug"),
+        None,
+        None,
+        None,
+    ];
+    let logs = futures_util::future::join_all(runs.map(log_of_a_run)).await;
+    for (filter, lines) in runs.iter().zip(logs) {
+        for expected in [
+            "ONESTOP_DEV_MODE is true",
+            "listening",
+            "shutdown signal received",
+            "draining",
+            "stopped",
+        ] {
+            assert!(
+                lines.iter().any(|line| line.contains(expected)),
+                "RUST_LOG={filter:?}: no {expected:?} line in {lines:#?}"
+            );
+        }
+    }
+}
+
+/// Runs the binary in development mode with `env` for at most 30 s.
+async fn run_briefly(env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = tokio::process::Command::new(BINARY);
+    command
+        .env("ONESTOP_DEV_MODE", "true")
+        .env("ONESTOP_LISTEN", "127.0.0.1:0")
+        .env("RUST_BACKTRACE", "1")
+        .kill_on_drop(true);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    tokio::time::timeout(Duration::from_secs(30), command.output())
+        .await
+        .expect("ends on its own")
+        .expect("runs")
+}
+
+#[tokio::test]
+async fn a_refused_setting_names_its_environment_variable() {
+    let db = TestDb::new().await;
+    for (variable, value) in [
+        ("ONESTOP_REQUEST_TIMEOUT", "0s"),
+        ("ONESTOP_HEALTH_INTERVAL", "0ms"),
+        ("ONESTOP_LOG_FORMAT", "yaml"),
+        ("ONESTOP_SHUTDOWN_GRACE", "soon"),
+    ] {
+        let output = run_briefly(&[("DATABASE_URL", db.url.as_str()), (variable, value)]).await;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{variable}={value}: {stderr}"
+        );
+        assert!(
+            stderr.contains(variable) && stderr.contains(value),
+            "{variable}={value}: {stderr}"
+        );
+        assert!(!stderr.contains("backtrace"), "{stderr}");
+    }
+}
+
+#[tokio::test]
+async fn a_permanent_database_error_ends_the_process_saying_what_to_fix() {
+    let db = TestDb::new().await;
+    let (server, _) = db.url.rsplit_once('/').expect("a database URL");
+    let missing_database = format!("{server}/onestop_no_such_database");
+    let unknown_role = missing_database.replacen("://postgres@", "://onestop_no_such_role@", 1);
+    assert_ne!(unknown_role, missing_database);
+    for (url, reason) in [
+        (
+            missing_database.as_str(),
+            "\"onestop_no_such_database\" does not exist",
+        ),
+        (
+            &unknown_role,
+            "role \"onestop_no_such_role\" does not exist",
+        ),
+        ("mysql://root@127.0.0.1:3306/onestop", "not mysql://"),
+    ] {
+        let output = run_briefly(&[("DATABASE_URL", url)]).await;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{url}: {stderr}");
+        let last = stderr.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("error: DATABASE_URL") && last.contains(reason),
+            "{url}: {stderr}"
+        );
+        assert!(!stderr.contains("backtrace"), "{stderr}");
+    }
+}
+
+#[tokio::test]
+async fn a_database_not_answering_yet_is_waited_for_with_health_not_serving() {
+    use tokio::io::AsyncBufReadExt;
+    let free_port = |_| {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+    };
+    let (listen, silent_database) = (free_port(0), free_port(1));
+    let url = format!("postgres://postgres@{silent_database}/onestop");
+    let mut child = tokio::process::Command::new(BINARY)
+        .env("ONESTOP_DEV_MODE", "true")
+        .env("ONESTOP_LISTEN", listen.to_string())
+        .env("RUST_LOG", "info")
+        .env("DATABASE_URL", &url)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starts");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let waiting = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("database not reachable yet") {
+                return line;
+            }
+        }
+        panic!("ended without saying it waits for the database");
+    })
+    .await
+    .expect("says it waits");
+    assert!(
+        waiting.contains(&silent_database.to_string()) && waiting.contains("reason="),
+        "{waiting}"
+    );
+    let probe = tokio::process::Command::new(BINARY)
+        .args(["probe", "--timeout", "3s", "--addr"])
+        .arg(listen.to_string())
+        .output()
+        .await
+        .expect("probe runs");
+    assert!(!probe.status.success());
+    assert!(
+        String::from_utf8_lossy(&probe.stderr).contains("NOT_SERVING"),
+        "{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    assert!(child.try_wait().expect("status").is_none(), "still waiting");
+    child.kill().await.expect("kill");
+}
+
+/// Runs a command of the binary to its end with RUST_BACKTRACE=1 and
+/// nothing else set; returns its status and stderr without the
+/// development-mode warning.
+async fn command(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let output = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new(BINARY)
+            .args(args)
+            .env("RUST_BACKTRACE", "1")
+            .env_remove("ONESTOP_DEV_MODE")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("ends on its own")
+    .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .filter(|line| !line.starts_with("WARNING: ONESTOP_DEV_MODE"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    (output.status, stderr)
+}
+
+#[tokio::test]
+async fn settings_stand_before_or_after_the_subcommand() {
+    for args in [
+        &["--dev-mode", "issue-token", "--role", "admin"][..],
+        &["issue-token", "--role", "admin", "--dev-mode"],
+    ] {
+        let (status, stderr) = command(args).await;
+        assert!(status.success(), "{args:?}: {stderr}");
+    }
+    for args in [
+        &["--request-timeout", "0s", "probe"][..],
+        &["probe", "--request-timeout", "0s"],
+    ] {
+        let (status, stderr) = command(args).await;
+        assert_eq!(status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("ONESTOP_REQUEST_TIMEOUT"), "{stderr}");
+    }
+}
+
+#[tokio::test]
+async fn user_mistakes_print_one_line_and_no_backtrace() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .to_string();
+    for (args, says) in [
+        (&["no-such-command"][..], "no-such-command"),
+        (
+            &["issue-token", "--role", "admin", "--ttl", "0s"],
+            "above zero",
+        ),
+        (
+            &[
+                "issue-token",
+                "--role",
+                "admin",
+                "--ttl",
+                "99999999999d",
+                "--dev-mode",
+            ],
+            "at most 30 days",
+        ),
+        (
+            &[
+                "issue-token",
+                "--role",
+                "admin",
+                "--ttl",
+                "999999999999999999999d",
+            ],
+            "not a duration",
+        ),
+        (&["issue-token", "--role", "agency", "--dev-mode"], "tenant"),
+        (&["probe", "--timeout", "2s", "--addr", &closed], &closed),
+    ] {
+        let (status, stderr) = command(args).await;
+        assert!(!status.success(), "{args:?} is refused");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("error: ") && stderr.contains(says),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn watch_feeds_stops_on_a_token_that_cannot_watch() {
+    let intake = crate::common::Intake::start().await;
+    let url = format!("http://{}", intake.addr);
+    let feed = format!("intake={url}");
+    let agency = onestop_test_support::token(Role::Agency, Some("sbc"));
+    for (token, reason) in [
+        ("not-a-token", "Unauthenticated"),
+        (agency.as_str(), "PermissionDenied"),
+    ] {
+        let output = tokio::time::timeout(
+            Duration::from_secs(20),
+            tokio::process::Command::new(BINARY)
+                .args(["watch-feeds", "--feed", &feed, "--cursor-file"])
+                .arg(tempfile_dir().join("cursor.json"))
+                .env("ONESTOP_TOKEN", token)
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .expect("stops rather than retrying forever")
+        .expect("runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{stderr}");
+        assert!(
+            stderr.contains(&format!("following intake at {url}")),
+            "{stderr}"
+        );
+        let last = stderr.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("error: ") && last.contains(&url) && last.contains(reason),
+            "{stderr}"
+        );
+    }
 }

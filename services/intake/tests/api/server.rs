@@ -95,15 +95,19 @@ async fn health_is_not_serving_while_the_database_is_unreachable_and_recovers() 
 }
 
 #[tokio::test]
-async fn reflection_lists_the_services() {
+async fn reflection_lists_only_the_services_this_port_serves() {
     let intake = Intake::start().await;
     let mut client = ServerReflectionClient::new(channel(intake.addr));
-    let request = ServerReflectionRequest {
+    let requests = [
+        MessageRequest::ListServices(String::new()),
+        MessageRequest::FileContainingSymbol("onestop.intake.v1.IntakeService".into()),
+    ]
+    .map(|message| ServerReflectionRequest {
         host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
+        message_request: Some(message),
+    });
     let mut responses = client
-        .server_reflection_info(tokio_stream::iter([request]))
+        .server_reflection_info(tokio_stream::iter(requests))
         .await
         .unwrap()
         .into_inner();
@@ -111,17 +115,28 @@ async fn reflection_lists_the_services() {
     let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
         panic!("unexpected reflection response");
     };
-    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    for expected in [
-        "onestop.intake.v1.IntakeService",
-        "onestop.events.v1.EventFeedService",
-        "grpc.health.v1.Health",
-    ] {
-        assert!(
-            names.iter().any(|n| n == expected),
-            "{expected} in {names:?}"
-        );
-    }
+    let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+            "onestop.audit.v1.AuditService",
+            "onestop.events.v1.EventFeedService",
+            "onestop.intake.v1.IntakeService",
+        ]
+    );
+    // What is listed can still be described.
+    let described = responses.next().await.unwrap().unwrap();
+    assert!(
+        matches!(
+            described.message_response,
+            Some(MessageResponse::FileDescriptorResponse(ref files)) if !files.file_descriptor_proto.is_empty()
+        ),
+        "{described:?}"
+    );
 }
 
 /// Holds the idempotency row a call will try to claim, so that call blocks

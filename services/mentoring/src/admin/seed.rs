@@ -110,7 +110,7 @@ pub async fn run(settings: &ServerSettings, args: &SeedAdvisorsArgs) -> anyhow::
         client
             .register_advisor(request)
             .await
-            .map_err(|status| anyhow::anyhow!("{}: {}", status.code(), status.message()))?;
+            .map_err(|status| onestop_platform::client::call_error(&args.url, &status))?;
         registered += 1;
     }
     Ok(registered)

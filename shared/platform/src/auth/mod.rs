@@ -37,7 +37,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::parse_duration;
 use crate::error::ApiError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -225,7 +224,7 @@ pub struct AuthSettings {
     /// How often key sets, the revocation list and the providers' JWKS are
     /// reloaded. A revocation holds on every replica within this (plus a
     /// fetch deadline of a few seconds).
-    #[arg(long, env = "ONESTOP_KEYS_RELOAD", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "ONESTOP_KEYS_RELOAD", default_value = "30s", value_parser = crate::config::parse_positive_duration)]
     pub keys_reload: Duration,
 }
 
