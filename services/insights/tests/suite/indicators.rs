@@ -175,7 +175,13 @@ async fn the_indicators_follow_the_real_services_through_a_crash() {
         })
         .await
         .expect("SBC accepts");
-    let accepted = once(&suite, |i| sbc(i).accepted == 1).await;
+    // Referral's feed counts the acceptance; intake's, a moment later, the
+    // referral need moving to IN_PROGRESS. Both, before the crash.
+    let accepted = once(&suite, |i| {
+        sbc(i).accepted == 1
+            && needs(i).contains(&(NeedOwner::Referral as i32, "IN_PROGRESS".into(), 1))
+    })
+    .await;
     assert!(sbc(&accepted).median_time_to_accept.is_some());
 
     // Insights crashes; New York verifies another buyer meanwhile; insights
