@@ -78,6 +78,7 @@ event_types! {
         PersonalDataErased = "company.personal_data_erased" on "company" carries intake::PersonalDataErased;
         PartnerChanged = "company.partner_changed" on "company" carries intake::CompanyPartnerChanged;
         CaseOpened = "case.opened" on "case" carries intake::CaseOpened;
+        CaseClosed = "case.closed" on "case" carries intake::CaseClosed;
         NeedOpened = "need.opened" on "case" carries intake::NeedOpened;
         NeedDelivered = "need.delivered" on "case" carries intake::NeedDelivered;
         NeedStatusChanged = "need.status_changed" on "case" carries intake::NeedStatusChanged;

@@ -374,6 +374,7 @@ fn intake_event(
             )
         }
         IntakeEvent::CompanyUpdated
+        | IntakeEvent::CaseClosed
         | IntakeEvent::PersonalDataErased
         | IntakeEvent::PartnerChanged => Meaning::of(Vec::new(), ""),
     })
