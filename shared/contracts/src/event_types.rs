@@ -99,6 +99,7 @@ event_types! {
         SessionLogged = "session.logged" on "assignment" carries mentoring::SessionLogged;
         ContactOverdue = "contact.overdue" on "assignment" carries mentoring::ContactOverdue;
         FeeCharged = "fee.charged" on "assignment" carries mentoring::FeeCharged;
+        RequestWithdrawn = "request.withdrawn" on "company" carries mentoring::AdvisorRequestWithdrawn;
         /// What mentoring erased after intake's erasure of the company.
         PersonalDataErased = "company.personal_data_erased" on "company" carries common::CompanyDataErased;
     }

@@ -24,6 +24,7 @@ const MENTORING_FOLLOWED: &[MentoringEvent] = &[
     MentoringEvent::AssignmentReassigned,
     MentoringEvent::AssignmentHandoverStarted,
     MentoringEvent::AssignmentEnded,
+    MentoringEvent::RequestWithdrawn,
     MentoringEvent::PersonalDataErased,
 ];
 
@@ -267,6 +268,19 @@ pub fn interpret(owner: NeedOwner, event: &Event) -> Option<OwnerUpdate> {
 fn mentoring_update(event: &Event) -> Option<OwnerUpdate> {
     let mentoring = NeedCategory::Mentoring;
     match MentoringEvent::parse(&event.r#type)? {
+        MentoringEvent::RequestWithdrawn => {
+            let e: mentoring::AdvisorRequestWithdrawn = decode(event)?;
+            let line = if e.assignment_id.is_empty() {
+                "Advisor request withdrawn".to_owned()
+            } else {
+                "Advisor request withdrawn; the advisor stays with the company".to_owned()
+            };
+            update(
+                named(&e.need_id, &e.case_id, &e.company_id, mentoring),
+                line,
+                Some(NeedStatus::Cancelled),
+            )
+        }
         MentoringEvent::AssignmentCreated => {
             let e: mentoring::AssignmentCreated = decode(event)?;
             let line = if e.predecessor_assignment_id.is_empty() {

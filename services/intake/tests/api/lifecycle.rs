@@ -394,3 +394,146 @@ async fn closing_a_case_cancels_its_open_needs_and_keeps_the_outcome_off_the_fee
             .all(|e| !e.summary.contains("Hanoi") && !e.summary.contains("Kim Jiwoo"))
     );
 }
+
+#[tokio::test]
+async fn a_cancelled_need_closes_its_owners_record() {
+    use onestop_contracts::buyers::v1 as buyers_pb;
+    use onestop_contracts::event_types::MentoringEvent;
+    use onestop_contracts::mentoring::v1 as mentoring_pb;
+    use onestop_contracts::referral::v1 as referral_pb;
+
+    let wired = crate::wired::Wired::start().await;
+    let (company, case) = crate::owners::company_with_case(&wired, 1_406).await;
+    let get = pb::GetCaseRequest {
+        case_id: case.case_id.clone(),
+    };
+    wired
+        .until("every need reached its owner", || async {
+            let case = wired.intake.admin().get_case(get.clone()).await.unwrap();
+            case.into_inner()
+                .needs
+                .iter()
+                .all(|n| n.delivery == pb::DeliveryState::Delivered as i32)
+        })
+        .await;
+    wired
+        .until("the advisor is assigned", || async {
+            wired
+                .mentoring
+                .count_events(MentoringEvent::AssignmentCreated)
+                .await
+                == 1
+        })
+        .await;
+
+    for position in 0..case.needs.len() {
+        wired
+            .intake
+            .kotra()
+            .cancel_need(cancel(&case, position, ""))
+            .await
+            .unwrap();
+    }
+    let closed = wired.intake.admin().get_case(get.clone()).await.unwrap();
+    assert_eq!(closed.into_inner().status, pb::CaseStatus::Closed as i32);
+
+    // Referral: the referral is cancelled, its program's slot free again.
+    let finance = case.needs[1].need_id.clone();
+    wired
+        .until("the referral is cancelled", || async {
+            let referrals = wired
+                .referral
+                .admin()
+                .list_referrals(referral_pb::ListReferralsRequest {
+                    need_id: finance.clone(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .referrals;
+            referrals[0].status == referral_pb::ReferralStatus::Cancelled as i32
+        })
+        .await;
+    // Buyers: the search's open matches close, the company withdrew.
+    wired
+        .until("the buyer search is closed", || async {
+            let matches = wired
+                .buyers
+                .admin()
+                .list_matches(buyers_pb::ListMatchesRequest {
+                    company_id: company.company_id.clone(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .matches;
+            !matches.is_empty()
+                && matches.iter().all(|m| {
+                    m.status == buyers_pb::MatchStatus::ClosedNoDeal as i32
+                        && m.no_deal_reason == buyers_pb::NoDealReason::CompanyWithdrew as i32
+                })
+        })
+        .await;
+    // Mentoring: the request is withdrawn, the advisor stays.
+    wired
+        .until("the advisor request is withdrawn", || async {
+            wired
+                .mentoring
+                .count_events(MentoringEvent::RequestWithdrawn)
+                .await
+                == 1
+        })
+        .await;
+    let withdrawn: Vec<mentoring_pb::AdvisorRequestWithdrawn> = wired
+        .mentoring
+        .event_payloads(MentoringEvent::RequestWithdrawn)
+        .await;
+    assert_eq!(withdrawn[0].need_id, case.needs[2].need_id);
+    assert!(!withdrawn[0].assignment_id.is_empty());
+    let assignment = wired
+        .mentoring
+        .admin()
+        .get_assignment(mentoring_pb::GetAssignmentRequest {
+            lookup: Some(mentoring_pb::get_assignment_request::Lookup::CompanyId(
+                company.company_id.clone(),
+            )),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        assignment.status,
+        mentoring_pb::AssignmentStatus::Active as i32
+    );
+
+    // The owners' answers reach the case's timeline; nothing moves twice.
+    wired
+        .until("the owners' closings are on the timeline", || async {
+            let timeline = wired
+                .intake
+                .kotra()
+                .get_case_timeline(pb::GetCaseTimelineRequest {
+                    case_id: case.case_id.clone(),
+                    page_size: 500,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            let kinds: Vec<&str> = timeline.entries.iter().map(|e| e.kind.as_str()).collect();
+            kinds.contains(&"referral.cancelled") && kinds.contains(&"request.withdrawn")
+        })
+        .await;
+    let changes: Vec<pb::NeedStatusChanged> = wired
+        .intake
+        .event_payloads(IntakeEvent::NeedStatusChanged)
+        .await;
+    let cancellations = changes
+        .iter()
+        .filter(|c| c.to == pb::NeedStatus::Cancelled as i32)
+        .count();
+    assert_eq!(cancellations, 3);
+    assert_eq!(wired.intake.count_events(IntakeEvent::CaseClosed).await, 1);
+}
