@@ -240,7 +240,7 @@ async fn apply_update(
     )
     .await?;
     if let (Some(need_id), Some(progress)) = (need_id, update.progress) {
-        advance(conn, case_id, need_id, progress, &event.r#type).await?;
+        advance(conn, case_id, need_id, progress, update, &event.r#type).await?;
     }
     if let Some(new_need) = &update.opens {
         open_found_need(conn, case_id, new_need).await?;
@@ -281,6 +281,7 @@ async fn advance(
     case_id: Uuid,
     need_id: Uuid,
     to: NeedStatus,
+    update: &OwnerUpdate,
     cause: &str,
 ) -> anyhow::Result<()> {
     let Some((company_id, _)) = store::lock_case_status(conn, case_id).await? else {
@@ -289,7 +290,10 @@ async fn advance(
     let Some(need) = store::lock_need(conn, case_id, need_id).await? else {
         return Ok(());
     };
-    if !need.status.advances_to(to) {
+    let for_this_need = update
+        .progress_for
+        .is_none_or(|category| category == need.category);
+    if !for_this_need || !need.status.advances_to(to) {
         return Ok(());
     }
     store::set_need_status(conn, need_id, to).await?;
