@@ -746,10 +746,7 @@ fn contract_rpcs() -> BTreeSet<String> {
         .expect("descriptor set decodes");
     set.file
         .iter()
-        .filter(|file| {
-            file.package().starts_with("onestop.")
-                && !file.package().starts_with("onestop.insights")
-        })
+        .filter(|file| file.package().starts_with("onestop."))
         .flat_map(|file| {
             file.service.iter().flat_map(move |service| {
                 service.method.iter().map(move |method| {
