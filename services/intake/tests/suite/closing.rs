@@ -1,6 +1,6 @@
-//! A case that runs its course over the real binaries: needs across the
-//! three owners, one cancelled (its owner closes its record), the others
-//! done by their owners' own events, and the case CLOSED by itself.
+//! A case that runs its course over the real binaries: six needs across
+//! the three owners, three cancelled (each owner closes its record), the
+//! others done by their owners' own events, and the case CLOSED by itself.
 
 use std::time::Duration;
 
@@ -79,13 +79,18 @@ async fn a_case_closes_by_itself_once_every_owner_is_done_or_told_to_stop() {
                 ),
                 need(NeedCategory::SampleTestMarketing, "Samples to US buyers"),
                 need(NeedCategory::ExportFinance, "Working capital"),
+                need(
+                    NeedCategory::MarketDiversification,
+                    "Markets beyond Vietnam",
+                ),
+                need(NeedCategory::Certification, "CE marking"),
             ],
         })
         .await
         .expect("case opens")
         .into_inner();
     let case_id = opened.case_id.clone();
-    assert_eq!(opened.needs.len(), 4, "nothing added by rule");
+    assert_eq!(opened.needs.len(), 6, "nothing added by rule");
     assert!(
         eventually(WITHIN, || async {
             case(&intake, &case_id)
@@ -102,18 +107,48 @@ async fn a_case_closes_by_itself_once_every_owner_is_done_or_told_to_stop() {
     let buyers_need = need_id(&delivered, NeedCategory::BuyerDiscovery);
     let sample_need = need_id(&delivered, NeedCategory::SampleTestMarketing);
     let finance_need = need_id(&delivered, NeedCategory::ExportFinance);
+    let markets_need = need_id(&delivered, NeedCategory::MarketDiversification);
+    let certification_need = need_id(&delivered, NeedCategory::Certification);
 
-    // The company found buyers itself: the buyer search closes.
-    intake
-        .clone()
-        .cancel_need(pb::CancelNeedRequest {
-            idempotency_key: "closing-cancel".into(),
-            case_id: case_id.clone(),
-            need_id: buyers_need.clone(),
-            reason: "Kim Jiwoo signed a distributor met at a fair".into(),
+    // The company found buyers itself, picked its markets and got its
+    // certificate elsewhere: those needs are cancelled and each owner
+    // closes its record.
+    for (key, cancelled) in [
+        ("closing-cancel-buyers", &buyers_need),
+        ("closing-cancel-markets", &markets_need),
+        ("closing-cancel-certification", &certification_need),
+    ] {
+        intake
+            .clone()
+            .cancel_need(pb::CancelNeedRequest {
+                idempotency_key: key.into(),
+                case_id: case_id.clone(),
+                need_id: cancelled.clone(),
+                reason: "Kim Jiwoo arranged it herself".into(),
+            })
+            .await
+            .expect("need cancelled");
+    }
+    let referral_admin: ReferralClient = suite.client("referral", Bearer::admin());
+    assert!(
+        eventually(WITHIN, || async {
+            let referrals = referral_admin
+                .clone()
+                .list_referrals(referral_pb::ListReferralsRequest {
+                    need_id: certification_need.clone(),
+                    ..Default::default()
+                })
+                .await
+                .expect("referrals list")
+                .into_inner()
+                .referrals;
+            referrals
+                .first()
+                .is_some_and(|r| r.status == referral_pb::ReferralStatus::Cancelled as i32)
         })
-        .await
-        .expect("need cancelled");
+        .await,
+        "the cancelled need's referral is cancelled"
+    );
     let buyers_admin: BuyersClient = suite.client("buyers", Bearer::admin());
     assert!(
         eventually(WITHIN, || async {
@@ -255,10 +290,13 @@ async fn a_case_closes_by_itself_once_every_owner_is_done_or_told_to_stop() {
     );
     let closed = case(&intake, &case_id).await;
     assert_eq!(closed.close_cause, pb::CaseCloseCause::NeedsFinished as i32);
-    assert_eq!(
-        status_of(&closed, &buyers_need),
-        pb::NeedStatus::Cancelled as i32
-    );
+    for cancelled in [&buyers_need, &markets_need, &certification_need] {
+        assert_eq!(
+            status_of(&closed, cancelled),
+            pb::NeedStatus::Cancelled as i32,
+            "need {cancelled}"
+        );
+    }
     for done in [&mentoring_need, &sample_need, &finance_need] {
         assert_eq!(
             status_of(&closed, done),
