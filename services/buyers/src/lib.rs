@@ -7,7 +7,8 @@
 //! `grpc` is the transport, `domain` the rules and the validated commands,
 //! `store` all the SQL; `registry` (registering a buyer) is the step both
 //! the API and the CSV import take, `sweeper` raises follow-ups in the
-//! background, and `admin` holds the command-line tasks.
+//! background, `withdrawal` closes the search of a need cancelled at
+//! intake, and `admin` holds the command-line tasks.
 
 pub mod access;
 pub mod admin;
@@ -18,3 +19,4 @@ pub mod registry;
 pub mod startup;
 pub mod store;
 pub mod sweeper;
+pub mod withdrawal;

@@ -11,11 +11,12 @@ use onestop_platform::time::{Clock, SystemClock};
 use sqlx::PgPool;
 
 use onestop_contracts::event_types::BuyersEvent;
-use onestop_platform::company_feed::{self, IntakeFeedSettings};
+use onestop_platform::company_feed::{self, IntakeFeedSettings, OwnerParts};
 
 use crate::erasure::BuyersEraser;
 use crate::grpc::BuyersApi;
 use crate::sweeper;
+use crate::withdrawal::SearchCloser;
 
 pub const SERVICE_NAME: &str = "buyers";
 pub const DEFAULT_PORT: u16 = 50053;
@@ -88,8 +89,13 @@ impl onestop_platform::server::Application for Application {
             SERVICE_NAME,
             &self.intake,
             &self.host,
-            BuyersEraser,
-            BuyersEvent::PersonalDataErased,
+            OwnerParts {
+                eraser: BuyersEraser,
+                erased: BuyersEvent::PersonalDataErased,
+                closer: SearchCloser {
+                    clock: self.clock.clone(),
+                },
+            },
         )?;
         let api = BuyerServiceServer::new(BuyersApi::new(pool, self.clock))
             .max_decoding_message_size(max_message)

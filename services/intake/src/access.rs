@@ -112,8 +112,10 @@ pub fn present(view: View, company: pb::Company) -> pb::Company {
 /// The case as the caller may read it: dashboards get no free text.
 pub fn present_case(caller: &Caller, mut case: pb::Case) -> pb::Case {
     if FreeText::for_caller(caller) == FreeText::Redacted {
+        case.outcome_summary.clear();
         for need in &mut case.needs {
             need.detail.clear();
+            need.cancel_reason.clear();
         }
     }
     case

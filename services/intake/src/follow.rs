@@ -21,11 +21,9 @@ use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
-use onestop_contracts::event_types::IntakeEvent;
 use onestop_contracts::events::v1::Event;
-use onestop_contracts::intake::v1 as pb;
 use onestop_domain::{CountryCode, HsInterest, NeedOwner};
-use onestop_platform::events::{self, NewEvent};
+use onestop_platform::events;
 use onestop_platform::follow::{FeedFollower, FeedHandler};
 use onestop_platform::time::from_timestamp;
 use opentelemetry::KeyValue;
@@ -33,14 +31,14 @@ use opentelemetry::metrics::Counter;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::domain::case::{NeedSpec, NeedStatus, PlannedNeed};
+use crate::domain::case::{CaseStatus, NeedSpec, NeedStatus, PlannedNeed};
 use crate::domain::company::snapshot;
 use crate::domain::owner_events::{self, NewNeed, OwnerUpdate, PartnerFact, Subject, feed_name};
 use crate::domain::partner::Relationship;
 use crate::startup::SERVICE_NAME;
 use crate::store::{self, Lock, NewEntry};
 use crate::upstreams::Upstreams;
-use crate::{needs, relationships};
+use crate::{lifecycle, needs, relationships};
 
 /// Applies one owner's events.
 pub struct OwnerFeed {
@@ -261,7 +259,7 @@ async fn apply_update(
     )
     .await?;
     if let (Some(need_id), Some(progress)) = (need_id, update.progress) {
-        advance(conn, case_id, need_id, progress, &event.r#type).await?;
+        advance(conn, case_id, need_id, progress, update, &event.r#type).await?;
     }
     if let Some(new_need) = &update.opens {
         open_found_need(conn, case_id, new_need).await?;
@@ -295,36 +293,33 @@ async fn record_partner(
     Ok(())
 }
 
-/// Moves the need forward only (see [`NeedStatus::advances_to`]).
+/// Moves the need forward only (see [`NeedStatus::advances_to`]), and
+/// closes the case when this was its last need to finish.
 async fn advance(
     conn: &mut PgConnection,
     case_id: Uuid,
     need_id: Uuid,
     to: NeedStatus,
+    update: &OwnerUpdate,
     cause: &str,
 ) -> anyhow::Result<()> {
-    let from = store::lock_need_status(conn, need_id)
-        .await?
-        .unwrap_or(NeedStatus::Open);
-    if !from.advances_to(to) {
+    let Some((company_id, _)) = store::lock_case_status(conn, case_id).await? else {
+        return Ok(());
+    };
+    let Some(need) = store::lock_need(conn, case_id, need_id).await? else {
+        return Ok(());
+    };
+    let for_this_need = update
+        .progress_for
+        .is_none_or(|category| category == need.category);
+    if !for_this_need || !need.status.advances_to(to) {
         return Ok(());
     }
     store::set_need_status(conn, need_id, to).await?;
-    events::append(
-        conn,
-        NewEvent::new(
-            IntakeEvent::NeedStatusChanged,
-            case_id,
-            &pb::NeedStatusChanged {
-                need_id: need_id.to_string(),
-                case_id: case_id.to_string(),
-                from: from.to_proto() as i32,
-                to: to.to_proto() as i32,
-                cause: cause.to_owned(),
-            },
-        ),
-    )
-    .await?;
+    events::append(conn, lifecycle::status_changed(case_id, &need, to, cause)).await?;
+    if to.is_finished() {
+        lifecycle::close_if_finished(conn, case_id, company_id).await?;
+    }
     Ok(())
 }
 
@@ -334,8 +329,13 @@ async fn open_found_need(
     case_id: Uuid,
     found: &NewNeed,
 ) -> anyhow::Result<()> {
-    let company_id = store::lock_case(conn, case_id).await?;
-    if store::has_open_need_on(conn, case_id, found.category, &found.topic).await? {
+    let Some((company_id, status)) = store::lock_case_status(conn, case_id).await? else {
+        return Ok(());
+    };
+    // A closed case stays closed: what the owner found is on its timeline.
+    if status == CaseStatus::Closed
+        || store::has_open_need_on(conn, case_id, found.category, &found.topic).await?
+    {
         return Ok(());
     }
     let Some(company) = store::load_company(conn, company_id, Lock::None).await? else {

@@ -6,14 +6,16 @@
 //! `access` who may read and change which company's records, and
 //! `relationships` who works with whom;
 //! `handoff` (the relay that delivers each need to its owner), `follow`
-//! (following the owners' feeds onto the case) and `needs` (recording a
-//! need) are the steps the API and the background tasks take.
+//! (following the owners' feeds onto the case), `needs` (recording a
+//! need) and `lifecycle` (needs finishing, cases closing) are the steps
+//! the API and the background tasks take.
 
 pub mod access;
 pub mod domain;
 pub mod follow;
 pub mod grpc;
 pub mod handoff;
+pub mod lifecycle;
 pub mod needs;
 pub mod relationships;
 pub mod startup;

@@ -5,7 +5,8 @@
 //!
 //! `grpc` is the transport, `domain` the rules, `store` all the SQL;
 //! `continuity` (assigning, queueing and replacing advisors) holds the
-//! moves both the API and the background `sweeper` make; `admin` holds the
+//! moves both the API and the background `sweeper` make; `withdrawal`
+//! withdraws the request of a need cancelled at intake; `admin` holds the
 //! command-line tasks.
 
 pub mod access;
@@ -17,3 +18,4 @@ pub mod grpc;
 pub mod startup;
 pub mod store;
 pub mod sweeper;
+pub mod withdrawal;

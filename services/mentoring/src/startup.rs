@@ -11,13 +11,14 @@ use onestop_platform::time::{Clock, SystemClock};
 use sqlx::PgPool;
 
 use onestop_contracts::event_types::MentoringEvent;
-use onestop_platform::company_feed::{self, IntakeFeedSettings};
+use onestop_platform::company_feed::{self, IntakeFeedSettings, OwnerParts};
 
 use crate::continuity::Rules;
 use crate::domain::cadence::Cadence;
 use crate::domain::matching::Weights;
 use crate::erasure::MentoringEraser;
 use crate::grpc::MentoringApi;
+use crate::withdrawal::RequestCloser;
 
 pub const SERVICE_NAME: &str = "mentoring";
 pub const DEFAULT_PORT: u16 = 50052;
@@ -126,8 +127,13 @@ impl onestop_platform::server::Application for Application {
             SERVICE_NAME,
             &self.settings.intake,
             &self.host,
-            MentoringEraser,
-            MentoringEvent::PersonalDataErased,
+            OwnerParts {
+                eraser: MentoringEraser,
+                erased: MentoringEvent::PersonalDataErased,
+                closer: RequestCloser {
+                    clock: self.clock.clone(),
+                },
+            },
         )?;
         let max_message = self.host.settings().max_message_bytes;
         let api = MentoringServiceServer::new(MentoringApi::new(

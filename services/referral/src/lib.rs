@@ -4,7 +4,8 @@
 //! need is dropped.
 //!
 //! `grpc` is the transport, `domain` the rules, `store` all the SQL;
-//! `catalog` (directory writes) and `routing` (where a referral goes) are
+//! `catalog` (directory writes), `routing` (where a referral goes) and
+//! `withdrawal` (a need cancelled at intake) are
 //! the steps both the API and the background `sweeper` take; `admin` holds
 //! the command-line tasks.
 
@@ -17,3 +18,4 @@ pub mod routing;
 pub mod startup;
 pub mod store;
 pub mod sweeper;
+pub mod withdrawal;

@@ -11,11 +11,12 @@ use onestop_platform::time::{Clock, SystemClock};
 use sqlx::PgPool;
 
 use onestop_contracts::event_types::ReferralEvent;
-use onestop_platform::company_feed::{self, IntakeFeedSettings};
+use onestop_platform::company_feed::{self, IntakeFeedSettings, OwnerParts};
 
 use crate::erasure::ReferralEraser;
 use crate::grpc::ReferralApi;
 use crate::sweeper;
+use crate::withdrawal::ReferralCloser;
 
 pub const SERVICE_NAME: &str = "referral";
 pub const DEFAULT_PORT: u16 = 50054;
@@ -103,8 +104,13 @@ impl onestop_platform::server::Application for Application {
             SERVICE_NAME,
             &self.referral.intake,
             &self.host,
-            ReferralEraser,
-            ReferralEvent::PersonalDataErased,
+            OwnerParts {
+                eraser: ReferralEraser,
+                erased: ReferralEvent::PersonalDataErased,
+                closer: ReferralCloser {
+                    clock: self.clock.clone(),
+                },
+            },
         )?;
         let max_message = self.host.settings().max_message_bytes;
         let api = ReferralServiceServer::new(ReferralApi::new(pool, self.clock))

@@ -78,6 +78,7 @@ event_types! {
         PersonalDataErased = "company.personal_data_erased" on "company" carries intake::PersonalDataErased;
         PartnerChanged = "company.partner_changed" on "company" carries intake::CompanyPartnerChanged;
         CaseOpened = "case.opened" on "case" carries intake::CaseOpened;
+        CaseClosed = "case.closed" on "case" carries intake::CaseClosed;
         NeedOpened = "need.opened" on "case" carries intake::NeedOpened;
         NeedDelivered = "need.delivered" on "case" carries intake::NeedDelivered;
         NeedStatusChanged = "need.status_changed" on "case" carries intake::NeedStatusChanged;
@@ -98,6 +99,7 @@ event_types! {
         SessionLogged = "session.logged" on "assignment" carries mentoring::SessionLogged;
         ContactOverdue = "contact.overdue" on "assignment" carries mentoring::ContactOverdue;
         FeeCharged = "fee.charged" on "assignment" carries mentoring::FeeCharged;
+        RequestWithdrawn = "request.withdrawn" on "company" carries mentoring::AdvisorRequestWithdrawn;
         /// What mentoring erased after intake's erasure of the company.
         PersonalDataErased = "company.personal_data_erased" on "company" carries common::CompanyDataErased;
     }

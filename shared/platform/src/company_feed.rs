@@ -1,15 +1,16 @@
 //! What the owner services (mentoring, buyers, referral) learn from
 //! intake's feed: which partners work with which company, so they scope
-//! their own records the way intake does, and erasures, so they erase what
+//! their own records the way intake does; erasures, so they erase what
 //! they hold about a company and report it on their own feed (intake
-//! follows that to say what was erased where).
+//! follows that to say what was erased where); and needs cancelled at
+//! intake, so the owner of each closes its record for it.
 //!
 //! Intake keeps the relationships (`company.partner_changed` says whether a
 //! partner works with a company after each change); an owner keeps the
 //! latest answer per company and partner in `known_partner`.
 
 use futures_util::future::BoxFuture;
-use onestop_contracts::common::v1::{CompanyDataErased, ErasedCount};
+use onestop_contracts::common::v1::{CompanyDataErased, ErasedCount, NeedOwner};
 use onestop_contracts::event_types::{EventType, IntakeEvent};
 use onestop_contracts::events::v1::Event;
 use onestop_contracts::intake::v1 as intake;
@@ -45,14 +46,31 @@ pub trait Eraser: Send + Sync + 'static {
     ) -> BoxFuture<'a, anyhow::Result<Vec<ErasedCount>>>;
 }
 
-/// Applies intake's partner changes and erasures.
-pub struct CompanyFeed<R, T> {
+/// A service's part when a need it owns is cancelled at intake.
+pub trait NeedCloser: Send + Sync + 'static {
+    /// The owner the service is: it closes only needs handed to it.
+    fn owner(&self) -> NeedOwner;
+
+    /// Closes the service's record for `need_id` inside the transaction
+    /// that moves the cursor on intake's feed, with the service's own
+    /// event; nothing when it holds none or the record is closed already
+    /// (a feed read again closes nothing twice).
+    fn close<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        need_id: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<()>>;
+}
+
+/// Applies intake's partner changes, erasures and cancelled needs.
+pub struct CompanyFeed<R, T, C> {
     eraser: R,
     /// The service's own `company.personal_data_erased` event type.
     erased: T,
+    closer: C,
 }
 
-impl<R: Eraser, T: EventType> FeedHandler for CompanyFeed<R, T> {
+impl<R: Eraser, T: EventType, C: NeedCloser> FeedHandler for CompanyFeed<R, T, C> {
     fn apply<'a>(
         &'a self,
         conn: &'a mut PgConnection,
@@ -92,6 +110,15 @@ impl<R: Eraser, T: EventType> FeedHandler for CompanyFeed<R, T> {
                     )
                     .await?;
                 }
+                Some(IntakeEvent::NeedStatusChanged) => {
+                    let change = intake::NeedStatusChanged::decode(payload.value.as_slice())?;
+                    if change.to == intake::NeedStatus::Cancelled as i32
+                        && change.owner == self.closer.owner() as i32
+                    {
+                        self.closer.close(conn, &change.need_id).await?;
+                        tracing::info!(need_id = %change.need_id, "record closed: need cancelled at intake");
+                    }
+                }
                 _ => {}
             }
             Ok(())
@@ -108,17 +135,24 @@ fn partner_role(proto: i32) -> Option<Role> {
     }
 }
 
-/// Follows intake's feed for `service` (its name, e.g. "buyers"), with
-/// `eraser` erasing its part and `erased` the event type it reports that
-/// with; None when no intake URL is set.
-pub fn follower<R: Eraser, T: EventType>(
+/// What an owner service does with intake's feed: `eraser` erases its
+/// part and `erased` is the event type it reports that with; `closer`
+/// closes its records of cancelled needs.
+pub struct OwnerParts<R, T, C> {
+    pub eraser: R,
+    pub erased: T,
+    pub closer: C,
+}
+
+/// Follows intake's feed for `service` (its name, e.g. "buyers"); None
+/// when no intake URL is set.
+pub fn follower<R: Eraser, T: EventType, C: NeedCloser>(
     pool: PgPool,
     service: &'static str,
     intake: &IntakeFeedSettings,
     host: &ServiceHost,
-    eraser: R,
-    erased: T,
-) -> anyhow::Result<Option<FeedFollower<CompanyFeed<R, T>>>> {
+    parts: OwnerParts<R, T, C>,
+) -> anyhow::Result<Option<FeedFollower<CompanyFeed<R, T, C>>>> {
     let Some(url) = intake.intake_url.as_deref().filter(|url| !url.is_empty()) else {
         return Ok(None);
     };
@@ -139,21 +173,25 @@ pub fn follower<R: Eraser, T: EventType>(
         vec![
             IntakeEvent::PartnerChanged.name().to_owned(),
             IntakeEvent::PersonalDataErased.name().to_owned(),
+            IntakeEvent::NeedStatusChanged.name().to_owned(),
         ],
-        CompanyFeed { eraser, erased },
+        CompanyFeed {
+            eraser: parts.eraser,
+            erased: parts.erased,
+            closer: parts.closer,
+        },
     )))
 }
 
 /// Starts following intake's feed beside the server when it is configured.
-pub fn spawn<R: Eraser, T: EventType>(
+pub fn spawn<R: Eraser, T: EventType, C: NeedCloser>(
     pool: PgPool,
     service: &'static str,
     intake: &IntakeFeedSettings,
     host: &ServiceHost,
-    eraser: R,
-    erased: T,
+    parts: OwnerParts<R, T, C>,
 ) -> anyhow::Result<()> {
-    match follower(pool, service, intake, host, eraser, erased)? {
+    match follower(pool, service, intake, host, parts)? {
         Some(follower) => follower.spawn("intake-follower", host.supervisor()),
         None => tracing::warn!(
             "ONESTOP_INTAKE_URL is not set: partners see no company records here and erasures wait"

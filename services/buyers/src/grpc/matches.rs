@@ -25,13 +25,13 @@ const DEAL_READERS: &[Role] = &[
     Role::Dashboard,
 ];
 
-pub(super) fn match_status(m: &pb::Match) -> ApiResult<MatchStatus> {
+pub(crate) fn match_status(m: &pb::Match) -> ApiResult<MatchStatus> {
     MatchStatus::from_proto(m.status)
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("match with unknown status")))
 }
 
 /// The match.advanced event of `m` taking `step`.
-pub(super) fn advanced_event(m: &pb::Match, step: &Transition) -> NewEvent {
+pub(crate) fn advanced_event(m: &pb::Match, step: &Transition) -> NewEvent {
     NewEvent::new(
         BuyersEvent::MatchAdvanced,
         &m.match_id,

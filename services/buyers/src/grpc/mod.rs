@@ -7,7 +7,7 @@
 mod consultations;
 mod leads;
 mod markets;
-mod matches;
+pub(crate) mod matches;
 mod matching;
 mod registry;
 mod samples;

@@ -174,7 +174,7 @@ impl BuyersApi {
             }
             return Err(error.into());
         }
-        store::complete_sample_test(&mut tx, test_id, now).await?;
+        let report_complete = store::complete_sample_test(&mut tx, test_id, now).await?;
         let mut new_events = vec![NewEvent::new(
             BuyersEvent::SampleFeedback,
             test_id,
@@ -188,6 +188,7 @@ impl BuyersApi {
                 would_order,
                 certification_gap_count: gaps.len() as u32,
                 case_id: test.case_id.clone(),
+                report_complete,
             },
         )];
         new_events.extend(gaps.iter().map(|gap| {

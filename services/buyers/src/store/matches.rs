@@ -53,11 +53,19 @@ pub async fn load_search(
     conn: &mut PgConnection,
     id: Uuid,
 ) -> Result<Option<pb::BuyerSearch>, sqlx::Error> {
-    let Some((need_id, case_id, company_id, requested, opened_at)) = sqlx::query_as::<
+    let Some((need_id, case_id, company_id, requested, opened_at, closed_at)) = sqlx::query_as::<
         _,
-        (String, String, String, i32, DateTime<Utc>),
+        (
+            String,
+            String,
+            String,
+            i32,
+            DateTime<Utc>,
+            Option<DateTime<Utc>>,
+        ),
     >(
-        "SELECT need_id, case_id, company_id, requested, opened_at FROM buyer_search WHERE id = $1",
+        "SELECT need_id, case_id, company_id, requested, opened_at, closed_at
+               FROM buyer_search WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(&mut *conn)
@@ -79,7 +87,39 @@ pub async fn load_search(
         count: requested.max(0) as u32,
         matches,
         opened_at: Some(to_timestamp(opened_at)),
+        closed_at: closed_at.map(to_timestamp),
     }))
+}
+
+/// Closes the search; false when it was closed already.
+pub async fn close_search(
+    conn: &mut PgConnection,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let closed =
+        sqlx::query("UPDATE buyer_search SET closed_at = $2 WHERE id = $1 AND closed_at IS NULL")
+            .bind(id)
+            .bind(now)
+            .execute(conn)
+            .await?
+            .rows_affected();
+    Ok(closed == 1)
+}
+
+/// The search's matches that are neither a deal nor closed, locked.
+pub async fn lock_open_matches_of_search(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM buyer_match
+          WHERE search_id = $1 AND status NOT IN ('DEAL', 'CLOSED_NO_DEAL')
+          ORDER BY rank FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_all(conn)
+    .await
 }
 
 /// Buyers the company has an open match with.

@@ -127,12 +127,14 @@ pub async fn insert_feedback(
     Ok(())
 }
 
+/// Marks the test complete once every buyer answered; true when this
+/// call completed it.
 pub async fn complete_sample_test(
     conn: &mut PgConnection,
     id: Uuid,
     now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<bool, sqlx::Error> {
+    let completed = sqlx::query(
         "UPDATE sample_test SET completed_at = $2
           WHERE id = $1 AND completed_at IS NULL
             AND (SELECT count(*) FROM sample_feedback WHERE sample_test_id = $1)
@@ -141,8 +143,9 @@ pub async fn complete_sample_test(
     .bind(id)
     .bind(now)
     .execute(conn)
-    .await?;
-    Ok(())
+    .await?
+    .rows_affected();
+    Ok(completed == 1)
 }
 
 #[derive(sqlx::FromRow)]

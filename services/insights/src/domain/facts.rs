@@ -374,6 +374,7 @@ fn intake_event(
             )
         }
         IntakeEvent::CompanyUpdated
+        | IntakeEvent::CaseClosed
         | IntakeEvent::PersonalDataErased
         | IntakeEvent::PartnerChanged => Meaning::of(Vec::new(), ""),
     })
@@ -666,6 +667,8 @@ fn mentoring_event(kind: MentoringEvent, event: &Event) -> Result<Meaning, Undec
                 summary,
             )
         }
-        MentoringEvent::PersonalDataErased => Meaning::of(Vec::new(), ""),
+        MentoringEvent::PersonalDataErased | MentoringEvent::RequestWithdrawn => {
+            Meaning::of(Vec::new(), "")
+        }
     })
 }

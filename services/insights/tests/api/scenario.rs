@@ -84,6 +84,7 @@ async fn need_event(feeds: &Feeds, case_id: &str, need_id: &str, to: intake::Nee
             from: intake::NeedStatus::Routed as i32,
             to: to as i32,
             cause: "test".into(),
+            ..Default::default()
         },
     )
     .await;

@@ -49,6 +49,87 @@ impl TryFrom<&pb::OpenCaseRequest> for NewCase {
     }
 }
 
+/// AddNeeds, validated.
+#[derive(Debug)]
+pub struct NewNeeds {
+    pub case_id: Uuid,
+    pub needs: Vec<NeedSpec>,
+}
+
+impl TryFrom<&pb::AddNeedsRequest> for NewNeeds {
+    type Error = Violations;
+    fn try_from(request: &pb::AddNeedsRequest) -> Result<Self, Violations> {
+        let mut violations = Violations::default();
+        let case_id = violations.id("case_id", &request.case_id);
+        let needs = parse_needs(&request.needs, &mut violations);
+        violations.finish_with(|| {
+            Some(NewNeeds {
+                case_id: case_id?,
+                needs,
+            })
+        })
+    }
+}
+
+/// CancelNeed, validated.
+#[derive(Debug)]
+pub struct NeedCancellation {
+    pub case_id: Uuid,
+    pub need_id: Uuid,
+    pub reason: String,
+}
+
+impl TryFrom<&pb::CancelNeedRequest> for NeedCancellation {
+    type Error = Violations;
+    fn try_from(request: &pb::CancelNeedRequest) -> Result<Self, Violations> {
+        let mut violations = Violations::default();
+        let case_id = violations.id("case_id", &request.case_id);
+        let need_id = violations.id("need_id", &request.need_id);
+        let reason = required_text("reason", &request.reason, &mut violations);
+        violations.finish_with(|| {
+            Some(NeedCancellation {
+                case_id: case_id?,
+                need_id: need_id?,
+                reason,
+            })
+        })
+    }
+}
+
+/// CloseCase, validated.
+#[derive(Debug)]
+pub struct CaseClosing {
+    pub case_id: Uuid,
+    pub outcome_summary: String,
+}
+
+impl TryFrom<&pb::CloseCaseRequest> for CaseClosing {
+    type Error = Violations;
+    fn try_from(request: &pb::CloseCaseRequest) -> Result<Self, Violations> {
+        let mut violations = Violations::default();
+        let case_id = violations.id("case_id", &request.case_id);
+        let outcome_summary =
+            required_text("outcome_summary", &request.outcome_summary, &mut violations);
+        violations.finish_with(|| {
+            Some(CaseClosing {
+                case_id: case_id?,
+                outcome_summary,
+            })
+        })
+    }
+}
+
+/// Free text a person must write, trimmed and bounded.
+fn required_text(field: &str, text: &str, violations: &mut Violations) -> String {
+    let text = text.trim();
+    if text.is_empty() {
+        violations.add(field, "required");
+    } else if text.chars().count() > MAX_DETAIL {
+        violations.add(field, format!("at most {MAX_DETAIL} characters"));
+    }
+    text.to_owned()
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CaseStatus {
     Open,
@@ -183,7 +264,41 @@ impl NeedStatus {
 
     /// Whether a need at `self` moves on to `to`.
     pub fn advances_to(self, to: NeedStatus) -> bool {
-        !matches!(self, Self::Done | Self::Cancelled) && to > self
+        !self.is_finished() && to > self
+    }
+
+    /// DONE or CANCELLED: nothing moves the need any more.
+    pub fn is_finished(self) -> bool {
+        matches!(self, Self::Done | Self::Cancelled)
+    }
+}
+
+/// Why a case closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseCause {
+    NeedsFinished,
+    ClosedByPartner,
+}
+
+impl CloseCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NeedsFinished => "NEEDS_FINISHED",
+            Self::ClosedByPartner => "CLOSED_BY_PARTNER",
+        }
+    }
+
+    pub fn from_stored(text: &str) -> Option<Self> {
+        [Self::NeedsFinished, Self::ClosedByPartner]
+            .into_iter()
+            .find(|cause| cause.as_str() == text)
+    }
+
+    pub fn to_proto(self) -> pb::CaseCloseCause {
+        match self {
+            Self::NeedsFinished => pb::CaseCloseCause::NeedsFinished,
+            Self::ClosedByPartner => pb::CaseCloseCause::ClosedByPartner,
+        }
     }
 }
 
@@ -264,6 +379,27 @@ pub struct Standing {
 /// open mentoring need: such companies need one long-term advisor more than
 /// anything else, and one is enough.
 pub fn plan(requested: Vec<NeedSpec>, standing: Standing) -> Vec<PlannedNeed> {
+    let mut planned = route(requested);
+    if let Some(advisor) = advisor_by_rule(&planned, standing) {
+        planned.push(advisor);
+    }
+    planned
+}
+
+/// Each need to its owner, as asked: AddNeeds adds exactly what the
+/// partner names.
+pub fn route(requested: Vec<NeedSpec>) -> Vec<PlannedNeed> {
+    requested
+        .into_iter()
+        .map(|spec| PlannedNeed {
+            owner: spec.category.owner(),
+            spec,
+            added_by_rule: false,
+        })
+        .collect()
+}
+
+fn advisor_by_rule(requested: &[PlannedNeed], standing: Standing) -> Option<PlannedNeed> {
     let Standing {
         stage,
         small_merchant,
@@ -271,42 +407,34 @@ pub fn plan(requested: Vec<NeedSpec>, standing: Standing) -> Vec<PlannedNeed> {
     } = standing;
     let asked_for_mentoring = requested
         .iter()
-        .any(|n| n.category == NeedCategory::Mentoring);
+        .any(|n| n.spec.category == NeedCategory::Mentoring);
     let early = matches!(stage, GrowthStage::Domestic | GrowthStage::FirstExport);
+    if !(early || small_merchant) || asked_for_mentoring || has_open_mentoring_need {
+        return None;
+    }
     let mut markets: Vec<CountryCode> = requested
         .iter()
-        .flat_map(|n| n.target_markets.clone())
+        .flat_map(|n| n.spec.target_markets.clone())
         .collect();
     markets.sort();
     markets.dedup();
-    let mut planned: Vec<PlannedNeed> = requested
-        .into_iter()
-        .map(|spec| PlannedNeed {
-            owner: spec.category.owner(),
-            spec,
-            added_by_rule: false,
-        })
-        .collect();
-    if (early || small_merchant) && !asked_for_mentoring && !has_open_mentoring_need {
-        let reason = if small_merchant {
-            "small merchant"
-        } else {
-            stage.as_str()
-        };
-        planned.push(PlannedNeed {
-            spec: NeedSpec {
-                category: NeedCategory::Mentoring,
-                detail: format!(
-                    "Long-term export advisor (at least three years), added because the company is {reason}"
-                ),
-                target_markets: markets,
-                hs_codes: Vec::new(),
-            },
-            owner: NeedOwner::Mentoring,
-            added_by_rule: true,
-        });
-    }
-    planned
+    let reason = if small_merchant {
+        "small merchant"
+    } else {
+        stage.as_str()
+    };
+    Some(PlannedNeed {
+        spec: NeedSpec {
+            category: NeedCategory::Mentoring,
+            detail: format!(
+                "Long-term export advisor (at least three years), added because the company is {reason}"
+            ),
+            target_markets: markets,
+            hs_codes: Vec::new(),
+        },
+        owner: NeedOwner::Mentoring,
+        added_by_rule: true,
+    })
 }
 
 #[cfg(test)]

@@ -24,10 +24,13 @@ const MENTORING_FOLLOWED: &[MentoringEvent] = &[
     MentoringEvent::AssignmentReassigned,
     MentoringEvent::AssignmentHandoverStarted,
     MentoringEvent::AssignmentEnded,
+    MentoringEvent::SessionLogged,
+    MentoringEvent::RequestWithdrawn,
     MentoringEvent::PersonalDataErased,
 ];
 
-/// On buyers' feed: matches, consultations, deals and sample tests.
+/// On buyers' feed: matches, consultations, deals, sample tests and their
+/// feedback.
 const BUYERS_FOLLOWED: &[BuyersEvent] = &[
     BuyersEvent::MatchProposed,
     BuyersEvent::MatchAdvanced,
@@ -35,6 +38,7 @@ const BUYERS_FOLLOWED: &[BuyersEvent] = &[
     BuyersEvent::DealRecorded,
     BuyersEvent::DealConfirmed,
     BuyersEvent::SampleStarted,
+    BuyersEvent::SampleFeedback,
     BuyersEvent::SampleCertificationGap,
     BuyersEvent::PersonalDataErased,
 ];
@@ -149,6 +153,10 @@ pub struct OwnerUpdate {
     pub partners: Vec<PartnerFact>,
     /// Set when only this agency may read the line among agencies.
     pub agency_only: Option<String>,
+    /// Set when the progress applies only to a need of this category: a
+    /// finished sample test report finishes a sample-test need, not the
+    /// buyer-discovery need a test was run under.
+    pub progress_for: Option<NeedCategory>,
 }
 
 impl OwnerUpdate {
@@ -207,6 +215,7 @@ fn update(named: Named, summary: String, progress: Option<NeedStatus>) -> Option
         opens: None,
         partners: Vec::new(),
         agency_only: None,
+        progress_for: None,
     })
 }
 
@@ -267,6 +276,30 @@ pub fn interpret(owner: NeedOwner, event: &Event) -> Option<OwnerUpdate> {
 fn mentoring_update(event: &Event) -> Option<OwnerUpdate> {
     let mentoring = NeedCategory::Mentoring;
     match MentoringEvent::parse(&event.r#type)? {
+        // The advisor is assigned and has met the company: the need is
+        // met, and the relationship carries on in mentoring without
+        // holding the case open.
+        MentoringEvent::SessionLogged => {
+            let e: mentoring::SessionLogged = decode(event)?;
+            update(
+                named("", "", &e.company_id, mentoring),
+                format!("Export advisor {} logged a session", e.advisor_id),
+                Some(NeedStatus::Done),
+            )
+        }
+        MentoringEvent::RequestWithdrawn => {
+            let e: mentoring::AdvisorRequestWithdrawn = decode(event)?;
+            let line = if e.assignment_id.is_empty() {
+                "Advisor request withdrawn".to_owned()
+            } else {
+                "Advisor request withdrawn; the advisor stays with the company".to_owned()
+            };
+            update(
+                named(&e.need_id, &e.case_id, &e.company_id, mentoring),
+                line,
+                Some(NeedStatus::Cancelled),
+            )
+        }
         MentoringEvent::AssignmentCreated => {
             let e: mentoring::AssignmentCreated = decode(event)?;
             let line = if e.predecessor_assignment_id.is_empty() {
@@ -477,6 +510,32 @@ fn buyers_update(event: &Event) -> Option<OwnerUpdate> {
                 Some(NeedStatus::InProgress),
             )
         }
+        BuyersEvent::SampleFeedback => {
+            let e: buyers::SampleFeedbackRecorded = decode(event)?;
+            let (line, progress) = if e.report_complete {
+                (
+                    format!(
+                        "Buyer {} gave sample feedback; the sample test report is complete",
+                        e.buyer_id
+                    ),
+                    Some(NeedStatus::Done),
+                )
+            } else {
+                (format!("Buyer {} gave sample feedback", e.buyer_id), None)
+            };
+            let mut found = update(
+                named(
+                    &e.need_id,
+                    &e.case_id,
+                    &e.company_id,
+                    NeedCategory::SampleTestMarketing,
+                ),
+                line,
+                progress,
+            )?;
+            found.progress_for = Some(NeedCategory::SampleTestMarketing);
+            Some(found)
+        }
         BuyersEvent::SampleCertificationGap => {
             let e: buyers::SampleCertificationGap = decode(event)?;
             let market = if e.country.is_empty() {
@@ -606,6 +665,7 @@ fn referral_update(event: &Event) -> Option<OwnerUpdate> {
         opens: None,
         partners: referral_partners(&referral),
         agency_only,
+        progress_for: None,
     })
 }
 
@@ -686,6 +746,53 @@ mod tests {
             update.summary.contains("financing approved"),
             "{}",
             update.summary
+        );
+    }
+
+    #[test]
+    fn a_first_session_and_a_complete_sample_report_finish_their_needs() {
+        let company = Uuid::now_v7();
+        let session = interpret(
+            NeedOwner::Mentoring,
+            &event(
+                MentoringEvent::SessionLogged.name(),
+                &mentoring::SessionLogged {
+                    company_id: company.to_string(),
+                    advisor_id: "advisor-1".into(),
+                    ..Default::default()
+                },
+            ),
+        )
+        .expect("a session concerns the company's mentoring need");
+        assert_eq!(
+            session.subject,
+            Subject::Company(company, NeedCategory::Mentoring)
+        );
+        assert_eq!(session.progress, Some(NeedStatus::Done));
+
+        let need = Uuid::now_v7();
+        let feedback = |report_complete| {
+            interpret(
+                NeedOwner::Buyers,
+                &event(
+                    BuyersEvent::SampleFeedback.name(),
+                    &buyers::SampleFeedbackRecorded {
+                        need_id: need.to_string(),
+                        report_complete,
+                        ..Default::default()
+                    },
+                ),
+            )
+            .expect("feedback concerns the need")
+        };
+        let partial = feedback(false);
+        assert_eq!(partial.progress, None);
+        let complete = feedback(true);
+        assert_eq!(complete.subject, Subject::Need(need));
+        assert_eq!(complete.progress, Some(NeedStatus::Done));
+        assert_eq!(
+            complete.progress_for,
+            Some(NeedCategory::SampleTestMarketing)
         );
     }
 

@@ -1,4 +1,5 @@
-//! Cases: opening one with its needs, reads and listings.
+//! Cases: opening one with its needs, adding and cancelling needs,
+//! closing it, reads and listings.
 
 use onestop_contracts::event_types::IntakeEvent;
 use onestop_contracts::intake::v1 as pb;
@@ -6,15 +7,48 @@ use onestop_platform::error::parse_id;
 use onestop_platform::events::{self, NewEvent};
 use onestop_platform::idempotency::IdempotencyKey;
 use onestop_platform::{ApiError, ApiResult, Caller};
+use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use super::companies::vanished;
 use super::{IntakeApi, READERS, WRITERS};
-use crate::domain::case::{self, CaseQuery, NewCase, Standing};
+use crate::domain::case::{
+    self, CaseClosing, CaseQuery, CaseStatus, CloseCause, NeedCancellation, NewCase, NewNeeds,
+    Standing,
+};
 use crate::domain::company::{snapshot, stage_of};
 use crate::startup::SERVICE_NAME;
 use crate::store::{self, Lock, NewEntry};
-use crate::{access, needs, relationships};
+use crate::{access, lifecycle, needs, relationships};
+
+/// A change to an existing case, begun.
+enum Started {
+    /// The first answer to a retried request.
+    Replay(pb::Case),
+    /// The transaction with the case locked, its company and status.
+    Change(Transaction<'static, Postgres>, Uuid, CaseStatus),
+}
+
+/// Commits the change and answers with the case as it left it, kept for
+/// retries under the caller's idempotency key (forgotten with the
+/// company's personal data).
+async fn finish_change(
+    mut tx: Transaction<'static, Postgres>,
+    key: &IdempotencyKey,
+    case_id: Uuid,
+    company_id: Uuid,
+) -> ApiResult<pb::Case> {
+    let case = store::load_case(&mut tx, case_id)
+        .await?
+        .ok_or_else(|| vanished("case"))?;
+    key.record(&mut tx, &case, &company_id.to_string()).await?;
+    tx.commit().await?;
+    Ok(case)
+}
+
+fn case_closed(case_id: Uuid) -> ApiError {
+    ApiError::failed_precondition("CASE_CLOSED", format!("case {case_id} is closed"))
+}
 
 impl IntakeApi {
     pub(super) async fn open_case(
@@ -92,6 +126,138 @@ impl IntakeApi {
         tx.commit().await?;
         tracing::info!(case_id = %case_id, needs = planned.len(), "case opened");
         Ok(case)
+    }
+
+    pub(super) async fn add_needs(
+        &self,
+        caller: Caller,
+        request: pb::AddNeedsRequest,
+    ) -> ApiResult<pb::Case> {
+        caller.require(WRITERS)?;
+        let key = IdempotencyKey::new(&caller, "AddNeeds", &request.idempotency_key, &request)?;
+        let NewNeeds { case_id, needs } = NewNeeds::try_from(&request)?;
+
+        let (mut tx, company_id) = match self.start_change(&caller, &key, case_id).await? {
+            Started::Replay(first) => return Ok(first),
+            Started::Change(_, _, CaseStatus::Closed) => return Err(case_closed(case_id)),
+            Started::Change(tx, company_id, CaseStatus::Open) => (tx, company_id),
+        };
+        let company = store::load_company(&mut tx, company_id, Lock::None)
+            .await?
+            .ok_or_else(|| vanished("company"))?;
+        let snapshot = snapshot(&company);
+        let first_position = store::next_need_position(&mut tx, case_id).await?;
+        let planned = case::route(needs);
+        let mut need_events = Vec::with_capacity(planned.len());
+        for (offset, need) in planned.iter().enumerate() {
+            let (_, event) =
+                needs::open_need(&mut tx, case_id, first_position + offset, need, &snapshot)
+                    .await?;
+            need_events.push(event);
+        }
+        events::append_all(&mut tx, need_events).await?;
+        let case = finish_change(tx, &key, case_id, company_id).await?;
+        tracing::info!(case_id = %case_id, needs = planned.len(), "needs added");
+        Ok(case)
+    }
+
+    pub(super) async fn cancel_need(
+        &self,
+        caller: Caller,
+        request: pb::CancelNeedRequest,
+    ) -> ApiResult<pb::Case> {
+        caller.require(WRITERS)?;
+        let key = IdempotencyKey::new(&caller, "CancelNeed", &request.idempotency_key, &request)?;
+        let NeedCancellation {
+            case_id,
+            need_id,
+            reason,
+        } = NeedCancellation::try_from(&request)?;
+
+        let (mut tx, company_id) = match self.start_change(&caller, &key, case_id).await? {
+            Started::Replay(first) => return Ok(first),
+            Started::Change(tx, company_id, _) => (tx, company_id),
+        };
+        let need = store::lock_need(&mut tx, case_id, need_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("need", need_id))?;
+        if need.status.is_finished() {
+            return Err(ApiError::failed_precondition(
+                "NEED_FINISHED",
+                format!("need {need_id} is already {}", need.status.as_str()),
+            ));
+        }
+        lifecycle::cancel_need(
+            &mut tx,
+            case_id,
+            &need,
+            &reason,
+            lifecycle::CANCELLED_BY_PARTNER,
+        )
+        .await?;
+        lifecycle::close_if_finished(&mut tx, case_id, company_id).await?;
+        let case = finish_change(tx, &key, case_id, company_id).await?;
+        tracing::info!(case_id = %case_id, need_id = %need_id, "need cancelled");
+        Ok(case)
+    }
+
+    pub(super) async fn close_case(
+        &self,
+        caller: Caller,
+        request: pb::CloseCaseRequest,
+    ) -> ApiResult<pb::Case> {
+        caller.require(WRITERS)?;
+        let key = IdempotencyKey::new(&caller, "CloseCase", &request.idempotency_key, &request)?;
+        let CaseClosing {
+            case_id,
+            outcome_summary,
+        } = CaseClosing::try_from(&request)?;
+
+        let (mut tx, company_id) = match self.start_change(&caller, &key, case_id).await? {
+            Started::Replay(first) => return Ok(first),
+            Started::Change(_, _, CaseStatus::Closed) => return Err(case_closed(case_id)),
+            Started::Change(tx, company_id, CaseStatus::Open) => (tx, company_id),
+        };
+        for need in store::lock_unfinished_needs(&mut tx, case_id).await? {
+            lifecycle::cancel_need(
+                &mut tx,
+                case_id,
+                &need,
+                lifecycle::CLOSED_WITH_CASE,
+                IntakeEvent::CaseClosed.name(),
+            )
+            .await?;
+        }
+        lifecycle::close_case(
+            &mut tx,
+            case_id,
+            company_id,
+            CloseCause::ClosedByPartner,
+            &outcome_summary,
+        )
+        .await?;
+        let case = finish_change(tx, &key, case_id, company_id).await?;
+        Ok(case)
+    }
+
+    /// Begins a change to an existing case: the caller may change it, and
+    /// a retry under the same key gets the first answer; otherwise the
+    /// case is locked (see `store::lock_case_status`).
+    async fn start_change(
+        &self,
+        caller: &Caller,
+        key: &IdempotencyKey,
+        case_id: Uuid,
+    ) -> ApiResult<Started> {
+        let mut tx = self.pool.begin().await?;
+        access::case_view(&mut tx, caller, case_id).await?;
+        if let Some(first) = key.replay::<pb::Case>(&mut tx).await? {
+            return Ok(Started::Replay(first));
+        }
+        let (company_id, status) = store::lock_case_status(&mut tx, case_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("case", case_id))?;
+        Ok(Started::Change(tx, company_id, status))
     }
 
     pub(super) async fn get_case(

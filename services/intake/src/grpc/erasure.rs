@@ -36,6 +36,7 @@ impl IntakeApi {
         }
         let contacts = store::erase_contacts(&mut tx, company_id).await?;
         let details = store::erase_need_details(&mut tx, company_id).await?;
+        let outcomes = store::erase_case_outcomes(&mut tx, company_id).await?;
         // Stored first responses of RegisterCompany, UpdateCompany and
         // OpenCase repeat contacts and details; a retry after erasure must
         // not bring them back.
@@ -43,6 +44,7 @@ impl IntakeApi {
         let intake_erased: Vec<ErasedCount> = vec![
             erased("contacts", contacts),
             erased("need_details", details),
+            erased("case_outcomes", outcomes),
             erased("stored_responses", responses),
         ];
         let now: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now()")

@@ -14,7 +14,7 @@ use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
 use super::{Lock, load_company};
-use crate::domain::case::{CaseFilter, CaseStatus, NeedStatus, PlannedNeed};
+use crate::domain::case::{CaseFilter, CaseStatus, CloseCause, NeedStatus, PlannedNeed};
 use crate::domain::company::snapshot;
 use crate::domain::partner::Partner;
 
@@ -80,6 +80,7 @@ fn delivery_state(stored: &str) -> pb::DeliveryState {
     match stored {
         "PENDING" => pb::DeliveryState::Pending,
         "DELIVERED" => pb::DeliveryState::Delivered,
+        "WITHDRAWN" => pb::DeliveryState::Withdrawn,
         _ => pb::DeliveryState::Unspecified,
     }
 }
@@ -111,6 +112,10 @@ fn need(row: &PgRow) -> pb::Need {
             .get::<Option<DateTime<Utc>>, _>("delivered_at")
             .map(to_timestamp),
         owner_record_id: row.get("owner_record_id"),
+        cancel_reason: row.get("cancel_reason"),
+        finished_at: row
+            .get::<Option<DateTime<Utc>>, _>("finished_at")
+            .map(to_timestamp),
     }
 }
 
@@ -122,7 +127,7 @@ async fn needs_of(
     let rows = sqlx::query(
         "SELECT case_id, id, category, owner, detail, target_markets, hs_codes, status, added_by_rule,
                 delivery, delivery_attempts, opened_at, last_delivery_error, next_delivery_at,
-                delivered_at, owner_record_id
+                delivered_at, owner_record_id, cancel_reason, finished_at
            FROM need WHERE case_id = ANY($1) ORDER BY case_id, position",
     )
     .bind(case_ids)
@@ -157,20 +162,30 @@ async fn with_needs(
                     .unwrap_or_default(),
                 needs: needs.remove(&id).unwrap_or_default(),
                 opened_at: Some(to_timestamp(row.get("opened_at"))),
+                closed_at: row
+                    .get::<Option<DateTime<Utc>>, _>("closed_at")
+                    .map(to_timestamp),
+                close_cause: CloseCause::from_stored(row.get("close_cause"))
+                    .map(|c| c.to_proto() as i32)
+                    .unwrap_or_default(),
+                outcome_summary: row.get("outcome_summary"),
             }
         })
         .collect())
 }
 
+const CASE_COLUMNS_BY_ID: &str =
+    "SELECT id, company_id, status, opened_at, closed_at, close_cause, outcome_summary
+       FROM support_case WHERE id = $1";
+
 pub async fn load_case(
     conn: &mut PgConnection,
     case_id: Uuid,
 ) -> Result<Option<pb::Case>, sqlx::Error> {
-    let row =
-        sqlx::query("SELECT id, company_id, status, opened_at FROM support_case WHERE id = $1")
-            .bind(case_id)
-            .fetch_optional(&mut *conn)
-            .await?;
+    let row = sqlx::query(CASE_COLUMNS_BY_ID)
+        .bind(case_id)
+        .fetch_optional(&mut *conn)
+        .await?;
     Ok(with_needs(conn, row.into_iter().collect()).await?.pop())
 }
 
@@ -239,15 +254,16 @@ pub async fn need_detail(conn: &mut PgConnection, need_id: Uuid) -> Result<Strin
     Ok(detail.unwrap_or_default())
 }
 
-/// Blanks the free-text details of every need of the company; returns how
-/// many had any.
+/// Blanks the free text of every need of the company (details and
+/// cancellation reasons); returns how many needs had any.
 pub async fn erase_need_details(
     conn: &mut PgConnection,
     company_id: Uuid,
 ) -> Result<u64, sqlx::Error> {
     Ok(sqlx::query(
-        "UPDATE need SET detail = ''
-          WHERE detail <> '' AND case_id IN (SELECT id FROM support_case WHERE company_id = $1)",
+        "UPDATE need SET detail = '', cancel_reason = ''
+          WHERE (detail <> '' OR cancel_reason <> '')
+            AND case_id IN (SELECT id FROM support_case WHERE company_id = $1)",
     )
     .bind(company_id)
     .execute(conn)
@@ -264,7 +280,8 @@ pub async fn list_cases(
     page: &Page<Uuid>,
 ) -> Result<Vec<(Uuid, pb::Case)>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT id, company_id, status, opened_at FROM support_case
+        "SELECT id, company_id, status, opened_at, closed_at, close_cause, outcome_summary
+           FROM support_case
           WHERE ($1::uuid IS NULL OR id > $1)
             AND ($2::uuid IS NULL OR company_id = $2)
             AND ($3::text IS NULL OR status = $3)
@@ -350,38 +367,179 @@ pub async fn open_case_for(
     Ok(row.map(|row| (row.get("case_id"), row.get("need_id"))))
 }
 
-/// The need's status, locked until the transaction ends.
-pub async fn lock_need_status(
-    conn: &mut PgConnection,
-    need_id: Uuid,
-) -> Result<Option<NeedStatus>, sqlx::Error> {
-    let stored: String = sqlx::query_scalar("SELECT status FROM need WHERE id = $1 FOR UPDATE")
-        .bind(need_id)
-        .fetch_one(conn)
-        .await?;
-    Ok(NeedStatus::from_stored(&stored))
-}
-
 pub async fn set_need_status(
     conn: &mut PgConnection,
     need_id: Uuid,
     status: NeedStatus,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE need SET status = $2 WHERE id = $1")
-        .bind(need_id)
-        .bind(status.as_str())
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "UPDATE need SET status = $2,
+                         finished_at = CASE WHEN $3 THEN now() ELSE finished_at END
+          WHERE id = $1",
+    )
+    .bind(need_id)
+    .bind(status.as_str())
+    .bind(status.is_finished())
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
-/// The case's company, with the case locked so that needs added to it at
-/// the same time agree on their positions.
-pub async fn lock_case(conn: &mut PgConnection, case_id: Uuid) -> Result<Uuid, sqlx::Error> {
-    sqlx::query_scalar("SELECT company_id FROM support_case WHERE id = $1 FOR UPDATE")
-        .bind(case_id)
-        .fetch_one(conn)
-        .await
+/// A need of a case as a change to it sees it, locked until the
+/// transaction ends.
+#[derive(Debug, Clone, Copy)]
+pub struct LockedNeed {
+    pub need_id: Uuid,
+    pub category: NeedCategory,
+    pub owner: NeedOwner,
+    pub status: NeedStatus,
+}
+
+fn locked_need(row: &PgRow) -> Result<LockedNeed, sqlx::Error> {
+    let need_id: Uuid = row.get("id");
+    let broken =
+        |what: &str| sqlx::Error::Decode(format!("need {need_id} has an unknown {what}").into());
+    Ok(LockedNeed {
+        need_id,
+        category: NeedCategory::from_stored(row.get("category"))
+            .ok_or_else(|| broken("category"))?,
+        owner: NeedOwner::from_stored(row.get("owner")).ok_or_else(|| broken("owner"))?,
+        status: NeedStatus::from_stored(row.get("status")).ok_or_else(|| broken("status"))?,
+    })
+}
+
+/// The case's need, locked; None when the case has no such need.
+pub async fn lock_need(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+    need_id: Uuid,
+) -> Result<Option<LockedNeed>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT id, category, owner, status FROM need WHERE id = $1 AND case_id = $2 FOR UPDATE",
+    )
+    .bind(need_id)
+    .bind(case_id)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(locked_need).transpose()
+}
+
+/// The case's needs that are neither DONE nor CANCELLED, locked, in order.
+pub async fn lock_unfinished_needs(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+) -> Result<Vec<LockedNeed>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, category, owner, status FROM need
+          WHERE case_id = $1 AND status NOT IN ('DONE', 'CANCELLED')
+          ORDER BY position FOR UPDATE",
+    )
+    .bind(case_id)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(locked_need).collect()
+}
+
+/// Cancels the need with its reason. A need its owner was not told of yet
+/// is withdrawn from delivery: the owner never opens a record for it.
+pub async fn cancel_need(
+    conn: &mut PgConnection,
+    need_id: Uuid,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE need SET status = $2, cancel_reason = $3, finished_at = now(),
+                         delivery = CASE WHEN delivery = 'PENDING' THEN 'WITHDRAWN' ELSE delivery END
+          WHERE id = $1",
+    )
+    .bind(need_id)
+    .bind(NeedStatus::Cancelled.as_str())
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// How many of the case's needs are DONE, CANCELLED and neither.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct NeedTally {
+    pub done: u32,
+    pub cancelled: u32,
+    pub unfinished: u32,
+}
+
+pub async fn tally_needs(conn: &mut PgConnection, case_id: Uuid) -> Result<NeedTally, sqlx::Error> {
+    let (done, cancelled, unfinished): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE status = 'DONE'),
+                count(*) FILTER (WHERE status = 'CANCELLED'),
+                count(*) FILTER (WHERE status NOT IN ('DONE', 'CANCELLED'))
+           FROM need WHERE case_id = $1",
+    )
+    .bind(case_id)
+    .fetch_one(conn)
+    .await?;
+    let count = |n: i64| n.clamp(0, u32::MAX as i64) as u32;
+    Ok(NeedTally {
+        done: count(done),
+        cancelled: count(cancelled),
+        unfinished: count(unfinished),
+    })
+}
+
+/// The case's company and status, with the case locked: changes to a
+/// case's needs take this lock first, so the last need to finish sees
+/// every other need's final status. NO KEY UPDATE, because the relay
+/// writes timeline lines (which reference the case) while it holds a
+/// need's lock, and must not wait for this one.
+pub async fn lock_case_status(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+) -> Result<Option<(Uuid, CaseStatus)>, sqlx::Error> {
+    let row =
+        sqlx::query("SELECT company_id, status FROM support_case WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(case_id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.map(|row| {
+        let status = CaseStatus::from_stored(row.get("status")).unwrap_or(CaseStatus::Open);
+        (row.get("company_id"), status)
+    }))
+}
+
+pub async fn close_case(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+    cause: CloseCause,
+    outcome_summary: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE support_case
+            SET status = $2, closed_at = now(), close_cause = $3, outcome_summary = $4
+          WHERE id = $1",
+    )
+    .bind(case_id)
+    .bind(CaseStatus::Closed.as_str())
+    .bind(cause.as_str())
+    .bind(outcome_summary)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Blanks the outcome summaries of the company's closed cases; returns
+/// how many had one.
+pub async fn erase_case_outcomes(
+    conn: &mut PgConnection,
+    company_id: Uuid,
+) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE support_case SET outcome_summary = ''
+          WHERE company_id = $1 AND outcome_summary <> ''",
+    )
+    .bind(company_id)
+    .execute(conn)
+    .await?
+    .rows_affected())
 }
 
 /// Whether the case has an open need of `category` opened on a finding

@@ -150,6 +150,10 @@ struct World {
     company_id: String,
     registration_number: String,
     case_id: String,
+    /// A second case of the company, for the cells that add, cancel and
+    /// close: changing it leaves the first case's records to the others.
+    spare_case_id: String,
+    spare_need: String,
     buyers_need: String,
     finance_need: String,
     mentoring_need: String,
@@ -324,6 +328,29 @@ fn table() -> Vec<Row> {
         row!("onestop.intake.v1.IntakeService/ListCases" on Intake, INTAKE_READERS, EMPTY, sees true, |w, b| {
             w.intake(b).list_cases(intake::ListCasesRequest { company_id: w.company_id.clone(), ..Default::default() }).await
                 .map(|r| r.into_inner().cases.len())
+        }),
+        row!("onestop.intake.v1.IntakeService/AddNeeds" on Intake, INTAKE_WRITERS, HIDDEN, |w, b| {
+            one(w.intake(b).add_needs(intake::AddNeedsRequest {
+                case_id: w.spare_case_id.clone(),
+                needs: vec![intake::NeedRequest { category: NeedCategory::BuyerDiscovery as i32, ..Default::default() }],
+                ..Default::default()
+            }).await)
+        }),
+        row!("onestop.intake.v1.IntakeService/CancelNeed" on Intake, INTAKE_WRITERS, HIDDEN, |w, b| {
+            // The first allowed cell cancels; the rest find it cancelled.
+            one(w.intake(b).cancel_need(intake::CancelNeedRequest {
+                case_id: w.spare_case_id.clone(),
+                need_id: w.spare_need.clone(),
+                reason: "the company found buyers itself".into(),
+                ..Default::default()
+            }).await)
+        }),
+        row!("onestop.intake.v1.IntakeService/CloseCase" on Intake, INTAKE_WRITERS, HIDDEN, |w, b| {
+            one(w.intake(b).close_case(intake::CloseCaseRequest {
+                case_id: w.spare_case_id.clone(),
+                outcome_summary: "support no longer needed".into(),
+                ..Default::default()
+            }).await)
         }),
         row!("onestop.intake.v1.IntakeService/GetCaseTimeline" on Intake, INTAKE_READERS, HIDDEN, |w, b| {
             one(w.intake(b).get_case_timeline(intake::GetCaseTimelineRequest { case_id: w.case_id.clone(), ..Default::default() }).await)
@@ -905,6 +932,25 @@ async fn world(wired: &Wired) -> World {
         .unwrap()
         .into_inner()
         .advisor_id;
+    // Buyer discovery only: its hand-off involves no partner beyond the
+    // related ones (the company already has an open mentoring need, so
+    // none is added by rule).
+    let spare = wired
+        .intake
+        .kotra()
+        .open_case(intake::OpenCaseRequest {
+            company_id: company_id.clone(),
+            needs: vec![intake::NeedRequest {
+                category: NeedCategory::BuyerDiscovery as i32,
+                target_markets: vec!["US".into()],
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(spare.needs.len(), 1);
     let mut world = World {
         intake: wired.intake.addr,
         mentoring: wired.mentoring.addr,
@@ -914,6 +960,8 @@ async fn world(wired: &Wired) -> World {
         company_id: company_id.clone(),
         registration_number: number,
         case_id: case.case_id.clone(),
+        spare_case_id: spare.case_id.clone(),
+        spare_need: spare.needs[0].need_id.clone(),
         buyers_need: need_id(NeedCategory::BuyerDiscovery),
         finance_need: need_id(NeedCategory::ExportFinance),
         mentoring_need: need_id(NeedCategory::Mentoring),

@@ -66,7 +66,7 @@ pub async fn register_advisor(suite: &Suite) -> String {
         .advisor_id
 }
 
-async fn case(intake: &IntakeClient, case_id: &str) -> pb::Case {
+pub async fn case(intake: &IntakeClient, case_id: &str) -> pb::Case {
     intake
         .clone()
         .get_case(pb::GetCaseRequest {

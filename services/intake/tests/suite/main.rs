@@ -3,6 +3,7 @@
 //! mid-flow, and one trace across all hops.
 
 mod canary;
+mod closing;
 mod flow;
 mod otlp;
 mod support;

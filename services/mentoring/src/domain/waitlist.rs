@@ -11,6 +11,7 @@ use super::optional_id;
 pub enum WaitlistStatus {
     Waiting,
     Filled,
+    Withdrawn,
 }
 
 impl WaitlistStatus {
@@ -18,6 +19,7 @@ impl WaitlistStatus {
         match self {
             Self::Waiting => "WAITING",
             Self::Filled => "FILLED",
+            Self::Withdrawn => "WITHDRAWN",
         }
     }
 
@@ -25,6 +27,7 @@ impl WaitlistStatus {
         let status = match text {
             "WAITING" => pb::WaitlistStatus::Waiting,
             "FILLED" => pb::WaitlistStatus::Filled,
+            "WITHDRAWN" => pb::WaitlistStatus::Withdrawn,
             _ => pb::WaitlistStatus::Unspecified,
         };
         status as i32
@@ -53,8 +56,9 @@ impl TryFrom<&pb::ListWaitlistRequest> for WaitlistQuery {
             Ok(pb::WaitlistStatus::Unspecified) => None,
             Ok(pb::WaitlistStatus::Waiting) => Some(WaitlistStatus::Waiting),
             Ok(pb::WaitlistStatus::Filled) => Some(WaitlistStatus::Filled),
+            Ok(pb::WaitlistStatus::Withdrawn) => Some(WaitlistStatus::Withdrawn),
             Err(_) => {
-                violations.add("status", "one of WAITING, FILLED");
+                violations.add("status", "one of WAITING, FILLED, WITHDRAWN");
                 None
             }
         };

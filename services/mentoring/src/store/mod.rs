@@ -1,6 +1,6 @@
 //! Mentoring's SQL, all of it, one file per resource: advisors, the
 //! companies and needs intake handed over, assignments, the history of
-//! advisor changes, the waitlist, sessions, the contact cadence and the fee
+//! advisor changes, the waitlist and requests withdrawn from it, sessions, the contact cadence and the fee
 //! ledger. Rows map straight onto the wire messages they serve.
 
 mod advisors;
@@ -11,6 +11,7 @@ mod companies;
 mod fees;
 mod sessions;
 mod waitlist;
+mod withdrawals;
 
 pub use advisors::*;
 pub use assignments::*;
@@ -20,6 +21,7 @@ pub use companies::*;
 pub use fees::*;
 pub use sessions::*;
 pub use waitlist::*;
+pub use withdrawals::*;
 
 use onestop_contracts::common::v1::Money;
 use onestop_domain::GrowthStage;

@@ -4,7 +4,7 @@
 //! transaction; the generated adapter forwards each RPC to them.
 
 mod directory;
-mod referrals;
+pub(crate) mod referrals;
 
 use std::sync::Arc;
 

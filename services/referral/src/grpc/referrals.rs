@@ -282,42 +282,56 @@ impl ReferralApi {
             ));
         }
         action.check_legal(referral.status)?;
-        let program_id = referral
-            .legs
-            .last()
-            .map(|leg| leg.program_id.clone())
-            .unwrap_or_default();
-        let mut pending = Vec::new();
-        match &action {
-            Action::Accept { .. } => {
-                let program = store::take_slot(&mut tx, &program_id).await?.ok_or_else(|| {
-                    ApiError::failed_precondition(
-                        "NO_OPEN_SLOT",
-                        "the program has no open slot; complete or fail a referral first, or decline with NO_CAPACITY",
-                    )
-                })?;
-                pending.push(capacity_event(&program, "accepted"));
-            }
-            Action::Complete { .. } | Action::Fail { .. } | Action::Cancel { .. }
-                if lifecycle::holds_slot(referral.status) =>
-            {
-                if let Some(program) = store::free_slot(&mut tx, &program_id).await? {
-                    pending.push(capacity_event(&program, action_cause(&action)));
-                }
-            }
-            _ => {}
-        }
-        lifecycle::apply(&mut referral, &action, now);
-        pending.insert(0, referral_event(action_event(&action), &referral));
-        if matches!(action, Action::Decline { .. }) && !lifecycle::ends_referral(&action) {
-            pending.extend(routing::reroute(&mut tx, &mut referral, now).await?);
-        }
-        store::save_referral(&mut tx, id, &referral).await?;
-        events::append_all(&mut tx, pending).await?;
+        apply_move(&mut tx, id, &mut referral, &action, now).await?;
         let response = visible_to(&caller, id, referral)?;
         key.record(&mut tx, &response, &id.to_string()).await?;
         tx.commit().await?;
         tracing::info!(referral_id = %id, action = action.name(), "referral moved");
         Ok(response)
     }
+}
+
+/// Applies a legal move to the referral, with what it does to the
+/// program's capacity and the re-routing a decline calls for, and stores
+/// it with its events.
+pub(crate) async fn apply_move(
+    conn: &mut sqlx::PgConnection,
+    id: Uuid,
+    referral: &mut pb::Referral,
+    action: &Action,
+    now: chrono::DateTime<chrono::Utc>,
+) -> ApiResult<()> {
+    let program_id = referral
+        .legs
+        .last()
+        .map(|leg| leg.program_id.clone())
+        .unwrap_or_default();
+    let mut pending = Vec::new();
+    match action {
+        Action::Accept { .. } => {
+            let program = store::take_slot(conn, &program_id).await?.ok_or_else(|| {
+                ApiError::failed_precondition(
+                    "NO_OPEN_SLOT",
+                    "the program has no open slot; complete or fail a referral first, or decline with NO_CAPACITY",
+                )
+            })?;
+            pending.push(capacity_event(&program, "accepted"));
+        }
+        Action::Complete { .. } | Action::Fail { .. } | Action::Cancel { .. }
+            if lifecycle::holds_slot(referral.status) =>
+        {
+            if let Some(program) = store::free_slot(conn, &program_id).await? {
+                pending.push(capacity_event(&program, action_cause(action)));
+            }
+        }
+        _ => {}
+    }
+    lifecycle::apply(referral, action, now);
+    pending.insert(0, referral_event(action_event(action), referral));
+    if matches!(action, Action::Decline { .. }) && !lifecycle::ends_referral(action) {
+        pending.extend(routing::reroute(conn, referral, now).await?);
+    }
+    store::save_referral(conn, id, referral).await?;
+    events::append_all(conn, pending).await?;
+    Ok(())
 }
