@@ -5,6 +5,11 @@
 //! two prints it again on restart (at-least-once); consumers deduplicate on
 //! `(source, id)`, which is unique and ordered per source.
 //!
+//! A feed that refuses its cursor for good (OUT_OF_RANGE: older than the
+//! feed's retention, or past its newest event) or refuses the watcher
+//! stops alone, said on stderr with what to do; the others go on. When
+//! every feed has stopped the command exits non-zero.
+//!
 //! Payloads are printed as protobuf JSON, decoded through the contracts'
 //! descriptor set, so a dashboard needs no protobuf tooling; a payload of a
 //! type the set does not know (a newer producer) comes as base64 instead.
@@ -148,7 +153,8 @@ pub async fn watch(args: WatchFeedsArgs, settings: &ServerSettings) -> anyhow::R
     })?;
     let tls = settings.tls.client()?;
     let mut cursors = load_cursors(&args.cursor_file).await?;
-    let (sender, mut receiver) = mpsc::channel::<(String, Event)>(256);
+    let (sender, mut receiver) = mpsc::channel::<Followed>(256);
+    let mut stopped = Vec::new();
     for (name, url) in feeds {
         let after = cursors.get(&name).copied().unwrap_or(0);
         let channel = lazy_channel(&url, Duration::from_secs(24 * 3600), &tls)?;
@@ -168,8 +174,22 @@ pub async fn watch(args: WatchFeedsArgs, settings: &ServerSettings) -> anyhow::R
             next = receiver.recv() => next,
             _ = tokio::signal::ctrl_c() => None,
         };
-        let Some((source, event)) = next else {
-            return Ok(());
+        let (source, event) = match next {
+            Some(Followed::Event(source, event)) => (source, event),
+            Some(Followed::Stopped(source, why)) => {
+                eprintln!(
+                    "{source}: feed stopped, the others go on: {why}; to read it again from its \
+                     oldest retained event, remove \"{source}\" from {}",
+                    args.cursor_file.display()
+                );
+                stopped.push(source);
+                continue;
+            }
+            // Every follower has ended: each stopped for good.
+            None if !stopped.is_empty() => {
+                anyhow::bail!("every feed stopped: {}", stopped.join(", "))
+            }
+            None => return Ok(()),
         };
         let payload = event.payload.as_ref().and_then(payload_json);
         let line = Line {
@@ -200,15 +220,40 @@ pub async fn watch(args: WatchFeedsArgs, settings: &ServerSettings) -> anyhow::R
     }
 }
 
-/// Streams one feed into `sender` from `after`, reconnecting with backoff.
+/// What a follower hands the printer.
+enum Followed {
+    Event(String, Box<Event>),
+    /// The feed refused for good; why.
+    Stopped(String, String),
+}
+
+/// Whether a refusal stands however often the same watch is tried again.
+fn is_final(code: tonic::Code) -> bool {
+    matches!(
+        code,
+        tonic::Code::OutOfRange
+            | tonic::Code::InvalidArgument
+            | tonic::Code::PermissionDenied
+            | tonic::Code::Unimplemented
+    )
+}
+
+/// Streams one feed into `sender` from `after`, reconnecting with backoff,
+/// until the feed refuses for good.
 async fn follow(
     name: String,
     channel: tonic::transport::Channel,
     token: SignedToken,
     types: Vec<String>,
     mut after: i64,
-    sender: mpsc::Sender<(String, Event)>,
+    sender: mpsc::Sender<Followed>,
 ) {
+    let stop = |status: tonic::Status| {
+        Followed::Stopped(
+            name.clone(),
+            format!("{:?}: {}", status.code(), status.message()),
+        )
+    };
     let mut wait = Duration::from_millis(250);
     loop {
         let request = WatchRequest {
@@ -228,11 +273,19 @@ async fn follow(
                             };
                             after = event.id;
                             wait = Duration::from_millis(250);
-                            if sender.send((name.clone(), event)).await.is_err() {
+                            if sender
+                                .send(Followed::Event(name.clone(), Box::new(event)))
+                                .await
+                                .is_err()
+                            {
                                 return;
                             }
                         }
                         Ok(None) => break,
+                        Err(status) if is_final(status.code()) => {
+                            let _ = sender.send(stop(status)).await;
+                            return;
+                        }
                         Err(status) => {
                             eprintln!("{name}: {}: {}", status.code(), status.message());
                             break;
@@ -240,11 +293,8 @@ async fn follow(
                     }
                 }
             }
-            Err(status) if status.code() == tonic::Code::OutOfRange => {
-                eprintln!(
-                    "{name}: cursor {after} is older than the feed's retention: {}",
-                    status.message()
-                );
+            Err(status) if is_final(status.code()) => {
+                let _ = sender.send(stop(status)).await;
                 return;
             }
             Err(status) => eprintln!("{name}: {}: {}", status.code(), status.message()),
