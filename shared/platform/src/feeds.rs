@@ -5,6 +5,12 @@
 //! two prints it again on restart (at-least-once); consumers deduplicate on
 //! `(source, id)`, which is unique and ordered per source.
 //!
+//! A feed that refuses its cursor for good (OUT_OF_RANGE: older than the
+//! feed's retention, or past its newest event) stops alone, said on stderr
+//! with what to do; the others go on, and when every feed has stopped the
+//! command exits non-zero. A token the feeds refuse (bad, or a role that
+//! may not watch) ends the command at once: no feed would take it.
+//!
 //! Payloads are printed as protobuf JSON, decoded through the contracts'
 //! descriptor set, so a dashboard needs no protobuf tooling; a payload of a
 //! type the set does not know (a newer producer) comes as base64 instead.
@@ -148,8 +154,9 @@ pub async fn watch(args: WatchFeedsArgs, settings: &ServerSettings) -> anyhow::R
     })?;
     let tls = settings.tls.client()?;
     let mut cursors = load_cursors(&args.cursor_file).await?;
-    let (sender, mut receiver) = mpsc::channel::<(String, Event)>(256);
+    let (sender, mut receiver) = mpsc::channel::<Followed>(256);
     let mut followers = tokio::task::JoinSet::new();
+    let mut stopped = Vec::new();
     for (name, url) in feeds {
         let after = cursors.get(&name).copied().unwrap_or(0);
         // On stderr: stdout carries only the JSON lines.
@@ -177,12 +184,27 @@ pub async fn watch(args: WatchFeedsArgs, settings: &ServerSettings) -> anyhow::R
             Some(Ok(Err(error))) = followers.join_next() => return Err(error),
             _ = tokio::signal::ctrl_c() => return Ok(()),
         };
-        let Some((source, event)) = next else {
-            // Every follower has ended: say why, if one failed.
-            while let Some(ended) = followers.join_next().await {
-                ended??;
+        let (source, event) = match next {
+            Some(Followed::Event(source, event)) => (source, event),
+            Some(Followed::Stopped(source, why)) => {
+                eprintln!(
+                    "{source}: feed stopped, the others go on: {why}; to read it again from its \
+                     oldest retained event, remove \"{source}\" from {}",
+                    args.cursor_file.display()
+                );
+                stopped.push(source);
+                continue;
             }
-            return Ok(());
+            None => {
+                // Every follower has ended: say why, if one failed.
+                while let Some(ended) = followers.join_next().await {
+                    ended??;
+                }
+                if !stopped.is_empty() {
+                    anyhow::bail!("every feed stopped: {}", stopped.join(", "));
+                }
+                return Ok(());
+            }
         };
         let payload = event.payload.as_ref().and_then(payload_json);
         let line = Line {
@@ -218,24 +240,42 @@ struct Feed {
     url: String,
 }
 
-/// Whether reconnecting cannot help: the token is bad or may not watch,
-/// or the cursor is past the feed's retention.
-fn is_permanent(code: tonic::Code) -> bool {
+/// What a follower hands the printer.
+enum Followed {
+    Event(String, Box<Event>),
+    /// The feed refused this watch for good; why.
+    Stopped(String, String),
+}
+
+/// The token is bad or may not watch: every feed would refuse it, so the
+/// command ends.
+fn is_token_refused(code: tonic::Code) -> bool {
     matches!(
         code,
-        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied | tonic::Code::OutOfRange
+        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied
+    )
+}
+
+/// This feed refuses this cursor or watch however often it is asked again
+/// (a cursor past its retention or ahead of it): the feed stops, the
+/// others go on.
+fn is_cursor_refused(code: tonic::Code) -> bool {
+    matches!(
+        code,
+        tonic::Code::OutOfRange | tonic::Code::InvalidArgument | tonic::Code::Unimplemented
     )
 }
 
 /// Streams one feed into `sender` from `after`, reconnecting with backoff
-/// after transient failures; ends with the reason on a permanent one.
+/// after transient failures; stops when the feed refuses for good, and ends
+/// the command when the token is refused.
 async fn follow(
     feed: Feed,
     channel: tonic::transport::Channel,
     token: SignedToken,
     types: Vec<String>,
     mut after: i64,
-    sender: mpsc::Sender<(String, Event)>,
+    sender: mpsc::Sender<Followed>,
 ) -> anyhow::Result<()> {
     let mut wait = Duration::from_millis(250);
     loop {
@@ -256,7 +296,11 @@ async fn follow(
                             };
                             after = event.id;
                             wait = Duration::from_millis(250);
-                            if sender.send((feed.name.clone(), event)).await.is_err() {
+                            if sender
+                                .send(Followed::Event(feed.name.clone(), Box::new(event)))
+                                .await
+                                .is_err()
+                            {
                                 return Ok(());
                             }
                         }
@@ -269,8 +313,14 @@ async fn follow(
         };
         if let Some(status) = failure {
             let error = call_error(&format!("{} at {}", feed.name, feed.url), &status);
-            if is_permanent(status.code()) {
+            if is_token_refused(status.code()) {
                 return Err(error.context(format!("stopped following {}", feed.name)));
+            }
+            if is_cursor_refused(status.code()) {
+                let _ = sender
+                    .send(Followed::Stopped(feed.name.clone(), format!("{error:#}")))
+                    .await;
+                return Ok(());
             }
             eprintln!("{error:#}; reconnecting in {wait:?}");
         }

@@ -549,3 +549,92 @@ async fn watch_feeds_stops_on_a_token_that_cannot_watch() {
         );
     }
 }
+
+/// `watch-feeds` on `feeds` (NAME=URL) from the cursors in `cursors`.
+fn watch_feeds_command(feeds: &[String], cursors: &serde_json::Value) -> tokio::process::Command {
+    let dir = tempfile_dir();
+    let cursor_file = dir.join("feeds.json");
+    std::fs::write(&cursor_file, cursors.to_string()).expect("cursor file");
+    let mut command = tokio::process::Command::new(BINARY);
+    command.arg("watch-feeds");
+    for feed in feeds {
+        command.args(["--feed", feed]);
+    }
+    command
+        .env("ONESTOP_DEV_MODE", "true")
+        .arg("--cursor-file")
+        .arg(&cursor_file)
+        .args(["--type", "company.*"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+#[tokio::test]
+async fn a_feed_that_refuses_its_cursor_stops_alone_and_visibly() {
+    use tokio::io::AsyncBufReadExt;
+    let intake = crate::common::Intake::start().await;
+    intake
+        .register_by(
+            onestop_test_support::Bearer::service(),
+            &crate::common::registration_number(720),
+            0,
+            false,
+        )
+        .await;
+    let url = format!("http://{}", intake.addr);
+    // "ahead" holds a cursor past the feed's newest event; "intake" starts
+    // from the beginning of the same feed.
+    let mut child = watch_feeds_command(
+        &[format!("ahead={url}"), format!("intake={url}")],
+        &serde_json::json!({ "ahead": 1_000_000 }),
+    )
+    .spawn()
+    .expect("watch-feeds starts");
+    let mut stderr = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+    // Development mode warns first.
+    let report = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let line = stderr.next_line().await.expect("stderr readable")?;
+            if line.starts_with("ahead:") {
+                return Some(line);
+            }
+        }
+    })
+    .await
+    .expect("the stop is reported")
+    .expect("a line");
+    assert!(report.starts_with("ahead: feed stopped"), "{report}");
+    assert!(
+        report.contains("OutOfRange") || report.contains("out of range"),
+        "{report}"
+    );
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let line = tokio::time::timeout(Duration::from_secs(10), stdout.next_line())
+        .await
+        .expect("the other feed goes on")
+        .expect("stdout readable")
+        .expect("a line");
+    let parsed: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+    assert_eq!(parsed["source"], "intake");
+    assert!(child.try_wait().expect("status").is_none(), "still running");
+    child.kill().await.expect("kill");
+
+    // With every feed stopped, the command ends and says so.
+    let alone = tokio::time::timeout(
+        Duration::from_secs(15),
+        watch_feeds_command(
+            &[format!("ahead={url}")],
+            &serde_json::json!({ "ahead": 1_000_000 }),
+        )
+        .output(),
+    )
+    .await
+    .expect("exits by itself")
+    .expect("runs");
+    assert!(!alone.status.success());
+    let stderr = String::from_utf8_lossy(&alone.stderr);
+    assert!(stderr.contains("ahead: feed stopped"), "{stderr}");
+    assert!(stderr.contains("every feed stopped: ahead"), "{stderr}");
+}

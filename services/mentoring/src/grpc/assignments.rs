@@ -7,6 +7,7 @@ use onestop_platform::error::is_unique_violation;
 use onestop_platform::events;
 use onestop_platform::idempotency::IdempotencyKey;
 use onestop_platform::{ApiError, ApiResult, Caller, Role};
+use pb::request_advisor_response::Outcome;
 
 use super::{MentoringApi, READERS, visible_to};
 use crate::domain::request::{AdvisorRequest, AssignmentLookup};
@@ -30,6 +31,31 @@ fn hand_off_identity(
     }
 }
 
+fn reused_for_another_company() -> ApiError {
+    ApiError::failed_precondition(
+        "IDEMPOTENCY_KEY_REUSED",
+        "this need was handed over before with a different request",
+    )
+}
+
+/// Where a need handed over before stands now: waiting, served by an
+/// assignment, or (its entry left the waitlist unfilled) that entry.
+async fn redelivered(
+    conn: &mut sqlx::PgConnection,
+    need: &AdvisorRequest,
+) -> Result<Option<Outcome>, sqlx::Error> {
+    let entry = store::waitlist_entry_of_need(conn, need.need_id).await?;
+    if let Some(entry) = &entry
+        && entry.status == pb::WaitlistStatus::Waiting as i32
+    {
+        return Ok(Some(Outcome::Waitlisted(entry.clone())));
+    }
+    if let Some(assignment) = store::assignment_serving_need(conn, need.need_id).await? {
+        return Ok(Some(Outcome::Assigned(assignment)));
+    }
+    Ok(entry.map(Outcome::Waitlisted))
+}
+
 impl MentoringApi {
     pub(super) async fn request_advisor(
         &self,
@@ -48,13 +74,28 @@ impl MentoringApi {
         if let Some(first) = key.replay::<pb::RequestAdvisorResponse>(&mut tx).await? {
             return Ok(first);
         }
+        // The key is pruned after a while; the need itself is not, so a
+        // hand-off delivered again later still gets the need's present
+        // placement rather than a refusal that would strand it.
+        match store::company_of_need(&mut tx, need.need_id).await? {
+            Some(company_id) if company_id == need.company_id => {
+                return match redelivered(&mut tx, &need).await? {
+                    Some(outcome) => Ok(pb::RequestAdvisorResponse {
+                        outcome: Some(outcome),
+                    }),
+                    None => Err(ApiError::failed_precondition(
+                        "NEED_CLOSED",
+                        "this need was handed over before and no longer waits or is served",
+                    )),
+                };
+            }
+            Some(_) => return Err(reused_for_another_company()),
+            None => {}
+        }
         store::upsert_company(&mut tx, &need, now).await?;
         if let Err(error) = store::insert_need(&mut tx, &need, now).await {
             if is_unique_violation(&error) {
-                return Err(ApiError::failed_precondition(
-                    "IDEMPOTENCY_KEY_REUSED",
-                    "this need was handed over before with a different request",
-                ));
+                return Err(reused_for_another_company());
             }
             return Err(error.into());
         }

@@ -196,6 +196,22 @@ pub async fn load_assignment(
     one_assignment(conn, &format!("id = $1{}", lock.clause()), id).await
 }
 
+/// The assignment serving a need handed over before: the active one if
+/// any, else the latest.
+pub async fn assignment_serving_need(
+    conn: &mut PgConnection,
+    need_id: Uuid,
+) -> Result<Option<pb::Assignment>, sqlx::Error> {
+    one_assignment(
+        conn,
+        "id = (SELECT a.id FROM assignment_need an JOIN assignment a ON a.id = an.assignment_id
+                WHERE an.need_id = $1
+                ORDER BY (a.status = 'ACTIVE') DESC, a.id DESC LIMIT 1)",
+        need_id,
+    )
+    .await
+}
+
 pub async fn active_assignment_of(
     conn: &mut PgConnection,
     company_id: Uuid,

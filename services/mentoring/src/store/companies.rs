@@ -73,6 +73,17 @@ pub async fn lock_company(
     }))
 }
 
+/// The company a need was handed over for, if it was.
+pub async fn company_of_need(
+    conn: &mut PgConnection,
+    need_id: Uuid,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT company_id FROM need_request WHERE need_id = $1")
+        .bind(need_id)
+        .fetch_optional(conn)
+        .await
+}
+
 pub async fn insert_need(
     conn: &mut PgConnection,
     request: &AdvisorRequest,

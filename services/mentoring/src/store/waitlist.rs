@@ -89,6 +89,18 @@ pub async fn load_waitlist_entry(
     Ok(row.as_ref().map(waitlist_from_row))
 }
 
+/// The waitlist entry of a need handed over before, whatever its status.
+pub async fn waitlist_entry_of_need(
+    conn: &mut PgConnection,
+    need_id: Uuid,
+) -> Result<Option<pb::WaitlistEntry>, sqlx::Error> {
+    let row = sqlx::query(&format!("{WAITLIST_SELECT} WHERE w.need_id = $1"))
+        .bind(need_id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.as_ref().map(waitlist_from_row))
+}
+
 pub async fn waiting_entry_of_company(
     conn: &mut PgConnection,
     company_id: Uuid,

@@ -17,6 +17,14 @@ fn with_capacity(capacity: u32) -> pb::AdvisorProfile {
     profile
 }
 
+/// `need` handed over again for a new company is refused.
+async fn refused_for_another_company(mentoring: &Mentoring, mut need: pb::RequestAdvisorRequest) {
+    need.company = Some(company());
+    let status = mentoring.service().request_advisor(need).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(error_reason(&status), "IDEMPOTENCY_KEY_REUSED");
+}
+
 #[tokio::test]
 async fn fifty_concurrent_requests_never_put_an_advisor_over_capacity() {
     let mentoring = Mentoring::start().await;
@@ -124,15 +132,7 @@ async fn concurrent_duplicates_of_a_need_yield_one_record_and_one_response() {
     assert_eq!(replay, responses[0]);
 
     // The same need for another company is a different request.
-    let mut other = request.clone();
-    other.company = Some(company());
-    let status = mentoring
-        .service()
-        .request_advisor(other)
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    assert_eq!(error_reason(&status), "IDEMPOTENCY_KEY_REUSED");
+    refused_for_another_company(&mentoring, request.clone()).await;
 }
 
 #[tokio::test]
@@ -304,4 +304,36 @@ async fn bad_hand_offs_get_field_violations_and_store_nothing() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
+}
+
+#[tokio::test]
+async fn a_hand_off_delivered_again_after_its_key_was_pruned_gets_the_need_as_it_stands() {
+    let mentoring = Mentoring::start().await;
+    mentoring.register(with_capacity(1)).await;
+    let first_need = need_for(&company());
+    let first = mentoring.request(first_need.clone()).await;
+    let assignment = assigned(&first).clone();
+    let second_need = need_for(&company());
+    let entry = waitlisted(&mentoring.request(second_need.clone()).await).clone();
+
+    // The keys are pruned after their retention; the needs are kept.
+    sqlx::query("DELETE FROM idempotency_key")
+        .execute(&mentoring.pool)
+        .await
+        .unwrap();
+    let events_before = mentoring.count("event_log").await;
+
+    let again = mentoring.request(first_need.clone()).await;
+    assert_eq!(assigned(&again).assignment_id, assignment.assignment_id);
+    let again = mentoring.request(second_need).await;
+    assert_eq!(
+        waitlisted(&again).waitlist_entry_id,
+        entry.waitlist_entry_id
+    );
+    assert_eq!(mentoring.count("event_log").await, events_before);
+    assert_eq!(mentoring.count("assignment").await, 1);
+    assert_eq!(mentoring.count("waitlist_entry").await, 1);
+
+    // The same need for another company is still refused.
+    refused_for_another_company(&mentoring, first_need).await;
 }
