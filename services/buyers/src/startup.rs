@@ -24,6 +24,7 @@ pub struct Application {
     host: ServiceHost,
     clock: Arc<dyn Clock>,
     intake: IntakeFeedSettings,
+    sweep_interval: std::time::Duration,
 }
 
 impl Application {
@@ -61,7 +62,14 @@ impl Application {
             host,
             clock,
             intake: IntakeFeedSettings::default(),
+            sweep_interval: sweeper::EVERY,
         })
+    }
+
+    /// How often the follow-up sweeper runs (ONESTOP_SWEEP_INTERVAL).
+    pub fn with_sweep_interval(mut self, every: std::time::Duration) -> Self {
+        self.sweep_interval = every;
+        self
     }
 
     pub fn pool(&self) -> PgPool {
@@ -82,7 +90,12 @@ impl onestop_platform::server::Application for Application {
     async fn run_until_stopped(self) -> anyhow::Result<()> {
         let max_message = self.host.settings().max_message_bytes;
         let pool = self.host.pool().clone();
-        sweeper::spawn(pool.clone(), self.clock.clone(), self.host.shutdown_token());
+        sweeper::spawn(
+            pool.clone(),
+            self.clock.clone(),
+            self.sweep_interval,
+            self.host.shutdown_token(),
+        );
         company_feed::spawn(
             pool.clone(),
             SERVICE_NAME,

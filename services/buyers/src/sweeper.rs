@@ -15,12 +15,17 @@ use sqlx::PgPool;
 use crate::domain::followup::{self, WhenDue};
 use crate::store::{self, DueCheckpoint};
 
-const EVERY: Duration = Duration::from_secs(60);
+/// How often the sweeper runs unless ONESTOP_SWEEP_INTERVAL says otherwise.
+pub const EVERY: Duration = Duration::from_secs(60);
 
-pub fn spawn(pool: PgPool, clock: Arc<dyn Clock>, shutdown: CancellationToken) {
+pub fn spawn(pool: PgPool, clock: Arc<dyn Clock>, every: Duration, shutdown: CancellationToken) {
     tokio::spawn(onestop_platform::audit::as_service(
         crate::startup::SERVICE_NAME,
         async move {
+            tracing::info!(
+                every_ms = every.as_millis() as u64,
+                "follow-up sweeper started"
+            );
             loop {
                 match sweep_once(&pool, clock.now()).await {
                     Ok(0) => {}
@@ -29,7 +34,7 @@ pub fn spawn(pool: PgPool, clock: Arc<dyn Clock>, shutdown: CancellationToken) {
                 }
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(EVERY) => {}
+                    _ = tokio::time::sleep(every) => {}
                 }
             }
         },
