@@ -16,6 +16,11 @@ struct Cli {
     settings: ServerSettings,
     #[command(flatten)]
     intake: IntakeFeedSettings,
+    /// How often the follow-up sweeper raises due checkpoints and moves
+    /// leads without progress to reactivation.
+    #[arg(long, env = "ONESTOP_SWEEP_INTERVAL", default_value = "60s",
+          value_parser = onestop_platform::config::parse_positive_duration)]
+    sweep_interval: std::time::Duration,
 }
 
 #[tokio::main]
@@ -31,7 +36,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         &format!("onestop-{SERVICE_NAME}"),
         cli.settings.log_format,
     )?;
-    let app = Application::build_following(cli.settings, cli.intake).await?;
+    let app = Application::build_following(cli.settings, cli.intake)
+        .await?
+        .with_sweep_interval(cli.sweep_interval);
     onestop_platform::server::cancel_on_signal(app.shutdown_token());
     app.run_until_stopped().await
 }

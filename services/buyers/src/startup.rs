@@ -25,6 +25,7 @@ pub struct Application {
     host: ServiceHost,
     clock: Arc<dyn Clock>,
     intake: IntakeFeedSettings,
+    sweep_interval: std::time::Duration,
 }
 
 impl Application {
@@ -62,7 +63,14 @@ impl Application {
             host,
             clock,
             intake: IntakeFeedSettings::default(),
+            sweep_interval: sweeper::EVERY,
         })
+    }
+
+    /// How often the follow-up sweeper runs (ONESTOP_SWEEP_INTERVAL).
+    pub fn with_sweep_interval(mut self, every: std::time::Duration) -> Self {
+        self.sweep_interval = every;
+        self
     }
 
     pub fn pool(&self) -> PgPool {
@@ -83,7 +91,12 @@ impl onestop_platform::server::Application for Application {
     async fn run_until_stopped(self) -> anyhow::Result<()> {
         let max_message = self.host.settings().max_message_bytes;
         let pool = self.host.pool().clone();
-        sweeper::spawn(pool.clone(), self.clock.clone(), self.host.supervisor());
+        sweeper::spawn(
+            pool.clone(),
+            self.clock.clone(),
+            self.sweep_interval,
+            self.host.supervisor(),
+        );
         company_feed::spawn(
             pool.clone(),
             SERVICE_NAME,

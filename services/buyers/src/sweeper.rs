@@ -15,12 +15,17 @@ use sqlx::PgPool;
 use crate::domain::followup::{self, WhenDue};
 use crate::store::{self, DueCheckpoint};
 
-const EVERY: Duration = Duration::from_secs(60);
+/// How often the sweeper runs unless ONESTOP_SWEEP_INTERVAL says otherwise.
+pub const EVERY: Duration = Duration::from_secs(60);
 
-/// Sweeps every minute until shutdown, as the supervised loop
+/// Sweeps every `every` until shutdown, as the supervised loop
 /// `follow-up-sweeper`.
-pub fn spawn(pool: PgPool, clock: Arc<dyn Clock>, supervisor: &Supervisor) {
-    supervisor.every("follow-up-sweeper", EVERY, move || {
+pub fn spawn(pool: PgPool, clock: Arc<dyn Clock>, every: Duration, supervisor: &Supervisor) {
+    tracing::info!(
+        every_ms = every.as_millis() as u64,
+        "follow-up sweeper started"
+    );
+    supervisor.every("follow-up-sweeper", every, move || {
         let (pool, clock) = (pool.clone(), clock.clone());
         onestop_platform::audit::as_service(crate::startup::SERVICE_NAME, async move {
             let changed = sweep_once(&pool, clock.now()).await?;

@@ -139,12 +139,11 @@ fn install(
             .boxed(),
     };
     // One global filter, not one per layer: per-layer filters that disagree
-    // drop events at random (tokio-rs/tracing#2704), and a lost shutdown or
-    // drain line costs more than spans that follow RUST_LOG like the logs.
+    // drop events at random (tokio-rs/tracing#2704).
     let otel = tracing_opentelemetry::layer()
         .with_tracer(tracer_provider.tracer(default_service_name.to_owned()));
     tracing_subscriber::registry()
-        .with(filter)
+        .with(LogsAndSpans(filter))
         .with(fmt)
         .with(otel)
         .try_init()
@@ -154,6 +153,74 @@ fn install(
         tracer_provider,
         meter_provider,
     })
+}
+
+/// The global filter: RUST_LOG decides which events are logged, while
+/// spans at INFO and above always pass, so a quiet service still
+/// continues the traces that pass through it.
+struct LogsAndSpans(EnvFilter);
+
+fn span_kept(metadata: &tracing::Metadata<'_>) -> bool {
+    metadata.is_span() && *metadata.level() <= tracing::Level::INFO
+}
+
+impl<S> Layer<S> for LogsAndSpans
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn register_callsite(
+        &self,
+        metadata: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        if span_kept(metadata) {
+            tracing::subscriber::Interest::always()
+        } else {
+            Layer::<S>::register_callsite(&self.0, metadata)
+        }
+    }
+
+    fn enabled(
+        &self,
+        metadata: &tracing::Metadata<'_>,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        span_kept(metadata) || Layer::<S>::enabled(&self.0, metadata, ctx)
+    }
+
+    fn max_level_hint(&self) -> Option<tracing_subscriber::filter::LevelFilter> {
+        let logs = Layer::<S>::max_level_hint(&self.0)?;
+        Some(logs.max(tracing_subscriber::filter::LevelFilter::INFO))
+    }
+
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        self.0.on_new_span(attrs, id, ctx);
+    }
+
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        self.0.on_record(id, values, ctx);
+    }
+
+    fn on_enter(&self, id: &tracing::span::Id, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        self.0.on_enter(id, ctx);
+    }
+
+    fn on_exit(&self, id: &tracing::span::Id, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        self.0.on_exit(id, ctx);
+    }
+
+    fn on_close(&self, id: tracing::span::Id, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        self.0.on_close(id, ctx);
+    }
 }
 
 /// How log lines are written (`ONESTOP_LOG_FORMAT`).

@@ -250,3 +250,35 @@ async fn a_show_date_past_the_calendar_is_refused_and_the_server_goes_on() {
         .into_inner();
     assert_eq!(imported.created, 1);
 }
+
+#[tokio::test]
+async fn the_sweeper_interval_is_a_setting() {
+    const BINARY: &str = env!("CARGO_BIN_EXE_onestop-buyers");
+    let db = onestop_test_support::TestDb::new().await;
+    let service = onestop_test_support::ServiceProcess::spawn(
+        BINARY,
+        &[
+            ("DATABASE_URL", db.url.as_str()),
+            ("ONESTOP_SWEEP_INTERVAL", "250ms"),
+        ],
+    )
+    .await;
+    let (status, lines) = service
+        .terminate_and_collect(std::time::Duration::from_secs(10))
+        .await;
+    assert!(status.success());
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.contains("follow-up sweeper started") && line.contains("every_ms=250")),
+        "{lines:#?}"
+    );
+    let refused = tokio::process::Command::new(BINARY)
+        .env("DATABASE_URL", db.url.as_str())
+        .env("ONESTOP_SWEEP_INTERVAL", "0s")
+        .output()
+        .await
+        .expect("runs");
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("ONESTOP_SWEEP_INTERVAL"));
+}

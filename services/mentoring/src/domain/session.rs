@@ -72,10 +72,12 @@ fn short_text(field: String, value: &str, violations: &mut Violations) -> String
 }
 
 impl SessionLog {
-    /// `now` bounds held_at: a session cannot be logged before it happened.
+    /// `now` bounds held_at: a session cannot be logged before it happened,
+    /// nor (`started`) before its assignment began.
     fn parse(
         request: &pb::LogSessionRequest,
         now: DateTime<Utc>,
+        started: Option<DateTime<Utc>>,
         violations: &mut Violations,
     ) -> Option<Self> {
         let held_at = match request.held_at.as_ref().map(from_timestamp) {
@@ -89,6 +91,10 @@ impl SessionLog {
             }
             Some(Some(at)) if at > now => {
                 violations.add("held_at", "must not be in the future");
+                None
+            }
+            Some(Some(at)) if started.is_some_and(|started| at < started) => {
+                violations.add("held_at", "must not be before the assignment started");
                 None
             }
             Some(at) => at,
@@ -167,14 +173,20 @@ pub struct NewSession {
 }
 
 /// A LogSession request as of `now`, which bounds when it may have been held.
-impl TryFrom<(&pb::LogSessionRequest, DateTime<Utc>)> for NewSession {
+/// A LogSession request, the time now and when its assignment started
+/// (when the caller may see that assignment).
+type LogSessionInput<'a> = (
+    &'a pb::LogSessionRequest,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+);
+
+impl TryFrom<LogSessionInput<'_>> for NewSession {
     type Error = Violations;
-    fn try_from(
-        (request, now): (&pb::LogSessionRequest, DateTime<Utc>),
-    ) -> Result<Self, Violations> {
+    fn try_from((request, now, started): LogSessionInput<'_>) -> Result<Self, Violations> {
         let mut violations = Violations::default();
         let assignment_id = violations.id("assignment_id", &request.assignment_id);
-        let log = SessionLog::parse(request, now, &mut violations);
+        let log = SessionLog::parse(request, now, started, &mut violations);
         violations.finish_with(|| {
             Some(NewSession {
                 assignment_id: assignment_id?,

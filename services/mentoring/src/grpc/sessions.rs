@@ -40,7 +40,19 @@ impl MentoringApi {
     ) -> ApiResult<pb::Session> {
         caller.require(&[Role::Admin, Role::Advisor])?;
         let now = self.clock.now();
-        let NewSession { assignment_id, log } = NewSession::try_from((&request, now))?;
+        // Read ahead so a held_at before the assignment's start is reported
+        // with the other violations, not on a second call.
+        let started = match Uuid::parse_str(request.assignment_id.trim()) {
+            Ok(id) => {
+                let mut conn = self.pool.acquire().await?;
+                store::load_assignment(&mut conn, id, Lock::None)
+                    .await?
+                    .filter(|a| visible_to(&caller, std::iter::once(a.advisor_id.as_str())))
+                    .and_then(|a| a.started_at.as_ref().and_then(from_timestamp))
+            }
+            Err(_) => None,
+        };
+        let NewSession { assignment_id, log } = NewSession::try_from((&request, now, started))?;
         let key = IdempotencyKey::new(&caller, "LogSession", &request.idempotency_key, &request)?;
         let mut tx = self.pool.begin().await?;
         if let Some(first) = key.replay::<pb::Session>(&mut tx).await? {

@@ -137,13 +137,16 @@ async fn bad_sessions_get_field_violations_and_store_nothing() {
         ]
     );
 
-    let before_start = session(&assignment.assignment_id, now, 3 * 24 * 60);
+    // Before the assignment started: said together with the rest.
+    let mut before_start = session(&assignment.assignment_id, now, 3 * 24 * 60);
+    before_start.minutes = 0;
     let status = mentoring
         .advisor(&advisor.advisor_id)
         .log_session(before_start)
         .await
         .unwrap_err();
-    assert_eq!(violations(&status), vec!["held_at"]);
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(violations(&status), vec!["held_at", "minutes"]);
     assert_eq!(mentoring.count("session").await, 0);
     assert_eq!(
         mentoring.count_events(MentoringEvent::SessionLogged).await,
