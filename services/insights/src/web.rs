@@ -18,6 +18,7 @@ use onestop_platform::auth::TokenVerifier;
 use onestop_platform::config::ServerSettings;
 use onestop_platform::layers::{AuthLayer, LoadShedLayer, RpcTelemetryLayer};
 use onestop_platform::server::CancellationToken;
+use onestop_platform::watchers::WatchLimitLayer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::body::Body;
@@ -49,6 +50,8 @@ pub struct Page {
     pub listener: TcpListener,
     pub dashboard_dir: PathBuf,
     pub cors_origins: String,
+    /// The replica's Watch caps, shared with the gRPC port.
+    pub watchers: WatchLimitLayer,
 }
 
 impl Page {
@@ -77,7 +80,8 @@ impl Page {
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(RpcTelemetryLayer::new(crate::startup::SERVICE_NAME))
             .layer(LoadShedLayer::new(settings.max_in_flight))
-            .layer(AuthLayer::new(verifier));
+            .layer(AuthLayer::new(verifier))
+            .layer(self.watchers.clone());
         tracing::info!(http_addr = %addr, "dashboard page and gRPC-Web served");
         settings
             .keepalive

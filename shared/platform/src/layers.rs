@@ -28,13 +28,13 @@ fn is_open_path(path: &str) -> bool {
     path.starts_with("/grpc.health.v1.") || path.starts_with("/grpc.reflection.")
 }
 
-fn refuse(status: Status) -> http::Response<Body> {
+pub(crate) fn refuse(status: Status) -> http::Response<Body> {
     status.into_http()
 }
 
 /// Swaps in a ready clone so the service that was polled ready is the one
 /// called (tower's usual rule for services moved into a future).
-fn take_ready<S: Clone>(inner: &mut S) -> S {
+pub(crate) fn take_ready<S: Clone>(inner: &mut S) -> S {
     let clone = inner.clone();
     std::mem::replace(inner, clone)
 }
@@ -122,8 +122,8 @@ where
 /// Caps RPCs in flight across all connections. A call that finds no free
 /// slot is refused with RESOURCE_EXHAUSTED instead of queueing, so an
 /// overloaded replica sheds load quickly and clients back off or go
-/// elsewhere. Health probes are never shed. A slot is held until the
-/// response starts, so long-lived Watch streams do not pin slots.
+/// elsewhere. Health probes are never shed, and Watch streams are capped
+/// apart ([`crate::watchers`]). A slot is held until the response starts.
 #[derive(Clone)]
 pub struct LoadShedLayer {
     slots: Arc<Semaphore>,
@@ -169,7 +169,8 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let mut inner = take_ready(&mut self.inner);
-        if request.uri().path().starts_with("/grpc.health.v1.") {
+        let path = request.uri().path();
+        if path.starts_with("/grpc.health.v1.") || crate::watchers::is_watch_path(path) {
             return Box::pin(inner.call(request));
         }
         let Ok(slot) = self.slots.clone().try_acquire_owned() else {
