@@ -80,6 +80,7 @@ fn delivery_state(stored: &str) -> pb::DeliveryState {
     match stored {
         "PENDING" => pb::DeliveryState::Pending,
         "DELIVERED" => pb::DeliveryState::Delivered,
+        "PARKED" => pb::DeliveryState::Parked,
         _ => pb::DeliveryState::Unspecified,
     }
 }
