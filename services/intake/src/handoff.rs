@@ -46,6 +46,8 @@ const IDLE_POLL: Duration = Duration::from_millis(250);
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 /// Enough of an owner's error to act on, without storing whole payloads.
 const ERROR_TEXT_LIMIT: usize = 300;
+/// Tries at recording an owner's answer beyond the first.
+const RECORD_TRIES: u32 = 3;
 /// Refusals in a row after which a need is parked.
 const PARK_AFTER_REFUSALS: i32 = 5;
 
@@ -133,15 +135,43 @@ impl Relay {
             .instrument(span.clone())
             .await;
 
+        // The owner's answer is in hand: recording it is retried when the
+        // transaction loses a deadlock to a feed follower touching the same
+        // need, rather than left to the lease.
         let now = self.clock.now();
+        let mut tries = 0;
+        loop {
+            match self
+                .record(&need, &sent, now)
+                .instrument(span.clone())
+                .await
+            {
+                Ok(delivered) => return Ok(Some(delivered)),
+                Err(error) if tries < RECORD_TRIES => {
+                    tries += 1;
+                    tracing::warn!(error = %error, tries, "recording a delivery attempt failed; again");
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// Records what the owner answered: delivered (true) or a failed
+    /// attempt, parked after repeated refusals (false).
+    async fn record(
+        &self,
+        need: &DueNeed,
+        sent: &Result<String, tonic::Status>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let delivered = async {
+        let delivered = {
             match sent {
                 Ok(record_id) => {
-                    if mark_delivered(&mut tx, &need, &record_id, now).await? {
+                    if mark_delivered(&mut tx, need, record_id, now).await? {
                         tracing::info!(attempts = need.attempt, "need delivered");
                     }
-                    Ok::<_, anyhow::Error>(true)
+                    true
                 }
                 Err(status) => {
                     // A refusal will not fix itself between two quick
@@ -160,7 +190,7 @@ impl Relay {
                         .take(ERROR_TEXT_LIMIT)
                         .collect();
                     let next_attempt_at = now + chrono::Duration::from_std(wait)?;
-                    store::record_failed_attempt(&mut tx, &need, &error, next_attempt_at, park)
+                    store::record_failed_attempt(&mut tx, need, &error, next_attempt_at, park)
                         .await?;
                     if park {
                         parked_counter().add(1, &[KeyValue::new("owner", need.owner.as_str())]);
@@ -168,14 +198,12 @@ impl Relay {
                     } else {
                         tracing::warn!(attempts = need.attempt, code = ?status.code(), retry_in = ?wait, "need delivery failed");
                     }
-                    Ok(false)
+                    false
                 }
             }
-        }
-        .instrument(span)
-        .await?;
+        };
         tx.commit().await?;
-        Ok(Some(delivered))
+        Ok(delivered)
     }
 
     /// Calls the owner; `Ok` carries the id of the record it made (or had
