@@ -248,6 +248,7 @@ impl onestop_platform::server::Application for Application {
             listener: self.http,
             dashboard_dir: self.insights.dashboard_dir(),
             cors_origins: self.insights.cors_origins.clone(),
+            watchers: self.host.watch_limit(),
         };
         let http = tokio::spawn(page.serve(
             grpc(),

@@ -18,6 +18,7 @@ use onestop_platform::auth::TokenVerifier;
 use onestop_platform::config::ServerSettings;
 use onestop_platform::layers::RpcLayers;
 use onestop_platform::server::CancellationToken;
+use onestop_platform::watchers::WatchLimitLayer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::body::Body;
@@ -49,6 +50,8 @@ pub struct Page {
     pub listener: TcpListener,
     pub dashboard_dir: PathBuf,
     pub cors_origins: String,
+    /// The replica's Watch caps, shared with the gRPC port.
+    pub watchers: WatchLimitLayer,
 }
 
 impl Page {
@@ -79,6 +82,7 @@ impl Page {
                 crate::startup::SERVICE_NAME,
                 settings.max_in_flight,
                 verifier,
+                self.watchers.clone(),
             ));
         tracing::info!(http_addr = %addr, "dashboard page and gRPC-Web served");
         settings

@@ -1,14 +1,19 @@
 //! The outbox relay: delivers each opened need to the service that owns it
 //! and records the acknowledgement.
 //!
-//! A need is claimed with `FOR UPDATE SKIP LOCKED` and its row stays locked
-//! while the owner is called, so replicas never deliver one need at the same
-//! time; if intake dies between the owner's acknowledgement and the commit,
-//! the need is still PENDING and is sent again, and the owner, idempotent on
-//! the need id, answers with the record it already made. A failed attempt
-//! only pushes the need's next attempt back: nothing is dropped.
+//! Each owner has its own loop, so a hung or failing owner never delays
+//! another's needs. A need is claimed with a lease (its due time pushed
+//! past any call's deadline, committed at once) and no row lock is held
+//! while the owner is called: replicas never deliver one need at the same
+//! time, and the need's row stays free for the feed followers. If intake
+//! dies between the owner's acknowledgement and the commit, the lease runs
+//! out, the need is sent again, and the owner, idempotent on the need id,
+//! answers with the record it already made. A failed attempt only pushes
+//! the need's next attempt back; a need the owner refuses again and again
+//! is parked with the owner's reason (visible on the case, counted in
+//! `onestop.intake.needs.parked`) instead of being retried forever.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -26,6 +31,8 @@ use onestop_platform::events::{self, NewEvent};
 use onestop_platform::supervise::Beat;
 use onestop_platform::telemetry;
 use onestop_platform::time::Clock;
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::Counter;
 use sqlx::{PgConnection, PgPool};
 use tracing::Instrument;
 use uuid::Uuid;
@@ -39,6 +46,10 @@ const IDLE_POLL: Duration = Duration::from_millis(250);
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 /// Enough of an owner's error to act on, without storing whole payloads.
 const ERROR_TEXT_LIMIT: usize = 300;
+/// Tries at recording an owner's answer beyond the first.
+const RECORD_TRIES: u32 = 3;
+/// Refusals in a row after which a need is parked.
+const PARK_AFTER_REFUSALS: i32 = 5;
 
 pub struct Relay {
     pool: PgPool,
@@ -62,21 +73,21 @@ impl Relay {
         }
     }
 
-    /// Whether any owner is configured to deliver to.
-    pub fn has_owners(&self) -> bool {
-        let configured = !self.upstreams.configured_owners().is_empty();
-        if !configured {
+    /// The owners configured to deliver to.
+    pub fn owners(&self) -> Vec<NeedOwner> {
+        let owners = self.upstreams.configured_owners();
+        if owners.is_empty() {
             tracing::warn!("no upstream URLs configured: needs stay undelivered");
         }
-        configured
+        owners
     }
 
-    /// Delivers until shutdown, waking on every pass that found nothing
-    /// due. A pass that fails ends the run: the supervisor starts it again
-    /// after its backoff and counts the failure.
-    pub async fn run(self: Arc<Self>, beat: Beat) -> anyhow::Result<()> {
+    /// Delivers `owner`'s needs until shutdown, waking on every pass that
+    /// found nothing due. A failure of intake's own (its database) ends the
+    /// run: the supervisor starts it again after its backoff and counts it.
+    pub async fn run(self: Arc<Self>, owner: NeedOwner, beat: Beat) -> anyhow::Result<()> {
         loop {
-            let pass = self.deliver_due().await?;
+            let pass = self.deliver_due(owner).await?;
             beat.ok().await;
             let pause = if pass.delivered + pass.failed > 0 {
                 Duration::ZERO
@@ -90,12 +101,10 @@ impl Relay {
         }
     }
 
-    /// Attempts every need due now once.
-    pub async fn deliver_due(&self) -> anyhow::Result<Pass> {
-        let now = self.clock.now();
-        let owners = self.upstreams.configured_owners();
+    /// Attempts every need of `owner` due now once.
+    pub async fn deliver_due(&self, owner: NeedOwner) -> anyhow::Result<Pass> {
         let mut pass = Pass::default();
-        while let Some(delivered) = self.deliver_next(now, &owners).await? {
+        while let Some(delivered) = self.deliver_next(owner).await? {
             if delivered {
                 pass.delivered += 1;
             } else {
@@ -106,16 +115,14 @@ impl Relay {
     }
 
     /// `None` when nothing is due; otherwise whether the owner acknowledged.
-    async fn deliver_next(
-        &self,
-        now: DateTime<Utc>,
-        owners: &[NeedOwner],
-    ) -> anyhow::Result<Option<bool>> {
-        let mut tx = self.pool.begin().await?;
-        let Some(need) = store::claim_due_need(&mut tx, now, owners).await? else {
+    async fn deliver_next(&self, owner: NeedOwner) -> anyhow::Result<Option<bool>> {
+        let lease = chrono::Duration::from_std(self.upstreams.lease)?;
+        let Some(need) = store::claim_due_need(&self.pool, self.clock.now(), owner, lease).await?
+        else {
             return Ok(None);
         };
-        let announced = announced(&mut tx, need.case_id, need.need_id).await?;
+        let announced =
+            announced(&mut *self.pool.acquire().await?, need.case_id, need.need_id).await?;
         let span = tracing::info_span!(
             "need.hand_off",
             need_id = %need.need_id,
@@ -123,39 +130,80 @@ impl Relay {
             attempt = need.attempt,
         );
         telemetry::continue_trace(&span, &announced.traceparent, &announced.tracestate);
+        let sent = self
+            .send(need.owner, &announced.hand_off)
+            .instrument(span.clone())
+            .await;
 
-        let delivered = async {
-            match self.send(need.owner, &announced.hand_off).await {
+        // The owner's answer is in hand: recording it is retried when the
+        // transaction loses a deadlock to a feed follower touching the same
+        // need, rather than left to the lease.
+        let now = self.clock.now();
+        let mut tries = 0;
+        loop {
+            match self
+                .record(&need, &sent, now)
+                .instrument(span.clone())
+                .await
+            {
+                Ok(delivered) => return Ok(Some(delivered)),
+                Err(error) if tries < RECORD_TRIES => {
+                    tries += 1;
+                    tracing::warn!(error = %error, tries, "recording a delivery attempt failed; again");
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// Records what the owner answered: delivered (true) or a failed
+    /// attempt, parked after repeated refusals (false).
+    async fn record(
+        &self,
+        need: &DueNeed,
+        sent: &Result<String, tonic::Status>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let delivered = {
+            match sent {
                 Ok(record_id) => {
-                    mark_delivered(&mut tx, &need, &record_id, now).await?;
-                    tracing::info!(attempts = need.attempt, "need delivered");
-                    Ok::<_, anyhow::Error>(true)
+                    if mark_delivered(&mut tx, need, record_id, now).await? {
+                        tracing::info!(attempts = need.attempt, "need delivered");
+                    }
+                    true
                 }
                 Err(status) => {
                     // A refusal will not fix itself between two quick
                     // retries (it takes a deploy or a config change), so it
-                    // waits the longest; the need stays pending either way,
-                    // with the reason on it, and goes out once it is fixed.
-                    let wait = if is_refusal(status.code()) {
+                    // waits the longest, and after several in a row the
+                    // need is parked with the reason on it.
+                    let refused = is_refusal(status.code());
+                    let wait = if refused {
                         self.upstreams.max_backoff.max(FIRST_RETRY)
                     } else {
                         backoff(need.attempt, self.upstreams.max_backoff)
                     };
+                    let park = refused && need.attempt >= PARK_AFTER_REFUSALS;
                     let error: String = format!("{:?}: {}", status.code(), status.message())
                         .chars()
                         .take(ERROR_TEXT_LIMIT)
                         .collect();
                     let next_attempt_at = now + chrono::Duration::from_std(wait)?;
-                    store::record_failed_attempt(&mut tx, &need, &error, next_attempt_at).await?;
-                    tracing::warn!(attempts = need.attempt, code = ?status.code(), retry_in = ?wait, "need delivery failed");
-                    Ok(false)
+                    store::record_failed_attempt(&mut tx, need, &error, next_attempt_at, park)
+                        .await?;
+                    if park {
+                        parked_counter().add(1, &[KeyValue::new("owner", need.owner.as_str())]);
+                        tracing::error!(attempts = need.attempt, code = ?status.code(), "need refused again and again by its owner; parked");
+                    } else {
+                        tracing::warn!(attempts = need.attempt, code = ?status.code(), retry_in = ?wait, "need delivery failed");
+                    }
+                    false
                 }
             }
-        }
-        .instrument(span)
-        .await?;
+        };
         tx.commit().await?;
-        Ok(Some(delivered))
+        Ok(delivered)
     }
 
     /// Calls the owner; `Ok` carries the id of the record it made (or had
@@ -282,14 +330,17 @@ async fn announced(
     })
 }
 
-/// The owner's acknowledgement, with its timeline line and event.
+/// The owner's acknowledgement, with its timeline line and event, once:
+/// false when the need was already delivered.
 async fn mark_delivered(
     conn: &mut PgConnection,
     need: &DueNeed,
     record_id: &str,
     now: DateTime<Utc>,
-) -> anyhow::Result<()> {
-    store::mark_delivered(conn, need, record_id, now).await?;
+) -> anyhow::Result<bool> {
+    if !store::mark_delivered(conn, need, record_id, now).await? {
+        return Ok(false);
+    }
     let delivered = IntakeEvent::NeedDelivered;
     store::add_timeline_entry(
         conn,
@@ -320,7 +371,20 @@ async fn mark_delivered(
         ),
     )
     .await?;
-    Ok(())
+    Ok(true)
+}
+
+/// Needs parked after being refused again and again, by owner.
+fn parked_counter() -> &'static Counter<u64> {
+    static COUNTER: OnceLock<Counter<u64>> = OnceLock::new();
+    COUNTER.get_or_init(|| {
+        opentelemetry::global::meter("onestop-intake")
+            .u64_counter("onestop.intake.needs.parked")
+            .with_description(
+                "Needs no longer tried because their owner refused them again and again",
+            )
+            .build()
+    })
 }
 
 pub fn owner_name(owner: NeedOwner) -> &'static str {

@@ -3,6 +3,7 @@
 //! intake itself as the actor of what they change).
 
 use onestop_contracts::intake::v1::intake_service_server::IntakeServiceServer;
+use onestop_domain::NeedOwner;
 use onestop_platform::config::ServerSettings;
 use onestop_platform::server::CancellationToken;
 use onestop_platform::server::ServiceHost;
@@ -17,6 +18,15 @@ use crate::upstreams::{UpstreamSettings, Upstreams};
 
 pub const SERVICE_NAME: &str = "intake";
 pub const DEFAULT_PORT: u16 = 50051;
+
+/// The supervised loop delivering `owner`'s needs.
+fn relay_name(owner: NeedOwner) -> &'static str {
+    match owner {
+        NeedOwner::Mentoring => "relay-mentoring",
+        NeedOwner::Buyers => "relay-buyers",
+        NeedOwner::Referral => "relay-referral",
+    }
+}
 
 pub struct Application {
     host: ServiceHost,
@@ -71,9 +81,10 @@ impl onestop_platform::server::Application for Application {
             self.upstreams.clone(),
             Arc::new(SystemClock),
         ));
-        if relay.has_owners() {
-            supervisor.spawn("relay", move |beat| {
-                onestop_platform::audit::as_service(SERVICE_NAME, relay.clone().run(beat))
+        for owner in relay.owners() {
+            let relay = relay.clone();
+            supervisor.spawn(relay_name(owner), move |beat| {
+                onestop_platform::audit::as_service(SERVICE_NAME, relay.clone().run(owner, beat))
             });
         }
         for (name, follower) in Follower::for_upstreams(&pool, &self.upstreams) {

@@ -42,6 +42,9 @@ pub struct Upstreams {
     pub credentials: ServiceCredentials,
     pub max_backoff: Duration,
     pub buyers_per_need: u32,
+    /// How long a claimed need is the claiming relay's: well past a call's
+    /// deadline, so it runs out only when that relay died mid-call.
+    pub lease: Duration,
 }
 
 impl Upstreams {
@@ -64,6 +67,7 @@ impl Upstreams {
             credentials: host.service_credentials()?,
             max_backoff: settings.handoff_max_backoff,
             buyers_per_need: settings.buyers_per_need.clamp(1, 50),
+            lease: timeout.saturating_mul(2) + Duration::from_secs(10),
         })
     }
 

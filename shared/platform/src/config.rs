@@ -35,6 +35,17 @@ pub struct ServerSettings {
     #[arg(long, env = "ONESTOP_MAX_IN_FLIGHT", default_value_t = 256)]
     pub max_in_flight: usize,
 
+    /// Watch streams open at once on this replica (event feed, live
+    /// indicators) before new ones are refused with RESOURCE_EXHAUSTED;
+    /// counted apart from the in-flight limit.
+    #[arg(long, env = "ONESTOP_MAX_WATCHERS", default_value_t = 1024)]
+    pub max_watchers: usize,
+
+    /// Watch streams one caller (role, tenant and subject) may hold open on
+    /// this replica at once.
+    #[arg(long, env = "ONESTOP_MAX_WATCHERS_PER_CALLER", default_value_t = 32)]
+    pub max_watchers_per_caller: usize,
+
     /// Largest request or response message, in bytes.
     #[arg(long, env = "ONESTOP_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_message_bytes: usize,

@@ -24,19 +24,20 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::auth::{Caller, TokenVerifier};
 use crate::telemetry;
+use crate::watchers::{WatchLimitLayer, WatchLimitService};
 
 /// Paths served without a token: probes and API discovery.
 fn is_open_path(path: &str) -> bool {
     path.starts_with("/grpc.health.v1.") || path.starts_with("/grpc.reflection.")
 }
 
-fn refuse(status: Status) -> http::Response<Body> {
+pub(crate) fn refuse(status: Status) -> http::Response<Body> {
     status.into_http()
 }
 
 /// Swaps in a ready clone so the service that was polled ready is the one
 /// called (tower's usual rule for services moved into a future).
-fn take_ready<S: Clone>(inner: &mut S) -> S {
+pub(crate) fn take_ready<S: Clone>(inner: &mut S) -> S {
     let clone = inner.clone();
     std::mem::replace(inner, clone)
 }
@@ -50,23 +51,35 @@ pub struct RpcLayers {
     telemetry: RpcTelemetryLayer,
     shed: LoadShedLayer,
     auth: AuthLayer,
+    watchers: WatchLimitLayer,
 }
 
 impl RpcLayers {
-    pub fn new(service_name: &'static str, max_in_flight: usize, keys: TokenVerifier) -> Self {
+    /// `watchers` is shared by every listener of a replica, so its caps
+    /// hold for the replica as a whole; it sits after authentication
+    /// because it counts streams per caller.
+    pub fn new(
+        service_name: &'static str,
+        max_in_flight: usize,
+        keys: TokenVerifier,
+        watchers: WatchLimitLayer,
+    ) -> Self {
         Self {
             telemetry: RpcTelemetryLayer::new(service_name),
             shed: LoadShedLayer::new(max_in_flight),
             auth: AuthLayer::new(keys),
+            watchers,
         }
     }
 }
 
 impl<S> Layer<S> for RpcLayers {
-    type Service = RpcTelemetryService<CatchPanicService<LoadShedService<AuthService<S>>>>;
+    type Service =
+        RpcTelemetryService<CatchPanicService<LoadShedService<AuthService<WatchLimitService<S>>>>>;
     fn layer(&self, inner: S) -> Self::Service {
-        self.telemetry
-            .layer(CatchPanicLayer.layer(self.shed.layer(self.auth.layer(inner))))
+        self.telemetry.layer(
+            CatchPanicLayer.layer(self.shed.layer(self.auth.layer(self.watchers.layer(inner)))),
+        )
     }
 }
 
@@ -223,8 +236,8 @@ where
 /// Caps RPCs in flight across all connections. A call that finds no free
 /// slot is refused with RESOURCE_EXHAUSTED instead of queueing, so an
 /// overloaded replica sheds load quickly and clients back off or go
-/// elsewhere. Health probes are never shed. A slot is held until the
-/// response starts, so long-lived Watch streams do not pin slots.
+/// elsewhere. Health probes are never shed, and Watch streams are capped
+/// apart ([`crate::watchers`]). A slot is held until the response starts.
 #[derive(Clone)]
 pub struct LoadShedLayer {
     slots: Arc<Semaphore>,
@@ -270,7 +283,8 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let mut inner = take_ready(&mut self.inner);
-        if request.uri().path().starts_with("/grpc.health.v1.") {
+        let path = request.uri().path();
+        if path.starts_with("/grpc.health.v1.") || crate::watchers::is_watch_path(path) {
             return Box::pin(inner.call(request));
         }
         let Ok(slot) = self.slots.clone().try_acquire_owned() else {

@@ -29,6 +29,7 @@ pub mod supervise;
 pub mod telemetry;
 pub mod time;
 pub mod tls;
+pub mod watchers;
 
 pub use auth::{Caller, Role};
 pub use error::{ApiError, ApiResult, Violations};

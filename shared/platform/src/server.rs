@@ -31,6 +31,7 @@ use crate::events::{self, EventFeedService, Wakeups};
 use crate::layers::RpcLayers;
 use crate::supervise::Supervisor;
 use crate::tls::ClientTls;
+use crate::watchers::WatchLimitLayer;
 
 /// The health name that answers whether the process works: SERVING from
 /// the moment the server answers (after migrations) until it exits, whatever
@@ -65,6 +66,7 @@ pub struct ServiceHost {
     credentials: Credentials,
     health: Health,
     supervisor: Supervisor,
+    watchers: WatchLimitLayer,
 }
 
 /// The gRPC health service and the handle that sets its statuses.
@@ -119,6 +121,8 @@ impl ServiceHost {
         let service = HealthServer::new(HealthService::from_health_reporter(reporter.clone()));
         let shutdown = CancellationToken::new();
         let supervisor = Supervisor::new(name, reporter.clone(), shutdown.clone());
+        let watchers =
+            WatchLimitLayer::new(settings.max_watchers, settings.max_watchers_per_caller);
         Ok(Self {
             name,
             settings,
@@ -129,6 +133,7 @@ impl ServiceHost {
             credentials,
             health: Health { reporter, service },
             supervisor,
+            watchers,
         })
     }
 
@@ -169,6 +174,12 @@ impl ServiceHost {
         self.shutdown.clone()
     }
 
+    /// The caps on open Watch streams, for a second listener (insights'
+    /// dashboard port) that must count against the same ones.
+    pub fn watch_limit(&self) -> WatchLimitLayer {
+        self.watchers.clone()
+    }
+
     /// Runs the service's background loops, restarted after failures and
     /// reported in health under their own names.
     pub fn supervisor(&self) -> &Supervisor {
@@ -198,6 +209,7 @@ impl ServiceHost {
             credentials,
             health,
             supervisor,
+            watchers,
         } = self;
         credentials.verifier.spawn_reloader(&supervisor);
 
@@ -253,7 +265,7 @@ impl ServiceHost {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha);
 
-        let layers = RpcLayers::new(name, settings.max_in_flight, credentials.verifier);
+        let layers = RpcLayers::new(name, settings.max_in_flight, credentials.verifier, watchers);
 
         let incoming = TcpListenerStream::new(listener).map(|stream| {
             if let Ok(stream) = &stream {

@@ -81,6 +81,7 @@ fn delivery_state(stored: &str) -> pb::DeliveryState {
         "PENDING" => pb::DeliveryState::Pending,
         "DELIVERED" => pb::DeliveryState::Delivered,
         "WITHDRAWN" => pb::DeliveryState::Withdrawn,
+        "PARKED" => pb::DeliveryState::Parked,
         _ => pb::DeliveryState::Unspecified,
     }
 }

@@ -7,7 +7,7 @@ use onestop_contracts::event_types::{EventType, IntakeEvent};
 use onestop_contracts::intake::v1 as pb;
 use onestop_domain::NeedOwner;
 use prost::Message;
-use sqlx::{PgConnection, Row};
+use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use crate::domain::case::NeedStatus;
@@ -22,74 +22,83 @@ pub struct DueNeed {
     pub attempt: i32,
 }
 
-/// The need due longest among those `owners` take, locked until the
-/// transaction ends: replicas never deliver one need at the same time, and
-/// a need another relay holds is skipped, not waited for.
+/// Claims the need of `owner` due longest, by pushing its due time `lease`
+/// ahead, and commits at once: no row lock is held while the owner is
+/// called, and no other relay takes the need until the lease runs out
+/// (which it only does when this relay died mid-call: every call's
+/// deadline is shorter). The claim's due time doubles as the lease.
 pub async fn claim_due_need(
-    conn: &mut PgConnection,
+    pool: &PgPool,
     now: DateTime<Utc>,
-    owners: &[NeedOwner],
+    owner: NeedOwner,
+    lease: chrono::Duration,
 ) -> Result<Option<DueNeed>, sqlx::Error> {
-    let owners: Vec<&str> = owners.iter().map(|owner| owner.as_str()).collect();
     let Some(row) = sqlx::query(
-        "SELECT id, case_id, owner, delivery_attempts FROM need
-          WHERE delivery = 'PENDING' AND next_delivery_at <= $1 AND owner = ANY($2)
-          ORDER BY next_delivery_at
-          LIMIT 1
-          FOR UPDATE SKIP LOCKED",
+        "UPDATE need SET next_delivery_at = $3
+          WHERE id = (SELECT id FROM need
+                       WHERE delivery = 'PENDING' AND next_delivery_at <= $1 AND owner = $2
+                       ORDER BY next_delivery_at
+                       LIMIT 1
+                       FOR UPDATE SKIP LOCKED)
+          RETURNING id, case_id, delivery_attempts",
     )
     .bind(now)
-    .bind(&owners)
-    .fetch_optional(conn)
+    .bind(owner.as_str())
+    .bind(now + lease)
+    .fetch_optional(pool)
     .await?
     else {
         return Ok(None);
     };
-    let need_id: Uuid = row.get("id");
-    let owner = NeedOwner::from_stored(row.get("owner")).ok_or_else(|| {
-        sqlx::Error::Decode(format!("need {need_id} has an unknown owner").into())
-    })?;
     Ok(Some(DueNeed {
-        need_id,
+        need_id: row.get("id"),
         case_id: row.get("case_id"),
         owner,
         attempt: row.get::<i32, _>("delivery_attempts").saturating_add(1),
     }))
 }
 
-/// Records a failed attempt and when to try again; the need stays pending.
+/// Records a failed attempt and when to try again; the need stays pending,
+/// or is parked (`park`) and no longer tried. False when the need is no
+/// longer pending (another relay finished it after this one's lease ran
+/// out).
 pub async fn record_failed_attempt(
     conn: &mut PgConnection,
     need: &DueNeed,
     error: &str,
     next_attempt_at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE need SET delivery_attempts = $2, last_delivery_error = $3, next_delivery_at = $4
-          WHERE id = $1",
+    park: bool,
+) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query(
+        "UPDATE need SET delivery_attempts = $2, last_delivery_error = $3, next_delivery_at = $4,
+                delivery = CASE WHEN $5 THEN 'PARKED' ELSE delivery END
+          WHERE id = $1 AND delivery = 'PENDING'",
     )
     .bind(need.need_id)
     .bind(need.attempt)
     .bind(error)
     .bind(next_attempt_at)
+    .bind(park)
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(updated.rows_affected() == 1)
 }
 
 /// Records the owner's acknowledgement: the need is delivered, ROUTED if
 /// nothing moved it further yet, and names the owner's record for it.
+/// False when it was already delivered (another relay, after this one's
+/// lease ran out): nothing more is to be recorded.
 pub async fn mark_delivered(
     conn: &mut PgConnection,
     need: &DueNeed,
     owner_record_id: &str,
     now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query(
         "UPDATE need SET delivery = 'DELIVERED', delivery_attempts = $2, last_delivery_error = '',
                 delivered_at = $3, owner_record_id = $4,
                 status = CASE WHEN status = $5 THEN $6 ELSE status END
-          WHERE id = $1",
+          WHERE id = $1 AND delivery <> 'DELIVERED'",
     )
     .bind(need.need_id)
     .bind(need.attempt)
@@ -99,7 +108,7 @@ pub async fn mark_delivered(
     .bind(NeedStatus::Routed.as_str())
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(updated.rows_affected() == 1)
 }
 
 /// A need as its `need.opened` event announced it, with the trace of the

@@ -152,16 +152,36 @@ async fn need(intake: &Intake, case_id: &str, need_id: &str) -> pb::Need {
         .expect("need on case")
 }
 
+/// The MENTORING need intake added to `case` by rule, as stored now.
+async fn mentoring_need(intake: &Intake, case: &pb::Case) -> pb::Need {
+    let mentoring = case
+        .needs
+        .iter()
+        .find(|n| n.category == NeedCategory::Mentoring as i32)
+        .expect("mentoring need added by rule");
+    need(intake, &case.case_id, &mentoring.need_id).await
+}
+
 /// Waits until the need is acknowledged by its owner.
 async fn wait_delivered(intake: &Intake, case_id: &str, need_id: &str) -> pb::Need {
     assert!(
-        eventually(Duration::from_secs(15), || async {
-            need(intake, case_id, need_id).await.delivery == pb::DeliveryState::Delivered as i32
-        })
-        .await,
+        reaches(intake, (case_id, need_id), pb::DeliveryState::Delivered, 15).await,
         "need {need_id} delivered"
     );
     need(intake, case_id, need_id).await
+}
+
+/// Whether the need (case id, need id) reaches `state` within `seconds`.
+async fn reaches(
+    intake: &Intake,
+    (case_id, need_id): (&str, &str),
+    state: pb::DeliveryState,
+    seconds: u64,
+) -> bool {
+    eventually(Duration::from_secs(seconds), || async {
+        need(intake, case_id, need_id).await.delivery == state as i32
+    })
+    .await
 }
 
 async fn timeline(intake: &Intake, case_id: &str) -> Vec<pb::TimelineEntry> {
@@ -271,12 +291,7 @@ async fn a_need_waits_while_its_owner_is_down_and_is_delivered_once_it_returns()
     assert_eq!(referrals_for(&referral, &finance.need_id).await, 0);
     // The rule-added MENTORING need has no owner configured here: it waits
     // untouched instead of burning attempts.
-    let mentoring = case
-        .needs
-        .iter()
-        .find(|n| n.category == NeedCategory::Mentoring as i32)
-        .expect("mentoring need added by rule");
-    let mentoring = need(&intake, &case.case_id, &mentoring.need_id).await;
+    let mentoring = mentoring_need(&intake, &case).await;
     assert_eq!(mentoring.delivery_attempts, 0);
 
     proxy.restore();
@@ -304,9 +319,12 @@ async fn a_need_sent_again_after_a_crash_before_it_was_marked_gets_the_first_rec
     let first = wait_delivered(&intake, &case.case_id, &finance.need_id).await;
 
     // What a crash between the owner's acknowledgement and intake's commit
-    // leaves behind: the owner has the referral, intake still has it pending.
+    // leaves behind once the claim's lease has run out: the owner has the
+    // referral, intake still has it pending.
     sqlx::query(
-        "UPDATE need SET delivery = 'PENDING', delivered_at = NULL, owner_record_id = '' WHERE id = $1::uuid",
+        "UPDATE need SET delivery = 'PENDING', delivered_at = NULL, owner_record_id = '',
+                next_delivery_at = now()
+          WHERE id = $1::uuid",
     )
     .bind(&finance.need_id)
     .execute(&intake.pool)
@@ -470,4 +488,83 @@ async fn a_follower_of_an_owner_recreated_in_a_new_epoch_reads_it_from_the_start
 #[tokio::test]
 async fn a_follower_whose_cursor_is_past_the_owners_head_reads_it_from_the_start() {
     a_recreated_owner_is_followed_from_its_start(StoredEpoch::Forgotten, 47).await;
+}
+
+#[tokio::test]
+async fn an_owner_that_never_answers_does_not_delay_another_owners_needs() {
+    // Mentoring "hung": it accepts connections and never says a word.
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hung_addr = hung.local_addr().unwrap();
+    let _silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((connection, _)) = hung.accept().await {
+            held.push(connection);
+        }
+    });
+    let referral = start_referral().await;
+    let intake = Intake::start_wired(
+        TestDb::new().await,
+        |_| {},
+        UpstreamSettings {
+            mentoring_url: Some(format!("http://{hung_addr}")),
+            ..wired_to(referral.addr)
+        },
+    )
+    .await;
+
+    // Each case has a MENTORING need (added by rule) for the hung owner,
+    // opened first, and a finance need for referral.
+    for seed in [61, 62, 63] {
+        let started = std::time::Instant::now();
+        let (case, finance) = open_finance_case(&intake, seed).await;
+        let ids = (case.case_id.as_str(), finance.need_id.as_str());
+        assert!(
+            reaches(&intake, ids, pb::DeliveryState::Delivered, 2).await,
+            "the finance need of case {seed} was delivered within 2 s of opening"
+        );
+        assert!(started.elapsed() < Duration::from_secs(4));
+        let mentoring = mentoring_need(&intake, &case).await;
+        assert_eq!(mentoring.delivery, pb::DeliveryState::Pending as i32);
+    }
+    // No row lock is held across the hung call: the need can be changed.
+    let locked: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+          WHERE c.relname = 'need' AND l.mode = 'RowShareLock' AND l.granted",
+    )
+    .fetch_one(&intake.pool)
+    .await
+    .unwrap();
+    assert_eq!(locked, 0);
+}
+
+#[tokio::test]
+async fn a_need_its_owner_keeps_refusing_is_parked_with_the_reason() {
+    // A referral service that trusts other keys than intake's: every
+    // hand-off is refused as UNAUTHENTICATED.
+    let keys = onestop_test_support::TestKeys::generate();
+    let referral: Referral = TestServer::start(|mut settings| {
+        keys.apply(&mut settings);
+        ReferralApplication::build(settings)
+    })
+    .await;
+    let intake = intake_on(TestDb::new().await, referral.addr).await;
+    let (case, finance) = open_finance_case(&intake, 71).await;
+
+    let ids = (case.case_id.as_str(), finance.need_id.as_str());
+    assert!(
+        reaches(&intake, ids, pb::DeliveryState::Parked, 15).await,
+        "the refused need is parked"
+    );
+    let parked = need(&intake, &case.case_id, &finance.need_id).await;
+    assert!(
+        parked.last_delivery_error.starts_with("Unauthenticated"),
+        "{}",
+        parked.last_delivery_error
+    );
+    assert_eq!(parked.delivery_attempts, 5);
+    // Parked means no longer tried.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let later = need(&intake, &case.case_id, &finance.need_id).await;
+    assert_eq!(later.delivery_attempts, 5);
+    assert_eq!(later.delivery, pb::DeliveryState::Parked as i32);
 }

@@ -274,3 +274,36 @@ async fn a_silent_peer_is_dropped_by_http2_keepalive() {
         .expect("the client noticed the silent server");
     assert!(ended.is_err(), "{ended:?}");
 }
+
+#[tokio::test]
+async fn watch_streams_are_capped_per_replica_and_per_caller_apart_from_unary_calls() {
+    use onestop_contracts::events::v1::WatchRequest;
+    use onestop_test_support::{Bearer, FeedClient};
+
+    let intake = Intake::start_with(|settings| {
+        settings.max_watchers = 2;
+        settings.max_watchers_per_caller = 1;
+        settings.max_in_flight = 1;
+    })
+    .await;
+    let watch = |bearer: Bearer| {
+        let mut client: FeedClient = intake.client(bearer);
+        async move { client.watch(WatchRequest::default()).await }
+    };
+
+    let first = watch(Bearer::dashboard()).await.expect("a first stream");
+    let again = watch(Bearer::dashboard()).await.unwrap_err();
+    assert_eq!(again.code(), Code::ResourceExhausted, "{again:?}");
+    let _second = watch(Bearer::service()).await.expect("another caller's");
+    let full = watch(Bearer::admin()).await.unwrap_err();
+    assert_eq!(full.code(), Code::ResourceExhausted, "{full:?}");
+
+    // Open streams take no place of the unary calls' one slot.
+    intake.register(&registration_number(830), 0, false).await;
+    assert_eq!(health(intake.addr, "").await, Some(ServingStatus::Serving));
+
+    // A closed stream gives its place back.
+    drop(first);
+    let admitted = || async { watch(Bearer::admin()).await.is_ok() };
+    assert!(eventually(Duration::from_secs(5), admitted).await);
+}
