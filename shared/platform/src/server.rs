@@ -358,7 +358,9 @@ async fn connect_answering_health(
     statement_timeout: std::time::Duration,
 ) -> anyhow::Result<PgPool> {
     let (reporter, health) = tonic_health::server::health_reporter();
-    let names = [EventFeedServiceServer::<EventFeedService>::NAME];
+    // Not ready while the database is awaited; liveness is left unknown, so
+    // a startup probe (which asks it) keeps waiting for the migrations.
+    let names = [EventFeedServiceServer::<EventFeedService>::NAME, READINESS];
     db::set_status(&reporter, &names, ServingStatus::NotServing).await;
     let connected = CancellationToken::new();
     let incoming = futures_util::stream::unfold(listener, |listener| async move {

@@ -243,7 +243,7 @@ async fn probe_exits_zero_only_while_the_service_is_serving() {
     let intake = crate::common::Intake::start().await;
     let probe = |addr: std::net::SocketAddr| async move {
         tokio::process::Command::new(BINARY)
-            .args(["probe", "--timeout", "2s", "--addr"])
+            .args(["probe", "--timeout", "5s", "--addr"])
             .arg(addr.to_string())
             .output()
             .await
