@@ -39,6 +39,12 @@ pub struct MentoringSettings {
     #[arg(long, env = "ONESTOP_SWEEP_INTERVAL", default_value = "60s", value_parser = onestop_platform::config::parse_positive_duration)]
     pub sweep_interval: Duration,
 
+    /// Whether the server sweeps by itself (first at start, then every
+    /// `sweep_interval`). Always on for the binary; tests that drive the
+    /// sweep step by step turn it off, so a sweep at start cannot race them.
+    #[arg(skip = true)]
+    pub background_sweep: bool,
+
     #[command(flatten)]
     pub intake: IntakeFeedSettings,
 }
@@ -49,6 +55,7 @@ impl Default for MentoringSettings {
             cadence: Cadence::default(),
             handover_days: 30,
             sweep_interval: Duration::from_secs(60),
+            background_sweep: true,
             intake: IntakeFeedSettings::default(),
         }
     }
@@ -115,13 +122,15 @@ impl onestop_platform::server::Application for Application {
 
     async fn run_until_stopped(self) -> anyhow::Result<()> {
         let rules = self.settings.rules();
-        crate::sweeper::spawn(
-            self.host.pool().clone(),
-            rules,
-            self.clock.clone(),
-            self.settings.sweep_interval,
-            self.host.supervisor(),
-        );
+        if self.settings.background_sweep {
+            crate::sweeper::spawn(
+                self.host.pool().clone(),
+                rules,
+                self.clock.clone(),
+                self.settings.sweep_interval,
+                self.host.supervisor(),
+            );
+        }
         company_feed::spawn(
             self.host.pool().clone(),
             SERVICE_NAME,

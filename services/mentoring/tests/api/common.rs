@@ -39,7 +39,7 @@ impl Mentoring {
     pub async fn start_with(configure: impl FnOnce(&mut MentoringSettings)) -> Self {
         let mut settings = MentoringSettings {
             // Tests drive the sweep themselves.
-            sweep_interval: std::time::Duration::from_secs(3600),
+            background_sweep: false,
             ..MentoringSettings::default()
         };
         configure(&mut settings);

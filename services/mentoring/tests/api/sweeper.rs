@@ -270,6 +270,7 @@ async fn fee_months_follow_the_seoul_calendar() {
 #[tokio::test]
 async fn the_server_sweeps_on_its_own_with_the_injected_clock() {
     let mentoring = Mentoring::start_with(|settings| {
+        settings.background_sweep = true;
         settings.sweep_interval = std::time::Duration::from_millis(100);
     })
     .await;
