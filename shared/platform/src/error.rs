@@ -317,6 +317,27 @@ impl From<Violations> for ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// Runs `attempt` again, up to three times in all, while it loses a race
+/// with a concurrent transaction (ABORTED: a deadlock or serialization
+/// failure rolled it back and it changed nothing), so a partner sees the
+/// conflict only when it persists.
+pub async fn retry_aborted<T, F, Fut>(mut attempt: F) -> ApiResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ApiResult<T>>,
+{
+    let mut tries = 1;
+    loop {
+        match attempt().await {
+            Err(ApiError::Aborted(reason)) if tries < 3 => {
+                tries += 1;
+                tracing::debug!(%reason, tries, "lost a race with a concurrent change; again");
+            }
+            other => return other,
+        }
+    }
+}
+
 const ID_FORMAT: &str = "a UUID returned by this API";
 
 /// An id the API handed out, or INVALID_ARGUMENT under `field`.

@@ -3,7 +3,7 @@
 
 use onestop_contracts::event_types::IntakeEvent;
 use onestop_contracts::intake::v1 as pb;
-use onestop_platform::error::parse_id;
+use onestop_platform::error::{parse_id, retry_aborted};
 use onestop_platform::events::{self, NewEvent};
 use onestop_platform::idempotency::IdempotencyKey;
 use onestop_platform::{ApiError, ApiResult, Caller};
@@ -133,11 +133,19 @@ impl IntakeApi {
         caller: Caller,
         request: pb::AddNeedsRequest,
     ) -> ApiResult<pb::Case> {
-        caller.require(WRITERS)?;
-        let key = IdempotencyKey::new(&caller, "AddNeeds", &request.idempotency_key, &request)?;
-        let NewNeeds { case_id, needs } = NewNeeds::try_from(&request)?;
+        retry_aborted(|| self.add_needs_once(&caller, &request)).await
+    }
 
-        let (mut tx, company_id) = match self.start_change(&caller, &key, case_id).await? {
+    async fn add_needs_once(
+        &self,
+        caller: &Caller,
+        request: &pb::AddNeedsRequest,
+    ) -> ApiResult<pb::Case> {
+        caller.require(WRITERS)?;
+        let key = IdempotencyKey::new(caller, "AddNeeds", &request.idempotency_key, request)?;
+        let NewNeeds { case_id, needs } = NewNeeds::try_from(request)?;
+
+        let (mut tx, company_id) = match self.start_change(caller, &key, case_id).await? {
             Started::Replay(first) => return Ok(first),
             Started::Change(_, _, CaseStatus::Closed) => return Err(case_closed(case_id)),
             Started::Change(tx, company_id, CaseStatus::Open) => (tx, company_id),
@@ -166,15 +174,23 @@ impl IntakeApi {
         caller: Caller,
         request: pb::CancelNeedRequest,
     ) -> ApiResult<pb::Case> {
+        retry_aborted(|| self.cancel_need_once(&caller, &request)).await
+    }
+
+    async fn cancel_need_once(
+        &self,
+        caller: &Caller,
+        request: &pb::CancelNeedRequest,
+    ) -> ApiResult<pb::Case> {
         caller.require(WRITERS)?;
-        let key = IdempotencyKey::new(&caller, "CancelNeed", &request.idempotency_key, &request)?;
+        let key = IdempotencyKey::new(caller, "CancelNeed", &request.idempotency_key, request)?;
         let NeedCancellation {
             case_id,
             need_id,
             reason,
-        } = NeedCancellation::try_from(&request)?;
+        } = NeedCancellation::try_from(request)?;
 
-        let (mut tx, company_id) = match self.start_change(&caller, &key, case_id).await? {
+        let (mut tx, company_id) = match self.start_change(caller, &key, case_id).await? {
             Started::Replay(first) => return Ok(first),
             Started::Change(tx, company_id, _) => (tx, company_id),
         };
@@ -206,14 +222,22 @@ impl IntakeApi {
         caller: Caller,
         request: pb::CloseCaseRequest,
     ) -> ApiResult<pb::Case> {
+        retry_aborted(|| self.close_case_once(&caller, &request)).await
+    }
+
+    async fn close_case_once(
+        &self,
+        caller: &Caller,
+        request: &pb::CloseCaseRequest,
+    ) -> ApiResult<pb::Case> {
         caller.require(WRITERS)?;
-        let key = IdempotencyKey::new(&caller, "CloseCase", &request.idempotency_key, &request)?;
+        let key = IdempotencyKey::new(caller, "CloseCase", &request.idempotency_key, request)?;
         let CaseClosing {
             case_id,
             outcome_summary,
-        } = CaseClosing::try_from(&request)?;
+        } = CaseClosing::try_from(request)?;
 
-        let (mut tx, company_id) = match self.start_change(&caller, &key, case_id).await? {
+        let (mut tx, company_id) = match self.start_change(caller, &key, case_id).await? {
             Started::Replay(first) => return Ok(first),
             Started::Change(_, _, CaseStatus::Closed) => return Err(case_closed(case_id)),
             Started::Change(tx, company_id, CaseStatus::Open) => (tx, company_id),
