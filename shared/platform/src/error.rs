@@ -55,6 +55,23 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// Whether the call lost a race with a concurrent transaction (a
+    /// serialization failure or a deadlock rolled it back), also when the
+    /// database error travelled inside another error.
+    pub fn lost_a_race(&self) -> bool {
+        match self {
+            Self::Aborted(_) => true,
+            Self::Internal(source) => source
+                .chain()
+                .filter_map(|cause| cause.downcast_ref::<sqlx::Error>())
+                .any(|error| {
+                    matches!(error, sqlx::Error::Database(db)
+                        if matches!(db.code().as_deref(), Some("40001" | "40P01")))
+                }),
+            _ => false,
+        }
+    }
+
     pub fn not_found(what: &str, id: impl std::fmt::Display) -> Self {
         Self::NotFound(format!("{what} {id} not found"))
     }
@@ -329,9 +346,9 @@ where
     let mut tries = 1;
     loop {
         match attempt().await {
-            Err(ApiError::Aborted(reason)) if tries < 3 => {
+            Err(error) if tries < 3 && error.lost_a_race() => {
                 tries += 1;
-                tracing::debug!(%reason, tries, "lost a race with a concurrent change; again");
+                tracing::debug!(tries, "lost a race with a concurrent change; again");
             }
             other => return other,
         }
