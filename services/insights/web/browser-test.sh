@@ -80,6 +80,9 @@ export ONESTOP_PAGE_URL=$(sed -n 's/^  dashboard: *//p' "$log")
 export ONESTOP_INTAKE_URL="http://127.0.0.1:$base"
 export ONESTOP_BUYERS_URL="http://127.0.0.1:$((base + 2))"
 export ONESTOP_BIN_DIR="$CARGO_TARGET_DIR/debug"
+# The suite runs on the development keys (run-local.sh), so the test mints
+# its tokens with them too.
+export ONESTOP_DEV_MODE=true
 export ONESTOP_SCREENSHOT=${ONESTOP_SCREENSHOT:-$CARGO_TARGET_DIR/ci-artifacts/insights-dashboard.png}
 
 echo "==> browser test"
