@@ -113,12 +113,22 @@ pub fn present(view: View, company: pb::Company) -> pb::Company {
 pub fn present_case(caller: &Caller, mut case: pb::Case) -> pb::Case {
     if FreeText::for_caller(caller) == FreeText::Redacted {
         case.outcome_summary.clear();
-        for need in &mut case.needs {
-            need.detail.clear();
-            need.cancel_reason.clear();
-        }
     }
+    case.needs = case
+        .needs
+        .into_iter()
+        .map(|need| present_need(caller, need))
+        .collect();
     case
+}
+
+/// The need as the caller may read it: dashboards get no free text.
+pub fn present_need(caller: &Caller, mut need: pb::Need) -> pb::Need {
+    if FreeText::for_caller(caller) == FreeText::Redacted {
+        need.detail.clear();
+        need.cancel_reason.clear();
+    }
+    need
 }
 
 /// Records in the audit log that the response shows these companies'

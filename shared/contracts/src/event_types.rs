@@ -81,6 +81,7 @@ event_types! {
         CaseClosed = "case.closed" on "case" carries intake::CaseClosed;
         NeedOpened = "need.opened" on "case" carries intake::NeedOpened;
         NeedDelivered = "need.delivered" on "case" carries intake::NeedDelivered;
+        NeedDeliveryRetried = "need.delivery_retried" on "case" carries intake::NeedDeliveryRetried;
         NeedStatusChanged = "need.status_changed" on "case" carries intake::NeedStatusChanged;
     }
 }

@@ -376,7 +376,8 @@ fn intake_event(
         IntakeEvent::CompanyUpdated
         | IntakeEvent::CaseClosed
         | IntakeEvent::PersonalDataErased
-        | IntakeEvent::PartnerChanged => Meaning::of(Vec::new(), ""),
+        | IntakeEvent::PartnerChanged
+        | IntakeEvent::NeedDeliveryRetried => Meaning::of(Vec::new(), ""),
     })
 }
 

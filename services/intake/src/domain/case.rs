@@ -217,6 +217,51 @@ impl TryFrom<&pb::GetCaseTimelineRequest> for TimelineQuery {
     }
 }
 
+/// A page of a case's needs, in the order they were added: the key is the
+/// need's position on the case.
+#[derive(Debug)]
+pub struct NeedsQuery {
+    pub case_id: Uuid,
+    pub page: Page<i32>,
+}
+
+impl TryFrom<&pb::ListCaseNeedsRequest> for NeedsQuery {
+    type Error = Violations;
+    fn try_from(request: &pb::ListCaseNeedsRequest) -> Result<Self, Violations> {
+        let mut violations = Violations::default();
+        let case_id = violations.id("case_id", &request.case_id);
+        let page = Page::parse(request.page_size, &request.page_token, &mut violations);
+        violations.finish_with(|| {
+            Some(NeedsQuery {
+                case_id: case_id?,
+                page,
+            })
+        })
+    }
+}
+
+/// RetryNeedDelivery, validated.
+#[derive(Debug)]
+pub struct DeliveryRetry {
+    pub case_id: Uuid,
+    pub need_id: Uuid,
+}
+
+impl TryFrom<&pb::RetryNeedDeliveryRequest> for DeliveryRetry {
+    type Error = Violations;
+    fn try_from(request: &pb::RetryNeedDeliveryRequest) -> Result<Self, Violations> {
+        let mut violations = Violations::default();
+        let case_id = violations.id("case_id", &request.case_id);
+        let need_id = violations.id("need_id", &request.need_id);
+        violations.finish_with(|| {
+            Some(DeliveryRetry {
+                case_id: case_id?,
+                need_id: need_id?,
+            })
+        })
+    }
+}
+
 /// How far a need has come. The order is the order a need moves in, and it
 /// only ever moves forward: a late or replayed "accepted" never undoes
 /// "done", and nothing moves a need out of DONE or CANCELLED.

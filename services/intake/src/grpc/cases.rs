@@ -6,17 +6,18 @@ use onestop_contracts::intake::v1 as pb;
 use onestop_platform::error::{parse_id, retry_aborted};
 use onestop_platform::events::{self, NewEvent};
 use onestop_platform::idempotency::IdempotencyKey;
-use onestop_platform::{ApiError, ApiResult, Caller};
+use onestop_platform::{ApiError, ApiResult, Caller, Role};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use super::companies::vanished;
 use super::{IntakeApi, READERS, WRITERS};
 use crate::domain::case::{
-    self, CaseClosing, CaseQuery, CaseStatus, CloseCause, NeedCancellation, NewCase, NewNeeds,
-    Standing,
+    self, CaseClosing, CaseQuery, CaseStatus, CloseCause, DeliveryRetry, NeedCancellation,
+    NeedStatus, NeedsQuery, NewCase, NewNeeds, Standing,
 };
 use crate::domain::company::{snapshot, stage_of};
+use crate::handoff::owner_name;
 use crate::startup::SERVICE_NAME;
 use crate::store::{self, Lock, NewEntry};
 use crate::{access, lifecycle, needs, relationships};
@@ -44,6 +45,13 @@ async fn finish_change(
     key.record(&mut tx, &case, &company_id.to_string()).await?;
     tx.commit().await?;
     Ok(case)
+}
+
+fn need_finished(need_id: Uuid, status: NeedStatus) -> ApiError {
+    ApiError::failed_precondition(
+        "NEED_FINISHED",
+        format!("need {need_id} is already {}", status.as_str()),
+    )
 }
 
 fn case_closed(case_id: Uuid) -> ApiError {
@@ -198,10 +206,7 @@ impl IntakeApi {
             .await?
             .ok_or_else(|| ApiError::not_found("need", need_id))?;
         if need.status.is_finished() {
-            return Err(ApiError::failed_precondition(
-                "NEED_FINISHED",
-                format!("need {need_id} is already {}", need.status.as_str()),
-            ));
+            return Err(need_finished(need_id, need.status));
         }
         lifecycle::cancel_need(
             &mut tx,
@@ -317,5 +322,103 @@ impl IntakeApi {
                 .collect(),
             next_page_token,
         })
+    }
+
+    pub(super) async fn list_case_needs(
+        &self,
+        caller: Caller,
+        request: pb::ListCaseNeedsRequest,
+    ) -> ApiResult<pb::ListCaseNeedsResponse> {
+        caller.require(READERS)?;
+        let NeedsQuery { case_id, page } = NeedsQuery::try_from(&request)?;
+        let mut conn = self.pool.acquire().await?;
+        access::case_view(&mut conn, &caller, case_id).await?;
+        let mut rows = store::list_needs(&mut conn, case_id, &page).await?;
+        let next_page_token = page.finish(&mut rows, |(position, _)| *position);
+        Ok(pb::ListCaseNeedsResponse {
+            needs: rows
+                .into_iter()
+                .map(|(_, need)| access::present_need(&caller, need))
+                .collect(),
+            next_page_token,
+        })
+    }
+
+    pub(super) async fn retry_need_delivery(
+        &self,
+        caller: Caller,
+        request: pb::RetryNeedDeliveryRequest,
+    ) -> ApiResult<pb::Need> {
+        // Only an operator knows whether what made the owner refuse the
+        // need has been put right.
+        caller.require(&[Role::Admin])?;
+        let key = IdempotencyKey::new(
+            &caller,
+            "RetryNeedDelivery",
+            &request.idempotency_key,
+            &request,
+        )?;
+        let DeliveryRetry { case_id, need_id } = DeliveryRetry::try_from(&request)?;
+
+        let mut tx = self.pool.begin().await?;
+        if let Some(first) = key.replay::<pb::Need>(&mut tx).await? {
+            return Ok(first);
+        }
+        let company_id = store::company_of_case(&mut tx, case_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("case", case_id))?;
+        let need = store::lock_delivery(&mut tx, case_id, need_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("need", need_id))?;
+        if need.status.is_finished() {
+            return Err(need_finished(need_id, need.status));
+        }
+        if !need.parked {
+            return Err(ApiError::failed_precondition(
+                "NEED_NOT_PARKED",
+                format!("need {need_id} is not parked"),
+            ));
+        }
+        store::unpark(&mut tx, need_id).await?;
+        let retried = IntakeEvent::NeedDeliveryRetried;
+        store::add_timeline_entry(
+            &mut tx,
+            &NewEntry {
+                case_id,
+                need_id: Some(need_id),
+                service: SERVICE_NAME,
+                kind: retried.name(),
+                summary: &format!(
+                    "Delivery to {} retried after it was parked",
+                    owner_name(need.owner)
+                ),
+                at: None,
+                source_event: None,
+                agency_only: None,
+            },
+        )
+        .await?;
+        events::append(
+            &mut tx,
+            NewEvent::new(
+                retried,
+                case_id,
+                &pb::NeedDeliveryRetried {
+                    need_id: need_id.to_string(),
+                    case_id: case_id.to_string(),
+                    owner: need.owner.to_proto() as i32,
+                    parked_after_attempts: need.attempts.max(0) as u32,
+                },
+            ),
+        )
+        .await?;
+        let retried_need = store::load_need(&mut tx, case_id, need_id)
+            .await?
+            .ok_or_else(|| vanished("need"))?;
+        key.record(&mut tx, &retried_need, &company_id.to_string())
+            .await?;
+        tx.commit().await?;
+        tracing::info!(case_id = %case_id, need_id = %need_id, owner = need.owner.as_str(), "parked need sent again");
+        Ok(retried_need)
     }
 }

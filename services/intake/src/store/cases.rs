@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use onestop_contracts::common::v1::NeedHandOff;
 use onestop_contracts::intake::v1 as pb;
 use onestop_domain::{NeedCategory, NeedOwner};
-use onestop_platform::pagination::Page;
+use onestop_platform::pagination::{Page, encode_token};
 use onestop_platform::time::to_timestamp;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
@@ -120,31 +120,95 @@ fn need(row: &PgRow) -> pb::Need {
     }
 }
 
-/// Needs of several cases in one round trip, each case's in its order.
+/// Needs a `Case` message carries; a case with more names the rest with
+/// `next_needs_page_token`, read through ListCaseNeeds, so a case that
+/// keeps growing never outgrows the message limit.
+pub const NEEDS_SHOWN_ON_CASE: u32 = 50;
+
+const NEED_COLUMNS: &str = "case_id, id, position, category, owner, detail, target_markets,
+    hs_codes, status, added_by_rule, delivery, delivery_attempts, opened_at, last_delivery_error,
+    next_delivery_at, delivered_at, owner_record_id, cancel_reason, finished_at";
+
+/// The needs a case shows, and the token for the rest (empty for none).
+#[derive(Debug, Default)]
+struct ShownNeeds {
+    needs: Vec<pb::Need>,
+    next_page_token: String,
+}
+
+/// The first needs of several cases in one round trip, each case's in its
+/// order.
 async fn needs_of(
     conn: &mut PgConnection,
     case_ids: &[Uuid],
-) -> Result<HashMap<Uuid, Vec<pb::Need>>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT case_id, id, category, owner, detail, target_markets, hs_codes, status, added_by_rule,
-                delivery, delivery_attempts, opened_at, last_delivery_error, next_delivery_at,
-                delivered_at, owner_record_id, cancel_reason, finished_at
-           FROM need WHERE case_id = ANY($1) ORDER BY case_id, position",
-    )
+) -> Result<HashMap<Uuid, ShownNeeds>, sqlx::Error> {
+    // One row past the shown ones says whether a case has more.
+    let rows = sqlx::query(&format!(
+        "SELECT {NEED_COLUMNS} FROM (
+                SELECT *, row_number() OVER (PARTITION BY case_id ORDER BY position) AS nth
+                  FROM need WHERE case_id = ANY($1)) ranked
+          WHERE nth <= $2
+          ORDER BY case_id, position"
+    ))
     .bind(case_ids)
+    .bind(i64::from(NEEDS_SHOWN_ON_CASE) + 1)
     .fetch_all(conn)
     .await?;
-    let mut by_case: HashMap<Uuid, Vec<pb::Need>> = HashMap::new();
+    let mut by_case: HashMap<Uuid, (ShownNeeds, i32)> = HashMap::new();
     for row in &rows {
-        by_case
-            .entry(row.get("case_id"))
-            .or_default()
-            .push(need(row));
+        let (shown, last_position) = by_case.entry(row.get("case_id")).or_default();
+        if shown.needs.len() == NEEDS_SHOWN_ON_CASE as usize {
+            shown.next_page_token = encode_token(last_position);
+        } else {
+            shown.needs.push(need(row));
+            *last_position = row.get("position");
+        }
     }
-    Ok(by_case)
+    Ok(by_case
+        .into_iter()
+        .map(|(id, (shown, _))| (id, shown))
+        .collect())
 }
 
-/// Case rows with their needs, in the rows' order.
+/// A page of the case's needs in their order, each with its position.
+pub async fn list_needs(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+    page: &Page<i32>,
+) -> Result<Vec<(i32, pb::Need)>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT {NEED_COLUMNS} FROM need
+          WHERE case_id = $1 AND ($2::integer IS NULL OR position > $2)
+          ORDER BY position LIMIT $3"
+    ))
+    .bind(case_id)
+    .bind(page.after)
+    .bind(page.fetch_limit())
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|row| (row.get("position"), need(row)))
+        .collect())
+}
+
+/// One need of the case; None when the case has no such need.
+pub async fn load_need(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+    need_id: Uuid,
+) -> Result<Option<pb::Need>, sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "SELECT {NEED_COLUMNS} FROM need WHERE id = $1 AND case_id = $2"
+    ))
+    .bind(need_id)
+    .bind(case_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.as_ref().map(need))
+}
+
+/// Case rows with their first needs, in the rows' order.
 async fn with_needs(
     conn: &mut PgConnection,
     rows: Vec<PgRow>,
@@ -155,13 +219,15 @@ async fn with_needs(
         .iter()
         .map(|row| {
             let id: Uuid = row.get("id");
+            let shown = needs.remove(&id).unwrap_or_default();
             pb::Case {
                 case_id: id.to_string(),
                 company_id: row.get::<Uuid, _>("company_id").to_string(),
                 status: CaseStatus::from_stored(row.get("status"))
                     .map(|s| s.to_proto() as i32)
                     .unwrap_or_default(),
-                needs: needs.remove(&id).unwrap_or_default(),
+                needs: shown.needs,
+                next_needs_page_token: shown.next_page_token,
                 opened_at: Some(to_timestamp(row.get("opened_at"))),
                 closed_at: row
                     .get::<Option<DateTime<Utc>>, _>("closed_at")
@@ -310,20 +376,17 @@ pub async fn rebuild_hand_off(
     case_id: Uuid,
     need_id: Uuid,
 ) -> Result<Option<NeedHandOff>, sqlx::Error> {
-    let Some(case) = load_case(conn, case_id).await? else {
+    // The need itself, not the case: a case shows only its first needs.
+    let Some(need) = load_need(conn, case_id, need_id).await? else {
         return Ok(None);
     };
-    let wanted = need_id.to_string();
-    let Some(need) = case.needs.into_iter().find(|n| n.need_id == wanted) else {
-        return Ok(None);
-    };
-    let Ok(company_id) = Uuid::parse_str(&case.company_id) else {
+    let Some(company_id) = company_of_case(conn, case_id).await? else {
         return Ok(None);
     };
     let company = load_company(conn, company_id, Lock::None).await?;
     Ok(Some(NeedHandOff {
         need_id: need.need_id,
-        case_id: case.case_id,
+        case_id: case_id.to_string(),
         category: need.category,
         owner: need.owner,
         detail: need.detail,

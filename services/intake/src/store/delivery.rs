@@ -151,3 +151,56 @@ pub async fn announced_need(
     }
     Ok(None)
 }
+
+/// A need's delivery as an administrator's retry sees it, locked.
+#[derive(Debug)]
+pub struct ParkedNeed {
+    pub owner: NeedOwner,
+    pub status: NeedStatus,
+    /// Whether delivery is PARKED.
+    pub parked: bool,
+    pub attempts: i32,
+}
+
+/// The case's need, locked for a retry; None when the case has no such
+/// need.
+pub async fn lock_delivery(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+    need_id: Uuid,
+) -> Result<Option<ParkedNeed>, sqlx::Error> {
+    let Some(row) = sqlx::query(
+        "SELECT owner, status, delivery, delivery_attempts FROM need
+          WHERE id = $1 AND case_id = $2 FOR UPDATE",
+    )
+    .bind(need_id)
+    .bind(case_id)
+    .fetch_optional(conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let unknown =
+        |what: &str| sqlx::Error::Decode(format!("need {need_id} has an unknown {what}").into());
+    Ok(Some(ParkedNeed {
+        owner: NeedOwner::from_stored(row.get("owner")).ok_or_else(|| unknown("owner"))?,
+        status: NeedStatus::from_stored(row.get("status")).ok_or_else(|| unknown("status"))?,
+        parked: row.get::<&str, _>("delivery") == "PARKED",
+        attempts: row.get("delivery_attempts"),
+    }))
+}
+
+/// Puts a parked need back in line: pending, due now, its attempts
+/// counted from zero so that it is parked again only after as many
+/// refusals as the first time. The owner's last reason stays on it until
+/// the next attempt.
+pub async fn unpark(conn: &mut PgConnection, need_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE need SET delivery = 'PENDING', delivery_attempts = 0, next_delivery_at = now()
+          WHERE id = $1 AND delivery = 'PARKED'",
+    )
+    .bind(need_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

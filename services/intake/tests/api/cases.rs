@@ -463,3 +463,111 @@ async fn a_ce_gap_opens_its_own_need_beside_any_open_certification_need() {
         3
     );
 }
+
+#[tokio::test]
+async fn a_case_shows_its_first_fifty_needs_and_lists_the_rest_by_page() {
+    let intake = Intake::start().await;
+    let company = intake
+        .register(&registration_number(209), 50_000_000, false)
+        .await;
+    // 20 needs a request, so 70 needs in four: more than a case shows.
+    let batch = || vec![need(NeedCategory::Training); 20];
+    let case = open(&intake, &company.company_id, batch()).await;
+    assert!(case.next_needs_page_token.is_empty(), "20 needs all shown");
+    let mut last = case.clone();
+    for size in [20, 20, 10] {
+        last = intake
+            .kotra()
+            .add_needs(pb::AddNeedsRequest {
+                case_id: case.case_id.clone(),
+                needs: batch().into_iter().take(size).collect(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+    }
+    assert_eq!(last.needs.len(), 50, "AddNeeds answers with the first 50");
+    assert!(!last.next_needs_page_token.is_empty());
+
+    let got = intake
+        .kotra()
+        .get_case(pb::GetCaseRequest {
+            case_id: case.case_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.needs, last.needs);
+    assert_eq!(got.needs[..20], case.needs[..]);
+    let listed = intake
+        .kotra()
+        .list_cases(pb::ListCasesRequest {
+            company_id: company.company_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.cases, vec![got.clone()]);
+
+    let list =
+        |bearer_client: onestop_test_support::IntakeClient, page_size: i32, page_token: String| {
+            let mut client = bearer_client;
+            let case_id = case.case_id.clone();
+            async move {
+                client
+                    .list_case_needs(pb::ListCaseNeedsRequest {
+                        case_id,
+                        page_size,
+                        page_token,
+                    })
+                    .await
+            }
+        };
+    // The case's token continues right after the shown needs.
+    let rest = list(intake.kotra(), 0, got.next_needs_page_token.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(rest.needs.len(), 20);
+    assert!(rest.next_page_token.is_empty());
+
+    let mut pages = 0;
+    let every = all_pages(|token| {
+        pages += 1;
+        let next = list(intake.kotra(), 30, token);
+        async move {
+            let next = next.await.unwrap().into_inner();
+            assert!(next.needs.len() <= 30);
+            (next.needs, next.next_page_token)
+        }
+    })
+    .await;
+    assert_eq!(pages, 3);
+    assert_eq!(every.len(), 70);
+    assert_eq!(every[..50], got.needs[..]);
+    assert_eq!(every[50..], rest.needs[..]);
+    let mut ids: Vec<_> = every.iter().map(|n| n.need_id.clone()).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 70, "every need once");
+
+    // Dashboards read needs without their free text.
+    let dashboard = list(intake.dashboard(), 0, String::new())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(dashboard.needs.len(), 50);
+    assert!(dashboard.needs.iter().all(|n| n.detail.is_empty()));
+
+    let forged = list(intake.kotra(), 5, "not-a-token".into())
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&forged), vec!["page_token"]);
+    let negative = list(intake.kotra(), -1, String::new()).await.unwrap_err();
+    assert_eq!(violations(&negative), vec!["page_size"]);
+    let outsider = list(intake.server.agency("semas"), 0, String::new())
+        .await
+        .unwrap_err();
+    assert_eq!(outsider.code(), Code::NotFound);
+}

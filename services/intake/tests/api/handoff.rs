@@ -13,6 +13,7 @@ use onestop_referral::admin::seed;
 use onestop_referral::startup::Application as ReferralApplication;
 use onestop_test_support::{ReferralClient, TcpProxy, TestDb, TestServer, eventually};
 use sqlx::PgPool;
+use tonic::Code;
 
 use crate::common::{Intake, krw, registration_number};
 
@@ -567,4 +568,153 @@ async fn a_need_its_owner_keeps_refusing_is_parked_with_the_reason() {
     let later = need(&intake, &case.case_id, &finance.need_id).await;
     assert_eq!(later.delivery_attempts, 5);
     assert_eq!(later.delivery, pb::DeliveryState::Parked as i32);
+}
+
+#[tokio::test]
+async fn an_admin_sends_a_parked_need_again_and_it_is_delivered_once() {
+    // Referral's address, with nothing listening yet.
+    let free = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = free.local_addr().unwrap();
+    drop(free);
+    let intake = intake_on(TestDb::new().await, addr).await;
+    let (case, finance) = open_finance_case(&intake, 73).await;
+    let ids = (case.case_id.as_str(), finance.need_id.as_str());
+    // Parked as the relay parks a need refused again and again.
+    sqlx::query(
+        "UPDATE need SET delivery = 'PARKED', delivery_attempts = 5,
+                last_delivery_error = 'Unauthenticated: unknown key' WHERE id::text = $1",
+    )
+    .bind(&finance.need_id)
+    .execute(&intake.pool)
+    .await
+    .unwrap();
+    let referral = start_referral_at(addr).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        need(&intake, ids.0, ids.1).await.delivery,
+        pb::DeliveryState::Parked as i32,
+        "a parked need is not tried, even with its owner back"
+    );
+
+    let retry = |key: &str| pb::RetryNeedDeliveryRequest {
+        idempotency_key: key.into(),
+        case_id: case.case_id.clone(),
+        need_id: finance.need_id.clone(),
+    };
+    let events_before = intake.count("event_log").await;
+    // Only an admin may, and a bad id changes nothing.
+    for refused in [
+        intake.kotra().retry_need_delivery(retry("k")).await,
+        intake
+            .server
+            .service()
+            .retry_need_delivery(retry("k"))
+            .await,
+    ] {
+        assert_eq!(refused.unwrap_err().code(), Code::PermissionDenied);
+    }
+    let bad = intake
+        .admin()
+        .retry_need_delivery(pb::RetryNeedDeliveryRequest {
+            need_id: "not-an-id".into(),
+            ..retry("k")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(crate::common::violations(&bad), vec!["need_id"]);
+    let elsewhere = intake
+        .admin()
+        .retry_need_delivery(pb::RetryNeedDeliveryRequest {
+            case_id: uuid::Uuid::now_v7().to_string(),
+            ..retry("k")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(elsewhere.code(), Code::NotFound);
+    assert_eq!(intake.count("event_log").await, events_before);
+
+    let sent = intake
+        .admin()
+        .retry_need_delivery(retry("retry-1"))
+        .await
+        .expect("an admin retries a parked need")
+        .into_inner();
+    assert_eq!(sent.delivery, pb::DeliveryState::Pending as i32);
+    assert_eq!(sent.delivery_attempts, 0);
+    // The same key answers the same; the need is no longer parked for
+    // another.
+    let again = intake
+        .admin()
+        .retry_need_delivery(retry("retry-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again, sent);
+    let delivered = wait_delivered(&intake, ids.0, ids.1).await;
+    assert_eq!(delivered.delivery_attempts, 1, "attempts count from zero");
+    assert_eq!(referrals_for(&referral, &finance.need_id).await, 1);
+    let not_parked = intake
+        .admin()
+        .retry_need_delivery(retry("retry-2"))
+        .await
+        .unwrap_err();
+    assert_eq!(not_parked.code(), Code::FailedPrecondition);
+    assert_eq!(crate::common::error_reason(&not_parked), "NEED_NOT_PARKED");
+
+    assert_eq!(
+        intake.count_events(IntakeEvent::NeedDeliveryRetried).await,
+        1
+    );
+    let payload: Vec<u8> =
+        sqlx::query_scalar("SELECT payload FROM event_log WHERE event_type = $1")
+            .bind(IntakeEvent::NeedDeliveryRetried.name())
+            .fetch_one(&intake.pool)
+            .await
+            .unwrap();
+    let retried = <pb::NeedDeliveryRetried as prost::Message>::decode(&payload[..]).unwrap();
+    assert_eq!(retried.need_id, finance.need_id);
+    assert_eq!(retried.parked_after_attempts, 5);
+    assert!(
+        timeline(&intake, ids.0)
+            .await
+            .iter()
+            .any(|line| line.kind == IntakeEvent::NeedDeliveryRetried.name()
+                && line.need_id == finance.need_id),
+        "the retry is on the case's timeline"
+    );
+}
+
+#[tokio::test]
+async fn a_cancelled_parked_need_is_not_sent_again() {
+    let free = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = free.local_addr().unwrap();
+    drop(free);
+    let intake = intake_on(TestDb::new().await, addr).await;
+    let (case, finance) = open_finance_case(&intake, 74).await;
+    sqlx::query("UPDATE need SET delivery = 'PARKED' WHERE id::text = $1")
+        .bind(&finance.need_id)
+        .execute(&intake.pool)
+        .await
+        .unwrap();
+    intake
+        .kotra()
+        .cancel_need(pb::CancelNeedRequest {
+            case_id: case.case_id.clone(),
+            need_id: finance.need_id.clone(),
+            reason: "found finance elsewhere".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let finished = intake
+        .admin()
+        .retry_need_delivery(pb::RetryNeedDeliveryRequest {
+            idempotency_key: String::new(),
+            case_id: case.case_id.clone(),
+            need_id: finance.need_id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(finished.code(), Code::FailedPrecondition);
+    assert_eq!(crate::common::error_reason(&finished), "NEED_FINISHED");
 }

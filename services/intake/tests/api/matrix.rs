@@ -325,6 +325,9 @@ fn table() -> Vec<Row> {
         row!("onestop.intake.v1.IntakeService/GetCase" on Intake, INTAKE_READERS, HIDDEN, |w, b| {
             one(w.intake(b).get_case(intake::GetCaseRequest { case_id: w.case_id.clone() }).await)
         }),
+        row!("onestop.intake.v1.IntakeService/ListCaseNeeds" on Intake, INTAKE_READERS, HIDDEN, |w, b| {
+            one(w.intake(b).list_case_needs(intake::ListCaseNeedsRequest { case_id: w.case_id.clone(), ..Default::default() }).await)
+        }),
         row!("onestop.intake.v1.IntakeService/ListCases" on Intake, INTAKE_READERS, EMPTY, sees true, |w, b| {
             w.intake(b).list_cases(intake::ListCasesRequest { company_id: w.company_id.clone(), ..Default::default() }).await
                 .map(|r| r.into_inner().cases.len())
@@ -349,6 +352,15 @@ fn table() -> Vec<Row> {
             one(w.intake(b).close_case(intake::CloseCaseRequest {
                 case_id: w.spare_case_id.clone(),
                 outcome_summary: "support no longer needed".into(),
+                ..Default::default()
+            }).await)
+        }),
+        row!("onestop.intake.v1.IntakeService/RetryNeedDelivery" on Intake, ADMIN, OPEN, |w, b| {
+            // The need was delivered, not parked: refused after the role
+            // check, so the world stays.
+            one(w.intake(b).retry_need_delivery(intake::RetryNeedDeliveryRequest {
+                case_id: w.case_id.clone(),
+                need_id: w.finance_need.clone(),
                 ..Default::default()
             }).await)
         }),
