@@ -184,8 +184,11 @@ impl AuditService {
         caller.require(&[Role::Admin])?;
         let mut violations = Violations::default();
         let page = Page::<i64>::parse(request.page_size, &request.page_token, &mut violations);
-        if request.resource_id.len() > 100 {
-            violations.add("resource_id", "at most 100 characters");
+        if request.resource_id.len() > crate::limits::MAX_LABEL {
+            violations.add(
+                "resource_id",
+                format!("at most {} characters", crate::limits::MAX_LABEL),
+            );
         }
         violations.finish()?;
         let resource = (!request.resource_id.is_empty()).then_some(request.resource_id.as_str());

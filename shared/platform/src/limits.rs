@@ -22,6 +22,54 @@ pub const MAX_NOTE: usize = 2000;
 /// The longest free text anywhere (a referral's detail, a directory
 /// description).
 pub const MAX_TEXT: usize = 4000;
+/// Needs in one OpenCase or AddNeeds.
+pub const MAX_NEEDS: usize = 20;
+/// Contacts of one company, buyer or lead.
+pub const MAX_CONTACTS: usize = 10;
+/// Certifications a company holds, in one readiness diagnosis.
+pub const MAX_CERTIFICATIONS: usize = 30;
+/// Topics or follow-up actions of one mentoring session.
+pub const MAX_SESSION_ITEMS: usize = 20;
+/// A short label: a contact's name or title, a partner's tenant id, a
+/// caller's own reference, a directory id.
+pub const MAX_LABEL: usize = 100;
+/// A code-like string a person types: a certification's name.
+pub const MAX_CERTIFICATION_NAME: usize = 60;
+/// A version of consent terms, a phone number.
+pub const MAX_SHORT: usize = 40;
+/// A web address.
+pub const MAX_URL: usize = 300;
+/// An email address (RFC 5321's limit).
+pub const MAX_EMAIL: usize = 254;
+/// One line of a mentoring session: a topic, a follow-up action.
+pub const MAX_LINE: usize = 500;
+/// The note on a change of advisor.
+pub const MAX_CHANGE_NOTE: usize = 1000;
+/// Event types (or families) one Watch filters on.
+pub const MAX_EVENT_TYPES: usize = 64;
+
+/// Every bound above with its name: the proto comments quote these
+/// numbers, and a test holds them to this list.
+pub const ALL: &[(&str, usize)] = &[
+    ("MAX_CODES", MAX_CODES),
+    ("MAX_IDS", MAX_IDS),
+    ("MAX_IMPORT_ROWS", MAX_IMPORT_ROWS),
+    ("MAX_NAME", MAX_NAME),
+    ("MAX_NOTE", MAX_NOTE),
+    ("MAX_TEXT", MAX_TEXT),
+    ("MAX_NEEDS", MAX_NEEDS),
+    ("MAX_CONTACTS", MAX_CONTACTS),
+    ("MAX_CERTIFICATIONS", MAX_CERTIFICATIONS),
+    ("MAX_SESSION_ITEMS", MAX_SESSION_ITEMS),
+    ("MAX_LABEL", MAX_LABEL),
+    ("MAX_CERTIFICATION_NAME", MAX_CERTIFICATION_NAME),
+    ("MAX_SHORT", MAX_SHORT),
+    ("MAX_URL", MAX_URL),
+    ("MAX_EMAIL", MAX_EMAIL),
+    ("MAX_LINE", MAX_LINE),
+    ("MAX_CHANGE_NOTE", MAX_CHANGE_NOTE),
+    ("MAX_EVENT_TYPES", MAX_EVENT_TYPES),
+];
 
 /// False, with a violation under `field`, when `len` entries are more than
 /// `max`.

@@ -166,7 +166,13 @@ impl TryFrom<&pb::ListMatchesRequest> for MatchListQuery {
         let page = Page::parse(request.page_size, &request.page_token, &mut violations);
         let buyer_id = optional(&request.buyer_id).and_then(|id| violations.id("buyer_id", &id));
         let mut statuses = Vec::new();
-        for (i, value) in request.statuses.iter().enumerate() {
+        let wanted = onestop_platform::limits::bounded(
+            "statuses",
+            &request.statuses,
+            onestop_platform::limits::MAX_CODES,
+            &mut violations,
+        );
+        for (i, value) in wanted.iter().enumerate() {
             match MatchStatus::from_proto(*value) {
                 Some(status) => statuses.push(status),
                 None => violations.add(format!("statuses[{i}]"), "a match status"),

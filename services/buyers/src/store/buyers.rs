@@ -210,6 +210,11 @@ pub async fn load_buyer(
     Ok(Some(row.into_proto(contacts, history, now)))
 }
 
+/// Decisions a buyer shows, newest first. A buyer is vetted about once a
+/// year, so these span decades; older ones stay on file but off the
+/// message, which would otherwise grow with every VetBuyer.
+pub const VETTINGS_SHOWN: i64 = 50;
+
 async fn vetting_history(
     conn: &mut PgConnection,
     id: Uuid,
@@ -217,9 +222,10 @@ async fn vetting_history(
     type VettingRow = (String, i32, Vec<String>, DateTime<Utc>, String, String);
     let rows: Vec<VettingRow> = sqlx::query_as(
         "SELECT status, quality_score, criteria_met, vetted_at, vetted_by, note
-           FROM buyer_vetting WHERE buyer_id = $1 ORDER BY id DESC",
+           FROM buyer_vetting WHERE buyer_id = $1 ORDER BY id DESC LIMIT $2",
     )
     .bind(id)
+    .bind(VETTINGS_SHOWN)
     .fetch_all(conn)
     .await?;
     Ok(rows

@@ -276,3 +276,49 @@ async fn services_see_buyers_without_contacts_and_lists_filter() {
     assert_eq!(by_code.buyers.len(), 1);
     assert_eq!(by_code.buyers[0].profile.as_ref().unwrap().country, "VN");
 }
+
+#[tokio::test]
+async fn a_buyer_shows_its_latest_fifty_vetting_decisions() {
+    let buyers = Buyers::start().await;
+    let buyer = buyers
+        .register(
+            "kbc-newyork",
+            buyer_profile("Atlantic Beauty", "US", &["330499"], &["en"]),
+        )
+        .await;
+    let mut last = None;
+    for score in 1..=55 {
+        last = Some(
+            buyers
+                .vet(
+                    "kbc-newyork",
+                    &buyer.buyer_id,
+                    pb::VettingStatus::Verified,
+                    score,
+                )
+                .await,
+        );
+    }
+    let last = last.unwrap();
+    assert_eq!(
+        buyers.count("buyer_vetting").await,
+        55,
+        "every decision kept"
+    );
+    assert_eq!(last.vetting_history.len(), 50);
+    let scores: Vec<u32> = last
+        .vetting_history
+        .iter()
+        .map(|v| v.quality_score)
+        .collect();
+    assert_eq!(scores, (6..=55).rev().collect::<Vec<_>>(), "newest first");
+    let read = buyers
+        .trade_office("kbc-newyork")
+        .get_buyer(pb::GetBuyerRequest {
+            buyer_id: buyer.buyer_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(read.vetting_history, last.vetting_history);
+}

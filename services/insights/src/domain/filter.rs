@@ -10,7 +10,7 @@ use onestop_platform::{ApiError, Caller, Role, Violations};
 /// Longest period one request may cover.
 pub const MAX_MONTHS: u32 = 24;
 /// Longest agency id accepted in a filter.
-const MAX_AGENCY_ID: usize = 100;
+const MAX_AGENCY_ID: usize = onestop_platform::limits::MAX_LABEL;
 
 /// Whole calendar months in Asia/Seoul: `count` months from `first`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

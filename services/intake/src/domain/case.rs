@@ -8,8 +8,7 @@ use onestop_platform::pagination::Page;
 use onestop_platform::{Violations, limits};
 use uuid::Uuid;
 
-const MAX_NEEDS: usize = 20;
-const MAX_DETAIL: usize = 2000;
+use limits::{MAX_NEEDS, MAX_NOTE as MAX_DETAIL};
 
 #[derive(Debug, Clone)]
 pub struct NeedSpec {
@@ -121,13 +120,7 @@ impl TryFrom<&pb::CloseCaseRequest> for CaseClosing {
 
 /// Free text a person must write, trimmed and bounded.
 fn required_text(field: &str, text: &str, violations: &mut Violations) -> String {
-    let text = text.trim();
-    if text.is_empty() {
-        violations.add(field, "required");
-    } else if text.chars().count() > MAX_DETAIL {
-        violations.add(field, format!("at most {MAX_DETAIL} characters"));
-    }
-    text.to_owned()
+    limits::required_text(field, text, MAX_DETAIL, violations)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

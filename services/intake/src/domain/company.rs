@@ -8,14 +8,11 @@ use onestop_domain::{
     Province,
 };
 use onestop_platform::Violations;
+use onestop_platform::limits::{self, MAX_CODES, MAX_CONTACTS, MAX_LABEL, MAX_NAME, MAX_SHORT};
 use onestop_platform::pagination::Page;
 
 use super::partner::NetworkConsent;
 use uuid::Uuid;
-
-const MAX_NAME: usize = 200;
-const MAX_PRODUCTS: usize = 50;
-const MAX_CONTACTS: usize = 10;
 
 /// Personal data: never logged, never put in an event.
 #[derive(Clone, PartialEq, Eq)]
@@ -75,13 +72,10 @@ impl CompanyProfile {
         let mut hs_codes = Vec::new();
         if profile.hs_codes.is_empty() {
             violations.add(field("hs_codes"), "at least one product HS code (6 digits)");
-        } else if profile.hs_codes.len() > MAX_PRODUCTS {
-            violations.add(
-                field("hs_codes"),
-                format!("at most {MAX_PRODUCTS} products"),
-            );
         }
-        for (i, code) in profile.hs_codes.iter().enumerate() {
+        let products =
+            limits::bounded(&field("hs_codes"), &profile.hs_codes, MAX_CODES, violations);
+        for (i, code) in products.iter().enumerate() {
             if let Some(code) =
                 violations.check(format!("{}[{i}]", field("hs_codes")), HsCode::parse(code))
             {
@@ -104,7 +98,13 @@ impl CompanyProfile {
         );
 
         let mut export_countries = Vec::new();
-        for (i, code) in profile.export_countries.iter().enumerate() {
+        let countries = limits::bounded(
+            &field("export_countries"),
+            &profile.export_countries,
+            MAX_CODES,
+            violations,
+        );
+        for (i, code) in countries.iter().enumerate() {
             if let Some(code) = violations.check(
                 format!("{}[{i}]", field("export_countries")),
                 CountryCode::parse(code),
@@ -114,7 +114,13 @@ impl CompanyProfile {
         }
         dedupe(&mut export_countries);
         let mut languages = Vec::new();
-        for (i, code) in profile.languages.iter().enumerate() {
+        let language_codes = limits::bounded(
+            &field("languages"),
+            &profile.languages,
+            MAX_CODES,
+            violations,
+        );
+        for (i, code) in language_codes.iter().enumerate() {
             if let Some(code) = violations.check(
                 format!("{}[{i}]", field("languages")),
                 LanguageCode::parse(code),
@@ -124,14 +130,14 @@ impl CompanyProfile {
         }
         dedupe(&mut languages);
 
-        if profile.contacts.len() > MAX_CONTACTS {
-            violations.add(
-                field("contacts"),
-                format!("at most {MAX_CONTACTS} contacts"),
-            );
-        }
         let mut contacts = Vec::new();
-        for (i, contact) in profile.contacts.iter().enumerate() {
+        let given = limits::bounded(
+            &field("contacts"),
+            &profile.contacts,
+            MAX_CONTACTS,
+            violations,
+        );
+        for (i, contact) in given.iter().enumerate() {
             if let Some(contact) =
                 parse_contact(contact, &format!("{}[{i}]", field("contacts")), violations)
             {
@@ -519,12 +525,17 @@ fn parse_contact(
 ) -> Option<Contact> {
     let before = violations.fields().count();
     let name = contact.name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        violations.add(format!("{field}.name"), "required, at most 100 characters");
+    if name.is_empty() {
+        violations.add(format!("{field}.name"), "required");
+    } else {
+        limits::check_text(&format!("{field}.name"), name, MAX_LABEL, violations);
     }
-    if contact.title.chars().count() > 100 {
-        violations.add(format!("{field}.title"), "at most 100 characters");
-    }
+    limits::check_text(
+        &format!("{field}.title"),
+        contact.title.trim(),
+        MAX_LABEL,
+        violations,
+    );
     let email = contact.email.trim();
     let phone = contact.phone.trim();
     if email.is_empty() && phone.is_empty() {
@@ -536,7 +547,12 @@ fn parse_contact(
     if !email.is_empty() && !plausible_email(email) {
         violations.add(format!("{field}.email"), "not an email address");
     }
-    if !phone.is_empty() && !plausible_phone(phone) {
+    if phone.len() > MAX_SHORT {
+        violations.add(
+            format!("{field}.phone"),
+            format!("at most {MAX_SHORT} characters"),
+        );
+    } else if !phone.is_empty() && !plausible_phone(phone) {
         violations.add(
             format!("{field}.phone"),
             "a phone number of 7 to 15 digits, optionally with +, spaces, dashes or parentheses",
@@ -555,7 +571,7 @@ fn plausible_email(email: &str) -> bool {
         return false;
     };
     !local.is_empty()
-        && email.len() <= 254
+        && email.len() <= limits::MAX_EMAIL
         && domain.contains('.')
         && !domain.starts_with('.')
         && !domain.ends_with('.')

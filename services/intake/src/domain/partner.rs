@@ -196,7 +196,7 @@ pub struct NetworkConsent {
     pub terms_version: String,
 }
 
-const MAX_TERMS_VERSION: usize = 40;
+const MAX_TERMS_VERSION: usize = onestop_platform::limits::MAX_SHORT;
 
 impl NetworkConsent {
     /// The consent a registration carries, if any, with violations under
@@ -307,7 +307,7 @@ pub struct GrantCommand {
     pub partner: Partner,
 }
 
-const MAX_TENANT: usize = 100;
+const MAX_TENANT: usize = onestop_platform::limits::MAX_LABEL;
 
 fn parse_grant(company_id: &str, role: i32, tenant: &str) -> Result<GrantCommand, Violations> {
     let mut violations = Violations::default();

@@ -5,11 +5,10 @@
 use onestop_contracts::intake::v1 as pb;
 use onestop_domain::{GrowthStage, LanguageCode, Money};
 use onestop_platform::Violations;
+use onestop_platform::limits::{self, MAX_CERTIFICATION_NAME, MAX_CERTIFICATIONS};
 use onestop_platform::pagination::Page;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-
-const MAX_CERTIFICATIONS: usize = 30;
 
 /// Validated answers to the diagnosis questionnaire.
 #[derive(Debug, Clone)]
@@ -45,19 +44,22 @@ impl Answers {
                 violations.check("answers.export_revenue", Money::parse(money, Some("USD")))
             }
         };
-        if answers.certifications.len() > MAX_CERTIFICATIONS {
-            violations.add(
-                "answers.certifications",
-                format!("at most {MAX_CERTIFICATIONS}"),
-            );
-        }
         let mut certifications = Vec::new();
-        for (i, name) in answers.certifications.iter().enumerate() {
+        let held = limits::bounded(
+            "answers.certifications",
+            &answers.certifications,
+            MAX_CERTIFICATIONS,
+            violations,
+        );
+        for (i, name) in held.iter().enumerate() {
             let name = name.trim();
-            if name.is_empty() || name.chars().count() > 60 || name.chars().any(char::is_control) {
+            if name.is_empty()
+                || name.chars().count() > MAX_CERTIFICATION_NAME
+                || name.chars().any(char::is_control)
+            {
                 violations.add(
                     format!("answers.certifications[{i}]"),
-                    "a certification name of 1 to 60 characters",
+                    format!("a certification name of 1 to {MAX_CERTIFICATION_NAME} characters"),
                 );
             } else {
                 certifications.push(name.to_owned());

@@ -196,3 +196,49 @@ async fn a_registered_number_is_refused_naming_the_existing_company() {
     assert_eq!(info.metadata.get("company_id"), Some(&first.company_id));
     assert_eq!(intake.count("company").await, 1);
 }
+
+/// KOTRA's registration of `profile`, refused as INVALID_ARGUMENT.
+async fn refused(intake: &Intake, profile: pb::CompanyProfile) -> tonic::Status {
+    let status = intake
+        .kotra()
+        .register_company(pb::RegisterCompanyRequest {
+            profile: Some(profile),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    status
+}
+
+#[tokio::test]
+async fn lists_over_their_bound_are_refused_by_length_and_a_long_phone_by_its_own() {
+    let intake = Intake::start().await;
+    let mut bad = profile(&registration_number(31));
+    // Entries that would each be refused: over the bound, none is read.
+    bad.hs_codes = vec!["?".into(); 51];
+    bad.export_countries = vec!["??".into(); 51];
+    bad.languages = vec!["??".into(); 51];
+    bad.contacts = vec![pb::Contact::default(); 11];
+    let status = refused(&intake, bad).await;
+    assert_eq!(
+        violations(&status),
+        vec![
+            "profile.contacts",
+            "profile.export_countries",
+            "profile.hs_codes",
+            "profile.languages",
+        ]
+    );
+
+    let mut long_phone = profile(&registration_number(32));
+    long_phone.contacts[0].phone = format!("+82 {}", "1 ".repeat(40));
+    long_phone.contacts[0].title = "a\0b".into();
+    let status = refused(&intake, long_phone).await;
+    assert_eq!(
+        violations(&status),
+        vec!["profile.contacts[0].phone", "profile.contacts[0].title"]
+    );
+    assert_eq!(intake.count("company").await, 0);
+    assert_eq!(intake.count("event_log").await, 0);
+}

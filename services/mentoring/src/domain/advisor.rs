@@ -3,14 +3,14 @@
 
 use onestop_contracts::mentoring::v1 as pb;
 use onestop_domain::{CountryCode, HsInterest, KsicCode, LanguageCode, Money, Province};
-use onestop_platform::Violations;
 use onestop_platform::pagination::Page;
+use onestop_platform::{Violations, limits};
 use uuid::Uuid;
 
 use super::optional_code;
 
 const MAX_CAPACITY: u32 = 200;
-const MAX_TEXT: usize = 200;
+const MAX_TEXT: usize = limits::MAX_NAME;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AdvisorKind {
@@ -119,21 +119,24 @@ fn text(field: String, value: &str, presence: Text, violations: &mut Violations)
 }
 
 /// Parses every element, naming each bad one by its index; duplicates are
-/// dropped so a code never counts twice in a score.
-fn codes<T: PartialEq>(
+/// dropped so a code never counts twice in a score. A list over its bound
+/// is refused by its length, before any element is read.
+fn codes<T: Eq + std::hash::Hash + Clone>(
     field: &str,
     values: &[String],
     parse: impl Fn(&str) -> Result<T, onestop_domain::Invalid>,
     violations: &mut Violations,
 ) -> Vec<T> {
     let mut parsed = Vec::new();
-    for (i, value) in values.iter().enumerate() {
-        if let Some(code) = violations.check(format!("{field}[{i}]"), parse(value))
-            && !parsed.contains(&code)
-        {
+    for (i, value) in limits::bounded(field, values, limits::MAX_CODES, violations)
+        .iter()
+        .enumerate()
+    {
+        if let Some(code) = violations.check(format!("{field}[{i}]"), parse(value)) {
             parsed.push(code);
         }
     }
+    limits::dedupe(&mut parsed);
     parsed
 }
 

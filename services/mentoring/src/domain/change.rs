@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::advisor::MAX_HANDOVER_DAYS;
 use super::optional_id;
 
-const MAX_NOTE: usize = 1000;
+const MAX_NOTE: usize = limits::MAX_CHANGE_NOTE;
 
 /// Why an assignment was replaced or ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

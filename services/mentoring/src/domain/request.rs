@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::domain::matching::CompanyFeatures;
 
-const MAX_DETAIL: usize = 2000;
+const MAX_DETAIL: usize = limits::MAX_NOTE;
 
 #[derive(Debug, Clone)]
 pub struct AdvisorRequest {

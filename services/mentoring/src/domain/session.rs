@@ -4,16 +4,16 @@
 use chrono::{DateTime, Utc};
 use onestop_contracts::mentoring::v1 as pb;
 use onestop_domain::LanguageCode;
-use onestop_platform::Violations;
 use onestop_platform::pagination::Page;
 use onestop_platform::time::from_timestamp;
+use onestop_platform::{Violations, limits};
 use uuid::Uuid;
 
 use super::{optional_id, optional_time};
 
-const MAX_TOPICS: usize = 20;
-const MAX_ACTIONS: usize = 20;
-const MAX_TEXT: usize = 500;
+const MAX_TOPICS: usize = limits::MAX_SESSION_ITEMS;
+const MAX_ACTIONS: usize = limits::MAX_SESSION_ITEMS;
+const MAX_TEXT: usize = limits::MAX_LINE;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Channel {
@@ -106,20 +106,19 @@ impl SessionLog {
         if !(1..=1440).contains(&request.minutes) {
             violations.add("minutes", "1 to 1440");
         }
-        if request.topics.len() > MAX_TOPICS {
-            violations.add("topics", format!("at most {MAX_TOPICS}"));
-        }
-        let topics = request
-            .topics
+        let topics = limits::bounded("topics", &request.topics, MAX_TOPICS, violations)
             .iter()
             .enumerate()
             .map(|(i, topic)| short_text(format!("topics[{i}]"), topic, violations))
             .collect();
-        if request.follow_up_actions.len() > MAX_ACTIONS {
-            violations.add("follow_up_actions", format!("at most {MAX_ACTIONS}"));
-        }
         let mut follow_up_actions = Vec::new();
-        for (i, action) in request.follow_up_actions.iter().enumerate() {
+        let actions = limits::bounded(
+            "follow_up_actions",
+            &request.follow_up_actions,
+            MAX_ACTIONS,
+            violations,
+        );
+        for (i, action) in actions.iter().enumerate() {
             let description = short_text(
                 format!("follow_up_actions[{i}].description"),
                 &action.description,

@@ -335,3 +335,39 @@ async fn each_role_reaches_only_what_it_may() {
         pb::AdvisorStatus::Active as i32
     );
 }
+
+#[tokio::test]
+async fn code_lists_over_their_bound_are_refused_by_length_alone() {
+    let mentoring = Mentoring::start().await;
+    let mut profile = plain_advisor();
+    // 51 codes, none of them valid: refused by the count, so no entry is
+    // read (and named).
+    profile.markets = vec!["??".into(); 51];
+    profile.languages = vec!["??".into(); 51];
+    profile.industries_ksic = vec!["?".into(); 51];
+    profile.hs_chapters = vec!["?".into(); 51];
+    let status = mentoring
+        .admin()
+        .register_advisor(pb::RegisterAdvisorRequest {
+            idempotency_key: String::new(),
+            profile: Some(profile),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(
+        violations(&status),
+        vec![
+            "profile.hs_chapters",
+            "profile.industries_ksic",
+            "profile.languages",
+            "profile.markets",
+        ]
+    );
+    assert_eq!(
+        violation_description(&status, "profile.markets").as_deref(),
+        Some("at most 50 entries")
+    );
+    assert_eq!(mentoring.count("advisor").await, 0);
+    assert_eq!(mentoring.count("event_log").await, 0);
+}

@@ -9,7 +9,10 @@ use onestop_domain::{CountryCode, GrowthStage, KsicCode, Money, NeedCategory, Pr
 use onestop_platform::pagination::Page;
 use onestop_platform::{Violations, limits};
 
-const MAX_TEXT: usize = 2000;
+const MAX_TEXT: usize = limits::MAX_NOTE;
+/// Units of one agency: KOTRA alone has well over a hundred trade offices,
+/// so an agency's units are bounded as an import is.
+const MAX_UNITS: usize = limits::MAX_IMPORT_ROWS;
 /// A response SLA longer than this is surely a typo.
 const MAX_SLA: Duration = Duration::from_secs(90 * 86_400);
 
@@ -29,7 +32,7 @@ fn check_slug(field: &str, text: &str, violations: &mut Violations) {
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.' | '_'));
     if text.is_empty() {
         violations.add(field, "required");
-    } else if text.len() > 100 || !slug {
+    } else if text.len() > limits::MAX_LABEL || !slug {
         violations.add(
             field,
             "at most 100 lower-case letters, digits, '-', '.' and '_'",
@@ -53,7 +56,8 @@ pub fn parse_agency(
     check_text("agency.website", &agency.website, false, violations);
     check_text("agency.description", &agency.description, false, violations);
     let mut seen = HashSet::new();
-    for (i, unit) in agency.units.iter().enumerate() {
+    let units = limits::bounded("agency.units", &agency.units, MAX_UNITS, violations);
+    for (i, unit) in units.iter().enumerate() {
         let at = |name: &str| format!("agency.units[{i}].{name}");
         check_slug(&at("unit_id"), &unit.unit_id, violations);
         if !seen.insert(unit.unit_id.as_str()) {
@@ -103,26 +107,50 @@ pub fn parse_program(
     if program.categories.is_empty() {
         violations.add("program.categories", "at least one need category");
     }
-    for (i, category) in program.categories.iter().enumerate() {
+    let categories = limits::bounded(
+        "program.categories",
+        &program.categories,
+        limits::MAX_CODES,
+        violations,
+    );
+    for (i, category) in categories.iter().enumerate() {
         violations.check(
             format!("program.categories[{i}]"),
             NeedCategory::from_proto(*category),
         );
     }
     let eligibility = program.eligibility.clone().unwrap_or_default();
-    for (i, stage) in eligibility.stages.iter().enumerate() {
+    let stages = limits::bounded(
+        "program.eligibility.stages",
+        &eligibility.stages,
+        limits::MAX_CODES,
+        violations,
+    );
+    for (i, stage) in stages.iter().enumerate() {
         violations.check(
             format!("program.eligibility.stages[{i}]"),
             GrowthStage::from_proto(*stage),
         );
     }
-    for (i, region) in eligibility.regions.iter().enumerate() {
+    let regions = limits::bounded(
+        "program.eligibility.regions",
+        &eligibility.regions,
+        limits::MAX_CODES,
+        violations,
+    );
+    for (i, region) in regions.iter().enumerate() {
         violations.check(
             format!("program.eligibility.regions[{i}]"),
             Province::parse(region),
         );
     }
-    for (i, code) in eligibility.industries_ksic.iter().enumerate() {
+    let industries = limits::bounded(
+        "program.eligibility.industries_ksic",
+        &eligibility.industries_ksic,
+        limits::MAX_CODES,
+        violations,
+    );
+    for (i, code) in industries.iter().enumerate() {
         violations.check(
             format!("program.eligibility.industries_ksic[{i}]"),
             KsicCode::parse(code),

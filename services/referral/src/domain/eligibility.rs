@@ -23,7 +23,7 @@ pub struct Company {
     pub small_merchant: bool,
 }
 
-const MAX_ID_LEN: usize = 100;
+const MAX_ID_LEN: usize = onestop_platform::limits::MAX_LABEL;
 
 /// Checks an id chosen by another service or the directory owner.
 pub fn check_id(field: &str, text: &str, violations: &mut Violations) {

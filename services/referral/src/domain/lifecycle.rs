@@ -10,7 +10,7 @@ use onestop_platform::time::to_timestamp;
 use onestop_platform::{ApiError, Role, Violations, limits};
 use uuid::Uuid;
 
-const MAX_NOTE: usize = 2000;
+const MAX_NOTE: usize = limits::MAX_NOTE;
 
 /// The receiving agency works the referral (accept, decline, start,
 /// complete, fail).
@@ -125,9 +125,12 @@ fn outcome(
         }
         Ok(_) => {}
     }
-    if outcome.certification.chars().count() > 200 {
-        violations.add("outcome.certification", "at most 200 characters");
-    }
+    limits::check_text(
+        "outcome.certification",
+        outcome.certification.trim(),
+        limits::MAX_NAME,
+        violations,
+    );
     check_note("outcome.note", &outcome.note, false, violations);
     Some(outcome.clone())
 }

@@ -27,7 +27,7 @@ pub fn without_free_text(mut referral: pb::Referral) -> pb::Referral {
 }
 
 /// Longest free-text detail a hand-off may carry.
-const MAX_DETAIL: usize = 4000;
+const MAX_DETAIL: usize = limits::MAX_TEXT;
 
 /// Intake's hand-off of one need, validated.
 #[derive(Debug)]
@@ -51,10 +51,22 @@ impl TryFrom<&pb::CreateReferralRequest> for NewReferral {
                 &mut violations,
             );
         }
-        for (i, market) in request.target_markets.iter().enumerate() {
+        let markets = limits::bounded(
+            "target_markets",
+            &request.target_markets,
+            limits::MAX_CODES,
+            &mut violations,
+        );
+        for (i, market) in markets.iter().enumerate() {
             violations.check(format!("target_markets[{i}]"), CountryCode::parse(market));
         }
-        for (i, code) in request.hs_codes.iter().enumerate() {
+        let codes = limits::bounded(
+            "hs_codes",
+            &request.hs_codes,
+            limits::MAX_CODES,
+            &mut violations,
+        );
+        for (i, code) in codes.iter().enumerate() {
             violations.check(format!("hs_codes[{i}]"), HsInterest::parse(code));
         }
         limits::check_text("detail", &request.detail, MAX_DETAIL, &mut violations);
@@ -116,7 +128,13 @@ impl TryFrom<&pb::ListReferralsRequest> for ReferralQuery {
         let mut violations = Violations::default();
         let page = Page::parse(request.page_size, &request.page_token, &mut violations);
         let mut statuses = Vec::new();
-        for (i, status) in request.statuses.iter().enumerate() {
+        let wanted = limits::bounded(
+            "statuses",
+            &request.statuses,
+            limits::MAX_CODES,
+            &mut violations,
+        );
+        for (i, status) in wanted.iter().enumerate() {
             match ReferralStatus::try_from(*status) {
                 Ok(ReferralStatus::Unspecified) | Err(_) => {
                     violations.add(format!("statuses[{i}]"), "a referral status such as SENT")
