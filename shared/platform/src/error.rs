@@ -176,11 +176,14 @@ impl From<ApiError> for Status {
     fn from(error: ApiError) -> Self {
         let code = error.code();
         match error {
-            ApiError::InvalidArgument(violations) => Status::with_error_details(
-                code,
-                violations.summary(),
-                ErrorDetails::with_bad_request(violations.0),
-            ),
+            ApiError::InvalidArgument(violations) => {
+                let violations = violations.shown();
+                Status::with_error_details(
+                    code,
+                    violations.summary(),
+                    ErrorDetails::with_bad_request(violations.0),
+                )
+            }
             ApiError::AlreadyExists {
                 reason,
                 message,
@@ -212,6 +215,11 @@ impl From<ApiError> for Status {
         }
     }
 }
+
+/// Violations one answer names at most (see [`Violations::shown`]).
+pub const MAX_VIOLATIONS_SHOWN: usize = 20;
+/// The longest field name or description an answer carries.
+pub const MAX_VIOLATION_TEXT: usize = 100;
 
 /// Field violations gathered while validating one request, so the caller
 /// learns about every bad field at once rather than one per round trip.
@@ -314,6 +322,38 @@ impl Violations {
         }
     }
 
+    /// The violations an answer carries: the first
+    /// [`MAX_VIOLATIONS_SHOWN`], each cut to [`MAX_VIOLATION_TEXT`]
+    /// characters, and a last one saying how many more there were. A
+    /// status travels in HTTP/2 headers, which peers refuse past 16 KiB, so
+    /// a request with hundreds of bad entries, or one whose violation
+    /// quotes a huge value, must not make its own answer unreadable.
+    fn shown(self) -> Self {
+        let total = self.0.len();
+        let cut = |text: String| -> String {
+            if text.chars().count() > MAX_VIOLATION_TEXT {
+                let mut short: String = text.chars().take(MAX_VIOLATION_TEXT).collect();
+                short.push('…');
+                short
+            } else {
+                text
+            }
+        };
+        let mut shown: Vec<FieldViolation> = self
+            .0
+            .into_iter()
+            .take(MAX_VIOLATIONS_SHOWN)
+            .map(|violation| FieldViolation::new(cut(violation.field), cut(violation.description)))
+            .collect();
+        if total > MAX_VIOLATIONS_SHOWN {
+            shown.push(FieldViolation::new(
+                "",
+                format!("and {} more", total - MAX_VIOLATIONS_SHOWN),
+            ));
+        }
+        Self(shown)
+    }
+
     fn summary(&self) -> String {
         let fields: Vec<&str> = self.fields().collect();
         format!("invalid fields: {}", fields.join(", "))
@@ -366,4 +406,29 @@ pub fn parse_id(field: &str, text: &str) -> ApiResult<uuid::Uuid> {
 /// insert of the same natural key that won the race.
 pub fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic_types::StatusExt;
+
+    #[test]
+    fn an_answer_names_at_most_twenty_violations_each_cut_short() {
+        let mut violations = Violations::default();
+        for i in 0..500 {
+            violations.add(format!("codes[{i}]"), "가".repeat(5000));
+        }
+        let status = Status::from(ApiError::InvalidArgument(violations));
+        let shown = status.get_details_bad_request().unwrap().field_violations;
+        assert_eq!(shown.len(), MAX_VIOLATIONS_SHOWN + 1);
+        assert!(
+            shown
+                .iter()
+                .all(|v| v.description.chars().count() <= MAX_VIOLATION_TEXT + 1)
+        );
+        assert_eq!(shown.last().unwrap().description, "and 480 more");
+        // Far below the 16 KiB a peer accepts in headers.
+        assert!(status.details().len() < 16 * 1024 / 2);
+    }
 }

@@ -353,12 +353,14 @@ impl TryFrom<&pb::UpdateCompanyRequest> for CompanyChange {
         }
         let mut mask = Vec::new();
         for (i, path) in paths.iter().enumerate() {
+            // Quoted short: the answer must not grow with the request.
+            let quoted: String = path.chars().take(40).collect();
             match ProfileField::parse(path) {
                 Some(field) => mask.push(field),
                 None => violations.add(
                     format!("update_mask.paths[{i}]"),
                     format!(
-                        "{path:?} is not an updatable field; one of {}",
+                        "{quoted:?} is not an updatable field; one of {}",
                         ProfileField::ALL.map(ProfileField::path).join(", ")
                     ),
                 ),

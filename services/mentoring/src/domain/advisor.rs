@@ -370,10 +370,12 @@ fn parse_mask(
             None if path == "kind" => violations.add(field, "kind never changes"),
             None => {
                 let known: Vec<&str> = ProfileField::ALL.iter().map(|f| f.path()).collect();
+                // Quoted short: the answer must not grow with the request.
+                let quoted: String = path.chars().take(40).collect();
                 violations.add(
                     field,
                     format!(
-                        "{path:?} is not a profile field that can be updated; one of {}",
+                        "{quoted:?} is not a profile field that can be updated; one of {}",
                         known.join(", ")
                     ),
                 )
