@@ -2,14 +2,17 @@
 //! in, so a value of one of these types is always valid; each parse error
 //! reads as the description of a field violation.
 
+pub mod checks;
 mod codes;
 mod ladder;
+pub mod wire;
 
 pub use codes::{
     BusinessRegistrationNumber, CountryCode, CurrencyCode, HsCode, HsInterest, KsicCode,
     LanguageCode, Money, Province,
 };
 pub use ladder::{GrowthStage, NeedCategory, NeedOwner};
+pub use wire::{EventTypeFilter, decode_page_token, encode_page_token, parse_time_zone};
 
 /// Why a value was refused; reads as a field-violation description.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

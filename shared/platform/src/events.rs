@@ -24,11 +24,12 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
-use crate::audit;
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, ApiResult, Violations};
 use crate::rpc::RpcStream;
 use crate::telemetry;
+use crate::{audit, limits};
+use onestop_domain::EventTypeFilter;
 
 /// Advisory lock key ("onestop" in ASCII) serialising appends per database.
 const APPEND_LOCK: i64 = 0x006f_6e65_7374_6f70;
@@ -243,39 +244,38 @@ struct Filter {
 }
 
 /// Most event types one Watch may filter on.
-const MAX_TYPES: usize = 64;
-
-fn valid_event_type(text: &str) -> bool {
-    !text.is_empty()
-        && text.len() <= 100
-        && text
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_')
-}
+const MAX_TYPES: usize = limits::MAX_EVENT_TYPES;
 
 fn parse_filter(request: &WatchRequest) -> Result<Filter, ApiError> {
     let mut violations = Violations::default();
     if request.after < 0 {
         violations.add("after", "must be 0 or the id of an event received earlier");
     }
-    if request.types.len() > MAX_TYPES {
-        violations.add("types", format!("at most {MAX_TYPES}"));
-    }
     let mut exact_types = Vec::new();
     let mut type_prefixes = Vec::new();
-    for (i, event_type) in request.types.iter().enumerate().take(MAX_TYPES) {
-        match event_type.strip_suffix(".*") {
-            Some(prefix) if valid_event_type(prefix) => {
+    let types = limits::bounded("types", &request.types, MAX_TYPES, &mut violations);
+    for (i, event_type) in types.iter().enumerate() {
+        match EventTypeFilter::parse(event_type) {
+            Ok(EventTypeFilter::Family(prefix)) => {
                 // LIKE treats '_' as a wildcard; event types use it literally.
                 type_prefixes.push(format!("{}.%", prefix.replace('_', "\\_")));
             }
-            None if valid_event_type(event_type) => exact_types.push(event_type.clone()),
-            _ => violations.add(
-                format!("types[{i}]"),
-                "an event type such as \"need.opened\" or a family such as \"referral.*\"",
-            ),
+            Ok(EventTypeFilter::Exact(exact)) => exact_types.push(exact),
+            Err(invalid) => violations.add(format!("types[{i}]"), invalid.to_string()),
         }
     }
+    limits::check_text(
+        "aggregate_type",
+        &request.aggregate_type,
+        limits::MAX_LABEL,
+        &mut violations,
+    );
+    limits::check_text(
+        "aggregate_id",
+        &request.aggregate_id,
+        limits::MAX_LABEL,
+        &mut violations,
+    );
     if !request.aggregate_id.is_empty() && request.aggregate_type.is_empty() {
         violations.add("aggregate_type", "required when aggregate_id is set");
     }

@@ -4,8 +4,6 @@
 //! stable while rows are added. Every List RPC parses it here, so a token
 //! that this API did not hand out is INVALID_ARGUMENT everywhere.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -13,7 +11,6 @@ use crate::error::Violations;
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
 pub const MAX_PAGE_SIZE: u32 = 500;
-const VERSION: &str = "v1";
 /// Separates the parts of a composite key; never part of a key itself.
 const SEPARATOR: char = '\u{1f}';
 
@@ -148,15 +145,11 @@ impl<K: PageKey> Page<K> {
 }
 
 pub fn encode_token<K: PageKey>(key: &K) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{VERSION}:{}", key.encode()))
+    onestop_domain::encode_page_token(&key.encode())
 }
 
 fn decode_token(token: &str) -> Option<String> {
-    let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
-    let text = String::from_utf8(bytes).ok()?;
-    text.strip_prefix(VERSION)?
-        .strip_prefix(':')
-        .map(str::to_owned)
+    onestop_domain::decode_page_token(token)
 }
 
 #[cfg(test)]

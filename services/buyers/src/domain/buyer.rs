@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::{optional, optional_text, parse_list, required_text};
 
 use onestop_platform::limits::MAX_NAME;
-const MAX_CONTACTS: usize = 10;
+const MAX_CONTACTS: usize = onestop_platform::limits::MAX_CONTACTS;
 
 /// A verified vetting keeps a buyer matchable for this long.
 pub const VETTING_VALID_MONTHS: u32 = 12;
@@ -37,9 +37,8 @@ pub fn parse_sought_code(text: &str) -> Result<HsInterest, String> {
     Ok(code)
 }
 
-pub fn parse_time_zone(text: &str) -> Result<Tz, &'static str> {
-    text.parse::<Tz>()
-        .map_err(|_| "an IANA time zone, e.g. America/New_York")
+pub fn parse_time_zone(text: &str) -> Result<Tz, onestop_domain::Invalid> {
+    onestop_domain::parse_time_zone(text)
 }
 
 /// Validates contacts (personal data) under `field`.
@@ -57,11 +56,16 @@ pub fn parse_contacts(
         .enumerate()
         .map(|(i, contact)| {
             let at = |name: &str| format!("{field}[{i}].{name}");
-            let email = optional_text(&at("email"), &contact.email, 200, violations);
+            let email = optional_text(&at("email"), &contact.email, MAX_NAME, violations);
             if !email.is_empty() && !email.contains('@') {
                 violations.add(at("email"), "an email address");
             }
-            let phone = optional_text(&at("phone"), &contact.phone, 40, violations);
+            let phone = optional_text(
+                &at("phone"),
+                &contact.phone,
+                onestop_platform::limits::MAX_SHORT,
+                violations,
+            );
             if email.is_empty() && phone.is_empty() {
                 violations.add(at("email"), "an email or a phone is required");
             }
@@ -251,7 +255,13 @@ impl Decision {
             violations.add("quality_score", "0 to 100");
         }
         let mut criteria = Vec::new();
-        for (i, value) in request.criteria_met.iter().enumerate() {
+        let met = onestop_platform::limits::bounded(
+            "criteria_met",
+            &request.criteria_met,
+            onestop_platform::limits::MAX_CODES,
+            violations,
+        );
+        for (i, value) in met.iter().enumerate() {
             match pb::VettingCriterion::try_from(*value) {
                 Ok(pb::VettingCriterion::Unspecified) | Err(_) => violations.add(
                     format!("criteria_met[{i}]"),
@@ -283,7 +293,7 @@ pub fn criterion_from_stored(text: &str) -> i32 {
 }
 
 /// Longest trade office id.
-const MAX_OFFICE: usize = 100;
+const MAX_OFFICE: usize = onestop_platform::limits::MAX_LABEL;
 
 /// A buyer to register, validated: the office that found it and its
 /// profile.
