@@ -133,17 +133,28 @@ impl AssignmentRow {
     }
 }
 
+/// Needs an assignment shows: every later need of the company joins its
+/// assignment, so over the years the list would grow without bound; the
+/// first ones (the need that created it first) name its cases, and each
+/// need stays on its case in intake.
+pub const NEEDS_SHOWN: i64 = 50;
+
 async fn needs_of_many(
     conn: &mut PgConnection,
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Vec<pb::NeedRef>>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT an.assignment_id, an.need_id, an.case_id
-           FROM assignment_need an JOIN need_request n ON n.need_id = an.need_id
-          WHERE an.assignment_id = ANY($1)
-          ORDER BY n.received_at, n.need_id",
+        "SELECT assignment_id, need_id, case_id FROM (
+                SELECT an.assignment_id, an.need_id, an.case_id, n.received_at,
+                       row_number() OVER (PARTITION BY an.assignment_id
+                                          ORDER BY n.received_at, n.need_id) AS nth
+                  FROM assignment_need an JOIN need_request n ON n.need_id = an.need_id
+                 WHERE an.assignment_id = ANY($1)) ranked
+          WHERE nth <= $2
+          ORDER BY received_at, need_id",
     )
     .bind(ids)
+    .bind(NEEDS_SHOWN)
     .fetch_all(conn)
     .await?;
     let mut needs: HashMap<Uuid, Vec<pb::NeedRef>> = HashMap::new();

@@ -337,3 +337,30 @@ async fn a_hand_off_delivered_again_after_its_key_was_pruned_gets_the_need_as_it
     // The same need for another company is still refused.
     refused_for_another_company(&mentoring, first_need).await;
 }
+
+#[tokio::test]
+async fn an_assignment_shows_the_first_fifty_of_the_needs_that_joined_it() {
+    let mentoring = Mentoring::start().await;
+    mentoring.register(plain_advisor()).await;
+    let hanbit = company();
+    let first = need_for(&hanbit);
+    mentoring.request(first.clone()).await;
+    let mut last = None;
+    for _ in 0..54 {
+        mentoring.clock.advance(chrono::Duration::minutes(1));
+        last = Some(mentoring.request(need_for(&hanbit)).await);
+    }
+    let Some(Outcome::AlreadyAssigned(joined)) = last.unwrap().outcome else {
+        panic!("expected the existing assignment");
+    };
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM assignment_need")
+        .fetch_one(&mentoring.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 55, "every need joined");
+    assert_eq!(joined.needs.len(), 50);
+    assert_eq!(
+        joined.needs[0].need_id, first.need_id,
+        "the first need first"
+    );
+}
