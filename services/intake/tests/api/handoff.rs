@@ -528,9 +528,12 @@ async fn an_owner_that_never_answers_does_not_delay_another_owners_needs() {
         assert_eq!(mentoring.delivery, pb::DeliveryState::Pending as i32);
     }
     // No row lock is held across the hung call: the need can be changed.
+    // Only this database's locks: other tests' databases, made from the
+    // same template, have their own "need" under the same oid.
     let locked: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
-          WHERE c.relname = 'need' AND l.mode = 'RowShareLock' AND l.granted",
+          WHERE c.relname = 'need' AND l.mode = 'RowShareLock' AND l.granted
+            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
     )
     .fetch_one(&intake.pool)
     .await

@@ -1,5 +1,6 @@
-//! Random well-typed requests to every unary RPC of the four live services
-//! (intake, mentoring, buyers, referral, and each one's audit log), built
+//! Random well-typed requests to every RPC of the four live services
+//! (intake, mentoring, buyers, referral, and each one's audit log and event
+//! feed), built
 //! from the contracts' descriptor set: random strings (codes, ids, long
 //! text, control characters), list sizes around the bounds, known and
 //! unknown enum values, extreme timestamps, from every role. No call may
@@ -295,12 +296,17 @@ async fn storm(
     let mut grpc = tonic::client::Grpc::new(target.channel.clone());
     let mut calls = 0;
     let mut methods = Vec::new();
-    for service in [target.service, "onestop.audit.v1.AuditService"] {
+    let services = [
+        target.service,
+        "onestop.audit.v1.AuditService",
+        "onestop.events.v1.EventFeedService",
+    ];
+    for service in services {
         let descriptor = pool
             .get_service_by_name(service)
             .unwrap_or_else(|| panic!("{service} in the descriptor set"));
         for method in descriptor.methods() {
-            if !method.is_server_streaming() && !method.is_client_streaming() {
+            if !method.is_client_streaming() {
                 let path = PathAndQuery::try_from(format!("/{service}/{}", method.name()))
                     .expect("method path");
                 methods.push((service, method, path));
@@ -321,7 +327,26 @@ async fn storm(
                     .insert("authorization", rng.pick(&bearers).parse().expect("header"));
                 let before = event_head(&target.pool).await;
                 grpc.ready().await.expect("server ready");
-                let answer = grpc.unary(call, path.clone(), RawCodec).await;
+                let answer = if method.is_server_streaming() {
+                    // A stream's refusal comes first or with its first
+                    // message; a stream that opened is let go at once.
+                    match grpc.server_streaming(call, path.clone(), RawCodec).await {
+                        Ok(stream) => {
+                            let first = tokio::time::timeout(
+                                std::time::Duration::from_millis(200),
+                                stream.into_inner().message(),
+                            )
+                            .await;
+                            match first {
+                                Ok(Err(status)) => Err(status),
+                                _ => Ok(()),
+                            }
+                        }
+                        Err(status) => Err(status),
+                    }
+                } else {
+                    grpc.unary(call, path.clone(), RawCodec).await.map(drop)
+                };
                 calls += 1;
                 let Err(status) = answer else { continue };
                 let shown: String = format!("{request:?}").chars().take(2000).collect();
