@@ -16,6 +16,5 @@ mod lifecycle;
 mod matrix;
 mod owners;
 mod process;
-mod random_requests;
 mod registration;
 mod server;
