@@ -5,6 +5,7 @@
 mod canary;
 mod closing;
 mod flow;
+mod local_run;
 mod otlp;
 mod support;
 mod traces;
