@@ -7,5 +7,6 @@ mod closing;
 mod flow;
 mod local_run;
 mod otlp;
+mod readme;
 mod support;
 mod traces;
