@@ -27,10 +27,6 @@ impl LocalRun {
     /// Binaries linked from the target directory, with `replace`d ones
     /// swapped for the given shell scripts (`$REAL` is the real binary).
     fn new(replace: &[(&str, &str)]) -> Self {
-        let built = Path::new(env!("CARGO_BIN_EXE_onestop-intake"))
-            .parent()
-            .expect("binary directory")
-            .to_path_buf();
         let scratch = std::env::temp_dir().join(format!(
             "onestop-local-run-{}",
             uuid::Uuid::new_v4().simple()
@@ -38,12 +34,7 @@ impl LocalRun {
         let bin_dir = scratch.join("bin");
         std::fs::create_dir_all(&bin_dir).expect("scratch dir");
         for service in SERVICES {
-            let real = built.join(format!("onestop-{service}"));
-            assert!(
-                real.exists(),
-                "{} is missing: run `cargo build --workspace --bins` first",
-                real.display()
-            );
+            let real = crate::support::built_binary(service);
             let path = bin_dir.join(format!("onestop-{service}"));
             match replace.iter().find(|(name, _)| *name == service) {
                 Some((_, script)) => {

@@ -8,5 +8,6 @@ mod flow;
 mod local_run;
 mod otlp;
 mod readme;
+mod settings;
 mod support;
 mod traces;
