@@ -352,28 +352,7 @@ async fn an_erasure_reaches_every_owner_and_each_reports_what_it_erased() {
     let id = company.company_id.clone();
     // What the owners come to hold about the company: the referral's
     // detail, a session's notes, a trade-show lead's contacts.
-    let assignment = {
-        let mut found = None;
-        for _ in 0..200 {
-            match wired
-                .mentoring
-                .admin()
-                .get_assignment(mentoring_pb::GetAssignmentRequest {
-                    lookup: Some(mentoring_pb::get_assignment_request::Lookup::CompanyId(
-                        id.clone(),
-                    )),
-                })
-                .await
-            {
-                Ok(found_now) => {
-                    found = Some(found_now.into_inner());
-                    break;
-                }
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
-            }
-        }
-        found.expect("the company gets its advisor")
-    };
+    let assignment = wired.assignment_of(&id).await;
     wired
         .mentoring
         .advisor(&wired.advisor_id)
@@ -578,24 +557,7 @@ async fn a_mentoring_need_for_vietnam_goes_to_the_advisor_who_speaks_vietnamese(
         .await
         .unwrap();
 
-    let mut assignment = None;
-    for _ in 0..200 {
-        if let Ok(found) = wired
-            .mentoring
-            .admin()
-            .get_assignment(mentoring_pb::GetAssignmentRequest {
-                lookup: Some(mentoring_pb::get_assignment_request::Lookup::CompanyId(
-                    company.company_id.clone(),
-                )),
-            })
-            .await
-        {
-            assignment = Some(found.into_inner());
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let assignment = assignment.expect("the company gets its advisor");
+    let assignment = wired.assignment_of(&company.company_id).await;
     assert_eq!(
         assignment.advisor_id, speaks_vietnamese,
         "the advisor speaking the market's language ranks first"
