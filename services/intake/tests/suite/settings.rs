@@ -173,3 +173,36 @@ fn readme_variables(readme: &str) -> BTreeSet<String> {
         .filter(|name| is_variable(name))
         .collect()
 }
+
+/// Flags renamed to their variable's kebab case keep their first names as
+/// hidden aliases, so command lines written for them still run.
+#[test]
+fn renamed_flags_still_take_their_first_names() {
+    for (service, args) in [
+        (
+            "mentoring",
+            ["--domestic-days", "7", "--cadence-strong-days", "90"],
+        ),
+        (
+            "mentoring",
+            ["--first-export-days", "7", "--promising-days", "60"],
+        ),
+    ] {
+        let output = Command::new(crate::support::built_binary(service))
+            .args(args)
+            .args(["issue-token", "--role", "admin"])
+            .env("ONESTOP_DEV_MODE", "true")
+            .output()
+            .expect("runs");
+        assert!(
+            output.status.success(),
+            "onestop-{service} {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let help = help(&crate::support::built_binary(service), &[]);
+        assert!(
+            !help.contains("--domestic-days"),
+            "the old name stays hidden"
+        );
+    }
+}
