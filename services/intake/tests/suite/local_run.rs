@@ -269,6 +269,7 @@ fn the_run_notices_a_service_dying_and_stops_the_rest() {
     let run = LocalRun::new(&[(
         "insights",
         "[ $# -gt 0 ] && exec \"$REAL\" \"$@\"\n\"$REAL\" & pid=$!\n\
+         trap 'kill -KILL $pid 2>/dev/null; exit 143' TERM\n\
          until \"$REAL\" probe >/dev/null 2>&1; do sleep 0.2; done\n\
          sleep 2; kill -KILL $pid; wait $pid; exit 137",
     )]);
