@@ -27,6 +27,10 @@ const WINDOW: usize = 4096;
 /// transaction that rolls back sends no notification.
 const FENCE_POLL_FIRST: Duration = Duration::from_millis(2);
 const FENCE_POLL_MAX: Duration = Duration::from_millis(50);
+/// With nothing heard, the tailer still looks once in this long, in case
+/// its notification connection hangs without failing: one query per
+/// replica, however many watchers.
+const IDLE_CHECK: Duration = Duration::from_secs(10);
 /// Most events of the window one take looks at.
 const SCAN: usize = 2048;
 
@@ -254,6 +258,7 @@ pub(crate) async fn run(tail: Arc<Tail>, pool: PgPool, beat: Beat) -> anyhow::Re
             tokio::select! {
                 _ = beat.stopping() => return Ok(()),
                 _ = woken => {}
+                _ = tokio::time::sleep(IDLE_CHECK) => {}
             }
         }
     }
