@@ -536,3 +536,71 @@ async fn appends_per_second_with_and_without_the_append_lock() {
     eprintln!("ratio without/with: {:.2}", rates[1] / rates[0]);
     finish(db, feed).await;
 }
+
+/// Commit-to-delivery latency with many watchers on one replica, and what
+/// they cost Postgres. Run by hand:
+///
+/// `cargo test -p onestop-platform --release --test feed commit_to_delivery -- --ignored --nocapture`
+///
+/// (`ONESTOP_BENCH_WATCHERS` sets how many, 1,000 by default.)
+#[tokio::test(flavor = "multi_thread")]
+#[ignore]
+async fn commit_to_delivery_with_many_watchers() {
+    let (db, feed) = start().await;
+    feed.running(&db.pool).await;
+    let watchers: usize = std::env::var("ONESTOP_BENCH_WATCHERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000);
+    const EVENTS: usize = 20;
+    let (sender, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
+    for _ in 0..watchers {
+        let mut stream = feed
+            .watching(WatchRequest {
+                from_latest: true,
+                ..Default::default()
+            })
+            .await;
+        let sender = sender.clone();
+        tokio::spawn(async move {
+            for _ in 0..EVENTS {
+                match next_event(&mut stream, Duration::from_secs(30)).await {
+                    Some(event) => {
+                        let _ = sender.send((event.id, Instant::now()));
+                    }
+                    None => return,
+                }
+            }
+        });
+    }
+    drop(sender);
+    let subscribed = feed.service.queries();
+    let mut committed_at = BTreeMap::new();
+    for i in 0..EVENTS {
+        let id = commit(&db.pool, vec![event(format!("bench-{i}"))]).await;
+        committed_at.insert(id, Instant::now());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut latencies = Vec::with_capacity(watchers * EVENTS);
+    while let Some((id, at)) = arrivals.recv().await {
+        latencies.push(at.saturating_duration_since(committed_at[&id]));
+    }
+    assert_eq!(
+        latencies.len(),
+        watchers * EVENTS,
+        "every watcher got every event"
+    );
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize];
+    let spent = feed.service.queries();
+    eprintln!(
+        "{watchers} watchers, {EVENTS} events: commit-to-delivery p50 {:?}, p99 {:?}, max {:?}; \
+         queries while delivering: tailer {}, watchers {}",
+        at(0.5),
+        at(0.99),
+        at(1.0),
+        spent.tailer - subscribed.tailer,
+        spent.watchers - subscribed.watchers
+    );
+    finish(db, feed).await;
+}
