@@ -4,6 +4,11 @@
 -- it has not delivered, and wait for exactly those.
 ALTER TABLE event_log ADD COLUMN xact xid8;
 
+-- The sequence's last value must be the highest id any session has drawn:
+-- a session caching ids ahead could hand one out after the feed counted it
+-- as decided.
+ALTER SEQUENCE event_log_id_seq CACHE 1;
+
 -- Assigns the id per row: first the transaction id (taking one if the
 -- transaction has none yet), then the next id of the sequence. Kept in the
 -- database so the order holds however the inserting statement is planned.

@@ -15,7 +15,8 @@
 //!   id already has a transaction id, which Postgres lists in
 //!   `pg_stat_activity.backend_xid` until it commits or rolls back.
 //! - The replica's tailer ([`crate::tail`]) calls `event_log_fence`, which
-//!   reads `issued` (the sequence's last value) and *then* `running` (the
+//!   reads `issued` (the sequence's last value; it caches no ids ahead, so
+//!   no session can hand out one below it later) and *then* `running` (the
 //!   transaction ids now live in this database). Every id up to `issued`
 //!   was drawn by a transaction that is either over or in `running`.
 //! - Once a later call reports that none of `running` is live any more,
