@@ -236,6 +236,7 @@ pub(crate) async fn run(tail: Arc<Tail>, pool: PgPool, beat: Beat) -> anyhow::Re
         }
         if let Some(upto) = upto {
             read_released(&tail, &pool, upto).await?;
+            poll = FENCE_POLL_FIRST;
         }
         if let Some(heard) = settled {
             tail.settled.send_if_modified(|settled| {
