@@ -19,6 +19,9 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+/// The advisory lock every append took before migration 0006 ("onestop").
+const OLD_APPEND_LOCK: i64 = 0x006f_6e65_7374_6f70;
+
 const SERVER: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// A fresh database with the platform's migrations, dropped at the end.
@@ -27,12 +30,29 @@ struct Db {
     name: String,
 }
 
+fn server() -> String {
+    std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+        .unwrap_or_else(|| SERVER.to_owned())
+}
+
 impl Db {
     async fn new() -> Self {
-        let server = std::env::var("DATABASE_URL")
-            .ok()
-            .filter(|url| !url.is_empty())
-            .unwrap_or_else(|| SERVER.to_owned());
+        let db = Self::empty().await;
+        db.migrate().await;
+        db
+    }
+
+    async fn migrate(&self) {
+        onestop_platform::db::migrate(&self.pool, sqlx::migrate!("./migrations"))
+            .await
+            .unwrap();
+    }
+
+    /// A database with no tables yet.
+    async fn empty() -> Self {
+        let server = server();
         let admin = PgPool::connect(&server).await.expect("Postgres answers");
         let name = format!("onestop_feed_{}", uuid::Uuid::new_v4().simple());
         sqlx::query(&format!("CREATE DATABASE {name}"))
@@ -49,19 +69,12 @@ impl Db {
             .connect(&url)
             .await
             .unwrap();
-        onestop_platform::db::migrate(&pool, sqlx::migrate!("./migrations"))
-            .await
-            .unwrap();
         Self { pool, name }
     }
 
     async fn drop(self) {
         self.pool.close().await;
-        let server = std::env::var("DATABASE_URL")
-            .ok()
-            .filter(|url| !url.is_empty())
-            .unwrap_or_else(|| SERVER.to_owned());
-        if let Ok(admin) = PgPool::connect(&server).await {
+        if let Ok(admin) = PgPool::connect(&server()).await {
             let _ = sqlx::query(&format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
                 self.name
@@ -460,6 +473,77 @@ async fn the_tailer_comes_back_after_its_connections_are_cut() {
     finish(db, feed).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursors_and_the_epoch_of_a_feed_written_before_appends_lost_their_lock_still_hold() {
+    // The database as it was before: the migrations up to 0005, and events
+    // appended under the advisory lock with ids drawn in the INSERT.
+    let db = Db::empty().await;
+    let before = std::env::temp_dir().join(format!("onestop-migrations-{}", db.name));
+    std::fs::create_dir_all(&before).unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    for file in std::fs::read_dir(&dir).unwrap() {
+        let path = file.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.as_str() < "0006" {
+            std::fs::copy(&path, before.join(&name)).unwrap();
+        }
+    }
+    sqlx::migrate::Migrator::new(before.as_path())
+        .await
+        .unwrap()
+        .run(&db.pool)
+        .await
+        .unwrap();
+    std::fs::remove_dir_all(&before).unwrap();
+    let mut old_ids = Vec::new();
+    for i in 0..5 {
+        let mut tx = db.pool.begin().await.unwrap();
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(OLD_APPEND_LOCK)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO event_log (id, event_type, aggregate_type, aggregate_id, payload_type, payload)
+             VALUES (nextval('event_log_id_seq'), 'company.updated', 'company', $1, 'x', '')
+             RETURNING id",
+        )
+        .bind(format!("old-{i}"))
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        old_ids.push(id);
+    }
+    let epoch: uuid::Uuid = sqlx::query_scalar("SELECT epoch FROM event_log_horizon")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+
+    db.migrate().await;
+    let feed = Feed::start(&db.pool);
+    let mut stream = feed
+        .watching(WatchRequest {
+            after: old_ids[2],
+            epoch: epoch.to_string(),
+            ..Default::default()
+        })
+        .await;
+    let new = commit(&db.pool, vec![event("new".into())]).await;
+    let mut received = Vec::new();
+    for _ in 0..3 {
+        received.push(
+            next_event(&mut stream, Duration::from_secs(10))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    assert_eq!(received, [old_ids[3], old_ids[4], new]);
+    assert!(new > old_ids[4]);
+    finish(db, feed).await;
+}
+
 /// Appending transactions per second, 8 writers each committing a row and
 /// two events per transaction, first as appends were before (a
 /// database-wide advisory lock, then one statement and one notification
@@ -497,7 +581,8 @@ async fn appends_per_second_with_and_without_the_append_lock() {
                         .unwrap();
                     let pair = [event("a".into()), event("b".into())];
                     if locked {
-                        sqlx::query("SELECT pg_advisory_xact_lock(31365104422645616)")
+                        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                            .bind(OLD_APPEND_LOCK)
                             .execute(&mut *tx)
                             .await
                             .unwrap();
