@@ -739,3 +739,61 @@ impl Watcher {
 }
 
 onestop_contracts::impl_event_feed_service!(EventFeedService);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(event_type: &str, aggregate_type: &str, aggregate_id: &str) -> Event {
+        Event {
+            r#type: event_type.into(),
+            aggregate_type: aggregate_type.into(),
+            aggregate_id: aggregate_id.into(),
+            ..Default::default()
+        }
+    }
+
+    /// The window is filtered in memory as Postgres filters a catch-up read.
+    #[test]
+    fn filters_in_memory_select_types_families_and_aggregates() {
+        let filter = |types: &[&str], aggregate_type: &str, aggregate_id: &str| {
+            parse_filter(&WatchRequest {
+                types: types.iter().map(|t| t.to_string()).collect(),
+                aggregate_type: aggregate_type.into(),
+                aggregate_id: aggregate_id.into(),
+                ..Default::default()
+            })
+            .unwrap()
+        };
+        let opened = event("need.opened", "case", "c-1");
+        let created = event("referral.created", "referral", "r-1");
+        let breached = event("referral.sla_breached", "referral", "r-2");
+
+        let everything = filter(&[], "", "");
+        assert!(
+            [&opened, &created, &breached]
+                .iter()
+                .all(|e| everything.matches(e))
+        );
+
+        let family = filter(&["referral.*"], "", "");
+        assert!(!family.matches(&opened));
+        assert!(family.matches(&created) && family.matches(&breached));
+        // A family is a whole first word, not any prefix.
+        assert!(!filter(&["need_x.*"], "", "").matches(&opened));
+        assert!(!filter(&["refer.*"], "", "").matches(&created));
+
+        let exact = filter(&["need.opened", "referral.sla_breached"], "", "");
+        assert!(exact.matches(&opened) && exact.matches(&breached));
+        assert!(!exact.matches(&created));
+
+        let one = filter(&["referral.*"], "referral", "r-2");
+        assert!(one.matches(&breached) && !one.matches(&created));
+        assert!(!filter(&[], "case", "").matches(&created));
+        assert_eq!(family.like_patterns(), ["referral.%"]);
+        assert_eq!(
+            filter(&["sla_breach.*"], "", "").like_patterns(),
+            ["sla\\_breach.%"]
+        );
+    }
+}
