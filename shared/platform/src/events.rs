@@ -31,6 +31,8 @@
 //!   fill them. The cost is that a long transaction in this database that
 //!   holds a transaction id delays delivery (not appends) until it ends.
 //!   Transactions of other databases on the server are never waited for.
+//!   Prepared (two-phase) transactions are not listed there, so appends
+//!   must never be prepared; nothing here uses two-phase commit.
 //!
 //! Ids increase in the order they are drawn, and a transaction that reads
 //! another's committed change (waiting on its row lock, say) draws its ids
