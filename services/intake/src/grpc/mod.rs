@@ -11,10 +11,13 @@ mod cases;
 mod companies;
 mod erasure;
 mod partners;
+mod programs;
 mod timeline;
 
 use onestop_platform::Role;
+use onestop_platform::client::ServiceCredentials;
 use sqlx::PgPool;
+use tonic::transport::Channel;
 
 /// Partners and services that register companies and open cases.
 const WRITERS: &[Role] = &[Role::Agency, Role::Advisor, Role::Service, Role::Admin];
@@ -29,14 +32,23 @@ const READERS: &[Role] = &[
     Role::Dashboard,
 ];
 
+/// How intake reaches referral for its directory.
+#[derive(Clone)]
+pub struct Directory {
+    /// `None` when ONESTOP_REFERRAL_URL is unset.
+    pub channel: Option<Channel>,
+    pub credentials: ServiceCredentials,
+}
+
 #[derive(Clone)]
 pub struct IntakeApi {
     pool: PgPool,
+    referral: Directory,
 }
 
 impl IntakeApi {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    pub fn new(pool: PgPool, referral: Directory) -> Self {
+        Self { pool, referral }
     }
 }
 

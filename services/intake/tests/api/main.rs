@@ -16,5 +16,6 @@ mod lifecycle;
 mod matrix;
 mod owners;
 mod process;
+mod programs;
 mod registration;
 mod server;

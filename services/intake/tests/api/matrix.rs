@@ -322,6 +322,12 @@ fn table() -> Vec<Row> {
                 ..Default::default()
             }).await)
         }),
+        row!("onestop.intake.v1.IntakeService/RecommendPrograms" on Intake, INTAKE_WRITERS, HIDDEN, |w, b| {
+            one(w.intake(b).recommend_programs(intake::RecommendProgramsRequest {
+                company_id: w.company_id.clone(),
+                category: NeedCategory::ExportFinance as i32,
+            }).await)
+        }),
         row!("onestop.intake.v1.IntakeService/GetCase" on Intake, INTAKE_READERS, HIDDEN, |w, b| {
             one(w.intake(b).get_case(intake::GetCaseRequest { case_id: w.case_id.clone() }).await)
         }),
