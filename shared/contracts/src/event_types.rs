@@ -100,6 +100,7 @@ event_types! {
         ContactOverdue = "contact.overdue" on "assignment" carries mentoring::ContactOverdue;
         FeeCharged = "fee.charged" on "assignment" carries mentoring::FeeCharged;
         RequestWithdrawn = "request.withdrawn" on "company" carries mentoring::AdvisorRequestWithdrawn;
+        CadenceChanged = "assignment.cadence_changed" on "assignment" carries mentoring::AssignmentCadenceChanged;
         /// What mentoring erased after intake's erasure of the company.
         PersonalDataErased = "company.personal_data_erased" on "company" carries common::CompanyDataErased;
     }

@@ -667,8 +667,8 @@ fn mentoring_event(kind: MentoringEvent, event: &Event) -> Result<Meaning, Undec
                 summary,
             )
         }
-        MentoringEvent::PersonalDataErased | MentoringEvent::RequestWithdrawn => {
-            Meaning::of(Vec::new(), "")
-        }
+        MentoringEvent::PersonalDataErased
+        | MentoringEvent::RequestWithdrawn
+        | MentoringEvent::CadenceChanged => Meaning::of(Vec::new(), ""),
     })
 }

@@ -12,6 +12,7 @@ mod erasure;
 mod feed;
 mod handoff;
 mod idempotency;
+mod ladder;
 mod lifecycle;
 mod matrix;
 mod owners;
