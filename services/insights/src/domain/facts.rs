@@ -474,6 +474,8 @@ fn buyers_event(
         | BuyersEvent::SampleFeedback
         | BuyersEvent::FollowUpDue
         | BuyersEvent::LeadReactivation
+        | BuyersEvent::DealDisputed
+        | BuyersEvent::DealConfirmationDue
         | BuyersEvent::PersonalDataErased => Meaning::of(Vec::new(), ""),
     })
 }

@@ -9,6 +9,7 @@
 mod assessments;
 mod cases;
 mod companies;
+mod deals;
 mod erasure;
 mod partners;
 mod programs;
@@ -32,23 +33,26 @@ const READERS: &[Role] = &[
     Role::Dashboard,
 ];
 
-/// How intake reaches referral for its directory.
+/// The owners intake asks on a partner's behalf: referral for its
+/// directory, buyers for the company's answer on a deal.
 #[derive(Clone)]
-pub struct Directory {
+pub struct Downstreams {
     /// `None` when ONESTOP_REFERRAL_URL is unset.
-    pub channel: Option<Channel>,
+    pub referral: Option<Channel>,
+    /// `None` when ONESTOP_BUYERS_URL is unset.
+    pub buyers: Option<Channel>,
     pub credentials: ServiceCredentials,
 }
 
 #[derive(Clone)]
 pub struct IntakeApi {
     pool: PgPool,
-    referral: Directory,
+    downstreams: Downstreams,
 }
 
 impl IntakeApi {
-    pub fn new(pool: PgPool, referral: Directory) -> Self {
-        Self { pool, referral }
+    pub fn new(pool: PgPool, downstreams: Downstreams) -> Self {
+        Self { pool, downstreams }
     }
 }
 

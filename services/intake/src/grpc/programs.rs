@@ -39,7 +39,7 @@ impl IntakeApi {
                 .await?
                 .ok_or_else(|| ApiError::not_found("company", company_id))?
         };
-        let Some(channel) = self.referral.channel.clone() else {
+        let Some(channel) = self.downstreams.referral.clone() else {
             return Err(ApiError::Unavailable(
                 "the agency directory (ONESTOP_REFERRAL_URL) is not configured".into(),
             ));
@@ -50,7 +50,7 @@ impl IntakeApi {
         });
         call.set_timeout(RECOMMEND_DEADLINE);
         let recommended =
-            ReferralServiceClient::with_interceptor(channel, self.referral.credentials.clone())
+            ReferralServiceClient::with_interceptor(channel, self.downstreams.credentials.clone())
                 .recommend_programs(call)
                 .await
                 .map_err(|status| {

@@ -7,6 +7,7 @@ mod access;
 mod auth;
 mod cases;
 mod companies;
+mod deals;
 mod diagnosis;
 mod erasure;
 mod feed;
