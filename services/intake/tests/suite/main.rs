@@ -5,6 +5,7 @@
 mod canary;
 mod closing;
 mod flow;
+mod loop_journey;
 mod otlp;
 mod support;
 mod traces;
