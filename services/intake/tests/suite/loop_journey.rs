@@ -1,6 +1,6 @@
-//! The one-stop loop over the real binaries: needs that name a program
-//! the buyer categories used to hide reach that program and its agency
-//! accepts them; a deal the company confirms through intake finishes its
+//! The one-stop loop over the real binaries: needs that name each of the
+//! five programs the buyer categories used to hide reach that program and
+//! its agency accepts them; a deal the company confirms through intake finishes its
 //! need; a stage change opens the ladder's follow-on needs once.
 
 use std::time::Duration;
@@ -76,6 +76,11 @@ async fn programs_reached_a_deal_confirmed_by_the_company_and_care_along_the_lad
                     NeedCategory::TradeShowFollowUp,
                     "kintex.post-show-expert-marketing",
                 ),
+                need(NeedCategory::BuyerDiscovery, "kotra.export-first-step"),
+                need(
+                    NeedCategory::SampleTestMarketing,
+                    "kotra.sample-test-marketing",
+                ),
             ],
         })
         .await
@@ -85,37 +90,10 @@ async fn programs_reached_a_deal_confirmed_by_the_company_and_care_along_the_lad
     let discovery = opened.needs[0].clone();
     assert_eq!(discovery.owner, NeedOwner::Buyers as i32);
 
-    // SBC and KINTEX each find the need that named their program and
-    // accept it with their own token.
-    for (agency, need) in [("sbc", &opened.needs[1]), ("kintex", &opened.needs[2])] {
-        assert_eq!(need.owner, NeedOwner::Referral as i32);
-        let mut inbox: ReferralClient = suite.client("referral", Bearer::agency(agency));
-        let mut found = None;
-        let started = std::time::Instant::now();
-        while found.is_none() && started.elapsed() < WITHIN {
-            found = inbox
-                .list_referrals(referral_pb::ListReferralsRequest {
-                    need_id: need.need_id.clone(),
-                    ..Default::default()
-                })
-                .await
-                .expect("the inbox lists")
-                .into_inner()
-                .referrals
-                .into_iter()
-                .next();
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        let referral = found.unwrap_or_else(|| panic!("{agency} receives its referral"));
-        assert_eq!(referral.legs.last().unwrap().program_id, need.program_id);
-        inbox
-            .accept_referral(referral_pb::AcceptReferralRequest {
-                idempotency_key: format!("loop-accept-{agency}"),
-                referral_id: referral.referral_id.clone(),
-                ..Default::default()
-            })
-            .await
-            .unwrap_or_else(|status| panic!("{agency} accepts: {status:?}"));
+    // SBC, KINTEX and KOTRA each find the need that named their program
+    // and accept it with their own token.
+    for need in &opened.needs[1..5] {
+        accepted_by_its_agency(&suite, need).await;
     }
 
     // The New York office closes a deal with the buyer proposed for the
@@ -221,5 +199,56 @@ async fn programs_reached_a_deal_confirmed_by_the_company_and_care_along_the_lad
             NeedCategory::ExportFinance as i32
         ]
     );
+
+    // PROMISING now, the company fits KOTRA's market-diversification desk:
+    // a need naming it reaches it.
+    let added = intake
+        .clone()
+        .add_needs(pb::AddNeedsRequest {
+            idempotency_key: "loop-add-desk".into(),
+            case_id: case_id.clone(),
+            needs: vec![need(
+                NeedCategory::MarketDiversification,
+                "kotra.market-diversification",
+            )],
+        })
+        .await
+        .expect("need added")
+        .into_inner();
+    accepted_by_its_agency(&suite, added.needs.last().unwrap()).await;
     suite.stop().await;
+}
+
+/// The agency of the program `need` named finds it in its inbox, routed
+/// to that program, and accepts it with its own token.
+async fn accepted_by_its_agency(suite: &support::Suite, need: &pb::Need) {
+    assert_eq!(need.owner, NeedOwner::Referral as i32);
+    let agency = need.program_id.split('.').next().unwrap_or_default();
+    let mut inbox: ReferralClient = suite.client("referral", Bearer::agency(agency));
+    let mut found = None;
+    let started = std::time::Instant::now();
+    while found.is_none() && started.elapsed() < WITHIN {
+        found = inbox
+            .list_referrals(referral_pb::ListReferralsRequest {
+                need_id: need.need_id.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("the inbox lists")
+            .into_inner()
+            .referrals
+            .into_iter()
+            .next();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let referral = found.unwrap_or_else(|| panic!("{agency} receives its referral"));
+    assert_eq!(referral.legs.last().unwrap().program_id, need.program_id);
+    inbox
+        .accept_referral(referral_pb::AcceptReferralRequest {
+            idempotency_key: format!("loop-accept-{}", need.need_id),
+            referral_id: referral.referral_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|status| panic!("{agency} accepts {}: {status:?}", need.program_id));
 }
