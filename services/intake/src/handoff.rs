@@ -281,7 +281,7 @@ impl Relay {
                         target_markets: hand_off.target_markets,
                         hs_codes: hand_off.hs_codes,
                         detail: hand_off.detail,
-                        ..Default::default()
+                        preferred_program_id: hand_off.program_id,
                     })
                     .await?
                     .into_inner();

@@ -142,7 +142,8 @@ pub async fn erase_company(
         .await?,
         deal_notes: run(
             conn,
-            "UPDATE deal SET note = '' WHERE company_id = $1 AND note <> ''",
+            "UPDATE deal SET note = '', dispute_note = ''
+              WHERE company_id = $1 AND (note <> '' OR dispute_note <> '')",
             company_id,
         )
         .await?,

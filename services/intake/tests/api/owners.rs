@@ -21,6 +21,7 @@ fn need(category: NeedCategory, detail: &str) -> pb::NeedRequest {
         detail: detail.into(),
         target_markets: vec!["US".into()],
         hs_codes: vec!["330499".into()],
+        ..Default::default()
     }
 }
 

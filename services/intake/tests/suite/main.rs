@@ -6,6 +6,7 @@ mod canary;
 mod closing;
 mod flow;
 mod local_run;
+mod loop_journey;
 mod otlp;
 mod readme;
 mod settings;
