@@ -4,7 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use onestop_test_support::TestDb;
+use onestop_contracts::events::v1::WatchRequest;
+use onestop_test_support::{Bearer, Connect, FeedClient, TestDb, channel};
 
 use crate::support::{self, Writers, company, figure, full, intake_client, ms, spawn};
 
@@ -55,10 +56,30 @@ async fn sigterm_under_load_lets_calls_in_flight_finish_and_exits_within_the_gra
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!held.is_finished(), "the held call waits inside the server");
 
+    // An open Watch stream, which must end at once rather than hold the
+    // process for the grace period.
+    let mut feed = <FeedClient as Connect>::connect(channel(intake.addr), Bearer::dashboard());
+    let mut watch = feed
+        .watch(WatchRequest::default())
+        .await
+        .expect("a watch")
+        .into_inner();
+    watch.message().await.expect("the feed's status");
+
     let acked_before = writers.acked();
     let signalled = Instant::now();
     intake.signal("TERM");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let watch_ended = tokio::time::timeout(Duration::from_secs(1), async {
+        loop {
+            match watch.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => return ("ended without a status".to_owned(), Instant::now()),
+                Err(status) => return (format!("{:?}", status.code()), Instant::now()),
+            }
+        }
+    })
+    .await;
+    tokio::time::sleep_until((signalled + Duration::from_secs(1)).into()).await;
     blocker.rollback().await.expect("release the key");
     let (answer, answered) = held.await.expect("held call task");
     let exit = tokio::time::timeout(grace + Duration::from_secs(10), intake.child.wait()).await;
@@ -69,9 +90,12 @@ async fn sigterm_under_load_lets_calls_in_flight_finish_and_exits_within_the_gra
     let figures = figure(
         DRILL,
         format!(
-            "the call held 1 s past SIGTERM finished {} ms after the signal ({}); the process \
+            "the open Watch stream ended {:?} ms after the signal with {:?}; \
+             the call held 1 s past SIGTERM finished {} ms after the signal ({}); the process \
              exited {} ms after the signal with {:?} (grace {grace:?}); {} writes acknowledged, \
              {acked_after} of them after the signal; failed attempts {:?}",
+            watch_ended.as_ref().ok().map(|(_, at)| ms(signalled, *at)),
+            watch_ended.as_ref().ok().map(|(code, _)| code),
             ms(signalled, answered),
             match &answer {
                 Ok(_) => "OK".to_owned(),
@@ -87,6 +111,12 @@ async fn sigterm_under_load_lets_calls_in_flight_finish_and_exits_within_the_gra
         .unwrap_or_else(|status| panic!("the held call failed: {status:?}; {figures}"))
         .into_inner()
         .company_id;
+    assert!(
+        watch_ended
+            .as_ref()
+            .is_ok_and(|(code, _)| code == "Unavailable"),
+        "the open Watch stream did not end with UNAVAILABLE at once: {figures}"
+    );
     let status = exit
         .unwrap_or_else(|_| panic!("still running: {figures}"))
         .expect("exit status");
