@@ -36,12 +36,15 @@ async fn a_blackholed_feed_is_noticed_and_followed_again_without_a_gap() {
             format!("{}ms", timeout.as_millis()),
         ),
     ];
-    let keepalive_env: Vec<(&str, &str)> =
-        keepalive.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let referral_env: Vec<(&str, &str)> = keepalive
+        .iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .chain([support::SMALL_POOL])
+        .collect();
     let suite = Suite::start(
         env!("CARGO_BIN_EXE_onestop-intake"),
         &["referral"],
-        &keepalive_env,
+        &referral_env,
     )
     .await;
     suite.seed_directory().await;

@@ -20,10 +20,7 @@ async fn postgres_crashing_under_writes_loses_no_acknowledged_write() {
     // The product probes its database every 2s; 200ms shortens the drill
     // and still runs the same probe.
     let interval = if full() { "2s" } else { "200ms" };
-    let common = [
-        ("ONESTOP_HEALTH_INTERVAL", interval),
-        ("ONESTOP_DB_MAX_CONNECTIONS", "6"),
-    ];
+    let common = [("ONESTOP_HEALTH_INTERVAL", interval)];
     let with = |extra: &[(&'static str, String)]| {
         let mut env: Vec<(&str, String)> =
             common.iter().map(|(k, v)| (*k, v.to_string())).collect();

@@ -21,7 +21,7 @@ async fn a_hung_owner_delays_no_other_owner_and_gets_each_need_once() {
     let mut suite = Suite::start(
         env!("CARGO_BIN_EXE_onestop-intake"),
         &["mentoring", "referral", "intake"],
-        &[],
+        &[support::SMALL_POOL],
     )
     .await;
     suite.seed_directory().await;

@@ -327,9 +327,16 @@ pub fn ms(from: Instant, to: Instant) -> u128 {
     to.saturating_duration_since(from).as_millis()
 }
 
-/// Starts `service`'s binary with `env` on a loopback port.
+/// A small database pool per process: the drills share a Postgres server
+/// with whatever else runs, and need few connections each.
+pub const SMALL_POOL: (&str, &str) = ("ONESTOP_DB_MAX_CONNECTIONS", "5");
+
+/// Starts `service`'s binary with a small pool and `env` on a loopback
+/// port.
 pub async fn spawn(service: &str, env: &[(&str, String)]) -> ServiceProcess {
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let env: Vec<(&str, &str)> = std::iter::once(SMALL_POOL)
+        .chain(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .collect();
     ServiceProcess::spawn(&binary(service), &env).await
 }
 
