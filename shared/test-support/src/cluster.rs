@@ -86,10 +86,10 @@ impl PrivateCluster {
 
 impl Server {
     fn create() -> Self {
-        let on_path = |tool: &str| Command::new(tool).arg("--version").output().is_ok();
         assert!(
-            on_path("initdb") && on_path("pg_ctl"),
-            "a private Postgres cluster needs initdb and pg_ctl on PATH"
+            tool("initdb").is_some() && tool("pg_ctl").is_some(),
+            "a private Postgres cluster needs initdb and pg_ctl, on PATH or under \
+             /usr/lib/postgresql/<version>/bin"
         );
         let dir = std::env::temp_dir().join(format!(
             "onestop-private-postgres-{}",
@@ -153,8 +153,8 @@ impl Server {
     }
 
     /// A Postgres tool run as the cluster's owner.
-    fn command(&self, tool: &str) -> Command {
-        let mut command = Command::new(tool);
+    fn command(&self, name: &str) -> Command {
+        let mut command = Command::new(tool(name).unwrap_or_else(|| name.into()));
         command.current_dir(&self.dir).stdin(Stdio::null());
         if let Some((uid, gid)) = self.owner {
             use std::os::unix::process::CommandExt;
@@ -212,4 +212,23 @@ fn unprivileged_owner() -> Option<(u32, u32)> {
         let gid = id(&["-g", user])?;
         Some((uid, gid))
     })
+}
+
+/// Where the Postgres tool `name` is: on PATH, else in the newest
+/// `/usr/lib/postgresql/<version>/bin` (Debian's packages keep it there).
+fn tool(name: &str) -> Option<PathBuf> {
+    if Command::new(name).arg("--version").output().is_ok() {
+        return Some(name.into());
+    }
+    let mut installed: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            let path = entry.path().join("bin").join(name);
+            path.exists().then_some((version, path))
+        })
+        .collect();
+    installed.sort();
+    installed.pop().map(|(_, path)| path)
 }
