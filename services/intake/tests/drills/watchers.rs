@@ -149,16 +149,22 @@ async fn watch_and_drop(intake: SocketAddr, mut random: Random, disconnects: u64
     let proxy = TcpProxy::start(intake).await;
     let mut client = <FeedClient as Connect>::connect(channel(proxy.addr()), Bearer::dashboard());
     let mut run = Run::default();
-    let deadline = Instant::now() + Duration::from_secs(150);
+    // Bounded: a few times what a resume takes on a loaded machine.
+    let deadline = Instant::now() + Duration::from_millis(150_000.max(disconnects * 100));
     while run.disconnects.values().sum::<u64>() < disconnects && Instant::now() < deadline {
         let request = WatchRequest {
             after: run.after(),
             epoch: run.epoch.clone(),
             ..Default::default()
         };
-        let mut stream = match client.watch(request).await {
-            Ok(response) => response.into_inner(),
-            Err(status) => {
+        let answer = tokio::time::timeout(Duration::from_secs(10), client.watch(request)).await;
+        let mut stream = match answer {
+            Ok(Ok(response)) => response.into_inner(),
+            Err(_) => {
+                *run.failures.entry("no answer in 10s".into()).or_default() += 1;
+                continue;
+            }
+            Ok(Err(status)) => {
                 *run.failures
                     .entry(format!("{:?}", status.code()))
                     .or_default() += 1;
