@@ -205,8 +205,8 @@ async fn referral_lines(intake: &Intake) -> i64 {
         .expect("timeline lines")
 }
 
-/// A client of the agency the referral was routed to.
-async fn receiving_agency(referral: &Referral, referral_id: &str) -> ReferralClient {
+/// The receiving agency accepts, starts and completes the referral.
+async fn complete(referral: &Referral, referral_id: &str) {
     let routed = referral
         .admin()
         .get_referral(referral_pb::GetReferralRequest {
@@ -215,12 +215,8 @@ async fn receiving_agency(referral: &Referral, referral_id: &str) -> ReferralCli
         .await
         .expect("referral")
         .into_inner();
-    referral.agency(&routed.legs.last().expect("routed to a program").agency_id)
-}
-
-/// The receiving agency accepts, starts and completes the referral.
-async fn complete(referral: &Referral, referral_id: &str) {
-    let mut agency = receiving_agency(referral, referral_id).await;
+    let agency = &routed.legs.last().expect("routed to a program").agency_id;
+    let mut agency = referral.agency(agency);
     agency
         .accept_referral(referral_pb::AcceptReferralRequest {
             referral_id: referral_id.into(),
@@ -571,71 +567,4 @@ async fn a_need_its_owner_keeps_refusing_is_parked_with_the_reason() {
     let later = need(&intake, &case.case_id, &finance.need_id).await;
     assert_eq!(later.delivery_attempts, 5);
     assert_eq!(later.delivery, pb::DeliveryState::Parked as i32);
-}
-
-/// The relay recording a delivery holds the need's row and then appends
-/// its event; the follower applying an owner's event on the same need
-/// must therefore take the need's row before it appends anything. Were it
-/// to hold the feed's id lock (or any other advisory lock) while waiting
-/// for the row, the two would deadlock and Postgres would abort one of
-/// them, or a bystander queued for the id lock.
-#[tokio::test]
-async fn the_follower_waits_for_a_needs_row_holding_no_event_lock() {
-    let referral = start_referral().await;
-    let intake = intake_on(TestDb::new().await, referral.addr).await;
-    let (case, finance) = open_finance_case(&intake, 880).await;
-    let referral_id = wait_delivered(&intake, &case.case_id, &finance.need_id)
-        .await
-        .owner_record_id;
-    wait_caught_up(&intake, &referral).await;
-
-    // Stands for the relay between recording the need and appending.
-    let mut relay = intake.pool.begin().await.unwrap();
-    sqlx::query("SELECT 1 FROM need WHERE id::text = $1 FOR UPDATE")
-        .bind(&finance.need_id)
-        .execute(&mut *relay)
-        .await
-        .unwrap();
-    receiving_agency(&referral, &referral_id)
-        .await
-        .accept_referral(referral_pb::AcceptReferralRequest {
-            referral_id,
-            ..Default::default()
-        })
-        .await
-        .expect("the agency accepts: an event that moves the need");
-
-    // The follower, applying the acceptance, waits for the row.
-    let waiting = "SELECT pid FROM pg_stat_activity
-                    WHERE datname = current_database() AND pid <> pg_backend_pid()
-                      AND wait_event_type = 'Lock'";
-    let follower_waits = || async {
-        !sqlx::query_scalar::<_, i32>(waiting)
-            .fetch_all(&intake.pool)
-            .await
-            .unwrap()
-            .is_empty()
-    };
-    assert!(
-        eventually(Duration::from_secs(15), follower_waits).await,
-        "the follower reaches the held need"
-    );
-    let advisory_held: i64 = sqlx::query_scalar(&format!(
-        "SELECT count(*) FROM pg_locks
-          WHERE locktype = 'advisory' AND granted AND pid IN ({waiting})"
-    ))
-    .fetch_one(&intake.pool)
-    .await
-    .unwrap();
-    assert_eq!(
-        advisory_held, 0,
-        "the follower holds an advisory lock while it waits for the need's row"
-    );
-
-    relay.rollback().await.unwrap();
-    wait_caught_up(&intake, &referral).await;
-    assert_eq!(
-        need(&intake, &case.case_id, &finance.need_id).await.status,
-        pb::NeedStatus::InProgress as i32
-    );
 }
