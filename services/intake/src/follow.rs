@@ -237,15 +237,6 @@ async fn apply_update(
     update: &OwnerUpdate,
     place: Place,
 ) -> anyhow::Result<()> {
-    // The rows first, then anything that appends an event: an append holds
-    // the feed's id lock until commit, and the relay recording this need's
-    // delivery holds the need's row while it waits for that lock. Taken
-    // the other way round, the two deadlock and a bystander waiting for the
-    // id lock (a partner registering a company) can be the one aborted.
-    if let (Some((case_id, Some(need_id))), Some(_)) = (place.case, update.progress) {
-        store::lock_case_status(conn, case_id).await?;
-        store::lock_need(conn, case_id, need_id).await?;
-    }
     for fact in &update.partners {
         record_partner(conn, place.company_id, fact).await?;
     }
