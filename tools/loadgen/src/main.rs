@@ -8,6 +8,7 @@ mod ops;
 mod rss;
 mod stats;
 mod target;
+mod tracing_cost;
 mod watchers;
 
 use std::collections::HashMap;
@@ -79,6 +80,11 @@ struct Args {
     /// Probe events committed one at a time after the load (with --watchers).
     #[arg(long, default_value_t = 5)]
     probes: usize,
+    /// Also measure what tracing costs: GetCompany on two lone intakes
+    /// started from --bin-dir, one exporting every span to an OTLP receiver
+    /// in this process, one not, each for --duration.
+    #[arg(long)]
+    tracing: bool,
     /// Intake's process id, for its memory; default: the process listening
     /// on intake's port on this machine.
     #[arg(long)]
@@ -98,6 +104,16 @@ async fn main() {
     }
 }
 
+fn bin_dir(args: &Args) -> anyhow::Result<PathBuf> {
+    match &args.bin_dir {
+        Some(dir) => Ok(dir.clone()),
+        None => Ok(std::env::current_exe()?
+            .parent()
+            .context("this binary's directory")?
+            .to_path_buf()),
+    }
+}
+
 /// Runs everything and returns how many calls failed.
 async fn run(args: Args) -> anyhow::Result<u64> {
     anyhow::ensure!(args.concurrency > 0, "--concurrency must be at least 1");
@@ -106,14 +122,7 @@ async fn run(args: Args) -> anyhow::Result<u64> {
         "--rate must be 0 or above"
     );
     let target = Arc::new(if args.spawn {
-        let bin_dir = match &args.bin_dir {
-            Some(dir) => dir.clone(),
-            None => std::env::current_exe()?
-                .parent()
-                .context("this binary's directory")?
-                .to_path_buf(),
-        };
-        Target::spawn(&bin_dir, args.watchers).await?
+        Target::spawn(&bin_dir(&args)?, args.watchers).await?
     } else {
         let mut urls = HashMap::new();
         let given = [
@@ -181,7 +190,7 @@ async fn measure(args: &Args, target: Arc<Target>) -> anyhow::Result<u64> {
         setup.report(Duration::from_secs(1))
     );
     let stats = Arc::new(Stats::default());
-    let mut workers: Vec<Worker> = (0..args.concurrency)
+    let workers: Vec<Worker> = (0..args.concurrency)
         .map(|_| Worker::new(target.clone(), stats.clone(), world.clone()))
         .collect::<anyhow::Result<_>>()?;
 
@@ -207,7 +216,7 @@ async fn measure(args: &Args, target: Arc<Target>) -> anyhow::Result<u64> {
         None
     };
 
-    let elapsed = load(args, &mut workers, &stats).await;
+    let elapsed = load(args, workers, &stats).await;
     println!(
         "\nload: {} clients, {:.1} s, rate {}, mix {}",
         args.concurrency,
@@ -274,15 +283,32 @@ async fn measure(args: &Args, target: Arc<Target>) -> anyhow::Result<u64> {
             baseline.tps
         );
     }
+    if args.tracing {
+        let cost = tracing_cost::measure(&bin_dir(args)?, args.concurrency, args.duration).await?;
+        println!(
+            "\ntracing: GetCompany on two lone intakes, {} clients, {:.0} s each; export off:",
+            args.concurrency,
+            args.duration.as_secs_f64()
+        );
+        print!("{}", cost.untraced.report);
+        println!("every span exported over OTLP:");
+        print!("{}", cost.traced.report);
+        println!(
+            "ratio traced/untraced GetCompany: {:.3} ({:.1} over {:.1} calls/s; {} spans received)",
+            cost.traced.rate / cost.untraced.rate,
+            cost.traced.rate,
+            cost.untraced.rate,
+            cost.spans_received
+        );
+    }
     println!("errors: {errors}");
     Ok(errors)
 }
 
 /// Runs the mix on every worker for the run's duration, printing a
 /// progress line each second; returns how long it ran.
-async fn load(args: &Args, workers: &mut Vec<Worker>, stats: &Arc<Stats>) -> Duration {
+async fn load(args: &Args, workers: Vec<Worker>, stats: &Arc<Stats>) -> Duration {
     let started = Instant::now();
-    let deadline = started + args.duration;
     let progress = {
         let stats = stats.clone();
         tokio::spawn(async move {
@@ -303,19 +329,36 @@ async fn load(args: &Args, workers: &mut Vec<Worker>, stats: &Arc<Stats>) -> Dur
             }
         })
     };
-    // Each client keeps its share of the rate, starting staggered.
+    // Each client keeps its share of the rate.
     let every =
         (args.rate > 0.0).then(|| Duration::from_secs_f64(args.concurrency as f64 / args.rate));
-    let tasks: Vec<_> = std::mem::take(workers)
+    let elapsed = run_for(workers, args.duration, every, &args.mix).await;
+    progress.abort();
+    elapsed
+}
+
+/// Runs every worker for `duration`, each drawing its operations from
+/// shuffled decks of `mix`, at most one every `every` (staggered between
+/// workers) or back to back; returns how long it ran.
+pub async fn run_for(
+    workers: Vec<Worker>,
+    duration: Duration,
+    every: Option<Duration>,
+    mix: &Mix,
+) -> Duration {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let count = workers.len() as u32;
+    let tasks: Vec<_> = workers
         .into_iter()
         .enumerate()
         .map(|(index, mut worker)| {
-            let mix = args.mix.clone();
-            let concurrency = args.concurrency as u32;
+            let mix = mix.clone();
             tokio::spawn(async move {
                 let mut random = ops::Random::new();
+                let mut deck = Vec::new();
                 let mut pacing = every.map(|every| {
-                    let offset = every * index as u32 / concurrency;
+                    let offset = every * index as u32 / count;
                     let mut interval =
                         tokio::time::interval_at(tokio::time::Instant::now() + offset, every);
                     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -328,18 +371,16 @@ async fn load(args: &Args, workers: &mut Vec<Worker>, stats: &Arc<Stats>) -> Dur
                             break;
                         }
                     }
-                    worker.run(mix.pick(random.next())).await;
+                    if deck.is_empty() {
+                        deck = mix.deck(&mut random);
+                    }
+                    worker.run(deck.pop().expect("a full deck")).await;
                 }
-                worker
             })
         })
         .collect();
     for task in tasks {
-        if let Ok(worker) = task.await {
-            workers.push(worker);
-        }
+        let _ = task.await;
     }
-    let elapsed = started.elapsed();
-    progress.abort();
-    elapsed
+    started.elapsed()
 }

@@ -90,8 +90,14 @@ impl std::str::FromStr for Mix {
 }
 
 impl Mix {
-    pub fn pick(&self, random: u64) -> Op {
-        self.0[(random % self.0.len() as u64) as usize]
+    /// Every slot once, shuffled: drawing whole decks keeps the mix's
+    /// proportions exact even in a short run.
+    pub fn deck(&self, random: &mut Random) -> Vec<Op> {
+        let mut deck = self.0.clone();
+        for i in (1..deck.len()).rev() {
+            deck.swap(i, (random.next() % (i as u64 + 1)) as usize);
+        }
+        deck
     }
 
     pub fn has(&self, op: Op) -> bool {
@@ -191,6 +197,22 @@ fn money(currency: &str, amount_minor: i64) -> Option<Money> {
     })
 }
 
+/// Calls `client.method(request)`, timed under `rpc` (see
+/// [`Stats::timed`]); a fresh clone of both for each attempt.
+macro_rules! call {
+    ($stats:expr, $rpc:literal, $client:expr, $method:ident($request:expr)) => {{
+        let client = $client.clone();
+        let request = $request;
+        $stats
+            .timed($rpc, move || {
+                let mut client = client.clone();
+                let request = request.clone();
+                async move { client.$method(request).await }
+            })
+            .await
+    }};
+}
+
 /// One client's connections and tokens.
 pub struct Worker {
     target: Arc<Target>,
@@ -199,20 +221,32 @@ pub struct Worker {
     random: Random,
     /// The agency's intake client.
     intake: IntakeClient,
-    referral: Channel,
-    buyers: BuyersClient,
-    mentoring: Channel,
+    /// The owners, where the target has them.
+    referral: Option<Channel>,
+    buyers: Option<BuyersClient>,
+    mentoring: Option<Channel>,
 }
 
 impl Worker {
     pub fn new(target: Arc<Target>, stats: Arc<Stats>, world: Arc<World>) -> anyhow::Result<Self> {
         let intake = target.client("intake", target.bearer(Role::Agency, Some(AGENCY)))?;
-        let referral = target.channel("referral")?;
-        let buyers = target.client(
-            "buyers",
-            target.bearer(Role::TradeOffice, Some(TRADE_OFFICE)),
-        )?;
-        let mentoring = target.channel("mentoring")?;
+        let referral = target
+            .has("referral")
+            .then(|| target.channel("referral"))
+            .transpose()?;
+        let buyers = target
+            .has("buyers")
+            .then(|| {
+                target.client(
+                    "buyers",
+                    target.bearer(Role::TradeOffice, Some(TRADE_OFFICE)),
+                )
+            })
+            .transpose()?;
+        let mentoring = target
+            .has("mentoring")
+            .then(|| target.channel("mentoring"))
+            .transpose()?;
         Ok(Self {
             target,
             stats,
@@ -270,13 +304,12 @@ impl Worker {
             }),
             ..Default::default()
         };
-        let company = self
-            .stats
-            .timed(
-                "intake.RegisterCompany",
-                self.intake.register_company(request),
-            )
-            .await?;
+        let company = call!(
+            self.stats,
+            "intake.RegisterCompany",
+            self.intake,
+            register_company(request)
+        )?;
         self.world
             .companies
             .lock()
@@ -299,12 +332,12 @@ impl Worker {
                 export_revenue: money("USD", 4_500_000),
             }),
         };
-        self.stats
-            .timed(
-                "intake.DiagnoseReadiness",
-                self.intake.diagnose_readiness(request),
-            )
-            .await;
+        call!(
+            self.stats,
+            "intake.DiagnoseReadiness",
+            self.intake,
+            diagnose_readiness(request)
+        );
     }
 
     async fn open_case(&mut self, company_id: String, random: u64) {
@@ -319,11 +352,12 @@ impl Worker {
                 hs_codes: vec!["330499".into()],
             }],
         };
-        if let Some(case) = self
-            .stats
-            .timed("intake.OpenCase", self.intake.open_case(request))
-            .await
-        {
+        if let Some(case) = call!(
+            self.stats,
+            "intake.OpenCase",
+            self.intake,
+            open_case(request)
+        ) {
             self.world.hand(
                 category,
                 Handed {
@@ -337,25 +371,30 @@ impl Worker {
 
     async fn get_company(&mut self, company_id: String) {
         let request = intake::GetCompanyRequest { company_id };
-        self.stats
-            .timed("intake.GetCompany", self.intake.get_company(request))
-            .await;
+        call!(
+            self.stats,
+            "intake.GetCompany",
+            self.intake,
+            get_company(request)
+        );
     }
 
     /// The owner of [`CATEGORIES`]`[category]` acts on the oldest case
     /// handed to it; with none, the agency reads a company instead.
     async fn owner(&mut self, category: usize, company_id: String) {
-        let Some(mut handed) = self.world.next_handed(category) else {
+        let present = match category {
+            0 => self.referral.is_some(),
+            1 => self.buyers.is_some(),
+            _ => self.mentoring.is_some(),
+        };
+        let waiting = present.then(|| self.world.next_handed(category)).flatten();
+        let Some(mut handed) = waiting else {
             return self.get_company(company_id).await;
         };
         let request = intake::GetCaseRequest {
             case_id: handed.case_id.clone(),
         };
-        let Some(case) = self
-            .stats
-            .timed("intake.GetCase", self.intake.get_case(request))
-            .await
-        else {
+        let Some(case) = call!(self.stats, "intake.GetCase", self.intake, get_case(request)) else {
             return;
         };
         let delivered = case.needs.iter().find(|need| {
@@ -384,40 +423,51 @@ impl Worker {
     }
 
     fn referral_client(&self, role: Role, tenant: Option<&str>) -> ReferralClient {
-        ReferralClient::connect(self.referral.clone(), self.target.bearer(role, tenant))
+        let channel = self
+            .referral
+            .clone()
+            .expect("owners act only where present");
+        ReferralClient::connect(channel, self.target.bearer(role, tenant))
     }
 
     fn mentoring_client(&self, role: Role, tenant: Option<&str>) -> MentoringClient {
-        MentoringClient::connect(self.mentoring.clone(), self.target.bearer(role, tenant))
+        let channel = self
+            .mentoring
+            .clone()
+            .expect("owners act only where present");
+        MentoringClient::connect(channel, self.target.bearer(role, tenant))
     }
 
     /// The agency the referral was routed to accepts it and starts.
     async fn accept_referral(&mut self, referral_id: String) -> Acted {
-        let mut admin = self.referral_client(Role::Admin, None);
+        let admin = self.referral_client(Role::Admin, None);
         let request = referral::GetReferralRequest {
             referral_id: referral_id.clone(),
         };
-        let Some(found) = self
-            .stats
-            .timed("referral.GetReferral", admin.get_referral(request))
-            .await
-        else {
+        let Some(found) = call!(
+            self.stats,
+            "referral.GetReferral",
+            admin,
+            get_referral(request)
+        ) else {
             return Acted::Failed;
         };
         let Some(leg) = found.legs.last() else {
             return Acted::NotYet;
         };
-        let mut agency = self.referral_client(Role::Agency, Some(&leg.agency_id));
+        let agency = self.referral_client(Role::Agency, Some(&leg.agency_id));
         let accept = referral::AcceptReferralRequest {
             idempotency_key: uuid::Uuid::new_v4().to_string(),
             referral_id: referral_id.clone(),
             note: String::new(),
         };
-        if self
-            .stats
-            .timed("referral.AcceptReferral", agency.accept_referral(accept))
-            .await
-            .is_none()
+        if call!(
+            self.stats,
+            "referral.AcceptReferral",
+            agency,
+            accept_referral(accept)
+        )
+        .is_none()
         {
             return Acted::Failed;
         }
@@ -426,25 +476,30 @@ impl Worker {
             referral_id,
             note: String::new(),
         };
-        self.stats
-            .timed("referral.StartReferral", agency.start_referral(start))
-            .await;
+        call!(
+            self.stats,
+            "referral.StartReferral",
+            agency,
+            start_referral(start)
+        );
         Acted::Done
     }
 
     /// The trade office introduces the first buyer proposed for the need.
     async fn introduce_buyer(&mut self, need_id: String) -> Acted {
+        let buyers = self.buyers.clone().expect("owners act only where present");
         let request = buyers::ListMatchesRequest {
             need_id,
             statuses: vec![buyers::MatchStatus::Proposed as i32],
             page_size: 1,
             ..Default::default()
         };
-        let Some(list) = self
-            .stats
-            .timed("buyers.ListMatches", self.buyers.list_matches(request))
-            .await
-        else {
+        let Some(list) = call!(
+            self.stats,
+            "buyers.ListMatches",
+            buyers,
+            list_matches(request)
+        ) else {
             return Acted::Failed;
         };
         let Some(proposed) = list.matches.first() else {
@@ -457,27 +512,28 @@ impl Worker {
             expected_status: buyers::MatchStatus::Proposed as i32,
             ..Default::default()
         };
-        self.stats
-            .timed("buyers.AdvanceMatch", self.buyers.advance_match(request))
-            .await;
+        call!(
+            self.stats,
+            "buyers.AdvanceMatch",
+            buyers,
+            advance_match(request)
+        );
         Acted::Done
     }
 
     /// The company's advisor logs a session on its active assignment.
     async fn log_session(&mut self, company_id: String) -> Acted {
-        let mut admin = self.mentoring_client(Role::Admin, None);
+        let admin = self.mentoring_client(Role::Admin, None);
         let request = mentoring::GetAdvisorHistoryRequest {
             company_id,
             ..Default::default()
         };
-        let Some(history) = self
-            .stats
-            .timed(
-                "mentoring.GetAdvisorHistory",
-                admin.get_advisor_history(request),
-            )
-            .await
-        else {
+        let Some(history) = call!(
+            self.stats,
+            "mentoring.GetAdvisorHistory",
+            admin,
+            get_advisor_history(request)
+        ) else {
             return Acted::Failed;
         };
         let active = history
@@ -487,7 +543,7 @@ impl Worker {
         let Some(assignment) = active else {
             return Acted::NotYet;
         };
-        let mut advisor = self.mentoring_client(Role::Advisor, Some(&assignment.advisor_id));
+        let advisor = self.mentoring_client(Role::Advisor, Some(&assignment.advisor_id));
         let request = mentoring::LogSessionRequest {
             idempotency_key: uuid::Uuid::new_v4().to_string(),
             assignment_id: assignment.assignment_id.clone(),
@@ -497,9 +553,12 @@ impl Worker {
             topics: vec!["US pricing".into()],
             ..Default::default()
         };
-        self.stats
-            .timed("mentoring.LogSession", advisor.log_session(request))
-            .await;
+        call!(
+            self.stats,
+            "mentoring.LogSession",
+            advisor,
+            log_session(request)
+        );
         Acted::Done
     }
 }
@@ -534,6 +593,9 @@ mod tests {
     fn a_mix_expands_by_weight_and_refuses_unknown_operations() {
         let mix: Mix = "register=1,get-company=3".parse().expect("a mix");
         assert_eq!(mix.0.iter().filter(|op| **op == Op::GetCompany).count(), 3);
+        let deck = mix.deck(&mut Random::new());
+        assert_eq!(deck.len(), 4);
+        assert_eq!(deck.iter().filter(|op| **op == Op::Register).count(), 1);
         assert!("teleport=1".parse::<Mix>().is_err());
         assert!("register=0".parse::<Mix>().is_err());
     }

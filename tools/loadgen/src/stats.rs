@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+/// Attempts at a call the service answers ABORTED.
+pub const ATTEMPTS: u32 = 3;
+
 /// Highest latency a histogram holds: one minute, in microseconds.
 const HIGHEST_MICROS: u64 = 60_000_000;
 
@@ -25,6 +28,8 @@ pub fn record(histogram: &mut Histogram<u64>, latency: Duration) {
 struct PerRpc {
     latencies: Option<Histogram<u64>>,
     errors: u64,
+    /// Attempts answered ABORTED and made again.
+    retries: u64,
     /// The first error seen, so a failing run says why.
     first_error: Option<String>,
 }
@@ -57,22 +62,37 @@ impl Stats {
     }
 
     /// Runs `call`, timing it under `rpc`; None when it failed (counted).
-    pub async fn timed<T>(
-        &self,
-        rpc: &'static str,
-        call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
-    ) -> Option<T> {
+    /// ABORTED is the service asking for a retry (its transaction lost a
+    /// race and was rolled back), so the call is made again, as a client
+    /// should, up to [`ATTEMPTS`] times; the latency is the whole of it.
+    pub async fn timed<T, F, Fut>(&self, rpc: &'static str, mut call: F) -> Option<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
         let started = Instant::now();
-        match call.await {
-            Ok(response) => {
-                self.ok(rpc, started.elapsed());
-                Some(response.into_inner())
-            }
-            Err(status) => {
-                self.error(rpc, &status);
-                None
+        let mut attempt = 1;
+        loop {
+            match call().await {
+                Ok(response) => {
+                    self.ok(rpc, started.elapsed());
+                    return Some(response.into_inner());
+                }
+                Err(status) if status.code() == tonic::Code::Aborted && attempt < ATTEMPTS => {
+                    attempt += 1;
+                    self.retried(rpc);
+                }
+                Err(status) => {
+                    self.error(rpc, &status);
+                    return None;
+                }
             }
         }
+    }
+
+    fn retried(&self, rpc: &'static str) {
+        let mut rpcs = self.rpcs.lock().expect("stats");
+        rpcs.entry(rpc).or_default().retries += 1;
     }
 
     pub fn calls(&self) -> u64 {
@@ -95,18 +115,27 @@ impl Stats {
     pub fn report(&self, elapsed: Duration) -> String {
         let rpcs = self.rpcs.lock().expect("stats");
         let mut out = format!(
-            "{:<40} {:>8} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
-            "rpc", "calls", "errors", "calls/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms"
+            "{:<30} {:>8} {:>7} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
+            "rpc",
+            "calls",
+            "errors",
+            "retries",
+            "calls/s",
+            "p50 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "max ms"
         );
         for (rpc, per) in rpcs.iter() {
             let empty = histogram();
             let h = per.latencies.as_ref().unwrap_or(&empty);
             let ok = h.len();
             out.push_str(&format!(
-                "{:<40} {:>8} {:>7} {:>9.1} {:>9.2} {:>9.2} {:>9.2} {:>9.2}\n",
+                "{:<30} {:>8} {:>7} {:>8} {:>9.1} {:>9.2} {:>9.2} {:>9.2} {:>9.2}\n",
                 rpc,
                 ok + per.errors,
                 per.errors,
+                per.retries,
                 ok as f64 / elapsed.as_secs_f64(),
                 millis(h.value_at_quantile(0.5)),
                 millis(h.value_at_quantile(0.99)),

@@ -1,6 +1,6 @@
 //! The load generator against the real service binaries at a tiny scale,
-//! so it keeps working: two seconds, two clients, twenty watchers and the
-//! pgbench baseline. It must print every figure and count no error.
+//! so it keeps working: three seconds, two clients, twenty watchers, the
+//! pgbench baseline and the tracing comparison. It must print every figure and count no error.
 
 use std::path::Path;
 use std::process::Command;
@@ -30,8 +30,18 @@ fn a_tiny_run_against_the_real_services_prints_its_figures_without_errors() {
         );
     }
     let output = Command::new(loadgen)
-        .args(["--spawn", "--duration", "2s", "--concurrency", "2"])
-        .args(["--watchers", "20", "--probes", "2", "--baseline"])
+        .args(["--spawn", "--duration", "3s", "--concurrency", "2"])
+        // Every intake operation in each client's first five calls (the mix
+        // is drawn in shuffled decks), and the agency acting on a referral.
+        .args(["--mix", "register,diagnose,open-case,get-company,referral"])
+        .args([
+            "--watchers",
+            "20",
+            "--probes",
+            "2",
+            "--baseline",
+            "--tracing",
+        ])
         .output()
         .expect("onestop-loadgen runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -51,7 +61,7 @@ fn a_tiny_run_against_the_real_services_prints_its_figures_without_errors() {
         "intake.GetCompany",
     ] {
         let calls = column(&stdout, rpc, 1).unwrap_or(0.0);
-        let p99 = column(&stdout, rpc, 5).unwrap_or(0.0);
+        let p99 = column(&stdout, rpc, 6).unwrap_or(0.0);
         assert!(calls > 0.0 && p99 > 0.0, "no figures for {rpc}:\n{stdout}");
     }
     assert!(stdout.contains("p99.9 ms"), "{stdout}");
@@ -75,6 +85,16 @@ fn a_tiny_run_against_the_real_services_prints_its_figures_without_errors() {
     assert!(
         stdout.contains("ratio OpenCase/pgbench: "),
         "the baseline ran:\n{stdout}"
+    );
+    let spans = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("ratio traced/untraced GetCompany: "))
+        .and_then(|rest| rest.split("; ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(
+        spans.is_some_and(|n| n > 0),
+        "the traced intake exported its spans:\n{stdout}"
     );
     assert!(stdout.contains("\nerrors: 0\n"), "no errors:\n{stdout}");
 }
