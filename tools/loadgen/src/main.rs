@@ -156,7 +156,28 @@ async fn run(args: Args) -> anyhow::Result<u64> {
     if let Ok(target) = Arc::try_unwrap(target) {
         target.stop().await;
     }
-    outcome
+    let errors = outcome?;
+    // After the suite stopped: its connections would crowd the server.
+    if args.tracing {
+        let cost = tracing_cost::measure(&bin_dir(&args)?, args.concurrency, args.duration).await?;
+        println!(
+            "\ntracing: GetCompany on two lone intakes, {} clients, {:.0} s each; export off:",
+            args.concurrency,
+            args.duration.as_secs_f64()
+        );
+        print!("{}", cost.untraced.report);
+        println!("every span exported over OTLP:");
+        print!("{}", cost.traced.report);
+        println!(
+            "ratio traced/untraced GetCompany: {:.3} ({:.1} over {:.1} calls/s; {} spans received)",
+            cost.traced.rate / cost.untraced.rate,
+            cost.traced.rate,
+            cost.untraced.rate,
+            cost.spans_received
+        );
+    }
+    println!("errors: {errors}");
+    Ok(errors)
 }
 
 async fn measure(args: &Args, target: Arc<Target>) -> anyhow::Result<u64> {
@@ -283,25 +304,6 @@ async fn measure(args: &Args, target: Arc<Target>) -> anyhow::Result<u64> {
             baseline.tps
         );
     }
-    if args.tracing {
-        let cost = tracing_cost::measure(&bin_dir(args)?, args.concurrency, args.duration).await?;
-        println!(
-            "\ntracing: GetCompany on two lone intakes, {} clients, {:.0} s each; export off:",
-            args.concurrency,
-            args.duration.as_secs_f64()
-        );
-        print!("{}", cost.untraced.report);
-        println!("every span exported over OTLP:");
-        print!("{}", cost.traced.report);
-        println!(
-            "ratio traced/untraced GetCompany: {:.3} ({:.1} over {:.1} calls/s; {} spans received)",
-            cost.traced.rate / cost.untraced.rate,
-            cost.traced.rate,
-            cost.untraced.rate,
-            cost.spans_received
-        );
-    }
-    println!("errors: {errors}");
     Ok(errors)
 }
 

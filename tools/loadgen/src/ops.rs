@@ -547,7 +547,9 @@ impl Worker {
         let request = mentoring::LogSessionRequest {
             idempotency_key: uuid::Uuid::new_v4().to_string(),
             assignment_id: assignment.assignment_id.clone(),
-            held_at: Some(onestop_platform::time::to_timestamp(chrono_now())),
+            // Now: the session cannot be before the assignment started,
+            // which may have been a moment ago.
+            held_at: Some(onestop_platform::time::to_timestamp(chrono::Utc::now())),
             channel: mentoring::SessionChannel::Video as i32,
             minutes: 45,
             topics: vec!["US pricing".into()],
@@ -569,12 +571,6 @@ enum Acted {
     /// The owner has nothing to act on yet (still matching, say).
     NotYet,
     Failed,
-}
-
-/// A second ago, so a session is never "in the future" by clock skew
-/// between this process and the service.
-fn chrono_now() -> chrono::DateTime<chrono::Utc> {
-    chrono::Utc::now() - chrono::Duration::seconds(1)
 }
 
 #[cfg(test)]

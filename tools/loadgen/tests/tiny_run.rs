@@ -31,9 +31,13 @@ fn a_tiny_run_against_the_real_services_prints_its_figures_without_errors() {
     }
     let output = Command::new(loadgen)
         .args(["--spawn", "--duration", "3s", "--concurrency", "2"])
-        // Every intake operation in each client's first five calls (the mix
-        // is drawn in shuffled decks), and the agency acting on a referral.
-        .args(["--mix", "register,diagnose,open-case,get-company,referral"])
+        // Every intake operation in each client's first seven calls (the mix
+        // is drawn in shuffled decks), and the owners acting on what was
+        // handed to them by then.
+        .args([
+            "--mix",
+            "register,diagnose,open-case,get-company,referral,buyers,mentoring",
+        ])
         .args([
             "--watchers",
             "20",
