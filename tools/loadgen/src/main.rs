@@ -5,6 +5,7 @@
 
 mod baseline;
 mod ops;
+mod pgstat;
 mod rss;
 mod stats;
 mod target;
@@ -24,6 +25,10 @@ use crate::ops::{Mix, Op, Worker, World};
 use crate::stats::Stats;
 use crate::target::Target;
 use crate::watchers::Watchers;
+
+/// How long intake's database is watched while idle, before and after the
+/// watchers subscribe (with --spawn).
+const IDLE_WINDOW: Duration = Duration::from_secs(3);
 
 #[derive(Parser, Debug)]
 #[command(
@@ -217,6 +222,10 @@ async fn measure(args: &Args, target: Arc<Target>) -> anyhow::Result<u64> {
 
     let watchers = if args.watchers > 0 {
         let before = intake_rss();
+        let idle = match target.intake_database() {
+            Some(url) => Some(pgstat::idle_rate(url, IDLE_WINDOW).await?),
+            None => None,
+        };
         let opened = Watchers::open(&target, args.watchers).await?;
         println!(
             "watchers: {} of {} subscribed in {:.2} s; refused: {:?}",
@@ -230,6 +239,15 @@ async fn measure(args: &Args, target: Arc<Target>) -> anyhow::Result<u64> {
                 "intake RSS: {:.1} MiB before the watchers, {:.1} MiB with them",
                 rss::mib(before),
                 rss::mib(after)
+            );
+        }
+        if let (Some(without), Some(url)) = (idle, target.intake_database()) {
+            // Let the burst of subscriptions settle first.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let with = pgstat::idle_rate(url, IDLE_WINDOW).await?;
+            println!(
+                "intake's database while idle: {without:.1} transactions/s without the \
+                 watchers, {with:.1} with them"
             );
         }
         Some(opened)

@@ -29,6 +29,8 @@ pub struct Target {
     /// One token for every call, instead of tokens signed here with the
     /// development keys.
     token: Option<String>,
+    /// Intake's database, when this process created it.
+    intake_database: Option<String>,
     /// Partner tokens already signed, by role and tenant.
     bearers: Mutex<HashMap<(Role, String), Bearer>>,
 }
@@ -62,6 +64,7 @@ impl Target {
             .collect();
         let target = Self {
             urls,
+            intake_database: Some(suite.database_url("intake").to_owned()),
             suite: Some(suite),
             token: None,
             bearers: Mutex::new(HashMap::new()),
@@ -76,10 +79,15 @@ impl Target {
     pub fn connect(urls: HashMap<&'static str, String>, token: Option<String>) -> Self {
         Self {
             urls,
+            intake_database: None,
             suite: None,
             token,
             bearers: Mutex::new(HashMap::new()),
         }
+    }
+
+    pub fn intake_database(&self) -> Option<&str> {
+        self.intake_database.as_deref()
     }
 
     pub fn has(&self, service: &str) -> bool {

@@ -78,6 +78,10 @@ fn a_tiny_run_against_the_real_services_prints_its_figures_without_errors() {
         "every watcher receives every probe:\n{stdout}"
     );
     assert!(stdout.contains("intake RSS with 20 watchers"), "{stdout}");
+    assert!(
+        stdout.contains("intake's database while idle: "),
+        "idle database load measured:\n{stdout}"
+    );
     let idle = stdout
         .lines()
         .skip_while(|line| !line.starts_with("idle RSS"))
