@@ -350,6 +350,7 @@ impl Worker {
                 detail: String::new(),
                 target_markets: vec!["US".into()],
                 hs_codes: vec!["330499".into()],
+                ..Default::default()
             }],
         };
         if let Some(case) = call!(

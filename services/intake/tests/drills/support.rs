@@ -361,6 +361,7 @@ pub async fn open_case(
                 detail: "Working capital and an advisor for a first order to Vietnam".into(),
                 target_markets: vec!["VN".into()],
                 hs_codes: vec!["330499".into()],
+                ..Default::default()
             }],
         })
         .await
