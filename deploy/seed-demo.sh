@@ -16,5 +16,5 @@ bin=${ONESTOP_BIN_DIR:-/usr/local/bin}
 export RUST_LOG=${RUST_LOG:-warn}
 
 DATABASE_URL="${REFERRAL_DATABASE_URL:?set REFERRAL_DATABASE_URL}" "$bin/onestop-referral" seed-directory
-"$bin/onestop-mentoring" seed-advisors --url "${ONESTOP_MENTORING_URL:?set ONESTOP_MENTORING_URL}"
-"$bin/onestop-buyers" seed-buyers --url "${ONESTOP_BUYERS_URL:?set ONESTOP_BUYERS_URL}"
+"$bin/onestop-mentoring" seed-advisors --mentoring-url "${ONESTOP_MENTORING_URL:?set ONESTOP_MENTORING_URL}"
+"$bin/onestop-buyers" seed-buyers --buyers-url "${ONESTOP_BUYERS_URL:?set ONESTOP_BUYERS_URL}"

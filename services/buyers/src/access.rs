@@ -48,6 +48,22 @@ pub async fn check_company(
     }
 }
 
+/// NOT_FOUND (as `what` `id`) unless buyers knows the company at all (see
+/// `store::company_known`): internal roles reach every company, so this is
+/// what keeps them from filing records under an id that names none.
+pub async fn check_company_known(
+    conn: &mut PgConnection,
+    company_id: &str,
+    what: &str,
+    id: impl std::fmt::Display,
+) -> ApiResult<()> {
+    if store::company_known(conn, company_id).await? {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(what, id))
+    }
+}
+
 /// The companies a listing may show the caller: None for all (internal
 /// roles), else those it works with.
 pub async fn reach(

@@ -108,6 +108,7 @@ impl onestop_platform::server::Application for Application {
                 closer: SearchCloser {
                     clock: self.clock.clone(),
                 },
+                ladder: (),
             },
         )?;
         let api = BuyerServiceServer::new(BuyersApi::new(pool, self.clock))

@@ -1,5 +1,6 @@
-//! Raises trade-show follow-ups as their checkpoints fall due and moves
-//! leads without progress to reactivation. Runs inside the server.
+//! Raises trade-show follow-ups as their checkpoints fall due, moves
+//! leads without progress to reactivation, and chases deals the company
+//! has neither confirmed nor disputed. Runs inside the server.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,9 +29,14 @@ pub fn spawn(pool: PgPool, clock: Arc<dyn Clock>, every: Duration, supervisor: &
     supervisor.every("follow-up-sweeper", every, move || {
         let (pool, clock) = (pool.clone(), clock.clone());
         onestop_platform::audit::as_service(crate::startup::SERVICE_NAME, async move {
-            let changed = sweep_once(&pool, clock.now()).await?;
+            let now = clock.now();
+            let changed = sweep_once(&pool, now).await?;
             if changed > 0 {
                 tracing::info!(changed, "follow-up checkpoints swept");
+            }
+            let chased = chase_unconfirmed_deals(&pool, now).await?;
+            if chased > 0 {
+                tracing::info!(chased, "unconfirmed deals chased");
             }
             Ok(())
         })
@@ -78,6 +84,57 @@ async fn sweep_batch(pool: &PgPool, now: DateTime<Utc>) -> Result<u64, sqlx::Err
     events::append_all(&mut tx, new_events).await?;
     tx.commit().await?;
     Ok(changed)
+}
+
+/// Days between two chases of a deal the company has not confirmed, from
+/// its recording: `deal.confirmation_due` after 7, 14, 21, ... days.
+pub const CHASE_EVERY_DAYS: i32 = 7;
+
+/// Raises `deal.confirmation_due` once per chase period for every deal
+/// neither confirmed nor disputed; returns how many were chased. Replicas
+/// may sweep at once: rows are claimed with SKIP LOCKED and the count is
+/// moved on only from the value read, so each chase is raised once.
+pub async fn chase_unconfirmed_deals(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
+    let mut total = 0;
+    loop {
+        let mut tx = pool.begin().await?;
+        let claimed = store::claim_deals_to_chase(&mut tx, now, CHASE_EVERY_DAYS, BATCH).await?;
+        let mut new_events = Vec::new();
+        for deal in &claimed {
+            let Ok(id) = uuid::Uuid::parse_str(&deal.deal_id) else {
+                continue;
+            };
+            let from = deal.confirmation_chases as i32;
+            if !store::mark_chased(&mut tx, id, from).await? {
+                continue;
+            }
+            new_events.push(NewEvent::new(
+                BuyersEvent::DealConfirmationDue,
+                &deal.match_id,
+                &pb::DealConfirmationDue {
+                    deal_id: deal.deal_id.clone(),
+                    match_id: deal.match_id.clone(),
+                    need_id: deal.need_id.clone(),
+                    company_id: deal.company_id.clone(),
+                    buyer_id: deal.buyer_id.clone(),
+                    case_id: deal.case_id.clone(),
+                    trade_office_id: deal.trade_office_id.clone(),
+                    recorded_at: deal.recorded_at,
+                    chase: (from + 1) as u32,
+                },
+            ));
+        }
+        let chased = new_events.len() as u64;
+        events::append_all(&mut tx, new_events).await?;
+        tx.commit().await?;
+        total += chased;
+        if (claimed.len() as i64) < BATCH {
+            return Ok(total);
+        }
+    }
 }
 
 fn checkpoint_event(checkpoint: &DueCheckpoint, outcome: WhenDue) -> NewEvent {

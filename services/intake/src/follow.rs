@@ -342,22 +342,25 @@ async fn open_found_need(
         return Ok(());
     };
     let position = store::next_need_position(conn, case_id).await?;
+    let owners = store::category_owners(conn).await?;
+    let spec = NeedSpec {
+        category: found.category,
+        detail: found.detail.clone(),
+        target_markets: found
+            .target_markets
+            .iter()
+            .filter_map(|c| CountryCode::parse(c).ok())
+            .collect(),
+        hs_codes: found
+            .hs_codes
+            .iter()
+            .filter_map(|c| HsInterest::parse(c).ok())
+            .collect(),
+        program_id: String::new(),
+    };
     let planned = PlannedNeed {
-        spec: NeedSpec {
-            category: found.category,
-            detail: found.detail.clone(),
-            target_markets: found
-                .target_markets
-                .iter()
-                .filter_map(|c| CountryCode::parse(c).ok())
-                .collect(),
-            hs_codes: found
-                .hs_codes
-                .iter()
-                .filter_map(|c| HsInterest::parse(c).ok())
-                .collect(),
-        },
-        owner: found.category.owner(),
+        owner: owners.owner_of(&spec),
+        spec,
         added_by_rule: true,
     };
     let (need_id, opened) =

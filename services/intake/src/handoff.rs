@@ -222,16 +222,25 @@ impl Relay {
         let hand_off = hand_off.clone();
         match owner {
             NeedOwner::Mentoring => {
+                let export_countries = hand_off
+                    .company
+                    .as_ref()
+                    .map(|company| company.export_countries.as_slice())
+                    .unwrap_or_default();
+                let languages_needed = crate::domain::markets::languages_needed(
+                    &hand_off.target_markets,
+                    export_countries,
+                );
                 let response = MentoringServiceClient::with_interceptor(channel, credentials)
                     .request_advisor(RequestAdvisorRequest {
                         need_id: hand_off.need_id,
                         case_id: hand_off.case_id,
                         category: hand_off.category,
                         company: hand_off.company,
+                        languages_needed,
                         target_markets: hand_off.target_markets,
                         hs_codes: hand_off.hs_codes,
                         detail: hand_off.detail,
-                        ..Default::default()
                     })
                     .await?
                     .into_inner();
@@ -272,7 +281,7 @@ impl Relay {
                         target_markets: hand_off.target_markets,
                         hs_codes: hand_off.hs_codes,
                         detail: hand_off.detail,
-                        ..Default::default()
+                        preferred_program_id: hand_off.program_id,
                     })
                     .await?
                     .into_inner();

@@ -15,6 +15,7 @@ pub mod domain;
 pub mod follow;
 pub mod grpc;
 pub mod handoff;
+pub mod ladder;
 pub mod lifecycle;
 pub mod needs;
 pub mod relationships;

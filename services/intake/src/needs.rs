@@ -69,6 +69,7 @@ pub async fn open_need(
                     .collect(),
                 company: Some(company.clone()),
                 opened_at: Some(to_timestamp(opened_at)),
+                program_id: need.spec.program_id.clone(),
             }),
             added_by_rule: need.added_by_rule,
         },

@@ -12,7 +12,7 @@ use sqlx::PgPool;
 use std::sync::Arc;
 
 use crate::follow::Follower;
-use crate::grpc::IntakeApi;
+use crate::grpc::{Downstreams, IntakeApi};
 use crate::handoff::Relay;
 use crate::upstreams::{UpstreamSettings, Upstreams};
 
@@ -91,7 +91,12 @@ impl onestop_platform::server::Application for Application {
             follower.spawn(name, supervisor);
         }
         let max_message = self.host.settings().max_message_bytes;
-        let api = IntakeServiceServer::new(IntakeApi::new(self.host.pool().clone()))
+        let downstreams = Downstreams {
+            referral: self.upstreams.referral.clone(),
+            buyers: self.upstreams.buyers.clone(),
+            credentials: self.upstreams.credentials.clone(),
+        };
+        let api = IntakeServiceServer::new(IntakeApi::new(self.host.pool().clone(), downstreams))
             .max_decoding_message_size(max_message)
             .max_encoding_message_size(max_message);
         self.host.serve(api).await

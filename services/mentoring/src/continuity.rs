@@ -6,8 +6,7 @@
 //! Lock order, to stay free of deadlocks: the waitlist lock first (only
 //! transactions that free capacity take it up front), then company rows,
 //! then assignment rows, then advisor rows. Events are collected and
-//! appended last, because the event-log lock is held from the first append
-//! until commit.
+//! appended last, all in one statement, just before commit.
 
 use chrono::{DateTime, Duration, Months, Utc};
 use onestop_contracts::event_types::MentoringEvent;

@@ -15,6 +15,7 @@ pub mod continuity;
 pub mod domain;
 pub mod erasure;
 pub mod grpc;
+pub mod ladder;
 pub mod startup;
 pub mod store;
 pub mod sweeper;

@@ -18,6 +18,7 @@ use crate::domain::cadence::Cadence;
 use crate::domain::matching::Weights;
 use crate::erasure::MentoringEraser;
 use crate::grpc::MentoringApi;
+use crate::ladder::CadenceFollower;
 use crate::withdrawal::RequestCloser;
 
 pub const SERVICE_NAME: &str = "mentoring";
@@ -141,6 +142,9 @@ impl onestop_platform::server::Application for Application {
                 erased: MentoringEvent::PersonalDataErased,
                 closer: RequestCloser {
                     clock: self.clock.clone(),
+                },
+                ladder: CadenceFollower {
+                    cadence: rules.cadence,
                 },
             },
         )?;

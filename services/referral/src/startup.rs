@@ -110,6 +110,7 @@ impl onestop_platform::server::Application for Application {
                 closer: ReferralCloser {
                     clock: self.clock.clone(),
                 },
+                ladder: (),
             },
         )?;
         let max_message = self.host.settings().max_message_bytes;

@@ -101,6 +101,7 @@ event_types! {
         ContactOverdue = "contact.overdue" on "assignment" carries mentoring::ContactOverdue;
         FeeCharged = "fee.charged" on "assignment" carries mentoring::FeeCharged;
         RequestWithdrawn = "request.withdrawn" on "company" carries mentoring::AdvisorRequestWithdrawn;
+        CadenceChanged = "assignment.cadence_changed" on "assignment" carries mentoring::AssignmentCadenceChanged;
         /// What mentoring erased after intake's erasure of the company.
         PersonalDataErased = "company.personal_data_erased" on "company" carries common::CompanyDataErased;
     }
@@ -115,6 +116,8 @@ event_types! {
         MatchAdvanced = "match.advanced" on "match" carries buyers::MatchAdvanced;
         DealRecorded = "deal.recorded" on "match" carries buyers::DealRecorded;
         DealConfirmed = "deal.confirmed" on "match" carries buyers::DealConfirmed;
+        DealDisputed = "deal.disputed" on "match" carries buyers::DealDisputed;
+        DealConfirmationDue = "deal.confirmation_due" on "match" carries buyers::DealConfirmationDue;
         ConsultationBooked = "consultation.booked" on "match" carries buyers::ConsultationBooked;
         SampleStarted = "sample.started" on "sample_test" carries buyers::SampleTestStarted;
         SampleFeedback = "sample.feedback" on "sample_test" carries buyers::SampleFeedbackRecorded;

@@ -134,26 +134,6 @@ impl NeedCategory {
         Self::Mentoring,
     ];
 
-    /// Every need has exactly one owner: mentoring for advisors, buyers for
-    /// everything about overseas buyers and markets, and an agency program
-    /// through referral for the rest.
-    pub fn owner(self) -> NeedOwner {
-        match self {
-            Self::Mentoring => NeedOwner::Mentoring,
-            Self::BuyerDiscovery
-            | Self::SampleTestMarketing
-            | Self::TradeShowFollowUp
-            | Self::MarketDiversification => NeedOwner::Buyers,
-            Self::ExportFinance
-            | Self::Certification
-            | Self::Marketing
-            | Self::Interpretation
-            | Self::Logistics
-            | Self::Training
-            | Self::LegalIp => NeedOwner::Referral,
-        }
-    }
-
     pub fn to_proto(self) -> pb::NeedCategory {
         match self {
             Self::BuyerDiscovery => pb::NeedCategory::BuyerDiscovery,

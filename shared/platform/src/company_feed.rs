@@ -2,8 +2,10 @@
 //! intake's feed: which partners work with which company, so they scope
 //! their own records the way intake does; erasures, so they erase what
 //! they hold about a company and report it on their own feed (intake
-//! follows that to say what was erased where); and needs cancelled at
-//! intake, so the owner of each closes its record for it.
+//! follows that to say what was erased where); needs cancelled at
+//! intake, so the owner of each closes its record for it; and companies
+//! moving on the growth ladder, for the owners whose care follows the
+//! stage.
 //!
 //! Intake keeps the relationships (`company.partner_changed` says whether a
 //! partner works with a company after each change); an owner keeps the
@@ -62,15 +64,45 @@ pub trait NeedCloser: Send + Sync + 'static {
     ) -> BoxFuture<'a, anyhow::Result<()>>;
 }
 
-/// Applies intake's partner changes, erasures and cancelled needs.
-pub struct CompanyFeed<R, T, C> {
+/// A service's part when a company moves on the growth ladder.
+pub trait LadderFollower: Send + Sync + 'static {
+    /// Applies the company's move to `to` (a `GrowthStage` value) inside
+    /// the transaction that moves the cursor on intake's feed, with the
+    /// service's own event; nothing when nothing of its follows the stage
+    /// or already follows `to` (a feed read again changes nothing twice).
+    fn stage_changed<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        company_id: &'a str,
+        to: i32,
+    ) -> BoxFuture<'a, anyhow::Result<()>>;
+}
+
+/// For the services whose records do not follow the company's stage.
+impl LadderFollower for () {
+    fn stage_changed<'a>(
+        &'a self,
+        _conn: &'a mut PgConnection,
+        _company_id: &'a str,
+        _to: i32,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// Applies intake's partner changes, erasures, cancelled needs and stage
+/// changes.
+pub struct CompanyFeed<R, T, C, L> {
     eraser: R,
     /// The service's own `company.personal_data_erased` event type.
     erased: T,
     closer: C,
+    ladder: L,
 }
 
-impl<R: Eraser, T: EventType, C: NeedCloser> FeedHandler for CompanyFeed<R, T, C> {
+impl<R: Eraser, T: EventType, C: NeedCloser, L: LadderFollower> FeedHandler
+    for CompanyFeed<R, T, C, L>
+{
     fn apply<'a>(
         &'a self,
         conn: &'a mut PgConnection,
@@ -119,6 +151,12 @@ impl<R: Eraser, T: EventType, C: NeedCloser> FeedHandler for CompanyFeed<R, T, C
                         tracing::info!(need_id = %change.need_id, "record closed: need cancelled at intake");
                     }
                 }
+                Some(IntakeEvent::CompanyStageChanged) => {
+                    let change = intake::CompanyStageChanged::decode(payload.value.as_slice())?;
+                    self.ladder
+                        .stage_changed(conn, &change.company_id, change.to)
+                        .await?;
+                }
                 _ => {}
             }
             Ok(())
@@ -137,22 +175,27 @@ fn partner_role(proto: i32) -> Option<Role> {
 
 /// What an owner service does with intake's feed: `eraser` erases its
 /// part and `erased` is the event type it reports that with; `closer`
-/// closes its records of cancelled needs.
-pub struct OwnerParts<R, T, C> {
+/// closes its records of cancelled needs; `ladder` follows stage changes
+/// (`()` when nothing of the service does).
+pub struct OwnerParts<R, T, C, L> {
     pub eraser: R,
     pub erased: T,
     pub closer: C,
+    pub ladder: L,
 }
+
+/// An owner's follower of intake's feed.
+pub type IntakeFollower<R, T, C, L> = FeedFollower<CompanyFeed<R, T, C, L>>;
 
 /// Follows intake's feed for `service` (its name, e.g. "buyers"); None
 /// when no intake URL is set.
-pub fn follower<R: Eraser, T: EventType, C: NeedCloser>(
+pub fn follower<R: Eraser, T: EventType, C: NeedCloser, L: LadderFollower>(
     pool: PgPool,
     service: &'static str,
     intake: &IntakeFeedSettings,
     host: &ServiceHost,
-    parts: OwnerParts<R, T, C>,
-) -> anyhow::Result<Option<FeedFollower<CompanyFeed<R, T, C>>>> {
+    parts: OwnerParts<R, T, C, L>,
+) -> anyhow::Result<Option<IntakeFollower<R, T, C, L>>> {
     let Some(url) = intake.intake_url.as_deref().filter(|url| !url.is_empty()) else {
         return Ok(None);
     };
@@ -174,22 +217,24 @@ pub fn follower<R: Eraser, T: EventType, C: NeedCloser>(
             IntakeEvent::PartnerChanged.name().to_owned(),
             IntakeEvent::PersonalDataErased.name().to_owned(),
             IntakeEvent::NeedStatusChanged.name().to_owned(),
+            IntakeEvent::CompanyStageChanged.name().to_owned(),
         ],
         CompanyFeed {
             eraser: parts.eraser,
             erased: parts.erased,
             closer: parts.closer,
+            ladder: parts.ladder,
         },
     )))
 }
 
 /// Starts following intake's feed beside the server when it is configured.
-pub fn spawn<R: Eraser, T: EventType, C: NeedCloser>(
+pub fn spawn<R: Eraser, T: EventType, C: NeedCloser, L: LadderFollower>(
     pool: PgPool,
     service: &'static str,
     intake: &IntakeFeedSettings,
     host: &ServiceHost,
-    parts: OwnerParts<R, T, C>,
+    parts: OwnerParts<R, T, C, L>,
 ) -> anyhow::Result<()> {
     match follower(pool, service, intake, host, parts)? {
         Some(follower) => follower.spawn("intake-follower", host.supervisor()),

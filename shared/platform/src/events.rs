@@ -1,15 +1,55 @@
 //! The event log (transactional outbox) and `onestop.events.v1.EventFeedService`.
 //!
-//! Ordering: a bigint sequence alone is not enough for a resumable feed,
-//! because ids are drawn in one order and transactions commit in another; a
-//! reader that saw id 8 before id 7 committed would move its cursor past 7
-//! for good. [`append`] therefore draws the id while holding a
-//! transaction-scoped advisory lock, which is released only at commit or
-//! rollback: ids become visible strictly in order, and `id > cursor` never
-//! skips. The cost is that event-writing transactions serialise from their
-//! first append to their commit, which is why appends come last.
+//! # Appending without a lock
+//!
+//! An event's id is its feed position: consumers store the last id they
+//! read and resume with `id > cursor`. Ids come from a sequence, drawn in
+//! one order by transactions that commit in another, so a reader that sees
+//! id 8 committed while 7 is still in flight must not move past 7: that
+//! would skip it for good. Appends take no lock for this; the reader
+//! decides instead how far the feed is final, asking Postgres.
+//!
+//! - Every event row's id is assigned by a trigger that first makes sure
+//!   the transaction holds a transaction id (`pg_current_xact_id()`) and
+//!   only then draws `nextval` (migration 0006). So a transaction holding an
+//!   id already has a transaction id, which Postgres lists in
+//!   `pg_stat_activity.backend_xid` until it commits or rolls back.
+//! - The replica's tailer ([`crate::tail`]) calls `event_log_fence`, which
+//!   reads `issued` (the sequence's last value; it caches no ids ahead, so
+//!   no session can hand out one below it later) and *then* `running` (the
+//!   transaction ids now live in this database). Every id up to `issued`
+//!   was drawn by a transaction that is either over or in `running`.
+//! - Once a later call reports that none of `running` is live any more,
+//!   every id up to `issued` is decided: committed, or rolled back and never
+//!   to appear. A statement started after that call sees all of them, so
+//!   the tailer reads `(released, issued]` in one statement and releases
+//!   it to watchers. Nothing can commit below a released point afterwards,
+//!   so a cursor never skips; each id is released once and watchers only
+//!   move forward, so nothing is delivered twice.
+//! - Gaps (rolled-back ids) are never skipped by age or by guess: the feed
+//!   waits exactly until Postgres no longer lists a transaction that could
+//!   fill them. The cost is that a long transaction in this database that
+//!   holds a transaction id delays delivery (not appends) until it ends.
+//!   Transactions of other databases on the server are never waited for.
+//!   Prepared (two-phase) transactions are not listed there, so appends
+//!   must never be prepared; nothing here uses two-phase commit.
+//!
+//! Ids increase in the order they are drawn, and a transaction that reads
+//! another's committed change (waiting on its row lock, say) draws its ids
+//! after that commit, so an event never precedes one it follows from.
+//! Cursors, epochs and the pruning horizon are what they were before the
+//! lock was removed: old cursors resume unchanged.
+//!
+//! Appending is one statement per call ([`append_all`] writes a whole
+//! transaction's events at once); the wake-up notification is sent by a
+//! statement trigger, once per transaction at commit, without a round trip.
+//!
+//! Serving Watch: one tailer per replica reads each released batch once
+//! into an in-memory window and every Watch stream filters it there; see
+//! [`crate::tail`].
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use onestop_contracts::event_types::EventType;
@@ -27,17 +67,21 @@ use tonic::Status;
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, ApiResult, Violations};
 use crate::rpc::RpcStream;
+use crate::tail::{Tail, Take};
 use crate::telemetry;
 use crate::{audit, limits};
 use onestop_domain::EventTypeFilter;
 
-/// Advisory lock key ("onestop" in ASCII) serialising appends per database.
-const APPEND_LOCK: i64 = 0x006f_6e65_7374_6f70;
 const NOTIFY_CHANNEL: &str = "onestop_events";
-/// Upper bound on how late a watcher learns of an event if a notification
-/// is lost (the listener reconnecting, say).
-const POLL_FALLBACK: Duration = Duration::from_secs(1);
-const BATCH: i64 = 500;
+/// Wait before trying the notification listener again after it failed.
+const LISTEN_RETRY: Duration = Duration::from_secs(1);
+/// Most events one read from Postgres returns.
+pub(crate) const BATCH: i64 = 500;
+/// Most events a watcher takes from the window before sending them.
+const CHUNK: usize = 256;
+/// Longest a `from_latest` Watch waits for the tailer to release what was
+/// committed before it subscribed.
+const SETTLE_MAX: Duration = Duration::from_secs(1);
 /// Longest an idle Watch stream stays silent: a consumer that hears nothing
 /// for several of these knows its connection is dead.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
@@ -74,51 +118,64 @@ impl NewEvent {
 }
 
 /// Appends `event` inside the caller's transaction, with the trace context
-/// of the current request. Call it after the state change it describes and
-/// commit soon after: the append lock is held until commit.
+/// of the current request; returns its id. One statement, no lock: events
+/// of concurrent transactions are appended side by side.
 pub async fn append(conn: &mut PgConnection, event: NewEvent) -> Result<i64, sqlx::Error> {
+    let ids = insert(conn, vec![event]).await?;
+    Ok(ids[0])
+}
+
+/// Appends several events in order, in one statement.
+pub async fn append_all(
+    conn: &mut PgConnection,
+    events: impl IntoIterator<Item = NewEvent>,
+) -> Result<(), sqlx::Error> {
+    let events: Vec<NewEvent> = events.into_iter().collect();
+    if !events.is_empty() {
+        insert(conn, events).await?;
+    }
+    Ok(())
+}
+
+/// Writes `events` in one INSERT; the ids (drawn by the table's trigger in
+/// the order given) come back in the same order.
+async fn insert(conn: &mut PgConnection, events: Vec<NewEvent>) -> Result<Vec<i64>, sqlx::Error> {
     let (traceparent, tracestate) = telemetry::current_trace_context();
     let actor = audit::current_actor();
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(APPEND_LOCK)
-        .execute(&mut *conn)
-        .await?;
-    let id: i64 = sqlx::query_scalar(
+    let mut event_types = Vec::with_capacity(events.len());
+    let mut aggregate_types = Vec::with_capacity(events.len());
+    let mut aggregate_ids = Vec::with_capacity(events.len());
+    let mut payload_types = Vec::with_capacity(events.len());
+    let mut payloads = Vec::with_capacity(events.len());
+    for event in events {
+        event_types.push(event.event_type);
+        aggregate_types.push(event.aggregate_type);
+        aggregate_ids.push(event.aggregate_id);
+        payload_types.push(event.payload.type_url);
+        payloads.push(event.payload.value);
+    }
+    sqlx::query_scalar(
         "INSERT INTO event_log
-             (id, event_type, aggregate_type, aggregate_id, payload_type, payload, traceparent, tracestate,
-              actor_subject, actor_role, actor_tenant)
-         VALUES (nextval('event_log_id_seq'), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             (event_type, aggregate_type, aggregate_id, payload_type, payload, traceparent,
+              tracestate, actor_subject, actor_role, actor_tenant)
+         SELECT event_type, aggregate_type, aggregate_id, payload_type, payload, $6, $7, $8, $9, $10
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[])
+                WITH ORDINALITY AS e(event_type, aggregate_type, aggregate_id, payload_type, payload, n)
+          ORDER BY n
          RETURNING id",
     )
-    .bind(event.event_type)
-    .bind(event.aggregate_type)
-    .bind(&event.aggregate_id)
-    .bind(&event.payload.type_url)
-    .bind(&event.payload.value)
+    .bind(event_types)
+    .bind(aggregate_types)
+    .bind(aggregate_ids)
+    .bind(payload_types)
+    .bind(payloads)
     .bind(traceparent)
     .bind(tracestate)
     .bind(actor.subject)
     .bind(actor.role)
     .bind(actor.tenant)
-    .fetch_one(&mut *conn)
-    .await?;
-    // Delivered at commit, and folded into one per transaction by Postgres.
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(NOTIFY_CHANNEL)
-        .execute(&mut *conn)
-        .await?;
-    Ok(id)
-}
-
-/// Appends several events in order.
-pub async fn append_all(
-    conn: &mut PgConnection,
-    events: impl IntoIterator<Item = NewEvent>,
-) -> Result<(), sqlx::Error> {
-    for event in events {
-        append(conn, event).await?;
-    }
-    Ok(())
+    .fetch_all(&mut *conn)
+    .await
 }
 
 /// Drops events older than `retention` and idempotency keys older than
@@ -158,18 +215,37 @@ pub async fn prune(
     Ok(removed)
 }
 
-/// Wakes watchers when any transaction appends events. A hint only: the
-/// watchers also poll, so a missed notification delays, never loses.
+/// Tells the replica's tailer that some transaction appended events. A
+/// hint only: the tailer reads what Postgres says is final, so a lost
+/// notification delays, never loses; every reconnection of the listener
+/// wakes it too.
 #[derive(Clone, Default)]
-pub struct Wakeups(Arc<Notify>);
+pub struct Wakeups(Arc<Heard>);
+
+#[derive(Default)]
+pub(crate) struct Heard {
+    /// Notifications (and reconnections) heard so far.
+    pub(crate) count: AtomicU64,
+    /// Holds one wake-up for the tailer if it is busy when one comes.
+    pub(crate) tailer: Notify,
+}
 
 impl Wakeups {
+    pub(crate) fn heard(&self) -> &Heard {
+        &self.0
+    }
+
+    fn wake(&self) {
+        self.0.count.fetch_add(1, Ordering::SeqCst);
+        self.0.tailer.notify_one();
+    }
+
     /// Listens on the notification channel until `shutdown`, reconnecting
     /// as needed.
     pub fn spawn_listener(&self, pool: PgPool, supervisor: &crate::supervise::Supervisor) {
-        let notify = self.0.clone();
+        let wakeups = self.clone();
         supervisor.spawn("event-wakeups", move |beat| {
-            let (pool, notify, shutdown) = (pool.clone(), notify.clone(), beat.shutdown_token());
+            let (pool, wakeups, shutdown) = (pool.clone(), wakeups.clone(), beat.shutdown_token());
             async move {
                 loop {
                     let mut listener = match PgListener::connect_with(&pool).await {
@@ -178,26 +254,28 @@ impl Wakeups {
                             tracing::debug!(error = %error, "event listener cannot connect");
                             tokio::select! {
                                 _ = shutdown.cancelled() => return Ok(()),
-                                _ = tokio::time::sleep(POLL_FALLBACK) => continue,
+                                _ = tokio::time::sleep(LISTEN_RETRY) => continue,
                             }
                         }
                     };
                     if listener.listen(NOTIFY_CHANNEL).await.is_err() {
                         tokio::select! {
                             _ = shutdown.cancelled() => return Ok(()),
-                            _ = tokio::time::sleep(POLL_FALLBACK) => continue,
+                            _ = tokio::time::sleep(LISTEN_RETRY) => continue,
                         }
                     }
+                    // Anything appended while nobody listened is read now.
+                    wakeups.wake();
                     loop {
                         tokio::select! {
                             _ = shutdown.cancelled() => return Ok(()),
                             message = listener.try_recv() => match message {
-                                Ok(Some(_)) => notify.notify_waiters(),
+                                Ok(Some(_)) => wakeups.wake(),
                                 // The connection dropped; notifications may be
-                                // lost, so wake everyone to re-read.
-                                Ok(None) => notify.notify_waiters(),
+                                // lost, so read again.
+                                Ok(None) => wakeups.wake(),
                                 Err(_) => {
-                                    notify.notify_waiters();
+                                    wakeups.wake();
                                     break;
                                 }
                             },
@@ -209,12 +287,21 @@ impl Wakeups {
     }
 }
 
+/// Queries the feed has sent to Postgres, by who sent them: the replica's
+/// tailer, or Watch streams (subscribing with a cursor, or catching up from
+/// behind the in-memory window). Idle watchers add to neither.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FeedQueries {
+    pub tailer: u64,
+    pub watchers: u64,
+}
+
 /// The `EventFeedService` every service serves over its own event log.
 #[derive(Clone)]
 pub struct EventFeedService {
     pool: PgPool,
     source: &'static str,
-    wakeups: Wakeups,
+    tail: Arc<Tail>,
     shutdown: CancellationToken,
 }
 
@@ -226,21 +313,62 @@ impl EventFeedService {
         shutdown: CancellationToken,
     ) -> Self {
         Self {
+            tail: Arc::new(Tail::new(source, wakeups)),
             pool,
             source,
-            wakeups,
             shutdown,
         }
+    }
+
+    /// Starts the replica's tailer, the one reader of new events that every
+    /// Watch stream of this service is fed from.
+    pub fn spawn_tailer(&self, supervisor: &crate::supervise::Supervisor) {
+        let (tail, pool) = (self.tail.clone(), self.pool.clone());
+        supervisor.spawn("event-tailer", move |beat| {
+            crate::tail::run(tail.clone(), pool.clone(), beat)
+        });
+    }
+
+    /// What the feed has asked of Postgres since the service started.
+    pub fn queries(&self) -> FeedQueries {
+        self.tail.queries()
     }
 }
 
 /// A validated watch request.
 #[derive(Debug, Clone)]
-struct Filter {
+pub(crate) struct Filter {
     exact_types: Vec<String>,
-    type_prefixes: Vec<String>,
+    /// Families as given less the `*` ("referral."), matched as prefixes.
+    families: Vec<String>,
     aggregate_type: Option<String>,
     aggregate_id: Option<String>,
+}
+
+impl Filter {
+    /// Whether `event` passes, as the SQL of [`read_batch`] would say.
+    pub(crate) fn matches(&self, event: &Event) -> bool {
+        let typed = (self.exact_types.is_empty() && self.families.is_empty())
+            || self.exact_types.contains(&event.r#type)
+            || self.families.iter().any(|f| event.r#type.starts_with(f));
+        typed
+            && self
+                .aggregate_type
+                .as_ref()
+                .is_none_or(|t| *t == event.aggregate_type)
+            && self
+                .aggregate_id
+                .as_ref()
+                .is_none_or(|id| *id == event.aggregate_id)
+    }
+
+    /// The families as LIKE patterns ('_' is literal in event types).
+    fn like_patterns(&self) -> Vec<String> {
+        self.families
+            .iter()
+            .map(|family| format!("{}%", family.replace('_', "\\_")))
+            .collect()
+    }
 }
 
 /// Most event types one Watch may filter on.
@@ -252,14 +380,11 @@ fn parse_filter(request: &WatchRequest) -> Result<Filter, ApiError> {
         violations.add("after", "must be 0 or the id of an event received earlier");
     }
     let mut exact_types = Vec::new();
-    let mut type_prefixes = Vec::new();
+    let mut families = Vec::new();
     let types = limits::bounded("types", &request.types, MAX_TYPES, &mut violations);
     for (i, event_type) in types.iter().enumerate() {
         match EventTypeFilter::parse(event_type) {
-            Ok(EventTypeFilter::Family(prefix)) => {
-                // LIKE treats '_' as a wildcard; event types use it literally.
-                type_prefixes.push(format!("{}.%", prefix.replace('_', "\\_")));
-            }
+            Ok(EventTypeFilter::Family(prefix)) => families.push(format!("{prefix}.")),
             Ok(EventTypeFilter::Exact(exact)) => exact_types.push(exact),
             Err(invalid) => violations.add(format!("types[{i}]"), invalid.to_string()),
         }
@@ -286,17 +411,17 @@ fn parse_filter(request: &WatchRequest) -> Result<Filter, ApiError> {
     let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
     Ok(Filter {
         exact_types,
-        type_prefixes,
+        families,
         aggregate_type: non_empty(&request.aggregate_type),
         aggregate_id: non_empty(&request.aggregate_id),
     })
 }
 
 /// The feed's epoch, pruning horizon and head, read in one snapshot.
-struct FeedPosition {
-    epoch: String,
-    pruned_through: i64,
-    head: i64,
+pub(crate) struct FeedPosition {
+    pub(crate) epoch: String,
+    pub(crate) pruned_through: i64,
+    pub(crate) head: i64,
 }
 
 async fn position(pool: &PgPool) -> Result<FeedPosition, sqlx::Error> {
@@ -332,58 +457,75 @@ fn cursor_ahead(after: i64, head: i64) -> ApiError {
     }
 }
 
+/// The columns of an event row, as [`event_from_row`] reads them.
+pub(crate) const EVENT_COLUMNS: &str = "id, event_type, aggregate_type, aggregate_id, occurred_at,
+    payload_type, payload, traceparent, tracestate, actor_subject, actor_role, actor_tenant";
+
+pub(crate) fn event_from_row(source: &str, row: &sqlx::postgres::PgRow) -> Event {
+    let occurred_at: chrono::DateTime<chrono::Utc> = row.get("occurred_at");
+    Event {
+        id: row.get("id"),
+        r#type: row.get("event_type"),
+        aggregate_type: row.get("aggregate_type"),
+        aggregate_id: row.get("aggregate_id"),
+        occurred_at: Some(crate::time::to_timestamp(occurred_at)),
+        payload: Some(Any {
+            type_url: row.get("payload_type"),
+            value: row.get("payload"),
+        }),
+        traceparent: row.get("traceparent"),
+        tracestate: row.get("tracestate"),
+        source: source.to_owned(),
+        actor: Some(Actor {
+            subject: row.get("actor_subject"),
+            role: row.get("actor_role"),
+            tenant: row.get("actor_tenant"),
+        }),
+    }
+}
+
+/// A watcher behind the in-memory window reads for itself: the events of
+/// `filter` in `(after, upto]` (`upto` released, so final), and the pruning
+/// horizon in the same snapshot, so events pruned meanwhile are reported,
+/// never skipped.
 async fn read_batch(
     pool: &PgPool,
     source: &str,
     after: i64,
+    upto: i64,
     filter: &Filter,
-) -> Result<Vec<Event>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT id, event_type, aggregate_type, aggregate_id, occurred_at,
-                payload_type, payload, traceparent, tracestate,
-                actor_subject, actor_role, actor_tenant
-           FROM event_log
-          WHERE id > $1
-            AND ((cardinality($2::text[]) = 0 AND cardinality($3::text[]) = 0)
-                 OR event_type = ANY($2) OR event_type LIKE ANY($3))
-            AND ($4::text IS NULL OR aggregate_type = $4)
-            AND ($5::text IS NULL OR aggregate_id = $5)
-          ORDER BY id
-          LIMIT $6",
-    )
+) -> Result<(i64, Vec<Event>), sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT h.pruned_through, e.*
+           FROM event_log_horizon h
+           LEFT JOIN LATERAL (
+                SELECT {EVENT_COLUMNS}
+                  FROM event_log
+                 WHERE id > $1 AND id <= $7
+                   AND ((cardinality($2::text[]) = 0 AND cardinality($3::text[]) = 0)
+                        OR event_type = ANY($2) OR event_type LIKE ANY($3))
+                   AND ($4::text IS NULL OR aggregate_type = $4)
+                   AND ($5::text IS NULL OR aggregate_id = $5)
+                 ORDER BY id
+                 LIMIT $6) e ON true
+          ORDER BY e.id"
+    ))
     .bind(after)
     .bind(&filter.exact_types)
-    .bind(&filter.type_prefixes)
+    .bind(filter.like_patterns())
     .bind(&filter.aggregate_type)
     .bind(&filter.aggregate_id)
     .bind(BATCH)
+    .bind(upto)
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| {
-            let occurred_at: chrono::DateTime<chrono::Utc> = row.get("occurred_at");
-            Event {
-                id: row.get("id"),
-                r#type: row.get("event_type"),
-                aggregate_type: row.get("aggregate_type"),
-                aggregate_id: row.get("aggregate_id"),
-                occurred_at: Some(crate::time::to_timestamp(occurred_at)),
-                payload: Some(Any {
-                    type_url: row.get("payload_type"),
-                    value: row.get("payload"),
-                }),
-                traceparent: row.get("traceparent"),
-                tracestate: row.get("tracestate"),
-                source: source.to_owned(),
-                actor: Some(Actor {
-                    subject: row.get("actor_subject"),
-                    role: row.get("actor_role"),
-                    tenant: row.get("actor_tenant"),
-                }),
-            }
-        })
-        .collect())
+    let pruned_through = rows.first().map_or(0, |row| row.get("pruned_through"));
+    let events = rows
+        .iter()
+        .filter(|row| row.get::<Option<i64>, _>("id").is_some())
+        .map(|row| event_from_row(source, row))
+        .collect();
+    Ok((pruned_through, events))
 }
 
 fn status_message(source: &str, epoch: &str, head: i64) -> WatchResponse {
@@ -405,15 +547,23 @@ fn event_message(event: Event) -> WatchResponse {
 }
 
 impl EventFeedService {
-    pub async fn watch(
-        &self,
-        caller: Caller,
-        request: WatchRequest,
-    ) -> ApiResult<RpcStream<WatchResponse>> {
-        caller.require(&[Role::Dashboard, Role::Service, Role::Admin])?;
-        let filter = parse_filter(&request)?;
-        let pool = self.pool.clone();
-        let at_start = position(&pool).await?;
+    /// Where a new watch starts. A cursor, or the start of the feed, is
+    /// checked against Postgres (one query: retention may have moved a
+    /// moment ago); a watch from the latest event is answered from the
+    /// tailer's memory once it is running.
+    async fn starting_point(&self, request: &WatchRequest) -> ApiResult<(FeedPosition, i64)> {
+        let remembered = if request.from_latest {
+            self.tail.position()
+        } else {
+            None
+        };
+        let at_start = match remembered {
+            Some(position) => position,
+            None => {
+                self.tail.count_watcher_query();
+                position(&self.pool).await?
+            }
+        };
         if !request.epoch.is_empty() && request.epoch != at_start.epoch {
             return Err(ApiError::failed_precondition(
                 "FEED_EPOCH_CHANGED",
@@ -424,105 +574,228 @@ impl EventFeedService {
                 ),
             ));
         }
-        let mut cursor = if request.from_latest {
-            at_start.head
-        } else {
-            request.after
-        };
-        if cursor > 0 && cursor < at_start.pruned_through {
+        if request.from_latest {
+            // What committed before this call must not come as new: give
+            // the tailer a moment to release what it has heard of.
+            let cursor = self.tail.latest(SETTLE_MAX).await.unwrap_or(at_start.head);
+            return Ok((at_start, cursor));
+        }
+        if request.after == 0 {
+            // The start of what is retained.
+            let cursor = at_start.pruned_through;
+            return Ok((at_start, cursor));
+        }
+        let cursor = request.after;
+        if cursor < at_start.pruned_through {
             return Err(cursor_expired(cursor, at_start.pruned_through));
         }
         if cursor > at_start.head {
             return Err(cursor_ahead(cursor, at_start.head));
         }
+        Ok((at_start, cursor))
+    }
 
+    pub async fn watch(
+        &self,
+        caller: Caller,
+        request: WatchRequest,
+    ) -> ApiResult<RpcStream<WatchResponse>> {
+        caller.require(&[Role::Dashboard, Role::Service, Role::Admin])?;
+        let filter = parse_filter(&request)?;
+        let (at_start, cursor) = self.starting_point(&request).await?;
         let (sender, receiver) = mpsc::channel(64);
-        let wakeups = self.wakeups.0.clone();
-        let shutdown = self.shutdown.clone();
-        let source = self.source;
-        let epoch = at_start.epoch;
-        let mut head = at_start.head;
-        tokio::spawn(async move {
-            if sender
-                .send(Ok(status_message(source, &epoch, head)))
-                .await
-                .is_err()
-            {
-                return;
-            }
-            let mut last_sent = tokio::time::Instant::now();
-            loop {
-                // Armed before reading, so a commit between the read and the
-                // wait still wakes this watcher.
-                let notified = wakeups.notified();
-                tokio::pin!(notified);
-                notified.as_mut().enable();
-
-                let batch = match read_batch(&pool, source, cursor, &filter).await {
-                    Ok(batch) => batch,
-                    Err(error) => {
-                        let _ = sender.send(Err(ApiError::from(error).into())).await;
-                        return;
-                    }
-                };
-                let full = batch.len() as i64 == BATCH;
-                if let Some(last) = batch.last() {
-                    match position(&pool).await {
-                        Ok(now) if cursor > 0 && cursor < now.pruned_through => {
-                            let _ = sender
-                                .send(Err(cursor_expired(cursor, now.pruned_through).into()))
-                                .await;
-                            return;
-                        }
-                        Ok(_) => {}
-                        Err(error) => {
-                            let _ = sender.send(Err(ApiError::from(error).into())).await;
-                            return;
-                        }
-                    }
-                    let last_id = last.id;
-                    for event in batch {
-                        if sender.send(Ok(event_message(event))).await.is_err() {
-                            return;
-                        }
-                    }
-                    cursor = last_id;
-                    head = head.max(last_id);
-                    last_sent = tokio::time::Instant::now();
-                }
-                if full {
-                    continue;
-                }
-                if last_sent.elapsed() >= HEARTBEAT_INTERVAL {
-                    if let Ok(now) = position(&pool).await {
-                        head = now.head;
-                    }
-                    if sender
-                        .send(Ok(status_message(source, &epoch, head)))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                    last_sent = tokio::time::Instant::now();
-                }
-                tokio::select! {
-                    _ = shutdown.cancelled() => {
-                        let _ = sender
-                            .send(Err(Status::unavailable(
-                                "server shutting down; resume from the last event id received",
-                            )))
-                            .await;
-                        return;
-                    }
-                    _ = sender.closed() => return,
-                    _ = &mut notified => {}
-                    _ = tokio::time::sleep(POLL_FALLBACK) => {}
-                }
-            }
-        });
+        let watcher = Watcher {
+            pool: self.pool.clone(),
+            source: self.source,
+            tail: self.tail.clone(),
+            filter,
+            cursor,
+            epoch: at_start.epoch,
+            head: at_start.head,
+            sender,
+        };
+        tokio::spawn(watcher.run(self.shutdown.clone()));
         Ok(Box::pin(ReceiverStream::new(receiver)))
     }
 }
 
+/// One Watch stream: takes from the tailer's window, or reads Postgres for
+/// itself while behind it, and otherwise waits without a query.
+struct Watcher {
+    pool: PgPool,
+    source: &'static str,
+    tail: Arc<Tail>,
+    filter: Filter,
+    /// Every event up to here was sent or filtered out.
+    cursor: i64,
+    epoch: String,
+    head: i64,
+    sender: mpsc::Sender<Result<WatchResponse, Status>>,
+}
+
+/// Why a watcher stopped sending.
+enum Stop {
+    /// The consumer went away.
+    Gone,
+    /// The stream ends with this error.
+    Failed(Status),
+}
+
+impl Watcher {
+    async fn run(mut self, shutdown: CancellationToken) {
+        let mut released = self.tail.subscribe();
+        if self.status().await.is_err() {
+            return;
+        }
+        let mut last_sent = tokio::time::Instant::now();
+        loop {
+            // Marked seen before taking, so a release during the take
+            // wakes the wait below.
+            released.borrow_and_update();
+            match self.send_available().await {
+                Ok(true) => last_sent = tokio::time::Instant::now(),
+                Ok(false) => {}
+                Err(Stop::Gone) => return,
+                Err(Stop::Failed(status)) => {
+                    let _ = self.sender.send(Err(status)).await;
+                    return;
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => {
+                    let _ = self
+                        .sender
+                        .send(Err(Status::unavailable(
+                            "server shutting down; resume from the last event id received",
+                        )))
+                        .await;
+                    return;
+                }
+                _ = self.sender.closed() => return,
+                changed = released.changed() => if changed.is_err() { return },
+                _ = tokio::time::sleep_until(last_sent + HEARTBEAT_INTERVAL) => {
+                    self.head = self.head.max(self.tail.head());
+                    if self.status().await.is_err() {
+                        return;
+                    }
+                    last_sent = tokio::time::Instant::now();
+                }
+            }
+        }
+    }
+
+    async fn status(&self) -> Result<(), Stop> {
+        self.sender
+            .send(Ok(status_message(self.source, &self.epoch, self.head)))
+            .await
+            .map_err(|_| Stop::Gone)
+    }
+
+    /// Sends everything released past the cursor; says whether it sent any.
+    async fn send_available(&mut self) -> Result<bool, Stop> {
+        let mut sent = false;
+        loop {
+            match self.tail.take(self.cursor, &self.filter, CHUNK) {
+                Take::Wait => return Ok(sent),
+                Take::Events { events, through } => {
+                    for event in events {
+                        self.head = self.head.max(event.id);
+                        self.send(Event::clone(&event)).await?;
+                        sent = true;
+                    }
+                    self.cursor = through;
+                }
+                Take::Behind { released } => {
+                    self.tail.count_watcher_query();
+                    let (pruned_through, batch) =
+                        read_batch(&self.pool, self.source, self.cursor, released, &self.filter)
+                            .await
+                            .map_err(|error| Stop::Failed(ApiError::from(error).into()))?;
+                    if self.cursor > 0 && self.cursor < pruned_through {
+                        return Err(Stop::Failed(
+                            cursor_expired(self.cursor, pruned_through).into(),
+                        ));
+                    }
+                    let full = batch.len() as i64 == BATCH;
+                    let last = batch.last().map(|event| event.id);
+                    for event in batch {
+                        self.head = self.head.max(event.id);
+                        self.send(event).await?;
+                        sent = true;
+                    }
+                    self.cursor = match (full, last) {
+                        (true, Some(last)) => last,
+                        _ => released,
+                    };
+                }
+            }
+        }
+    }
+
+    async fn send(&self, event: Event) -> Result<(), Stop> {
+        self.sender
+            .send(Ok(event_message(event)))
+            .await
+            .map_err(|_| Stop::Gone)
+    }
+}
+
 onestop_contracts::impl_event_feed_service!(EventFeedService);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(event_type: &str, aggregate_type: &str, aggregate_id: &str) -> Event {
+        Event {
+            r#type: event_type.into(),
+            aggregate_type: aggregate_type.into(),
+            aggregate_id: aggregate_id.into(),
+            ..Default::default()
+        }
+    }
+
+    /// The window is filtered in memory as Postgres filters a catch-up read.
+    #[test]
+    fn filters_in_memory_select_types_families_and_aggregates() {
+        let filter = |types: &[&str], aggregate_type: &str, aggregate_id: &str| {
+            parse_filter(&WatchRequest {
+                types: types.iter().map(|t| t.to_string()).collect(),
+                aggregate_type: aggregate_type.into(),
+                aggregate_id: aggregate_id.into(),
+                ..Default::default()
+            })
+            .unwrap()
+        };
+        let opened = event("need.opened", "case", "c-1");
+        let created = event("referral.created", "referral", "r-1");
+        let breached = event("referral.sla_breached", "referral", "r-2");
+
+        let everything = filter(&[], "", "");
+        assert!(
+            [&opened, &created, &breached]
+                .iter()
+                .all(|e| everything.matches(e))
+        );
+
+        let family = filter(&["referral.*"], "", "");
+        assert!(!family.matches(&opened));
+        assert!(family.matches(&created) && family.matches(&breached));
+        // A family is a whole first word, not any prefix.
+        assert!(!filter(&["need_x.*"], "", "").matches(&opened));
+        assert!(!filter(&["refer.*"], "", "").matches(&created));
+
+        let exact = filter(&["need.opened", "referral.sla_breached"], "", "");
+        assert!(exact.matches(&opened) && exact.matches(&breached));
+        assert!(!exact.matches(&created));
+
+        let one = filter(&["referral.*"], "referral", "r-2");
+        assert!(one.matches(&breached) && !one.matches(&created));
+        assert!(!filter(&[], "case", "").matches(&created));
+        assert_eq!(family.like_patterns(), ["referral.%"]);
+        assert_eq!(
+            filter(&["sla_breach.*"], "", "").like_patterns(),
+            ["sla\\_breach.%"]
+        );
+    }
+}

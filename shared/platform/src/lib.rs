@@ -26,6 +26,7 @@ pub mod pagination;
 pub mod rpc;
 pub mod server;
 pub mod supervise;
+mod tail;
 pub mod telemetry;
 pub mod time;
 pub mod tls;

@@ -244,14 +244,11 @@ impl ServiceHost {
 
         let wakeups = Wakeups::default();
         wakeups.spawn_listener(pool.clone(), &supervisor);
-        let feed = EventFeedServiceServer::new(EventFeedService::new(
-            pool.clone(),
-            name,
-            wakeups,
-            shutdown.clone(),
-        ))
-        .max_decoding_message_size(settings.max_message_bytes)
-        .max_encoding_message_size(settings.max_message_bytes);
+        let feed_service = EventFeedService::new(pool.clone(), name, wakeups, shutdown.clone());
+        feed_service.spawn_tailer(&supervisor);
+        let feed = EventFeedServiceServer::new(feed_service)
+            .max_decoding_message_size(settings.max_message_bytes)
+            .max_encoding_message_size(settings.max_message_bytes);
 
         spawn_pruning(pool.clone(), &settings, &supervisor);
 

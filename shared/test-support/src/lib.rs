@@ -1,14 +1,15 @@
 //! Test harness for OneStop services: a fresh database per test on the real
 //! Postgres, servers on port 0 with connected clients, bearer tokens for
-//! every role, a TCP proxy that can cut the database connection, helpers
-//! to run the real binaries as child processes, and generated keys and
-//! certificates.
+//! every role, a TCP proxy that can cut the database connection, a private
+//! Postgres cluster a test may crash, helpers to run the real binaries as
+//! child processes, and generated keys and certificates.
 //!
 //! Servers under test run in development mode, so the tokens below (signed
 //! with the development keys) are accepted; [`TestKeys`] gives a test its
 //! own key set instead.
 
 mod clock;
+mod cluster;
 mod credentials;
 pub mod fixtures;
 mod postgres;
@@ -34,6 +35,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 pub use clock::ManualClock;
+pub use cluster::PrivateCluster;
 pub use credentials::{StaticHttps, TestKeys, TestPki};
 pub use postgres::{TestDb, server_url};
 pub use process::ServiceProcess;

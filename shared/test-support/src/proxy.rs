@@ -1,6 +1,7 @@
 //! A TCP proxy a test can cut and restore, to see how a service behaves
-//! while its database is unreachable, or blackhole: connections stay open
-//! and nothing gets through, as when a node is lost or a NAT drops a flow.
+//! while its database is unreachable; reset (open connections break, new
+//! ones pass); or blackhole: connections stay open and nothing gets
+//! through, as when a node is lost or a NAT drops a flow.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,6 +69,12 @@ impl TcpProxy {
     /// Breaks every open connection and refuses new ones.
     pub fn cut(&self) {
         self.state.cut.store(true, Ordering::SeqCst);
+        self.reset();
+    }
+
+    /// Breaks every open connection, as a crash of a middlebox or a peer's
+    /// reset does, and goes on accepting new ones.
+    pub fn reset(&self) {
         for link in self.state.links.lock().expect("links").drain(..) {
             link.abort();
         }
@@ -86,11 +93,16 @@ impl TcpProxy {
 }
 
 /// Copies `from` to `to` until either closes, swallowing what arrives while
-/// blackholed.
+/// blackholed; a close while blackholed is swallowed too (the link stays
+/// open and silent until the proxy drops it), so each side can notice the
+/// silence only by itself.
 async fn pump(mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite + Unpin, state: &State) {
     let mut buffer = vec![0u8; 16 * 1024];
     loop {
         match from.read(&mut buffer).await {
+            Ok(0) | Err(_) if state.blackholed.load(Ordering::SeqCst) => {
+                std::future::pending::<()>().await;
+            }
             Ok(0) | Err(_) => break,
             Ok(read) => {
                 if state.blackholed.load(Ordering::SeqCst) {

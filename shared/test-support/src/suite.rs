@@ -131,6 +131,12 @@ impl Suite {
         &self.databases[service].url
     }
 
+    /// The running process of `service`, to signal it (hang it with
+    /// `STOP`, resume it with `CONT`) or ask whether it still runs.
+    pub fn process(&mut self, service: &str) -> &mut ServiceProcess {
+        self.processes.get_mut(service).expect("a running service")
+    }
+
     /// Everything `service` has logged so far.
     pub fn output(&self, service: &str) -> Vec<String> {
         self.processes[service].output()

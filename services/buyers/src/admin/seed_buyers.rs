@@ -21,8 +21,11 @@ pub struct SeedBuyersArgs {
     #[arg(long)]
     pub file: Option<PathBuf>,
     /// The running buyer discovery service.
+    // The flag is the variable's name in kebab case, as for every setting;
+    // `--url`, its first name, stays as a hidden alias.
     #[arg(
-        long,
+        long = "buyers-url",
+        alias = "url",
         env = "ONESTOP_BUYERS_URL",
         default_value = "http://127.0.0.1:50053"
     )]

@@ -90,6 +90,43 @@ impl TryFrom<&pb::AdvanceMatchRequest> for Advance {
     }
 }
 
+/// The company's dispute of a recorded deal, validated.
+#[derive(Debug)]
+pub struct DealDispute {
+    pub deal_id: Uuid,
+    pub reason: pb::DealDisputeReason,
+    pub note: String,
+}
+
+impl TryFrom<&pb::DisputeDealRequest> for DealDispute {
+    type Error = Violations;
+    fn try_from(request: &pb::DisputeDealRequest) -> Result<Self, Violations> {
+        let mut violations = Violations::default();
+        let deal_id = violations.id("deal_id", &request.deal_id);
+        let reason = match pb::DealDisputeReason::try_from(request.reason) {
+            Ok(pb::DealDisputeReason::Unspecified) | Err(_) => {
+                violations.add(
+                    "reason",
+                    "NO_DEAL, WRONG_VALUE, WRONG_TYPE, WITHDRAWN_BY_BUYER or OTHER",
+                );
+                None
+            }
+            Ok(reason) => Some(reason),
+        };
+        let note = optional_text("note", &request.note, MAX_NOTE, &mut violations);
+        if reason == Some(pb::DealDisputeReason::Other) && note.is_empty() {
+            violations.add("note", "required when the reason is OTHER");
+        }
+        violations.finish_with(|| {
+            Some(DealDispute {
+                deal_id: deal_id?,
+                reason: reason?,
+                note,
+            })
+        })
+    }
+}
+
 /// The deal of a NEGOTIATING match, validated.
 #[derive(Debug)]
 pub struct NewDeal {

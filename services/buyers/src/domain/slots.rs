@@ -121,6 +121,46 @@ pub fn slots_between(
     slots
 }
 
+/// Why a range has no free slot for `coverage`: no shared hours (the desk
+/// would find some), no business hours at all, or all of them booked.
+pub fn why_none_free(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    buyer_zone: Tz,
+    hours: BusinessHours,
+    coverage: Coverage,
+) -> (pb::NoSlotsReason, String) {
+    if !slots_between(from, to, buyer_zone, hours, coverage).is_empty() {
+        return (
+            pb::NoSlotsReason::AllBooked,
+            "every slot in the range is already booked for the buyer or the company; \
+             try another range"
+                .into(),
+        );
+    }
+    let desk = slots_between(from, to, buyer_zone, hours, Coverage::OverseasDesk);
+    if coverage == Coverage::SeoulHours && !desk.is_empty() {
+        return (
+            pb::NoSlotsReason::NoSharedHours,
+            format!(
+                "the buyer's business hours ({buyer_zone}) never meet Seoul's in this range; \
+                 with overseas_desk the office's 24-hour online desk covers Korean night \
+                 hours ({} slots)",
+                desk.len()
+            ),
+        );
+    }
+    (
+        pb::NoSlotsReason::NoBusinessHours,
+        format!(
+            "the range holds none of the buyer's business hours (Monday to Friday, {}-{} \
+             {buyer_zone}); widen it",
+            hours.opens.format("%H:%M"),
+            hours.closes.format("%H:%M")
+        ),
+    )
+}
+
 fn round_up_to_grid(at: DateTime<Utc>) -> DateTime<Utc> {
     let step = SLOT_MINUTES * 60;
     let seconds = at.timestamp();

@@ -59,12 +59,23 @@ impl BuyersApi {
         let found = office_match(&mut conn, &caller, id, Lock::None).await?;
         let Parties { buyer_id, zone, .. } = parties(&found)?;
         let booked = store::booked_starts(&mut conn, buyer_id, &found.company_id, from, to).await?;
-        let free = slots::slots_between(from, to, zone, BusinessHours::default(), coverage)
+        let hours = BusinessHours::default();
+        let free: Vec<_> = slots::slots_between(from, to, zone, hours, coverage)
             .into_iter()
             .filter(|slot| !booked.contains(&slot.start))
             .map(|slot| slot.to_proto(zone))
             .collect();
-        Ok(pb::ListConsultationSlotsResponse { slots: free })
+        // An empty list alone reads as "nobody is free"; say which it is.
+        let (reason, hint) = if free.is_empty() {
+            slots::why_none_free(from, to, zone, hours, coverage)
+        } else {
+            (pb::NoSlotsReason::Unspecified, String::new())
+        };
+        Ok(pb::ListConsultationSlotsResponse {
+            slots: free,
+            no_slots_reason: reason as i32,
+            hint,
+        })
     }
 
     pub(super) async fn book_consultation(

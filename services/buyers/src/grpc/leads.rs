@@ -35,6 +35,7 @@ impl BuyersApi {
             &show.company_id,
         )
         .await?;
+        access::check_company_known(&mut tx, &show.company_id, "company", &show.company_id).await?;
         if let Some(first) = key
             .replay::<pb::ImportTradeShowLeadsResponse>(&mut tx)
             .await?

@@ -14,8 +14,36 @@ use super::{
 };
 use crate::access;
 use crate::domain::lifecycle::MatchStatus;
-use crate::domain::matches::{Advance, MatchListQuery, NewDeal, UnconfirmedDealQuery};
+use crate::domain::matches::{Advance, DealDispute, MatchListQuery, NewDeal, UnconfirmedDealQuery};
 use crate::store::{self, Lock, Transition};
+
+/// The deal, locked; NOT_FOUND when there is none or, with `company_id`
+/// named, when it is another company's.
+async fn company_deal(
+    conn: &mut sqlx::PgConnection,
+    id: Uuid,
+    company_id: &str,
+) -> ApiResult<pb::Deal> {
+    store::load_deal(conn, id, Lock::ForUpdate)
+        .await?
+        .filter(|deal| company_id.is_empty() || deal.company_id == company_id)
+        .ok_or_else(|| ApiError::not_found("deal", id))
+}
+
+/// Commits the company's answer on the deal and returns the deal as it
+/// left it, kept for retries under the caller's idempotency key.
+async fn answer_deal_change(
+    mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    key: &IdempotencyKey,
+    id: Uuid,
+) -> ApiResult<pb::Deal> {
+    let deal = store::load_deal(&mut tx, id, Lock::None)
+        .await?
+        .ok_or_else(|| store::vanished("deal"))?;
+    key.record(&mut tx, &deal, &deal.match_id).await?;
+    tx.commit().await?;
+    Ok(deal)
+}
 
 /// Who may list unconfirmed deals.
 const DEAL_READERS: &[Role] = &[
@@ -192,11 +220,15 @@ impl BuyersApi {
         if let Some(first) = key.replay::<pb::Deal>(&mut tx).await? {
             return Ok(first);
         }
-        let deal = store::load_deal(&mut tx, id, Lock::ForUpdate)
-            .await?
-            .ok_or_else(|| ApiError::not_found("deal", id))?;
+        let deal = company_deal(&mut tx, id, &request.company_id).await?;
         if deal.confirmed {
             return Ok(deal);
+        }
+        if deal.disputed_at.is_some() {
+            return Err(ApiError::failed_precondition(
+                "DEAL_DISPUTED",
+                format!("deal {id} was disputed by the company"),
+            ));
         }
         store::confirm_deal(&mut tx, id, self.clock.now()).await?;
         events::append(
@@ -215,12 +247,55 @@ impl BuyersApi {
             ),
         )
         .await?;
-        let deal = store::load_deal(&mut tx, id, Lock::None)
-            .await?
-            .ok_or_else(|| store::vanished("deal"))?;
-        key.record(&mut tx, &deal, &deal.match_id).await?;
-        tx.commit().await?;
-        Ok(deal)
+        answer_deal_change(tx, &key, id).await
+    }
+
+    pub(super) async fn dispute_deal(
+        &self,
+        caller: Caller,
+        request: pb::DisputeDealRequest,
+    ) -> ApiResult<pb::Deal> {
+        caller.require(COMPANY_SIDE)?;
+        let key = IdempotencyKey::new(&caller, "DisputeDeal", &request.idempotency_key, &request)?;
+        let DealDispute {
+            deal_id,
+            reason,
+            note,
+        } = DealDispute::try_from(&request)?;
+        let mut tx = self.pool.begin().await?;
+        if let Some(first) = key.replay::<pb::Deal>(&mut tx).await? {
+            return Ok(first);
+        }
+        let deal = company_deal(&mut tx, deal_id, &request.company_id).await?;
+        if deal.disputed_at.is_some() {
+            return Ok(deal);
+        }
+        if deal.confirmed {
+            return Err(ApiError::failed_precondition(
+                "DEAL_CONFIRMED",
+                format!("deal {deal_id} was confirmed by the company"),
+            ));
+        }
+        store::dispute_deal(&mut tx, deal_id, reason, &note, self.clock.now()).await?;
+        events::append(
+            &mut tx,
+            NewEvent::new(
+                BuyersEvent::DealDisputed,
+                &deal.match_id,
+                &pb::DealDisputed {
+                    deal_id: deal.deal_id.clone(),
+                    match_id: deal.match_id.clone(),
+                    need_id: deal.need_id.clone(),
+                    company_id: deal.company_id.clone(),
+                    buyer_id: deal.buyer_id.clone(),
+                    case_id: deal.case_id.clone(),
+                    reason: reason as i32,
+                },
+            ),
+        )
+        .await?;
+        tracing::info!(deal_id = %deal_id, reason = reason.as_str_name(), "deal disputed by the company");
+        answer_deal_change(tx, &key, deal_id).await
     }
 
     pub(super) async fn list_unconfirmed_deals(

@@ -21,6 +21,18 @@ pub async fn office_matched_with(
     .await
 }
 
+/// Whether buyers knows the company: intake's feed has named it (a partner
+/// works with it) or intake handed buyers one of its needs.
+pub async fn company_known(conn: &mut PgConnection, company_id: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM known_partner WHERE company_id = $1)
+             OR EXISTS (SELECT 1 FROM buyer_search WHERE company_id = $1)",
+    )
+    .bind(company_id)
+    .fetch_one(conn)
+    .await
+}
+
 /// The companies `office`'s buyers are matched with.
 pub async fn companies_matched_with_office(
     conn: &mut PgConnection,
@@ -130,7 +142,8 @@ pub async fn erase_company(
         .await?,
         deal_notes: run(
             conn,
-            "UPDATE deal SET note = '' WHERE company_id = $1 AND note <> ''",
+            "UPDATE deal SET note = '', dispute_note = ''
+              WHERE company_id = $1 AND (note <> '' OR dispute_note <> '')",
             company_id,
         )
         .await?,

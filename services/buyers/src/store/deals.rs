@@ -27,10 +27,15 @@ struct DealRow {
     recorded_at: DateTime<Utc>,
     recorded_by: String,
     confirmed_at: Option<DateTime<Utc>>,
+    disputed_at: Option<DateTime<Utc>>,
+    dispute_reason: String,
+    dispute_note: String,
+    confirmation_chases: i32,
 }
 
 const DEAL_COLUMNS: &str = "id, match_id, need_id, case_id, company_id, buyer_id, trade_office_id, deal_type, \
-     currency, amount_minor, note, recorded_at, recorded_by, confirmed_at";
+     currency, amount_minor, note, recorded_at, recorded_by, confirmed_at, disputed_at, dispute_reason, \
+     dispute_note, confirmation_chases";
 
 impl DealRow {
     fn into_proto(self) -> pb::Deal {
@@ -52,6 +57,11 @@ impl DealRow {
             confirmed: self.confirmed_at.is_some(),
             confirmed_at: self.confirmed_at.map(to_timestamp),
             case_id: self.case_id,
+            disputed_at: self.disputed_at.map(to_timestamp),
+            dispute_reason: pb::DealDisputeReason::from_str_name(&self.dispute_reason)
+                .unwrap_or_default() as i32,
+            dispute_note: self.dispute_note,
+            confirmation_chases: self.confirmation_chases.max(0) as u32,
         }
     }
 }
@@ -129,6 +139,71 @@ pub async fn confirm_deal(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Records the company's dispute of an unconfirmed deal.
+pub async fn dispute_deal(
+    conn: &mut PgConnection,
+    id: Uuid,
+    reason: pb::DealDisputeReason,
+    note: &str,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE deal SET disputed_at = $2, dispute_reason = $3, dispute_note = $4
+          WHERE id = $1 AND confirmed_at IS NULL AND disputed_at IS NULL",
+    )
+    .bind(id)
+    .bind(now)
+    .bind(reason.as_str_name())
+    .bind(note)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Deals neither confirmed nor disputed whose next chase is due at `now`
+/// (every `every_days` from recording), locked; rows another sweeper holds
+/// are skipped.
+pub async fn claim_deals_to_chase(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    every_days: i32,
+    limit: i64,
+) -> Result<Vec<pb::Deal>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {DEAL_COLUMNS} FROM deal
+          WHERE confirmed_at IS NULL AND disputed_at IS NULL
+            AND recorded_at + make_interval(days => $2 * (confirmation_chases + 1)) <= $1
+          ORDER BY recorded_at, id LIMIT $3
+          FOR UPDATE SKIP LOCKED"
+    );
+    let rows: Vec<DealRow> = sqlx::query_as(&sql)
+        .bind(now)
+        .bind(every_days)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
+    Ok(rows.into_iter().map(DealRow::into_proto).collect())
+}
+
+/// Counts one more chase of the deal; false when another sweeper got there
+/// first.
+pub async fn mark_chased(
+    conn: &mut PgConnection,
+    id: Uuid,
+    from: i32,
+) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query(
+        "UPDATE deal SET confirmation_chases = $2 + 1
+          WHERE id = $1 AND confirmation_chases = $2",
+    )
+    .bind(id)
+    .bind(from)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
 }
 
 /// Oldest first.

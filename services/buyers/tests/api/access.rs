@@ -173,12 +173,12 @@ async fn leads_reach_the_companys_partners_and_a_reimport_never_returns_stored_c
     let show = Utc::now() - Duration::days(30);
     let mut first = import(show, vec![lead("Glow Inc", "US")]);
     first.company_id = "company-c".into();
+    partner_of(&buyers, "company-c", Role::Agency, "kotra").await;
     buyers
         .service()
         .import_trade_show_leads(first.clone())
         .await
         .unwrap();
-    partner_of(&buyers, "company-c", Role::Agency, "kotra").await;
 
     // SBC does not work with the company: it imports nothing for it.
     let status = buyers

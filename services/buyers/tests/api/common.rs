@@ -31,6 +31,21 @@ impl Buyers {
         Self { server, clock }
     }
 
+    /// Puts `company_id` on file here as intake's feed would (a partner
+    /// works with it), so records may be filed under it.
+    pub async fn company_on_file(&self, company_id: &str) {
+        let mut conn = self.pool.acquire().await.expect("connection");
+        onestop_platform::company_feed::record_partner(
+            &mut conn,
+            company_id,
+            onestop_platform::Role::Advisor,
+            "advisor-on-file",
+            true,
+        )
+        .await
+        .expect("partner recorded");
+    }
+
     /// Registers a buyer for `office` and returns it.
     pub async fn register(&self, office: &str, profile: pb::BuyerProfile) -> pb::Buyer {
         self.trade_office(office)

@@ -43,6 +43,16 @@ async fn slots(
     to: DateTime<Utc>,
     desk: bool,
 ) -> Vec<pb::ConsultationSlot> {
+    slots_answer(buyers, match_id, from, to, desk).await.slots
+}
+
+async fn slots_answer(
+    buyers: &Buyers,
+    match_id: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    desk: bool,
+) -> pb::ListConsultationSlotsResponse {
     buyers
         .trade_office("kbc")
         .list_consultation_slots(pb::ListConsultationSlotsRequest {
@@ -54,7 +64,6 @@ async fn slots(
         .await
         .unwrap()
         .into_inner()
-        .slots
 }
 
 #[tokio::test]
@@ -62,15 +71,36 @@ async fn new_york_slots_follow_the_march_daylight_saving_change_against_seoul() 
     let buyers = Buyers::start().await;
     buyers.clock.set(utc(2026, 2, 1, 0, 0));
     let m = introduced(&buyers, "America/New_York").await;
-    // New York and Seoul business hours never overlap: only the desk helps.
+    // New York and Seoul business hours never overlap: only the desk helps,
+    // and the empty answer says so.
     let week = (utc(2026, 3, 2, 0, 0), utc(2026, 3, 14, 0, 0));
-    assert!(
-        slots(&buyers, &m.match_id, week.0, week.1, false)
-            .await
-            .is_empty()
+    let without_desk = slots_answer(&buyers, &m.match_id, week.0, week.1, false).await;
+    assert!(without_desk.slots.is_empty());
+    assert_eq!(
+        without_desk.no_slots_reason,
+        pb::NoSlotsReason::NoSharedHours as i32
     );
+    assert!(
+        without_desk.hint.contains("overseas_desk") && without_desk.hint.contains("180 slots"),
+        "the hint says what to do: {}",
+        without_desk.hint
+    );
+    // A weekend holds no business hours at all, desk or not.
+    let weekend = (utc(2026, 3, 7, 0, 0), utc(2026, 3, 9, 0, 0));
+    let closed = slots_answer(&buyers, &m.match_id, weekend.0, weekend.1, true).await;
+    assert_eq!(
+        closed.no_slots_reason,
+        pb::NoSlotsReason::NoBusinessHours as i32
+    );
+    assert!(closed.hint.contains("America/New_York"), "{}", closed.hint);
 
-    let found = slots(&buyers, &m.match_id, week.0, week.1, true).await;
+    let answer = slots_answer(&buyers, &m.match_id, week.0, week.1, true).await;
+    assert_eq!(
+        answer.no_slots_reason,
+        pb::NoSlotsReason::Unspecified as i32
+    );
+    assert!(answer.hint.is_empty());
+    let found = answer.slots;
     // Ten weekdays of 09:00-18:00 New York time, 18 slots each.
     assert_eq!(found.len(), 10 * 18);
     assert!(found.iter().all(|s| s.overseas_desk));
@@ -142,6 +172,17 @@ async fn concurrent_double_booking_is_refused_and_times_are_stored_in_utc() {
         assert_eq!(refused.code(), Code::AlreadyExists);
         assert_eq!(error_reason(refused), "SLOT_TAKEN");
     }
+    // The one slot of a half-hour range, booked: the empty list says why.
+    let taken = slots_answer(
+        &buyers,
+        &m.match_id,
+        start,
+        start + chrono::Duration::minutes(30),
+        true,
+    )
+    .await;
+    assert!(taken.slots.is_empty());
+    assert_eq!(taken.no_slots_reason, pb::NoSlotsReason::AllBooked as i32);
     let slot = booked[0].slot.clone().unwrap();
     assert_eq!(slot.buyer_local_start, "2026-03-10T09:00:00-04:00");
     assert_eq!(slot.seoul_local_start, "2026-03-10T22:00:00+09:00");

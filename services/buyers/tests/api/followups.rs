@@ -63,6 +63,7 @@ async fn follow_up(buyers: &Buyers, lead_id: &str, outcome: pb::FollowUpOutcome)
 #[tokio::test]
 async fn leads_get_checkpoints_and_a_rerun_imports_nothing_twice() {
     let buyers = Buyers::start().await;
+    buyers.company_on_file("company-f").await;
     let show = Utc.with_ymd_and_hms(2026, 7, 15, 0, 0, 0).unwrap();
     buyers.clock.set(show + Duration::days(1));
     let first = buyers
@@ -118,6 +119,7 @@ async fn leads_get_checkpoints_and_a_rerun_imports_nothing_twice() {
 #[tokio::test]
 async fn checkpoints_fall_due_with_the_clock_and_silent_leads_go_to_reactivation() {
     let buyers = Buyers::start().await;
+    buyers.company_on_file("company-f").await;
     let show = Utc.with_ymd_and_hms(2026, 1, 10, 0, 0, 0).unwrap();
     buyers.clock.set(show + Duration::days(1));
     let imported = buyers
@@ -222,6 +224,7 @@ async fn checkpoints_fall_due_with_the_clock_and_silent_leads_go_to_reactivation
 #[tokio::test]
 async fn a_show_date_past_the_calendar_is_refused_and_the_server_goes_on() {
     let buyers = Buyers::start().await;
+    buyers.company_on_file("company-f").await;
     for seconds in [
         DateTime::<Utc>::MAX_UTC.timestamp(),
         DateTime::<Utc>::MIN_UTC.timestamp(),
@@ -281,4 +284,49 @@ async fn the_sweeper_interval_is_a_setting() {
         .expect("runs");
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("ONESTOP_SWEEP_INTERVAL"));
+}
+
+/// Service and admin callers reach every company, so an id that names no
+/// company buyers knows (none on intake's feed, no need handed over) is
+/// refused rather than filed; a hand-off from intake puts it on file.
+#[tokio::test]
+async fn leads_for_a_company_buyers_does_not_know_are_refused() {
+    let buyers = Buyers::start().await;
+    let show = Utc::now() - Duration::days(3);
+    let mut request = import(show, vec![lead("Glow Inc", "US")]);
+    request.company_id = "company-nowhere".into();
+    for status in [
+        buyers
+            .service()
+            .import_trade_show_leads(request.clone())
+            .await
+            .unwrap_err(),
+        buyers
+            .admin()
+            .import_trade_show_leads(request.clone())
+            .await
+            .unwrap_err(),
+    ] {
+        assert_eq!(status.code(), Code::NotFound, "{status:?}");
+        assert!(status.message().contains("company-nowhere"));
+    }
+    assert_eq!(buyers.count("trade_show").await, 0);
+    assert_eq!(buyers.count("lead").await, 0);
+
+    buyers
+        .service()
+        .open_buyer_search(crate::matches::search_request(
+            "need-nowhere",
+            "company-nowhere",
+            1,
+        ))
+        .await
+        .expect("intake hands a need over");
+    let imported = buyers
+        .service()
+        .import_trade_show_leads(request)
+        .await
+        .expect("the company is on file now")
+        .into_inner();
+    assert_eq!(imported.created, 1);
 }

@@ -370,3 +370,114 @@ async fn deals_are_confirmed_by_the_company_and_unconfirmed_ones_listed_apart() 
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(buyers.count("deal").await, 2);
 }
+
+#[tokio::test]
+async fn a_disputed_deal_is_never_confirmed_and_unconfirmed_ones_are_chased_once_a_period() {
+    use pb::MatchStatus::*;
+    let buyers = Buyers::start().await;
+    let matches = proposed(&buyers).await;
+    let mut deals = Vec::new();
+    for m in &matches[..2] {
+        for step in [Introduced, MeetingScheduled, Negotiating] {
+            advance(&buyers, &m.match_id, step, pb::NoDealReason::Unspecified)
+                .await
+                .unwrap();
+        }
+        deals.push(record_deal(&buyers, &m.match_id).await.unwrap());
+    }
+    let recorded_at = deals[0].recorded_at.unwrap();
+    let recorded_at = chrono::DateTime::from_timestamp(recorded_at.seconds, 0).unwrap();
+    let chase = |days: i64| {
+        onestop_buyers::sweeper::chase_unconfirmed_deals(
+            &buyers.pool,
+            recorded_at + chrono::Duration::days(days) + chrono::Duration::minutes(1),
+        )
+    };
+    // Nothing before a week; then each deal once per week, however often
+    // the sweeper runs.
+    assert_eq!(chase(6).await.unwrap(), 0);
+    assert_eq!(chase(7).await.unwrap(), 2);
+    assert_eq!(chase(7).await.unwrap(), 0);
+
+    // A dispute needs a reason (and words for OTHER), names the company if
+    // it names one, and is idempotent.
+    let dispute = |reason: pb::DealDisputeReason, note: &str, company_id: &str| {
+        let request = pb::DisputeDealRequest {
+            deal_id: deals[0].deal_id.clone(),
+            reason: reason as i32,
+            note: note.into(),
+            company_id: company_id.into(),
+            ..Default::default()
+        };
+        let mut client = buyers.service();
+        async move { client.dispute_deal(request).await.map(|r| r.into_inner()) }
+    };
+    let status = dispute(pb::DealDisputeReason::Other, "", "")
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let status = dispute(pb::DealDisputeReason::WrongValue, "", "company-2")
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "another company's deal");
+    for _ in 0..2 {
+        let disputed = dispute(
+            pb::DealDisputeReason::WrongValue,
+            "it was USD, not EUR",
+            "company-1",
+        )
+        .await
+        .unwrap();
+        assert!(disputed.disputed_at.is_some());
+        assert_eq!(
+            disputed.dispute_reason,
+            pb::DealDisputeReason::WrongValue as i32
+        );
+        assert_eq!(disputed.confirmation_chases, 1);
+    }
+    let disputed: Vec<pb::DealDisputed> = buyers.event_payloads(BuyersEvent::DealDisputed).await;
+    assert_eq!(disputed.len(), 1);
+    assert_eq!(disputed[0].need_id, "need-1");
+    let status = buyers
+        .service()
+        .confirm_deal(pb::ConfirmDealRequest {
+            deal_id: deals[0].deal_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(error_reason(&status), "DEAL_DISPUTED");
+
+    // The second deal is confirmed; a confirmed deal is not disputed.
+    buyers
+        .service()
+        .confirm_deal(pb::ConfirmDealRequest {
+            deal_id: deals[1].deal_id.clone(),
+            company_id: "company-1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let status = buyers
+        .service()
+        .dispute_deal(pb::DisputeDealRequest {
+            deal_id: deals[1].deal_id.clone(),
+            reason: pb::DealDisputeReason::NoDeal as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(error_reason(&status), "DEAL_CONFIRMED");
+
+    // Neither is chased again: one disputed, one confirmed.
+    assert_eq!(chase(30).await.unwrap(), 0);
+    let due: Vec<pb::DealConfirmationDue> = buyers
+        .event_payloads(BuyersEvent::DealConfirmationDue)
+        .await;
+    assert_eq!(due.len(), 2);
+    assert!(
+        due.iter()
+            .all(|d| d.chase == 1 && d.trade_office_id == "kbc-newyork")
+    );
+}

@@ -117,6 +117,7 @@ fn sizes_and_distinct(pages: &[Vec<String>]) -> (Vec<usize>, usize) {
 #[tokio::test]
 async fn lists_continue_where_their_tokens_say() {
     let buyers = Buyers::start().await;
+    buyers.company_on_file("company-f").await;
     let matches = proposed(&buyers).await;
     for m in &matches {
         for step in [

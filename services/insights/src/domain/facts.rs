@@ -475,6 +475,8 @@ fn buyers_event(
         | BuyersEvent::SampleFeedback
         | BuyersEvent::FollowUpDue
         | BuyersEvent::LeadReactivation
+        | BuyersEvent::DealDisputed
+        | BuyersEvent::DealConfirmationDue
         | BuyersEvent::PersonalDataErased => Meaning::of(Vec::new(), ""),
     })
 }
@@ -668,8 +670,8 @@ fn mentoring_event(kind: MentoringEvent, event: &Event) -> Result<Meaning, Undec
                 summary,
             )
         }
-        MentoringEvent::PersonalDataErased | MentoringEvent::RequestWithdrawn => {
-            Meaning::of(Vec::new(), "")
-        }
+        MentoringEvent::PersonalDataErased
+        | MentoringEvent::RequestWithdrawn
+        | MentoringEvent::CadenceChanged => Meaning::of(Vec::new(), ""),
     })
 }

@@ -1,6 +1,8 @@
 //! Cases: which needs a case gets and who owns each, how far a need has
 //! come, and what the case RPCs ask for, validated.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use onestop_contracts::intake::v1 as pb;
 use onestop_domain::{CountryCode, GrowthStage, HsInterest, NeedCategory, NeedOwner};
@@ -9,6 +11,8 @@ use onestop_platform::{Violations, limits};
 use uuid::Uuid;
 
 use limits::{MAX_NEEDS, MAX_NOTE as MAX_DETAIL};
+/// Program ids are referral's directory keys ("sbc.buyer-matching").
+const MAX_PROGRAM_ID: usize = limits::MAX_LABEL;
 
 #[derive(Debug, Clone)]
 pub struct NeedSpec {
@@ -16,6 +20,36 @@ pub struct NeedSpec {
     pub detail: String,
     pub target_markets: Vec<CountryCode>,
     pub hs_codes: Vec<HsInterest>,
+    /// The agency program the partner chose; empty when none.
+    pub program_id: String,
+}
+
+/// Which service serves each need category: intake's `category_owner`
+/// table, read in the transaction that opens the needs, so changing the
+/// routing is an update of data, not a release.
+#[derive(Debug, Clone)]
+pub struct CategoryOwners(HashMap<NeedCategory, NeedOwner>);
+
+impl CategoryOwners {
+    /// `None` when a category has no owner in the table (the table was
+    /// edited by hand and lost a row): routing refuses rather than guess.
+    pub fn new(owners: HashMap<NeedCategory, NeedOwner>) -> Option<Self> {
+        NeedCategory::ALL
+            .iter()
+            .all(|category| owners.contains_key(category))
+            .then_some(Self(owners))
+    }
+
+    /// The owner of a need: referral when it names an agency program (the
+    /// directory is referral's, whatever the category), else the one its
+    /// category's row names.
+    pub fn owner_of(&self, spec: &NeedSpec) -> NeedOwner {
+        if spec.program_id.is_empty() {
+            self.0[&spec.category]
+        } else {
+            NeedOwner::Referral
+        }
+    }
 }
 
 /// A need as the case will hold it.
@@ -391,12 +425,20 @@ fn parse_needs(needs: &[pb::NeedRequest], violations: &mut Violations) -> Vec<Ne
         }
         hs_codes.sort();
         hs_codes.dedup();
+        let program_id = need.program_id.trim();
+        if program_id.len() > MAX_PROGRAM_ID || !program_id.chars().all(|c| c.is_ascii_graphic()) {
+            violations.add(
+                field("program_id"),
+                format!("at most {MAX_PROGRAM_ID} printable ASCII characters"),
+            );
+        }
         if let Some(category) = category {
             specs.push(NeedSpec {
                 category,
                 detail: detail.to_owned(),
                 target_markets,
                 hs_codes,
+                program_id: program_id.to_owned(),
             });
         }
     }
@@ -416,9 +458,13 @@ pub struct Standing {
 /// merchant, unless the case asks for one or the company already has an
 /// open mentoring need: such companies need one long-term advisor more than
 /// anything else, and one is enough.
-pub fn plan(requested: Vec<NeedSpec>, standing: Standing) -> Vec<PlannedNeed> {
-    let mut planned = route(requested);
-    if let Some(advisor) = advisor_by_rule(&planned, standing) {
+pub fn plan(
+    requested: Vec<NeedSpec>,
+    standing: Standing,
+    owners: &CategoryOwners,
+) -> Vec<PlannedNeed> {
+    let mut planned = route(requested, owners);
+    if let Some(advisor) = advisor_by_rule(&planned, standing, owners) {
         planned.push(advisor);
     }
     planned
@@ -426,18 +472,22 @@ pub fn plan(requested: Vec<NeedSpec>, standing: Standing) -> Vec<PlannedNeed> {
 
 /// Each need to its owner, as asked: AddNeeds adds exactly what the
 /// partner names.
-pub fn route(requested: Vec<NeedSpec>) -> Vec<PlannedNeed> {
+pub fn route(requested: Vec<NeedSpec>, owners: &CategoryOwners) -> Vec<PlannedNeed> {
     requested
         .into_iter()
         .map(|spec| PlannedNeed {
-            owner: spec.category.owner(),
+            owner: owners.owner_of(&spec),
             spec,
             added_by_rule: false,
         })
         .collect()
 }
 
-fn advisor_by_rule(requested: &[PlannedNeed], standing: Standing) -> Option<PlannedNeed> {
+fn advisor_by_rule(
+    requested: &[PlannedNeed],
+    standing: Standing,
+    owners: &CategoryOwners,
+) -> Option<PlannedNeed> {
     let Standing {
         stage,
         small_merchant,
@@ -461,16 +511,18 @@ fn advisor_by_rule(requested: &[PlannedNeed], standing: Standing) -> Option<Plan
     } else {
         stage.as_str()
     };
+    let spec = NeedSpec {
+        category: NeedCategory::Mentoring,
+        detail: format!(
+            "Long-term export advisor (at least three years), added because the company is {reason}"
+        ),
+        target_markets: markets,
+        hs_codes: Vec::new(),
+        program_id: String::new(),
+    };
     Some(PlannedNeed {
-        spec: NeedSpec {
-            category: NeedCategory::Mentoring,
-            detail: format!(
-                "Long-term export advisor (at least three years), added because the company is {reason}"
-            ),
-            target_markets: markets,
-            hs_codes: Vec::new(),
-        },
-        owner: NeedOwner::Mentoring,
+        owner: owners.owner_of(&spec),
+        spec,
         added_by_rule: true,
     })
 }
@@ -485,7 +537,42 @@ mod tests {
             detail: String::new(),
             target_markets: vec![CountryCode::parse("VN").unwrap()],
             hs_codes: vec![],
+            program_id: String::new(),
         }
+    }
+
+    /// The routing the first migration seeds.
+    fn owners() -> CategoryOwners {
+        use NeedCategory::*;
+        CategoryOwners::new(
+            NeedCategory::ALL
+                .into_iter()
+                .map(|category| {
+                    let owner = match category {
+                        Mentoring => NeedOwner::Mentoring,
+                        BuyerDiscovery
+                        | SampleTestMarketing
+                        | TradeShowFollowUp
+                        | MarketDiversification => NeedOwner::Buyers,
+                        _ => NeedOwner::Referral,
+                    };
+                    (category, owner)
+                })
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_named_program_sends_any_need_to_referral() {
+        let owners = owners();
+        let mut discovery = need(NeedCategory::BuyerDiscovery);
+        assert_eq!(owners.owner_of(&discovery), NeedOwner::Buyers);
+        discovery.program_id = "sbc.buyer-matching".into();
+        assert_eq!(owners.owner_of(&discovery), NeedOwner::Referral);
+        let mut partial: HashMap<_, _> = HashMap::new();
+        partial.insert(NeedCategory::Mentoring, NeedOwner::Mentoring);
+        assert!(CategoryOwners::new(partial).is_none());
     }
 
     fn standing(stage: GrowthStage, small_merchant: bool, has_open: bool) -> Standing {
@@ -512,7 +599,7 @@ mod tests {
     fn early_companies_and_small_merchants_get_an_advisor() {
         let finance = || vec![need(NeedCategory::ExportFinance)];
         for stage in [GrowthStage::Domestic, GrowthStage::FirstExport] {
-            let planned = plan(finance(), standing(stage, false, false));
+            let planned = plan(finance(), standing(stage, false, false), &owners());
             assert_eq!(planned.len(), 2);
             assert!(planned[1].added_by_rule);
             assert_eq!(planned[1].owner, NeedOwner::Mentoring);
@@ -521,13 +608,15 @@ mod tests {
                 vec![CountryCode::parse("VN").unwrap()]
             );
         }
-        let planned = |stage, small, has_open| plan(finance(), standing(stage, small, has_open));
+        let planned =
+            |stage, small, has_open| plan(finance(), standing(stage, small, has_open), &owners());
         assert_eq!(planned(GrowthStage::Strong, true, false).len(), 2);
         assert_eq!(planned(GrowthStage::Promising, false, false).len(), 1);
         assert_eq!(planned(GrowthStage::Domestic, false, true).len(), 1);
         let asked = plan(
             vec![need(NeedCategory::Mentoring)],
             standing(GrowthStage::Domestic, true, false),
+            &owners(),
         );
         assert_eq!(asked.len(), 1);
         assert!(!asked[0].added_by_rule);

@@ -3,6 +3,8 @@
 
 pub mod case;
 pub mod company;
+pub mod ladder;
+pub mod markets;
 pub mod owner_events;
 pub mod partner;
 pub mod readiness;

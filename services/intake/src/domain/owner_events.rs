@@ -37,6 +37,8 @@ const BUYERS_FOLLOWED: &[BuyersEvent] = &[
     BuyersEvent::ConsultationBooked,
     BuyersEvent::DealRecorded,
     BuyersEvent::DealConfirmed,
+    BuyersEvent::DealDisputed,
+    BuyersEvent::DealConfirmationDue,
     BuyersEvent::SampleStarted,
     BuyersEvent::SampleFeedback,
     BuyersEvent::SampleCertificationGap,
@@ -491,6 +493,31 @@ fn buyers_update(event: &Event) -> Option<OwnerUpdate> {
                 named(&e.need_id, &e.case_id, &e.company_id, discovery),
                 format!("Deal with buyer {} confirmed by the company", e.buyer_id),
                 Some(NeedStatus::Done),
+            )
+        }
+        BuyersEvent::DealDisputed => {
+            let e: buyers::DealDisputed = decode(event)?;
+            let reason = buyers::DealDisputeReason::try_from(e.reason)
+                .map(|r| enum_name(r.as_str_name(), "DEAL_DISPUTE_REASON_"))
+                .unwrap_or_default();
+            update(
+                named(&e.need_id, &e.case_id, &e.company_id, discovery),
+                format!(
+                    "Deal {} with buyer {} disputed by the company ({reason}); the need stays open",
+                    e.deal_id, e.buyer_id
+                ),
+                None,
+            )
+        }
+        BuyersEvent::DealConfirmationDue => {
+            let e: buyers::DealConfirmationDue = decode(event)?;
+            update(
+                named(&e.need_id, &e.case_id, &e.company_id, discovery),
+                format!(
+                    "Deal {} with buyer {} still awaits the company's confirmation (reminder {})",
+                    e.deal_id, e.buyer_id, e.chase
+                ),
+                None,
             )
         }
         BuyersEvent::SampleStarted => {

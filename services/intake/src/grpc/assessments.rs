@@ -9,10 +9,10 @@ use uuid::Uuid;
 
 use super::companies::{stage_event, vanished};
 use super::{IntakeApi, READERS, WRITERS};
-use crate::access;
 use crate::domain::company::{languages_of, stage_of};
 use crate::domain::readiness::{self, AssessmentQuery, Diagnose};
 use crate::store::{self, Lock, NewAssessment};
+use crate::{access, ladder};
 
 impl IntakeApi {
     pub(super) async fn diagnose_readiness(
@@ -78,6 +78,12 @@ impl IntakeApi {
                 stage_event(company_id, before, diagnosis.stage, "assessment"),
             )
             .await?;
+            let moved = store::load_company(&mut tx, company_id, Lock::None)
+                .await?
+                .ok_or_else(|| vanished("company"))?;
+            let follow_ons =
+                ladder::open_follow_ons(&mut tx, &moved, before, diagnosis.stage).await?;
+            events::append_all(&mut tx, follow_ons).await?;
         }
         let assessment = store::load_assessment(&mut tx, assessment_id)
             .await?

@@ -88,7 +88,8 @@ impl IntakeApi {
             small_merchant: company.profile.as_ref().is_some_and(|p| p.small_merchant),
             has_open_mentoring_need: store::has_open_mentoring_need(&mut tx, company_id).await?,
         };
-        let planned = case::plan(needs, standing);
+        let owners = store::category_owners(&mut tx).await?;
+        let planned = case::plan(needs, standing, &owners);
 
         let case_id = Uuid::now_v7();
         let opened = IntakeEvent::CaseOpened;
@@ -163,7 +164,8 @@ impl IntakeApi {
             .ok_or_else(|| vanished("company"))?;
         let snapshot = snapshot(&company);
         let first_position = store::next_need_position(&mut tx, case_id).await?;
-        let planned = case::route(needs);
+        let owners = store::category_owners(&mut tx).await?;
+        let planned = case::route(needs, &owners);
         let mut need_events = Vec::with_capacity(planned.len());
         for (offset, need) in planned.iter().enumerate() {
             let (_, event) =

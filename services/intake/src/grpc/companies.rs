@@ -10,11 +10,11 @@ use onestop_platform::{ApiError, ApiResult, Caller};
 use uuid::Uuid;
 
 use super::{IntakeApi, READERS, WRITERS};
-use crate::access;
 use crate::domain::company::{self, CompanyChange, CompanyQuery, NewCompany, stage_of};
 use crate::domain::partner::{Partner, Relationship, Source, State};
 use crate::relationships;
 use crate::store::{self, Lock};
+use crate::{access, ladder};
 
 pub(super) fn stage_event(
     company_id: Uuid,
@@ -190,6 +190,12 @@ impl IntakeApi {
         let before = stage_of(&current);
         if profile.stage() != before {
             events::append(&mut tx, stage_event(id, before, profile.stage(), "update")).await?;
+            let moved = store::load_company(&mut tx, id, Lock::None)
+                .await?
+                .ok_or_else(|| vanished("company"))?;
+            let follow_ons =
+                ladder::open_follow_ons(&mut tx, &moved, before, profile.stage()).await?;
+            events::append_all(&mut tx, follow_ons).await?;
         }
         let company = store::load_company(&mut tx, id, Lock::None)
             .await?

@@ -9,12 +9,16 @@
 mod assessments;
 mod cases;
 mod companies;
+mod deals;
 mod erasure;
 mod partners;
+mod programs;
 mod timeline;
 
 use onestop_platform::Role;
+use onestop_platform::client::ServiceCredentials;
 use sqlx::PgPool;
+use tonic::transport::Channel;
 
 /// Partners and services that register companies and open cases.
 const WRITERS: &[Role] = &[Role::Agency, Role::Advisor, Role::Service, Role::Admin];
@@ -29,14 +33,26 @@ const READERS: &[Role] = &[
     Role::Dashboard,
 ];
 
+/// The owners intake asks on a partner's behalf: referral for its
+/// directory, buyers for the company's answer on a deal.
+#[derive(Clone)]
+pub struct Downstreams {
+    /// `None` when ONESTOP_REFERRAL_URL is unset.
+    pub referral: Option<Channel>,
+    /// `None` when ONESTOP_BUYERS_URL is unset.
+    pub buyers: Option<Channel>,
+    pub credentials: ServiceCredentials,
+}
+
 #[derive(Clone)]
 pub struct IntakeApi {
     pool: PgPool,
+    downstreams: Downstreams,
 }
 
 impl IntakeApi {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    pub fn new(pool: PgPool, downstreams: Downstreams) -> Self {
+        Self { pool, downstreams }
     }
 }
 

@@ -14,7 +14,9 @@ use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
 use super::{Lock, load_company};
-use crate::domain::case::{CaseFilter, CaseStatus, CloseCause, NeedStatus, PlannedNeed};
+use crate::domain::case::{
+    CaseFilter, CaseStatus, CategoryOwners, CloseCause, NeedStatus, PlannedNeed,
+};
 use crate::domain::company::snapshot;
 use crate::domain::partner::Partner;
 
@@ -32,6 +34,27 @@ pub async fn has_open_mentoring_need(
     .bind(NeedCategory::Mentoring.as_str())
     .fetch_one(conn)
     .await
+}
+
+/// Which service serves each need category, as the `category_owner`
+/// table says now.
+pub async fn category_owners(conn: &mut PgConnection) -> Result<CategoryOwners, sqlx::Error> {
+    let rows: Vec<(String, String)> = sqlx::query_as("SELECT category, owner FROM category_owner")
+        .fetch_all(conn)
+        .await?;
+    let owners = rows
+        .iter()
+        .filter_map(|(category, owner)| {
+            Some((
+                NeedCategory::from_stored(category)?,
+                NeedOwner::from_stored(owner)?,
+            ))
+        })
+        .collect();
+    CategoryOwners::new(owners).ok_or_else(|| {
+        // A fault of intake's own data, not of the database's reachability.
+        sqlx::Error::Decode("category_owner names no owner for some need category".into())
+    })
 }
 
 pub async fn insert_case(
@@ -58,8 +81,8 @@ pub async fn insert_need(
 ) -> Result<DateTime<Utc>, sqlx::Error> {
     sqlx::query_scalar(
         "INSERT INTO need (id, case_id, position, category, owner, detail, target_markets, hs_codes,
-                           status, added_by_rule, delivery)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'PENDING')
+                           status, added_by_rule, delivery, program_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'PENDING', $11)
          RETURNING opened_at",
     )
     .bind(need_id)
@@ -72,6 +95,7 @@ pub async fn insert_need(
     .bind(need.spec.hs_codes.iter().map(|c| c.as_str()).collect::<Vec<_>>())
     .bind(NeedStatus::Open.as_str())
     .bind(need.added_by_rule)
+    .bind(&need.spec.program_id)
     .fetch_one(conn)
     .await
 }
@@ -117,6 +141,7 @@ fn need(row: &PgRow) -> pb::Need {
         finished_at: row
             .get::<Option<DateTime<Utc>>, _>("finished_at")
             .map(to_timestamp),
+        program_id: row.get("program_id"),
     }
 }
 
@@ -127,7 +152,7 @@ pub const NEEDS_SHOWN_ON_CASE: u32 = 50;
 
 const NEED_COLUMNS: &str = "case_id, id, position, category, owner, detail, target_markets,
     hs_codes, status, added_by_rule, delivery, delivery_attempts, opened_at, last_delivery_error,
-    next_delivery_at, delivered_at, owner_record_id, cancel_reason, finished_at";
+    next_delivery_at, delivered_at, owner_record_id, cancel_reason, finished_at, program_id";
 
 /// The needs a case shows, and the token for the rest (empty for none).
 #[derive(Debug, Default)]
@@ -394,6 +419,7 @@ pub async fn rebuild_hand_off(
         hs_codes: need.hs_codes,
         company: company.as_ref().map(snapshot),
         opened_at: need.opened_at,
+        program_id: need.program_id,
     }))
 }
 
@@ -653,4 +679,38 @@ pub async fn next_need_position(
             .fetch_one(conn)
             .await?;
     Ok(position.max(0) as usize)
+}
+
+/// The categories of the company's needs still open, on any of its cases.
+pub async fn open_need_categories(
+    conn: &mut PgConnection,
+    company_id: Uuid,
+) -> Result<Vec<NeedCategory>, sqlx::Error> {
+    let stored: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT n.category FROM need n JOIN support_case c ON c.id = n.case_id
+          WHERE c.company_id = $1 AND n.status NOT IN ('DONE', 'CANCELLED')",
+    )
+    .bind(company_id)
+    .fetch_all(conn)
+    .await?;
+    Ok(stored
+        .iter()
+        .filter_map(|c| NeedCategory::from_stored(c))
+        .collect())
+}
+
+/// The company's latest open case, locked so a feed follower closing it
+/// waits for (or is waited on by) the needs added to it.
+pub async fn lock_latest_open_case(
+    conn: &mut PgConnection,
+    company_id: Uuid,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM support_case WHERE company_id = $1 AND status = $2
+          ORDER BY opened_at DESC, id DESC LIMIT 1 FOR UPDATE",
+    )
+    .bind(company_id)
+    .bind(CaseStatus::Open.as_str())
+    .fetch_optional(conn)
+    .await
 }

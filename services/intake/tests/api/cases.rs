@@ -14,6 +14,7 @@ fn need(category: NeedCategory) -> pb::NeedRequest {
         detail: format!("{category:?} for our cushion compact"),
         target_markets: vec!["VN".into(), "TH".into()],
         hs_codes: vec!["3304".into()],
+        ..Default::default()
     }
 }
 
@@ -195,6 +196,7 @@ async fn bad_needs_are_refused_and_nothing_is_stored() {
                     detail: String::new(),
                     target_markets: vec!["Vietnam".into()],
                     hs_codes: vec!["33049".into()],
+                    ..Default::default()
                 },
             ],
         })

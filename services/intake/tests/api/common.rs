@@ -5,7 +5,9 @@ use onestop_contracts::intake::v1 as pb;
 use onestop_intake::startup::Application;
 use onestop_intake::upstreams::UpstreamSettings;
 use onestop_platform::config::ServerSettings;
-pub use onestop_test_support::fixtures::{krw, usd};
+pub use onestop_test_support::fixtures::{
+    company_profile as profile, krw, registration_number, usd,
+};
 use onestop_test_support::{Bearer, IntakeClient, TestDb, TestServer};
 pub use onestop_test_support::{error_reason, violations};
 
@@ -93,37 +95,5 @@ impl Intake {
             .await
             .expect("registers")
             .into_inner()
-    }
-}
-
-/// A valid registration number made from `seed` (check digit computed).
-pub fn registration_number(seed: u32) -> String {
-    let body = format!("{:09}", 100_000_000 + seed % 800_000_000);
-    let d: Vec<u32> = body.chars().map(|c| c.to_digit(10).unwrap()).collect();
-    let weights = [1, 3, 7, 1, 3, 7, 1, 3, 5];
-    let sum: u32 = d.iter().zip(weights).map(|(a, b)| a * b).sum::<u32>() + d[8] * 5 / 10;
-    format!("{body}{}", (10 - sum % 10) % 10)
-}
-
-pub fn profile(number: &str) -> pb::CompanyProfile {
-    pb::CompanyProfile {
-        business_registration_number: number.into(),
-        name_ko: "한빛화장품".into(),
-        name_en: "Hanbit Cosmetics Co., Ltd.".into(),
-        region: "KR-26".into(),
-        industry_ksic: "20423".into(),
-        hs_codes: vec!["330499".into(), "330420".into()],
-        employees: 24,
-        annual_revenue: Some(krw(3_200_000_000)),
-        export_revenue: Some(usd(0)),
-        export_countries: vec![],
-        languages: vec!["ko".into(), "en".into()],
-        small_merchant: false,
-        contacts: vec![pb::Contact {
-            name: "Kim Jiwoo".into(),
-            title: "Export manager".into(),
-            email: "jiwoo.kim@hanbit-cosmetics.kr".into(),
-            phone: "+82 51-555-0142".into(),
-        }],
     }
 }

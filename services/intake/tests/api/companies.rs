@@ -58,7 +58,15 @@ async fn updates_replace_the_masked_fields_and_move_the_stage() {
             IntakeEvent::CompanyRegistered,
             IntakeEvent::PartnerChanged,
             IntakeEvent::CompanyUpdated,
-            IntakeEvent::CompanyStageChanged
+            IntakeEvent::CompanyStageChanged,
+            // DOMESTIC -> PROMISING crosses two rungs of the ladder: their
+            // follow-on needs (advisor, buyers, markets, finance) open on
+            // a case of their own.
+            IntakeEvent::CaseOpened,
+            IntakeEvent::NeedOpened,
+            IntakeEvent::NeedOpened,
+            IntakeEvent::NeedOpened,
+            IntakeEvent::NeedOpened,
         ]
         .map(IntakeEvent::name)
     );
@@ -113,8 +121,10 @@ async fn updates_replace_the_masked_fields_and_move_the_stage() {
         assert_eq!(status.code(), Code::InvalidArgument);
         assert_eq!(violations(&status), ["update_mask"]);
     }
-    // Registration, KOTRA's partnership, the update and the stage change.
-    assert_eq!(intake.count("event_log").await, 4);
+    // Registration, KOTRA's partnership, the update, the stage change and
+    // its follow-on case with four needs: none of the refused updates added
+    // any.
+    assert_eq!(intake.count("event_log").await, 9);
 }
 
 #[tokio::test]

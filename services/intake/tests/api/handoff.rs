@@ -124,6 +124,7 @@ async fn open_finance_case(intake: &Intake, seed: u32) -> (pb::Case, pb::Need) {
                 detail: "Working capital for a first order to Vietnam".into(),
                 target_markets: vec!["VN".into()],
                 hs_codes: vec!["330499".into()],
+                ..Default::default()
             }],
         })
         .await

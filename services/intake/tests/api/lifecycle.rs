@@ -18,6 +18,7 @@ fn need(category: NeedCategory) -> pb::NeedRequest {
         detail: format!("{category:?} for our cushion compact"),
         target_markets: vec!["VN".into()],
         hs_codes: vec!["3304".into()],
+        ..Default::default()
     }
 }
 

@@ -322,6 +322,27 @@ fn table() -> Vec<Row> {
                 ..Default::default()
             }).await)
         }),
+        row!("onestop.intake.v1.IntakeService/RecommendPrograms" on Intake, INTAKE_WRITERS, HIDDEN, |w, b| {
+            one(w.intake(b).recommend_programs(intake::RecommendProgramsRequest {
+                company_id: w.company_id.clone(),
+                category: NeedCategory::ExportFinance as i32,
+            }).await)
+        }),
+        // The deal's own fields are judged once the caller may speak for the
+        // company: a missing deal id is a complaint about the request.
+        row!("onestop.intake.v1.IntakeService/ConfirmDeal" on Intake, INTAKE_WRITERS, HIDDEN, |w, b| {
+            one(w.intake(b).confirm_deal(intake::ConfirmDealRequest {
+                company_id: w.company_id.clone(),
+                ..Default::default()
+            }).await)
+        }),
+        row!("onestop.intake.v1.IntakeService/DisputeDeal" on Intake, INTAKE_WRITERS, HIDDEN, |w, b| {
+            one(w.intake(b).dispute_deal(intake::DisputeDealRequest {
+                company_id: w.company_id.clone(),
+                reason: buyers::DealDisputeReason::NoDeal as i32,
+                ..Default::default()
+            }).await)
+        }),
         row!("onestop.intake.v1.IntakeService/GetCase" on Intake, INTAKE_READERS, HIDDEN, |w, b| {
             one(w.intake(b).get_case(intake::GetCaseRequest { case_id: w.case_id.clone() }).await)
         }),
@@ -559,6 +580,13 @@ fn table() -> Vec<Row> {
         row!("onestop.buyers.v1.BuyerService/ConfirmDeal" on Buyers, INTERNAL, OPEN, |w, b| {
             one(w.buyers(b).confirm_deal(buyers::ConfirmDealRequest {
                 deal_id: uuid::Uuid::now_v7().to_string(),
+                ..Default::default()
+            }).await)
+        }),
+        row!("onestop.buyers.v1.BuyerService/DisputeDeal" on Buyers, INTERNAL, OPEN, |w, b| {
+            one(w.buyers(b).dispute_deal(buyers::DisputeDealRequest {
+                deal_id: uuid::Uuid::now_v7().to_string(),
+                reason: buyers::DealDisputeReason::NoDeal as i32,
                 ..Default::default()
             }).await)
         }),

@@ -21,6 +21,7 @@ fn need(category: NeedCategory, detail: &str) -> pb::NeedRequest {
         detail: detail.into(),
         target_markets: vec!["US".into()],
         hs_codes: vec!["330499".into()],
+        ..Default::default()
     }
 }
 
@@ -352,28 +353,7 @@ async fn an_erasure_reaches_every_owner_and_each_reports_what_it_erased() {
     let id = company.company_id.clone();
     // What the owners come to hold about the company: the referral's
     // detail, a session's notes, a trade-show lead's contacts.
-    let assignment = {
-        let mut found = None;
-        for _ in 0..200 {
-            match wired
-                .mentoring
-                .admin()
-                .get_assignment(mentoring_pb::GetAssignmentRequest {
-                    lookup: Some(mentoring_pb::get_assignment_request::Lookup::CompanyId(
-                        id.clone(),
-                    )),
-                })
-                .await
-            {
-                Ok(found_now) => {
-                    found = Some(found_now.into_inner());
-                    break;
-                }
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
-            }
-        }
-        found.expect("the company gets its advisor")
-    };
+    let assignment = wired.assignment_of(&id).await;
     wired
         .mentoring
         .advisor(&wired.advisor_id)
@@ -515,4 +495,78 @@ async fn an_erasure_reaches_every_owner_and_each_reports_what_it_erased() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
+}
+
+/// Intake hands a mentoring need the languages of its target markets, so
+/// mentoring's language factor scores: of two advisors alike but for their
+/// languages, the one who speaks Vietnamese gets the company bound for
+/// Vietnam, with the language named in the score.
+#[tokio::test]
+async fn a_mentoring_need_for_vietnam_goes_to_the_advisor_who_speaks_vietnamese() {
+    let wired = Wired::start().await;
+    let first = wired
+        .mentoring
+        .admin()
+        .get_advisor(mentoring_pb::GetAdvisorRequest {
+            advisor_id: wired.advisor_id.clone(),
+        })
+        .await
+        .expect("the loaded advisor")
+        .into_inner();
+    let mut profile_vi = first.profile.expect("a profile");
+    profile_vi.languages = vec!["ko".into(), "vi".into()];
+    profile_vi.contact = Some(mentoring_pb::AdvisorContact {
+        name: "Tran Thi Lan".into(),
+        email: "lan.tran@example.kr".into(),
+        phone: "+82 2-555-0142".into(),
+    });
+    let speaks_vietnamese = wired
+        .mentoring
+        .admin()
+        .register_advisor(mentoring_pb::RegisterAdvisorRequest {
+            profile: Some(profile_vi),
+            ..Default::default()
+        })
+        .await
+        .expect("second advisor registers")
+        .into_inner()
+        .advisor_id;
+
+    let company = wired
+        .intake
+        .kotra()
+        .register_company(pb::RegisterCompanyRequest {
+            profile: Some(profile(&registration_number(61))),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    wired
+        .intake
+        .kotra()
+        .open_case(pb::OpenCaseRequest {
+            company_id: company.company_id.clone(),
+            needs: vec![pb::NeedRequest {
+                category: NeedCategory::Mentoring as i32,
+                target_markets: vec!["VN".into()],
+                hs_codes: vec!["330499".into()],
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    let assignment = wired.assignment_of(&company.company_id).await;
+    assert_eq!(
+        assignment.advisor_id, speaks_vietnamese,
+        "the advisor speaking the market's language ranks first"
+    );
+    let language = assignment
+        .score
+        .and_then(|score| score.language)
+        .expect("a language factor");
+    assert_eq!(language.matched, vec!["vi".to_owned()]);
+    assert!(language.points > 0.19, "the factor scores: {language:?}");
 }

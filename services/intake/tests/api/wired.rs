@@ -137,6 +137,22 @@ impl Wired {
         }
     }
 
+    /// The company's advisor assignment, once intake's hand-off has made it
+    /// (waits at most 20 seconds).
+    pub async fn assignment_of(&self, company_id: &str) -> mentoring_pb::Assignment {
+        for _ in 0..200 {
+            let lookup = mentoring_pb::get_assignment_request::Lookup::CompanyId(company_id.into());
+            let request = mentoring_pb::GetAssignmentRequest {
+                lookup: Some(lookup),
+            };
+            if let Ok(found) = self.mentoring.admin().get_assignment(request).await {
+                return found.into_inner();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the company gets its advisor");
+    }
+
     /// Waits until `check` holds, for at most 20 seconds.
     pub async fn until<F, Fut>(&self, what: &str, check: F)
     where

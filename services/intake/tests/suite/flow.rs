@@ -30,6 +30,7 @@ pub fn need(category: NeedCategory, detail: &str) -> pb::NeedRequest {
         detail: detail.into(),
         target_markets: vec!["US".into(), "VN".into()],
         hs_codes: vec!["330499".into()],
+        ..Default::default()
     }
 }
 

@@ -5,6 +5,10 @@
 mod canary;
 mod closing;
 mod flow;
+mod local_run;
+mod loop_journey;
 mod otlp;
+mod readme;
+mod settings;
 mod support;
 mod traces;

@@ -32,3 +32,16 @@ pub async fn start_traced(env: &[(&str, &str)]) -> (Suite, crate::otlp::Receiver
 }
 
 const SERVICES: [&str; 4] = ["mentoring", "buyers", "referral", "intake"];
+
+/// The built binary of `service`, beside this test's intake binary (`cargo
+/// test --workspace` builds every service's binary before any test runs).
+pub fn built_binary(service: &str) -> std::path::PathBuf {
+    let path = std::path::Path::new(env!("CARGO_BIN_EXE_onestop-intake"))
+        .with_file_name(format!("onestop-{service}"));
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first",
+        path.display()
+    );
+    path
+}

@@ -51,12 +51,14 @@ async fn one_open_case_is_one_trace_across_all_four_services() {
                     detail: "Importers of dried squid".into(),
                     target_markets: vec!["JP".into()],
                     hs_codes: vec!["030741".into()],
+                    ..Default::default()
                 },
                 pb::NeedRequest {
                     category: NeedCategory::ExportFinance as i32,
                     detail: "Pre-shipment finance".into(),
                     target_markets: vec![],
                     hs_codes: vec![],
+                    ..Default::default()
                 },
             ],
         })

@@ -21,8 +21,11 @@ pub struct SeedAdvisorsArgs {
     #[arg(long)]
     pub file: Option<PathBuf>,
     /// The running mentoring service.
+    // The flag is the variable's name in kebab case, as for every setting;
+    // `--url`, its first name, stays as a hidden alias.
     #[arg(
-        long,
+        long = "mentoring-url",
+        alias = "url",
         env = "ONESTOP_MENTORING_URL",
         default_value = "http://127.0.0.1:50052"
     )]

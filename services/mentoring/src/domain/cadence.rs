@@ -13,19 +13,41 @@ use super::{optional_code, optional_id};
 
 /// Days between contacts per stage. Companies early on the ladder need the
 /// closest follow-up; strong exporters a quarterly check.
+// Each flag is its variable's name in kebab case; the shorter names these
+// settings had first stay as hidden aliases, so command lines using them work.
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub struct Cadence {
     /// Days between advisor contacts for DOMESTIC companies.
-    #[arg(long, env = "ONESTOP_CADENCE_DOMESTIC_DAYS", default_value_t = 30)]
+    #[arg(
+        long = "cadence-domestic-days",
+        alias = "domestic-days",
+        env = "ONESTOP_CADENCE_DOMESTIC_DAYS",
+        default_value_t = 30
+    )]
     pub domestic_days: u32,
     /// Days between advisor contacts for FIRST_EXPORT companies.
-    #[arg(long, env = "ONESTOP_CADENCE_FIRST_EXPORT_DAYS", default_value_t = 30)]
+    #[arg(
+        long = "cadence-first-export-days",
+        alias = "first-export-days",
+        env = "ONESTOP_CADENCE_FIRST_EXPORT_DAYS",
+        default_value_t = 30
+    )]
     pub first_export_days: u32,
     /// Days between advisor contacts for PROMISING companies.
-    #[arg(long, env = "ONESTOP_CADENCE_PROMISING_DAYS", default_value_t = 61)]
+    #[arg(
+        long = "cadence-promising-days",
+        alias = "promising-days",
+        env = "ONESTOP_CADENCE_PROMISING_DAYS",
+        default_value_t = 61
+    )]
     pub promising_days: u32,
     /// Days between advisor contacts for STRONG companies.
-    #[arg(long, env = "ONESTOP_CADENCE_STRONG_DAYS", default_value_t = 91)]
+    #[arg(
+        long = "cadence-strong-days",
+        alias = "strong-days",
+        env = "ONESTOP_CADENCE_STRONG_DAYS",
+        default_value_t = 91
+    )]
     pub strong_days: u32,
 }
 

@@ -136,3 +136,48 @@ pub async fn mark_periods_raised(
     .rows_affected();
     Ok(updated == 1)
 }
+
+/// An active assignment moved to another stage's cadence.
+#[derive(Debug)]
+pub struct CadenceMove {
+    pub assignment_id: Uuid,
+    pub advisor_id: Uuid,
+    pub previous_interval_days: i32,
+}
+
+/// Moves the company's ACTIVE assignment (and the company's own record) to
+/// `stage` and its contact interval; None when it has none or it follows
+/// that stage already.
+pub async fn move_to_stage(
+    conn: &mut PgConnection,
+    company_id: Uuid,
+    stage: GrowthStage,
+    contact_interval_days: u32,
+) -> Result<Option<CadenceMove>, sqlx::Error> {
+    sqlx::query("UPDATE company SET stage = $2, updated_at = now() WHERE id = $1")
+        .bind(company_id)
+        .bind(stage.as_str())
+        .execute(&mut *conn)
+        .await?;
+    let row = sqlx::query(
+        "WITH current AS (
+             SELECT id, contact_interval_days FROM assignment
+              WHERE company_id = $1 AND status = 'ACTIVE'
+              FOR UPDATE)
+         UPDATE assignment a SET stage = $2, contact_interval_days = $3
+           FROM current
+          WHERE a.id = current.id
+            AND (a.stage <> $2 OR a.contact_interval_days <> $3)
+         RETURNING a.id, a.advisor_id, current.contact_interval_days AS previous",
+    )
+    .bind(company_id)
+    .bind(stage.as_str())
+    .bind(contact_interval_days as i32)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|row| CadenceMove {
+        assignment_id: row.get("id"),
+        advisor_id: row.get("advisor_id"),
+        previous_interval_days: row.get("previous"),
+    }))
+}

@@ -236,6 +236,31 @@ pub fn evaluate(program: &pb::Program, company: &Company) -> ProgramEvaluation {
     }
 }
 
+/// A preferred program that does not serve the need's category: passed
+/// over, with that rule failed (its other rules are beside the point).
+pub fn not_serving(program: &pb::Program, category: NeedCategory) -> ProgramEvaluation {
+    let served: Vec<&str> = program
+        .categories
+        .iter()
+        .filter_map(|c| NeedCategory::from_proto(*c).ok())
+        .map(NeedCategory::as_str)
+        .collect();
+    ProgramEvaluation {
+        program: Some(program.clone()),
+        eligible: false,
+        passed_rules: Vec::new(),
+        failed_rules: vec![RuleCheck {
+            rule: EligibilityRule::Category as i32,
+            passed: false,
+            required: format!("category in [{}]", served.join(", ")),
+            actual: category.as_str().to_owned(),
+        }],
+        can_take: can_take(program),
+        score: 0.0,
+        rank: 0,
+    }
+}
+
 /// Every program evaluated: the eligible ones best first with their rank,
 /// then the ineligible ones.
 pub fn recommend(

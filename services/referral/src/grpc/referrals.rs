@@ -130,13 +130,29 @@ impl ReferralApi {
                 .chain(ineligible.iter())
                 .find(|e| eligibility::program_id(e) == preferred)
                 .cloned();
-            if found.is_none() && store::load_program(&mut tx, preferred).await?.is_none() {
-                return Err(ApiError::invalid(
-                    "preferred_program_id",
-                    "no such program in the directory",
-                ));
+            match found {
+                Some(evaluation) => Some(evaluation),
+                None => match store::load_program(&mut tx, preferred).await? {
+                    None => {
+                        return Err(ApiError::invalid(
+                            "preferred_program_id",
+                            "no such program in the directory",
+                        ));
+                    }
+                    // A program of other categories: routing goes by the
+                    // need's category and says why the program was passed
+                    // over. (One that serves it but is inactive was simply
+                    // not among the candidates.)
+                    Some(program)
+                        if !program
+                            .categories
+                            .contains(&(valid.category.to_proto() as i32)) =>
+                    {
+                        Some(eligibility::not_serving(&program, valid.category))
+                    }
+                    Some(_) => None,
+                },
             }
-            found
         };
         let id = Uuid::now_v7();
         let mut referral = pb::Referral {

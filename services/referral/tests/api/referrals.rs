@@ -70,6 +70,23 @@ async fn the_preferred_program_goes_first_when_it_fits_and_is_explained_when_not
         pb::EligibilityRule::MaxEmployees as i32
     );
 
+    // A program of other categories is passed over with that reason.
+    referral
+        .add_program(program("gamma.trainers", "gamma", NeedCategory::Training))
+        .await;
+    let mut request = create_request("need-pref-4", NeedCategory::ExportFinance);
+    request.preferred_program_id = "gamma.trainers".into();
+    let created = referral.create_with(request).await;
+    assert_eq!(current_program(&created), "alpha.loans");
+    let why = created.preferred_program_evaluation.unwrap();
+    assert_eq!(why.failed_rules.len(), 1);
+    assert_eq!(
+        why.failed_rules[0].rule,
+        pb::EligibilityRule::Category as i32
+    );
+    assert_eq!(why.failed_rules[0].required, "category in [TRAINING]");
+    assert_eq!(why.failed_rules[0].actual, "EXPORT_FINANCE");
+
     // An unknown preferred program is bad input.
     let mut request = create_request("need-pref-3", NeedCategory::ExportFinance);
     request.preferred_program_id = "nobody.nothing".into();

@@ -1,0 +1,254 @@
+//! The one-stop loop over the real binaries: needs that name each of the
+//! five programs the buyer categories used to hide reach that program and
+//! its agency accepts them; a deal the company confirms through intake finishes its
+//! need; a stage change opens the ladder's follow-on needs once.
+
+use std::time::Duration;
+
+use onestop_contracts::buyers::v1 as buyers_pb;
+use onestop_contracts::common::v1::{Money, NeedCategory, NeedOwner};
+use onestop_contracts::intake::v1 as pb;
+use onestop_contracts::referral::v1 as referral_pb;
+use onestop_test_support::{Bearer, BuyersClient, IntakeClient, ReferralClient, eventually};
+use prost_types::FieldMask;
+
+use crate::flow::case;
+use crate::support;
+
+const WITHIN: Duration = Duration::from_secs(30);
+const OFFICE: &str = "kotra-new-york";
+
+fn usd(cents: i64) -> Option<Money> {
+    Some(Money {
+        currency_code: "USD".into(),
+        amount_minor: cents,
+    })
+}
+
+fn need(category: NeedCategory, program_id: &str) -> pb::NeedRequest {
+    pb::NeedRequest {
+        category: category as i32,
+        target_markets: vec!["US".into()],
+        hs_codes: vec!["330499".into()],
+        program_id: program_id.into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn programs_reached_a_deal_confirmed_by_the_company_and_care_along_the_ladder() {
+    let suite = support::start(&[]).await;
+    suite.seed_directory().await;
+    suite.vetted_buyers(OFFICE, "loop", 2).await;
+    let intake: IntakeClient = suite.client("intake", Bearer::agency("kotra"));
+
+    // A Gyeonggi first-time exporter (USD 50k a year).
+    let company = intake
+        .clone()
+        .register_company(pb::RegisterCompanyRequest {
+            idempotency_key: "loop-company".into(),
+            profile: Some(pb::CompanyProfile {
+                business_registration_number: "107-86-14075".into(),
+                name_ko: "경기뷰티".into(),
+                name_en: "Gyeonggi Beauty Co., Ltd.".into(),
+                region: "KR-41".into(),
+                industry_ksic: "20423".into(),
+                hs_codes: vec!["330499".into()],
+                employees: 18,
+                export_revenue: usd(5_000_000),
+                languages: vec!["ko".into(), "en".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("company registers")
+        .into_inner();
+    let opened = intake
+        .clone()
+        .open_case(pb::OpenCaseRequest {
+            idempotency_key: "loop-case".into(),
+            company_id: company.company_id.clone(),
+            needs: vec![
+                need(NeedCategory::BuyerDiscovery, ""),
+                need(NeedCategory::BuyerDiscovery, "sbc.buyer-matching"),
+                need(
+                    NeedCategory::TradeShowFollowUp,
+                    "kintex.post-show-expert-marketing",
+                ),
+                need(NeedCategory::BuyerDiscovery, "kotra.export-first-step"),
+                need(
+                    NeedCategory::SampleTestMarketing,
+                    "kotra.sample-test-marketing",
+                ),
+            ],
+        })
+        .await
+        .expect("case opens")
+        .into_inner();
+    let case_id = opened.case_id.clone();
+    let discovery = opened.needs[0].clone();
+    assert_eq!(discovery.owner, NeedOwner::Buyers as i32);
+
+    // SBC, KINTEX and KOTRA each find the need that named their program
+    // and accept it with their own token.
+    for need in &opened.needs[1..5] {
+        accepted_by_its_agency(&suite, need).await;
+    }
+
+    // The New York office closes a deal with the buyer proposed for the
+    // discovery need; KOTRA confirms it for the company through intake.
+    let office: BuyersClient = suite.client("buyers", Bearer::trade_office(OFFICE));
+    let mut proposed = None;
+    let started = std::time::Instant::now();
+    while proposed.is_none() && started.elapsed() < WITHIN {
+        proposed = office
+            .clone()
+            .list_matches(buyers_pb::ListMatchesRequest {
+                need_id: discovery.need_id.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("matches list")
+            .into_inner()
+            .matches
+            .into_iter()
+            .next();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let proposed = proposed.expect("buyers proposes a buyer");
+    for step in [
+        buyers_pb::MatchStatus::Introduced,
+        buyers_pb::MatchStatus::MeetingScheduled,
+        buyers_pb::MatchStatus::Negotiating,
+    ] {
+        office
+            .clone()
+            .advance_match(buyers_pb::AdvanceMatchRequest {
+                match_id: proposed.match_id.clone(),
+                to_status: step as i32,
+                ..Default::default()
+            })
+            .await
+            .expect("the office moves the match on");
+    }
+    let deal = office
+        .clone()
+        .record_deal(buyers_pb::RecordDealRequest {
+            match_id: proposed.match_id.clone(),
+            deal_type: buyers_pb::DealType::Order as i32,
+            value: usd(2_000_000),
+            ..Default::default()
+        })
+        .await
+        .expect("the office records the deal")
+        .into_inner();
+    let confirmed = intake
+        .clone()
+        .confirm_deal(pb::ConfirmDealRequest {
+            idempotency_key: "loop-confirm".into(),
+            company_id: company.company_id.clone(),
+            deal_id: deal.deal_id.clone(),
+        })
+        .await
+        .expect("KOTRA confirms the deal for the company")
+        .into_inner();
+    assert!(confirmed.confirmed);
+    assert!(
+        eventually(WITHIN, || async {
+            case(&intake, &case_id)
+                .await
+                .needs
+                .iter()
+                .any(|n| n.need_id == discovery.need_id && n.status == pb::NeedStatus::Done as i32)
+        })
+        .await,
+        "the confirmed deal finishes the discovery need"
+    );
+
+    // Exports pass USD 100k: PROMISING. The same update sent twice opens
+    // market diversification and export finance once, on the open case.
+    for _ in 0..2 {
+        intake
+            .clone()
+            .update_company(pb::UpdateCompanyRequest {
+                idempotency_key: "loop-exports-2027".into(),
+                company_id: company.company_id.clone(),
+                profile: Some(pb::CompanyProfile {
+                    export_revenue: usd(30_000_000),
+                    ..Default::default()
+                }),
+                update_mask: Some(FieldMask {
+                    paths: vec!["export_revenue".into()],
+                }),
+            })
+            .await
+            .expect("exports updated");
+    }
+    let follow_ons: Vec<i32> = case(&intake, &case_id)
+        .await
+        .needs
+        .iter()
+        .filter(|n| n.added_by_rule && n.detail.starts_with("Follow-on"))
+        .map(|n| n.category)
+        .collect();
+    assert_eq!(
+        follow_ons,
+        vec![
+            NeedCategory::MarketDiversification as i32,
+            NeedCategory::ExportFinance as i32
+        ]
+    );
+
+    // PROMISING now, the company fits KOTRA's market-diversification desk:
+    // a need naming it reaches it.
+    let added = intake
+        .clone()
+        .add_needs(pb::AddNeedsRequest {
+            idempotency_key: "loop-add-desk".into(),
+            case_id: case_id.clone(),
+            needs: vec![need(
+                NeedCategory::MarketDiversification,
+                "kotra.market-diversification",
+            )],
+        })
+        .await
+        .expect("need added")
+        .into_inner();
+    accepted_by_its_agency(&suite, added.needs.last().unwrap()).await;
+    suite.stop().await;
+}
+
+/// The agency of the program `need` named finds it in its inbox, routed
+/// to that program, and accepts it with its own token.
+async fn accepted_by_its_agency(suite: &support::Suite, need: &pb::Need) {
+    assert_eq!(need.owner, NeedOwner::Referral as i32);
+    let agency = need.program_id.split('.').next().unwrap_or_default();
+    let mut inbox: ReferralClient = suite.client("referral", Bearer::agency(agency));
+    let mut found = None;
+    let started = std::time::Instant::now();
+    while found.is_none() && started.elapsed() < WITHIN {
+        found = inbox
+            .list_referrals(referral_pb::ListReferralsRequest {
+                need_id: need.need_id.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("the inbox lists")
+            .into_inner()
+            .referrals
+            .into_iter()
+            .next();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let referral = found.unwrap_or_else(|| panic!("{agency} receives its referral"));
+    assert_eq!(referral.legs.last().unwrap().program_id, need.program_id);
+    inbox
+        .accept_referral(referral_pb::AcceptReferralRequest {
+            idempotency_key: format!("loop-accept-{}", need.need_id),
+            referral_id: referral.referral_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|status| panic!("{agency} accepts {}: {status:?}", need.program_id));
+}
