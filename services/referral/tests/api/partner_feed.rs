@@ -8,29 +8,15 @@ use std::time::Duration;
 use onestop_contracts::common::v1::{GrowthStage, NeedCategory};
 use onestop_contracts::events::v1::{Event, WatchRequest};
 use onestop_contracts::referral::v1 as pb;
-use onestop_test_support::{Bearer, FeedClient, next_event};
+use onestop_test_support::{Bearer, FeedClient, events_until_quiet, next_event};
 use prost::Message;
 
 use crate::common::{Referral, create_request, current_program, program};
 use crate::rerouting::decline;
 
-/// Everything `bearer` may watch after `after`, read until the stream
-/// has been quiet for a second.
+/// Everything `bearer` may watch after `after`.
 async fn watch_all(referral: &Referral, bearer: Bearer, after: i64) -> Vec<Event> {
-    let mut feed: FeedClient = referral.client(bearer);
-    let mut stream = feed
-        .watch(WatchRequest {
-            after,
-            ..Default::default()
-        })
-        .await
-        .expect("partners may watch")
-        .into_inner();
-    let mut events = Vec::new();
-    while let Some(event) = next_event(&mut stream, Duration::from_secs(1)).await {
-        events.push(event);
-    }
-    events
+    events_until_quiet(referral.client(bearer), after).await
 }
 
 /// (program capacity changes, referral events), each in feed order.
