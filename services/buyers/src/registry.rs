@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use onestop_contracts::buyers::v1 as pb;
 use onestop_contracts::event_types::BuyersEvent;
 use onestop_platform::error::is_unique_violation;
-use onestop_platform::events::{self, NewEvent};
+use onestop_platform::events::{self, NewEvent, Partner};
 use onestop_platform::idempotency::IdempotencyKey;
 use onestop_platform::{ApiError, ApiResult};
 use sqlx::PgPool;
@@ -88,7 +88,8 @@ pub async fn register_buyer(
                     .map(|c| c.as_str().to_owned())
                     .collect(),
             },
-        ),
+        )
+        .for_partners([Partner::trade_office(office)]),
     )
     .await?;
     let buyer = store::load_buyer(&mut tx, id, Lock::None, Detail::Full, now)

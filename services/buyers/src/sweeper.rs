@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use onestop_contracts::buyers::v1 as pb;
 use onestop_contracts::event_types::BuyersEvent;
-use onestop_platform::events::{self, NewEvent};
+use onestop_platform::events::{self, NewEvent, Partner};
 use onestop_platform::supervise::Supervisor;
 use onestop_platform::time::{Clock, to_timestamp};
 use sqlx::PgPool;
@@ -111,21 +111,24 @@ pub async fn chase_unconfirmed_deals(
             if !store::mark_chased(&mut tx, id, from).await? {
                 continue;
             }
-            new_events.push(NewEvent::new(
-                BuyersEvent::DealConfirmationDue,
-                &deal.match_id,
-                &pb::DealConfirmationDue {
-                    deal_id: deal.deal_id.clone(),
-                    match_id: deal.match_id.clone(),
-                    need_id: deal.need_id.clone(),
-                    company_id: deal.company_id.clone(),
-                    buyer_id: deal.buyer_id.clone(),
-                    case_id: deal.case_id.clone(),
-                    trade_office_id: deal.trade_office_id.clone(),
-                    recorded_at: deal.recorded_at,
-                    chase: (from + 1) as u32,
-                },
-            ));
+            new_events.push(
+                NewEvent::new(
+                    BuyersEvent::DealConfirmationDue,
+                    &deal.match_id,
+                    &pb::DealConfirmationDue {
+                        deal_id: deal.deal_id.clone(),
+                        match_id: deal.match_id.clone(),
+                        need_id: deal.need_id.clone(),
+                        company_id: deal.company_id.clone(),
+                        buyer_id: deal.buyer_id.clone(),
+                        case_id: deal.case_id.clone(),
+                        trade_office_id: deal.trade_office_id.clone(),
+                        recorded_at: deal.recorded_at,
+                        chase: (from + 1) as u32,
+                    },
+                )
+                .for_partners([Partner::trade_office(&deal.trade_office_id)]),
+            );
         }
         let chased = new_events.len() as u64;
         events::append_all(&mut tx, new_events).await?;

@@ -73,4 +73,7 @@ fn changed(company_id: Uuid, partner: &Partner, active: bool) -> NewEvent {
             active,
         },
     )
+    // The partner itself learns which companies it starts or stops working
+    // with: its cue to read (or forget) them.
+    .for_partners([partner.on_feed()])
 }

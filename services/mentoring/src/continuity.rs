@@ -11,7 +11,7 @@
 use chrono::{DateTime, Duration, Months, Utc};
 use onestop_contracts::event_types::MentoringEvent;
 use onestop_contracts::mentoring::v1 as pb;
-use onestop_platform::events::NewEvent;
+use onestop_platform::events::{NewEvent, Partner};
 use onestop_platform::time::to_timestamp;
 use onestop_platform::{ApiError, ApiResult};
 use pb::request_advisor_response::Outcome;
@@ -120,24 +120,27 @@ pub async fn assign_best(
             .await?
             .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("assignment vanished")))?;
         let (need_id, case_id) = first_need(&assignment);
-        events.push(NewEvent::new(
-            MentoringEvent::AssignmentCreated,
-            id,
-            &pb::AssignmentCreated {
-                assignment_id: id.to_string(),
-                company_id: placement.company.id.to_string(),
-                advisor_id: advisor_id.to_string(),
-                need_id,
-                case_id,
-                score: score.total,
-                committed_until: assignment.committed_until,
-                predecessor_assignment_id: placement
-                    .predecessor
-                    .map(|p| p.to_string())
-                    .unwrap_or_default(),
-                from_waitlist: placement.from_waitlist,
-            },
-        ));
+        events.push(
+            NewEvent::new(
+                MentoringEvent::AssignmentCreated,
+                id,
+                &pb::AssignmentCreated {
+                    assignment_id: id.to_string(),
+                    company_id: placement.company.id.to_string(),
+                    advisor_id: advisor_id.to_string(),
+                    need_id,
+                    case_id,
+                    score: score.total,
+                    committed_until: assignment.committed_until,
+                    predecessor_assignment_id: placement
+                        .predecessor
+                        .map(|p| p.to_string())
+                        .unwrap_or_default(),
+                    from_waitlist: placement.from_waitlist,
+                },
+            )
+            .for_partners([Partner::advisor(advisor_id)]),
+        );
         return Ok(Some(assignment));
     }
     Ok(None)
@@ -403,20 +406,28 @@ async fn link_successor(
     )
     .await?;
     let (need_id, case_id) = first_need(successor);
-    events.push(NewEvent::new(
-        MentoringEvent::AssignmentReassigned,
-        &previous.company_id,
-        &pb::AssignmentReassigned {
-            company_id: previous.company_id.clone(),
-            from_assignment_id: previous.assignment_id.clone(),
-            to_assignment_id: successor.assignment_id.clone(),
-            from_advisor_id: previous.advisor_id.clone(),
-            to_advisor_id: successor.advisor_id.clone(),
-            reason,
-            need_id,
-            case_id,
-        },
-    ));
+    events.push(
+        NewEvent::new(
+            MentoringEvent::AssignmentReassigned,
+            &previous.company_id,
+            &pb::AssignmentReassigned {
+                company_id: previous.company_id.clone(),
+                from_assignment_id: previous.assignment_id.clone(),
+                to_assignment_id: successor.assignment_id.clone(),
+                from_advisor_id: previous.advisor_id.clone(),
+                to_advisor_id: successor.advisor_id.clone(),
+                reason,
+                need_id,
+                case_id,
+            },
+        )
+        // The outgoing advisor learns where the company went, the incoming one
+        // that it arrived.
+        .for_partners([
+            Partner::advisor(&previous.advisor_id),
+            Partner::advisor(&successor.advisor_id),
+        ]),
+    );
     Ok(())
 }
 
@@ -445,6 +456,12 @@ pub fn departure_event(
                 need_id,
                 case_id,
             },
+        )
+        .for_partners(
+            [Some(&previous.advisor_id), successor.map(|s| &s.advisor_id)]
+                .into_iter()
+                .flatten()
+                .map(Partner::advisor),
         ),
         None => ended_event(pb::AssignmentEnded {
             assignment_id: previous.assignment_id.clone(),
@@ -464,6 +481,7 @@ pub fn ended_event(ended: pb::AssignmentEnded) -> NewEvent {
         ended.assignment_id.clone(),
         &ended,
     )
+    .for_partners([Partner::advisor(&ended.advisor_id)])
 }
 
 /// Hands every company of an advisor that just went inactive (under its

@@ -7,7 +7,7 @@ use onestop_contracts::event_types::MentoringEvent;
 use onestop_contracts::mentoring::v1 as pb;
 use onestop_domain::GrowthStage;
 use onestop_platform::company_feed::LadderFollower;
-use onestop_platform::events::{self, NewEvent};
+use onestop_platform::events::{self, NewEvent, Partner};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -49,7 +49,8 @@ impl LadderFollower for CadenceFollower {
                         contact_interval_days: interval,
                         previous_interval_days: moved.previous_interval_days.max(0) as u32,
                     },
-                ),
+                )
+                .for_partners([Partner::advisor(moved.advisor_id)]),
             )
             .await?;
             Ok(())

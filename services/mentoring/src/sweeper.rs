@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use onestop_contracts::event_types::MentoringEvent;
 use onestop_contracts::mentoring::v1 as pb;
 use onestop_platform::ApiResult;
-use onestop_platform::events::{self, NewEvent};
+use onestop_platform::events::{self, NewEvent, Partner};
 use onestop_platform::supervise::Supervisor;
 use onestop_platform::time::{Clock, to_timestamp};
 use sqlx::PgPool;
@@ -71,23 +71,26 @@ pub async fn raise_overdue_contacts(pool: &PgPool, now: DateTime<Utc>) -> ApiRes
             continue;
         }
         for period in (due.periods_raised + 1)..=periods {
-            pending.push(NewEvent::new(
-                MentoringEvent::ContactOverdue,
-                due.id,
-                &pb::ContactOverdue {
-                    assignment_id: due.id.to_string(),
-                    company_id: due.company_id.to_string(),
-                    advisor_id: due.advisor_id.to_string(),
-                    due_at: Some(to_timestamp(cadence::due_at(
-                        due.since,
-                        due.interval_days,
-                        i64::from(period),
-                    ))),
-                    last_contact_at: due.last_contact_at.map(to_timestamp),
-                    contact_interval_days: due.interval_days.max(0) as u32,
-                    period: period as u32,
-                },
-            ));
+            pending.push(
+                NewEvent::new(
+                    MentoringEvent::ContactOverdue,
+                    due.id,
+                    &pb::ContactOverdue {
+                        assignment_id: due.id.to_string(),
+                        company_id: due.company_id.to_string(),
+                        advisor_id: due.advisor_id.to_string(),
+                        due_at: Some(to_timestamp(cadence::due_at(
+                            due.since,
+                            due.interval_days,
+                            i64::from(period),
+                        ))),
+                        last_contact_at: due.last_contact_at.map(to_timestamp),
+                        contact_interval_days: due.interval_days.max(0) as u32,
+                        period: period as u32,
+                    },
+                )
+                .for_partners([Partner::advisor(due.advisor_id)]),
+            );
             raised += 1;
         }
     }
@@ -115,6 +118,7 @@ pub async fn accrue_fees(pool: &PgPool, now: DateTime<Utc>) -> ApiResult<u32> {
                     amount: charge.amount.clone(),
                 },
             )
+            .for_partners([Partner::advisor(&charge.advisor_id)])
         })
         .collect();
     events::append_all(&mut tx, charged).await?;

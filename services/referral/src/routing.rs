@@ -4,11 +4,13 @@
 
 use chrono::{DateTime, Utc};
 use onestop_contracts::event_types::ReferralEvent;
+use onestop_contracts::events::v1::Event;
 use onestop_contracts::referral::v1::{self as pb, LegStatus, ProgramEvaluation, ReferralStatus};
 use onestop_domain::NeedCategory;
-use onestop_platform::events::NewEvent;
+use onestop_platform::events::{NewEvent, Partner};
 use onestop_platform::time::to_timestamp;
 use onestop_platform::{ApiError, ApiResult, Violations};
+use prost_types::Any;
 use sqlx::PgConnection;
 
 use crate::domain::directory::sla_duration;
@@ -18,12 +20,38 @@ use crate::store;
 
 /// A referral.* event; the payload is the referral as it stands now, less
 /// its free text (detail, notes, cancel reason): people write names and
-/// phone numbers there, and the feed must carry no personal data.
+/// phone numbers there, and the feed must carry no personal data. It
+/// belongs to every agency that holds or held a leg of the referral: each
+/// sees it on its partner feed, trimmed by [`trim_for_agency`].
 pub fn referral_event(event_type: ReferralEvent, referral: &pb::Referral) -> NewEvent {
     let payload = without_free_text(referral.clone());
-    NewEvent::new(event_type, &payload.referral_id, &payload)
+    let agencies: Vec<Partner> = payload
+        .legs
+        .iter()
+        .map(|leg| Partner::agency(&leg.agency_id))
+        .collect();
+    NewEvent::new(event_type, &payload.referral_id, &payload).for_partners(agencies)
 }
 
+/// What an agency reads of a referral event on its partner feed: as
+/// `GetReferral` shows it to an agency token, only its own legs (another
+/// agency's decline or outcome is not its business).
+pub fn trim_for_agency(event: &mut Event, partner: &Partner) {
+    let Some(payload) = event.payload.as_mut() else {
+        return;
+    };
+    // Other payloads (a program's capacity) carry nothing to trim; a
+    // payload of another type fails to decode as a referral.
+    let Ok(mut referral) = payload.to_msg::<pb::Referral>() else {
+        return;
+    };
+    referral.legs.retain(|leg| leg.agency_id == partner.tenant);
+    if let Ok(trimmed) = Any::from_msg(&referral) {
+        *payload = trimmed;
+    }
+}
+
+/// A program's capacity change belongs to the agency that runs it.
 pub fn capacity_event(program: &pb::Program, cause: &str) -> NewEvent {
     let capacity = program.capacity.unwrap_or_default();
     NewEvent::new(
@@ -39,6 +67,7 @@ pub fn capacity_event(program: &pb::Program, cause: &str) -> NewEvent {
             cause: cause.to_owned(),
         },
     )
+    .for_partners([Partner::agency(&program.agency_id)])
 }
 
 /// Every active program serving the category, evaluated for the company:

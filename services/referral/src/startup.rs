@@ -62,13 +62,14 @@ impl Application {
         referral: ReferralSettings,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
-        let host = ServiceHost::start(
+        let mut host = ServiceHost::start(
             SERVICE_NAME,
             DEFAULT_PORT,
             settings,
             sqlx::migrate!("./migrations"),
         )
         .await?;
+        host.trim_for_partners(crate::routing::trim_for_agency);
         Ok(Self {
             host,
             referral,

@@ -93,6 +93,84 @@ pub struct NewEvent {
     pub aggregate_type: &'static str,
     pub aggregate_id: String,
     pub payload: Any,
+    /// The partners whose Watch streams carry this event (see [`Partner`]).
+    pub partners: Vec<Partner>,
+}
+
+/// A partner an event belongs to: the agency whose referral leg it is
+/// about, the advisor of an assignment, the trade office of a buyer. A
+/// partner token's Watch stream carries exactly the events that name its
+/// role and tenant, with payloads its service trims to what that partner
+/// may read ([`PartnerTrim`]). Services name partners when they append, so
+/// the feed filters by a stored column, in memory and in SQL alike.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Partner {
+    pub role: Role,
+    pub tenant: String,
+}
+
+impl Partner {
+    pub fn agency(agency_id: impl ToString) -> Self {
+        Self {
+            role: Role::Agency,
+            tenant: agency_id.to_string(),
+        }
+    }
+
+    pub fn advisor(advisor_id: impl ToString) -> Self {
+        Self {
+            role: Role::Advisor,
+            tenant: advisor_id.to_string(),
+        }
+    }
+
+    pub fn trade_office(office_id: impl ToString) -> Self {
+        Self {
+            role: Role::TradeOffice,
+            tenant: office_id.to_string(),
+        }
+    }
+
+    /// The partner a caller acts for; None for internal roles.
+    pub fn of(caller: &Caller) -> Option<Self> {
+        let tenant = caller.tenant.as_deref().filter(|t| !t.is_empty())?;
+        caller.role.needs_tenant().then(|| Self {
+            role: caller.role,
+            tenant: tenant.to_owned(),
+        })
+    }
+
+    /// How the partner is stored in `event_log.partners`.
+    fn key(&self) -> String {
+        format!("{}:{}", self.role.as_str(), self.tenant)
+    }
+}
+
+/// Trims an event for the partner about to receive it, in place: the
+/// service's rule for what of a payload that partner may read (for
+/// example, a referral's legs at other agencies). Runs only on events
+/// already known to belong to the partner.
+pub type PartnerTrim = fn(&mut Event, &Partner);
+
+/// For services whose events carry nothing a partner they name may not
+/// read.
+pub fn keep_payload(_: &mut Event, _: &Partner) {}
+
+/// What every partner's copy of an event loses whatever the service: the
+/// trace context (internal), and the subject of an actor that is not the
+/// partner itself (a handle of another organisation's staff); the actor's
+/// role stays, so the partner knows whether a person or a system acted.
+fn trim_for_partner(event: &mut Event, partner: &Partner, trim: PartnerTrim) {
+    event.traceparent.clear();
+    event.tracestate.clear();
+    if let Some(actor) = event.actor.as_mut() {
+        let own = actor.role == partner.role.as_str() && actor.tenant == partner.tenant;
+        if !own {
+            actor.subject.clear();
+            actor.tenant.clear();
+        }
+    }
+    trim(event, partner);
 }
 
 impl NewEvent {
@@ -113,9 +191,24 @@ impl NewEvent {
             aggregate_type: event_type.aggregate_type(),
             aggregate_id: aggregate_id.to_string(),
             payload: Any::from_msg(payload).expect("encoding into a Vec cannot fail"),
+            partners: Vec::new(),
         }
     }
+
+    /// Names the partners whose Watch streams carry this event.
+    pub fn for_partners(mut self, partners: impl IntoIterator<Item = Partner>) -> Self {
+        for partner in partners {
+            if !partner.tenant.is_empty() && !self.partners.contains(&partner) {
+                self.partners.push(partner);
+            }
+        }
+        self
+    }
 }
+
+/// Separates partner keys in the one text per event `insert` binds (an
+/// array of arrays cannot be unnested row by row); no tenant id holds it.
+const PARTNER_SEPARATOR: char = '\u{1f}';
 
 /// Appends `event` inside the caller's transaction, with the trace context
 /// of the current request; returns its id. One statement, no lock: events
@@ -147,7 +240,10 @@ async fn insert(conn: &mut PgConnection, events: Vec<NewEvent>) -> Result<Vec<i6
     let mut aggregate_ids = Vec::with_capacity(events.len());
     let mut payload_types = Vec::with_capacity(events.len());
     let mut payloads = Vec::with_capacity(events.len());
+    let mut partners = Vec::with_capacity(events.len());
     for event in events {
+        let keys: Vec<String> = event.partners.iter().map(Partner::key).collect();
+        partners.push(keys.join(&PARTNER_SEPARATOR.to_string()));
         event_types.push(event.event_type);
         aggregate_types.push(event.aggregate_type);
         aggregate_ids.push(event.aggregate_id);
@@ -157,10 +253,12 @@ async fn insert(conn: &mut PgConnection, events: Vec<NewEvent>) -> Result<Vec<i6
     sqlx::query_scalar(
         "INSERT INTO event_log
              (event_type, aggregate_type, aggregate_id, payload_type, payload, traceparent,
-              tracestate, actor_subject, actor_role, actor_tenant)
-         SELECT event_type, aggregate_type, aggregate_id, payload_type, payload, $6, $7, $8, $9, $10
-           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[])
-                WITH ORDINALITY AS e(event_type, aggregate_type, aggregate_id, payload_type, payload, n)
+              tracestate, actor_subject, actor_role, actor_tenant, partners)
+         SELECT event_type, aggregate_type, aggregate_id, payload_type, payload, $6, $7, $8, $9, $10,
+                string_to_array(partners, chr(31))
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $11::text[])
+                WITH ORDINALITY
+                AS e(event_type, aggregate_type, aggregate_id, payload_type, payload, partners, n)
           ORDER BY n
          RETURNING id",
     )
@@ -174,6 +272,7 @@ async fn insert(conn: &mut PgConnection, events: Vec<NewEvent>) -> Result<Vec<i6
     .bind(actor.subject)
     .bind(actor.role)
     .bind(actor.tenant)
+    .bind(partners)
     .fetch_all(&mut *conn)
     .await
 }
@@ -303,6 +402,7 @@ pub struct EventFeedService {
     source: &'static str,
     tail: Arc<Tail>,
     shutdown: CancellationToken,
+    partner_trim: PartnerTrim,
 }
 
 impl EventFeedService {
@@ -317,7 +417,15 @@ impl EventFeedService {
             pool,
             source,
             shutdown,
+            partner_trim: keep_payload,
         }
+    }
+
+    /// The service's rule for what of its events' payloads a partner may
+    /// read; without one, partners get payloads whole.
+    pub fn with_partner_trim(mut self, trim: PartnerTrim) -> Self {
+        self.partner_trim = trim;
+        self
     }
 
     /// Starts the replica's tailer, the one reader of new events that every
@@ -343,15 +451,31 @@ pub(crate) struct Filter {
     families: Vec<String>,
     aggregate_type: Option<String>,
     aggregate_id: Option<String>,
+    /// A partner's stream: only events naming this key.
+    partner: Option<String>,
+}
+
+/// An event as the log holds it: the feed's message and the keys of the
+/// partners it belongs to.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Logged {
+    pub(crate) event: Event,
+    pub(crate) partners: Vec<String>,
 }
 
 impl Filter {
-    /// Whether `event` passes, as the SQL of [`read_batch`] would say.
-    pub(crate) fn matches(&self, event: &Event) -> bool {
+    /// Whether `logged` passes, as the SQL of [`read_batch`] would say.
+    pub(crate) fn matches(&self, logged: &Logged) -> bool {
+        let event = &logged.event;
+        let owned = self
+            .partner
+            .as_ref()
+            .is_none_or(|key| logged.partners.contains(key));
         let typed = (self.exact_types.is_empty() && self.families.is_empty())
             || self.exact_types.contains(&event.r#type)
             || self.families.iter().any(|f| event.r#type.starts_with(f));
-        typed
+        owned
+            && typed
             && self
                 .aggregate_type
                 .as_ref()
@@ -414,6 +538,7 @@ fn parse_filter(request: &WatchRequest) -> Result<Filter, ApiError> {
         families,
         aggregate_type: non_empty(&request.aggregate_type),
         aggregate_id: non_empty(&request.aggregate_id),
+        partner: None,
     })
 }
 
@@ -459,9 +584,17 @@ fn cursor_ahead(after: i64, head: i64) -> ApiError {
 
 /// The columns of an event row, as [`event_from_row`] reads them.
 pub(crate) const EVENT_COLUMNS: &str = "id, event_type, aggregate_type, aggregate_id, occurred_at,
-    payload_type, payload, traceparent, tracestate, actor_subject, actor_role, actor_tenant";
+    payload_type, payload, traceparent, tracestate, actor_subject, actor_role, actor_tenant,
+    partners";
 
-pub(crate) fn event_from_row(source: &str, row: &sqlx::postgres::PgRow) -> Event {
+pub(crate) fn logged_from_row(source: &str, row: &sqlx::postgres::PgRow) -> Logged {
+    Logged {
+        event: event_from_row(source, row),
+        partners: row.get("partners"),
+    }
+}
+
+fn event_from_row(source: &str, row: &sqlx::postgres::PgRow) -> Event {
     let occurred_at: chrono::DateTime<chrono::Utc> = row.get("occurred_at");
     Event {
         id: row.get("id"),
@@ -494,7 +627,7 @@ async fn read_batch(
     after: i64,
     upto: i64,
     filter: &Filter,
-) -> Result<(i64, Vec<Event>), sqlx::Error> {
+) -> Result<(i64, Vec<Logged>), sqlx::Error> {
     let rows = sqlx::query(&format!(
         "SELECT h.pruned_through, e.*
            FROM event_log_horizon h
@@ -506,6 +639,7 @@ async fn read_batch(
                         OR event_type = ANY($2) OR event_type LIKE ANY($3))
                    AND ($4::text IS NULL OR aggregate_type = $4)
                    AND ($5::text IS NULL OR aggregate_id = $5)
+                   AND ($8::text IS NULL OR partners @> ARRAY[$8])
                  ORDER BY id
                  LIMIT $6) e ON true
           ORDER BY e.id"
@@ -517,13 +651,14 @@ async fn read_batch(
     .bind(&filter.aggregate_id)
     .bind(BATCH)
     .bind(upto)
+    .bind(&filter.partner)
     .fetch_all(pool)
     .await?;
     let pruned_through = rows.first().map_or(0, |row| row.get("pruned_through"));
     let events = rows
         .iter()
         .filter(|row| row.get::<Option<i64>, _>("id").is_some())
-        .map(|row| event_from_row(source, row))
+        .map(|row| logged_from_row(source, row))
         .collect();
     Ok((pruned_through, events))
 }
@@ -600,8 +735,14 @@ impl EventFeedService {
         caller: Caller,
         request: WatchRequest,
     ) -> ApiResult<RpcStream<WatchResponse>> {
-        caller.require(&[Role::Dashboard, Role::Service, Role::Admin])?;
-        let filter = parse_filter(&request)?;
+        // Internal roles watch the whole feed; a partner watches the events
+        // its service named it on, trimmed for it.
+        let partner = Partner::of(&caller);
+        if partner.is_none() {
+            caller.require(&[Role::Dashboard, Role::Service, Role::Admin])?;
+        }
+        let mut filter = parse_filter(&request)?;
+        filter.partner = partner.as_ref().map(Partner::key);
         let (at_start, cursor) = self.starting_point(&request).await?;
         let (sender, receiver) = mpsc::channel(64);
         let watcher = Watcher {
@@ -613,6 +754,7 @@ impl EventFeedService {
             epoch: at_start.epoch,
             head: at_start.head,
             sender,
+            partner: partner.map(|partner| (partner, self.partner_trim)),
         };
         tokio::spawn(watcher.run(self.shutdown.clone()));
         Ok(Box::pin(ReceiverStream::new(receiver)))
@@ -631,6 +773,8 @@ struct Watcher {
     epoch: String,
     head: i64,
     sender: mpsc::Sender<Result<WatchResponse, Status>>,
+    /// For a partner's stream: who, and how its copies are trimmed.
+    partner: Option<(Partner, PartnerTrim)>,
 }
 
 /// Why a watcher stopped sending.
@@ -698,9 +842,9 @@ impl Watcher {
             match self.tail.take(self.cursor, &self.filter, CHUNK) {
                 Take::Wait => return Ok(sent),
                 Take::Events { events, through } => {
-                    for event in events {
-                        self.head = self.head.max(event.id);
-                        self.send(Event::clone(&event)).await?;
+                    for logged in events {
+                        self.head = self.head.max(logged.event.id);
+                        self.send(logged.event.clone()).await?;
                         sent = true;
                     }
                     self.cursor = through;
@@ -717,10 +861,10 @@ impl Watcher {
                         ));
                     }
                     let full = batch.len() as i64 == BATCH;
-                    let last = batch.last().map(|event| event.id);
-                    for event in batch {
-                        self.head = self.head.max(event.id);
-                        self.send(event).await?;
+                    let last = batch.last().map(|logged| logged.event.id);
+                    for logged in batch {
+                        self.head = self.head.max(logged.event.id);
+                        self.send(logged.event).await?;
                         sent = true;
                     }
                     self.cursor = match (full, last) {
@@ -732,7 +876,10 @@ impl Watcher {
         }
     }
 
-    async fn send(&self, event: Event) -> Result<(), Stop> {
+    async fn send(&self, mut event: Event) -> Result<(), Stop> {
+        if let Some((partner, trim)) = &self.partner {
+            trim_for_partner(&mut event, partner, *trim);
+        }
         self.sender
             .send(Ok(event_message(event)))
             .await
@@ -746,12 +893,15 @@ onestop_contracts::impl_event_feed_service!(EventFeedService);
 mod tests {
     use super::*;
 
-    fn event(event_type: &str, aggregate_type: &str, aggregate_id: &str) -> Event {
-        Event {
-            r#type: event_type.into(),
-            aggregate_type: aggregate_type.into(),
-            aggregate_id: aggregate_id.into(),
-            ..Default::default()
+    fn event(event_type: &str, aggregate_type: &str, aggregate_id: &str) -> Logged {
+        Logged {
+            event: Event {
+                r#type: event_type.into(),
+                aggregate_type: aggregate_type.into(),
+                aggregate_id: aggregate_id.into(),
+                ..Default::default()
+            },
+            partners: Vec::new(),
         }
     }
 

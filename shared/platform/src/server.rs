@@ -27,7 +27,7 @@ use crate::auth::TokenVerifier;
 use crate::client::ServiceCredentials;
 use crate::config::ServerSettings;
 use crate::db;
-use crate::events::{self, EventFeedService, Wakeups};
+use crate::events::{self, EventFeedService, PartnerTrim, Wakeups, keep_payload};
 use crate::layers::RpcLayers;
 use crate::supervise::Supervisor;
 use crate::tls::ClientTls;
@@ -67,6 +67,7 @@ pub struct ServiceHost {
     health: Health,
     supervisor: Supervisor,
     watchers: WatchLimitLayer,
+    partner_trim: PartnerTrim,
 }
 
 /// The gRPC health service and the handle that sets its statuses.
@@ -134,7 +135,14 @@ impl ServiceHost {
             health: Health { reporter, service },
             supervisor,
             watchers,
+            partner_trim: keep_payload,
         })
+    }
+
+    /// The service's rule for what of its events a partner watching its
+    /// feed may read (see [`crate::events::Partner`]).
+    pub fn trim_for_partners(&mut self, trim: PartnerTrim) {
+        self.partner_trim = trim;
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -210,6 +218,7 @@ impl ServiceHost {
             health,
             supervisor,
             watchers,
+            partner_trim,
         } = self;
         credentials.verifier.spawn_reloader(&supervisor);
 
@@ -244,7 +253,8 @@ impl ServiceHost {
 
         let wakeups = Wakeups::default();
         wakeups.spawn_listener(pool.clone(), &supervisor);
-        let feed_service = EventFeedService::new(pool.clone(), name, wakeups, shutdown.clone());
+        let feed_service = EventFeedService::new(pool.clone(), name, wakeups, shutdown.clone())
+            .with_partner_trim(partner_trim);
         feed_service.spawn_tailer(&supervisor);
         let feed = EventFeedServiceServer::new(feed_service)
             .max_decoding_message_size(settings.max_message_bytes)

@@ -12,11 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use onestop_contracts::events::v1::Event;
 use sqlx::{PgPool, Row};
 use tokio::sync::watch;
 
-use crate::events::{BATCH, EVENT_COLUMNS, FeedPosition, FeedQueries, Filter, Wakeups};
+use crate::events::{BATCH, EVENT_COLUMNS, FeedPosition, FeedQueries, Filter, Logged, Wakeups};
 use crate::supervise::Beat;
 
 /// Events kept in memory for watchers to take; older ones are read from
@@ -46,7 +45,7 @@ struct Window {
     released: i64,
     /// The newest event id released.
     head: i64,
-    events: VecDeque<Arc<Event>>,
+    events: VecDeque<Arc<Logged>>,
 }
 
 pub(crate) struct Tail {
@@ -68,7 +67,7 @@ pub(crate) enum Take {
     Wait,
     /// The events of the filter past the cursor, and how far they cover.
     Events {
-        events: Vec<Arc<Event>>,
+        events: Vec<Arc<Logged>>,
         through: i64,
     },
     /// The cursor is behind the window: read Postgres up to `released`.
@@ -154,12 +153,14 @@ impl Tail {
                 released: window.released,
             };
         }
-        let start = window.events.partition_point(|event| event.id <= cursor);
+        let start = window
+            .events
+            .partition_point(|logged| logged.event.id <= cursor);
         let mut events = Vec::new();
         let mut through = window.released;
         for (scanned, event) in window.events.range(start..).enumerate() {
             if events.len() == limit || scanned == SCAN {
-                through = window.events[start + scanned - 1].id;
+                through = window.events[start + scanned - 1].event.id;
                 break;
             }
             if filter.matches(event) {
@@ -170,16 +171,16 @@ impl Tail {
     }
 
     /// Adds released events (in id order) and moves the released point.
-    fn push(&self, events: Vec<Event>, released: i64, epoch: String, pruned_through: i64) {
+    fn push(&self, events: Vec<Logged>, released: i64, epoch: String, pruned_through: i64) {
         {
             let mut window = self.write();
-            for event in events {
-                window.head = window.head.max(event.id);
-                window.events.push_back(Arc::new(event));
+            for logged in events {
+                window.head = window.head.max(logged.event.id);
+                window.events.push_back(Arc::new(logged));
             }
             while window.events.len() > WINDOW {
                 if let Some(oldest) = window.events.pop_front() {
-                    window.base = oldest.id;
+                    window.base = oldest.event.id;
                 }
             }
             window.released = window.released.max(released);
@@ -316,13 +317,13 @@ async fn read_released(tail: &Tail, pool: &PgPool, upto: i64) -> Result<(), sqlx
         };
         let epoch: uuid::Uuid = first.get("epoch");
         let pruned_through: i64 = first.get("pruned_through");
-        let events: Vec<Event> = rows
+        let events: Vec<Logged> = rows
             .iter()
             .filter(|row| row.get::<Option<i64>, _>("id").is_some())
-            .map(|row| crate::events::event_from_row(tail.source, row))
+            .map(|row| crate::events::logged_from_row(tail.source, row))
             .collect();
         let through = match events.last() {
-            Some(last) if events.len() as i64 == BATCH => last.id,
+            Some(last) if events.len() as i64 == BATCH => last.event.id,
             _ => upto,
         };
         tail.push(events, through, epoch.to_string(), pruned_through);

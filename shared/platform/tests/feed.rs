@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use onestop_contracts::events::v1::{Event, WatchRequest, WatchResponse, watch_response};
 use onestop_platform::auth::{Caller, Role};
-use onestop_platform::events::{self, EventFeedService, NewEvent, Wakeups};
+use onestop_platform::events::{self, EventFeedService, NewEvent, Partner, Wakeups};
 use onestop_platform::rpc::RpcStream;
 use onestop_platform::supervise::Supervisor;
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -112,6 +112,23 @@ impl Feed {
         };
         self.service.watch(caller, request).await.expect("watch")
     }
+
+    /// A watch by a partner token (`tenant` of `role`), started.
+    async fn partner_watching(
+        &self,
+        role: Role,
+        tenant: &str,
+        request: WatchRequest,
+    ) -> RpcStream<WatchResponse> {
+        let caller = Caller {
+            subject: format!("{tenant}-staff"),
+            role,
+            tenant: Some(tenant.into()),
+        };
+        let mut stream = self.service.watch(caller, request).await.expect("watch");
+        started(&mut stream).await;
+        stream
+    }
 }
 
 impl Feed {
@@ -198,6 +215,7 @@ fn event(aggregate_id: String) -> NewEvent {
             type_url: "type.googleapis.com/onestop.intake.v1.CompanyUpdated".into(),
             value: Vec::new(),
         },
+        partners: Vec::new(),
     }
 }
 
@@ -438,6 +456,94 @@ async fn a_watcher_behind_the_window_catches_up_from_postgres_and_rejoins() {
         id
     );
     assert_eq!(feed.service.queries().watchers, caught_up.watchers);
+    finish(db, feed).await;
+}
+
+/// A partner's stream takes only the events naming it, whether it reads
+/// Postgres from behind the window or takes from the window; its copies
+/// lose the trace context and other organisations' actors, and pass the
+/// service's trim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_watches_only_its_own_events_behind_and_in_the_window() {
+    let db = Db::new().await;
+    let mut feed = Feed::start(&db.pool);
+    feed.service = feed.service.clone().with_partner_trim(|event, partner| {
+        event.aggregate_id = format!("{} as seen by {}", event.aggregate_id, partner.tenant);
+    });
+    feed.running(&db.pool).await;
+    let owned = |i: usize| match i % 100 {
+        0 => vec![Partner::agency("sbc")],
+        1 => vec![Partner::agency("kotra"), Partner::advisor("sbc")],
+        2 => vec![Partner::agency("kotra"), Partner::agency("sbc")],
+        _ => Vec::new(),
+    };
+    commit(
+        &db.pool,
+        (0..6000)
+            .map(|i| event(format!("bulk-{i}")).for_partners(owned(i)))
+            .collect(),
+    )
+    .await;
+    let first = committed_ids(&db.pool).await[0];
+    // Behind the window (6000 events, 4096 kept): read from Postgres.
+    let mut sbc = feed
+        .partner_watching(
+            Role::Agency,
+            "sbc",
+            WatchRequest {
+                after: first,
+                ..Default::default()
+            },
+        )
+        .await;
+    let expected: Vec<String> = (0..6000)
+        .filter(|i| i % 100 == 0 || i % 100 == 2)
+        .map(|i| format!("bulk-{i} as seen by sbc"))
+        .collect();
+    let mut received = Vec::new();
+    while received.len() < expected.len() {
+        let event = next_event(&mut sbc, Duration::from_secs(10)).await.unwrap();
+        assert!(event.traceparent.is_empty());
+        received.push(event.aggregate_id);
+    }
+    assert_eq!(received, expected);
+
+    // In the window: another agency's, an advisor's and nobody's events
+    // never come; its own does.
+    commit(
+        &db.pool,
+        vec![
+            event("kotra-live".into()).for_partners([Partner::agency("kotra")]),
+            event("advisor-live".into()).for_partners([Partner::advisor("sbc")]),
+            event("internal-live".into()),
+            event("sbc-live".into()).for_partners([Partner::agency("sbc")]),
+        ],
+    )
+    .await;
+    let live = next_event(&mut sbc, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(live.aggregate_id, "sbc-live as seen by sbc");
+    assert!(
+        next_event(&mut sbc, Duration::from_millis(300))
+            .await
+            .is_none()
+    );
+
+    // A partner token without its tenant is refused, as before.
+    let anonymous = Caller {
+        subject: "someone".into(),
+        role: Role::Advisor,
+        tenant: None,
+    };
+    let refused = feed
+        .service
+        .watch(anonymous, WatchRequest::default())
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(
+        tonic::Status::from(refused).code(),
+        tonic::Code::PermissionDenied
+    );
     finish(db, feed).await;
 }
 

@@ -328,3 +328,25 @@ pub async fn next_event(
         }
     }
 }
+
+/// Every event a Watch from `after` on `feed` delivers until the stream
+/// has been quiet for a second: what the caller's token may see of the
+/// feed so far.
+pub async fn events_until_quiet(
+    mut feed: FeedClient,
+    after: i64,
+) -> Vec<onestop_contracts::events::v1::Event> {
+    let mut stream = feed
+        .watch(onestop_contracts::events::v1::WatchRequest {
+            after,
+            ..Default::default()
+        })
+        .await
+        .expect("the caller may watch")
+        .into_inner();
+    let mut events = Vec::new();
+    while let Some(event) = next_event(&mut stream, Duration::from_secs(1)).await {
+        events.push(event);
+    }
+    events
+}

@@ -4,7 +4,7 @@
 use onestop_contracts::buyers::v1 as pb;
 use onestop_contracts::event_types::BuyersEvent;
 use onestop_platform::error::parse_id;
-use onestop_platform::events::{self, NewEvent};
+use onestop_platform::events::{self, NewEvent, Partner};
 use onestop_platform::idempotency::IdempotencyKey;
 use onestop_platform::{ApiError, ApiResult, Caller, Role};
 use uuid::Uuid;
@@ -74,6 +74,14 @@ pub(crate) fn advanced_event(m: &pb::Match, step: &Transition) -> NewEvent {
             no_deal_reason: step.reason.map(|r| r as i32).unwrap_or_default(),
         },
     )
+    .for_partners(match_office(m))
+}
+
+/// A match belongs to the trade office that found its buyer.
+fn match_office(m: &pb::Match) -> Option<Partner> {
+    m.buyer
+        .as_ref()
+        .map(|buyer| Partner::trade_office(&buyer.trade_office_id))
 }
 
 impl BuyersApi {
@@ -196,7 +204,8 @@ impl BuyersApi {
                         value: Some(deal.value.to_proto()),
                         case_id: current.case_id.clone(),
                     },
-                ),
+                )
+                .for_partners(match_office(&current)),
             ],
         )
         .await?;
@@ -244,7 +253,8 @@ impl BuyersApi {
                     buyer_id: deal.buyer_id.clone(),
                     case_id: deal.case_id.clone(),
                 },
-            ),
+            )
+            .for_partners([Partner::trade_office(&deal.trade_office_id)]),
         )
         .await?;
         answer_deal_change(tx, &key, id).await
@@ -291,7 +301,8 @@ impl BuyersApi {
                     case_id: deal.case_id.clone(),
                     reason: reason as i32,
                 },
-            ),
+            )
+            .for_partners([Partner::trade_office(&deal.trade_office_id)]),
         )
         .await?;
         tracing::info!(deal_id = %deal_id, reason = reason.as_str_name(), "deal disputed by the company");

@@ -5,7 +5,7 @@
 use onestop_contracts::buyers::v1 as pb;
 use onestop_contracts::common::v1::CompanySnapshot;
 use onestop_contracts::event_types::BuyersEvent;
-use onestop_platform::events::{self, NewEvent};
+use onestop_platform::events::{self, NewEvent, Partner};
 use onestop_platform::idempotency::IdempotencyKey;
 use onestop_platform::{ApiError, ApiResult, Caller, Role};
 use uuid::Uuid;
@@ -130,22 +130,25 @@ impl BuyersApi {
                 now,
             )
             .await?;
-            new_events.push(NewEvent::new(
-                BuyersEvent::MatchProposed,
-                match_id,
-                &pb::MatchProposed {
-                    match_id: match_id.to_string(),
-                    search_id: search_id.to_string(),
-                    need_id: need_id.clone(),
-                    case_id: case_id.clone(),
-                    company_id: query.company_id.clone(),
-                    buyer_id: buyer.buyer_id.to_string(),
-                    buyer_country: buyer.summary.country.clone(),
-                    score: buyer.score.total,
-                    rank,
-                    trade_office_id: buyer.summary.trade_office_id.clone(),
-                },
-            ));
+            new_events.push(
+                NewEvent::new(
+                    BuyersEvent::MatchProposed,
+                    match_id,
+                    &pb::MatchProposed {
+                        match_id: match_id.to_string(),
+                        search_id: search_id.to_string(),
+                        need_id: need_id.clone(),
+                        case_id: case_id.clone(),
+                        company_id: query.company_id.clone(),
+                        buyer_id: buyer.buyer_id.to_string(),
+                        buyer_country: buyer.summary.country.clone(),
+                        score: buyer.score.total,
+                        rank,
+                        trade_office_id: buyer.summary.trade_office_id.clone(),
+                    },
+                )
+                .for_partners([Partner::trade_office(&buyer.summary.trade_office_id)]),
+            );
         }
         events::append_all(&mut tx, new_events).await?;
         let search = store::load_search(&mut tx, search_id)

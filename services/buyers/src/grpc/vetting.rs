@@ -3,7 +3,7 @@
 
 use onestop_contracts::buyers::v1 as pb;
 use onestop_contracts::event_types::BuyersEvent;
-use onestop_platform::events::{self, NewEvent};
+use onestop_platform::events::{self, NewEvent, Partner};
 use onestop_platform::idempotency::IdempotencyKey;
 use onestop_platform::{ApiError, ApiResult, Caller, Role};
 
@@ -55,7 +55,8 @@ impl BuyersApi {
                     quality_score: decision.quality_score,
                     criteria_met: decision.criteria.iter().map(|c| *c as i32).collect(),
                 },
-            ),
+            )
+            .for_partners([Partner::trade_office(&current.trade_office_id)]),
         )
         .await?;
         let buyer = store::load_buyer(&mut tx, id, Lock::None, Detail::Full, now)

@@ -12,4 +12,5 @@ mod markets;
 mod matches;
 mod matching;
 mod pages;
+mod partner_feed;
 mod samples;

@@ -74,6 +74,19 @@ impl Partner {
         })
     }
 
+    /// The partner as the event feed names it.
+    pub fn on_feed(&self) -> onestop_platform::events::Partner {
+        let role = match self.role {
+            PartnerRole::Agency => Role::Agency,
+            PartnerRole::Advisor => Role::Advisor,
+            PartnerRole::TradeOffice => Role::TradeOffice,
+        };
+        onestop_platform::events::Partner {
+            role,
+            tenant: self.tenant.clone(),
+        }
+    }
+
     pub fn agency(id: &str) -> Self {
         Self {
             role: PartnerRole::Agency,

@@ -4,7 +4,7 @@ use onestop_contracts::event_types::IntakeEvent;
 use onestop_contracts::events::v1::{Event, WatchRequest, WatchResponse};
 use onestop_contracts::intake::v1 as pb;
 use onestop_platform::events::{self, NewEvent};
-use onestop_test_support::{Bearer, next_event};
+use onestop_test_support::{Bearer, events_until_quiet, next_event};
 use tonic::Code;
 use tonic::metadata::MetadataValue;
 
@@ -336,5 +336,39 @@ async fn outgoing_calls_carry_the_callers_trace() {
         events[0].traceparent.contains(trace_id),
         "{} vs {caller_trace}",
         events[0].traceparent
+    );
+}
+
+/// A partner's intake feed tells it which companies it starts or stops
+/// working with, and nothing of another partner's.
+#[tokio::test]
+async fn a_partner_hears_of_the_companies_it_works_with_and_no_others() {
+    let intake = Intake::start().await;
+    let kotras = intake.register(&registration_number(61), 0, false).await;
+    intake
+        .register_by(Bearer::agency("sbc"), &registration_number(62), 0, false)
+        .await;
+    let events = events_until_quiet(intake.client(Bearer::agency("kotra")), 0).await;
+    let changes: Vec<pb::CompanyPartnerChanged> = events
+        .iter()
+        .map(|event| {
+            assert_eq!(event.r#type, "company.partner_changed");
+            event.payload.as_ref().unwrap().to_msg().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [pb::CompanyPartnerChanged {
+            company_id: kotras.company_id.clone(),
+            role: pb::PartnerRole::Agency as i32,
+            tenant: "kotra".into(),
+            active: true,
+        }]
+    );
+    // The registration itself names KOTRA's staff as actor on KOTRA's copy.
+    let actor = events[0].actor.clone().unwrap();
+    assert_eq!(
+        (actor.role.as_str(), actor.tenant.as_str()),
+        ("agency", "kotra")
     );
 }

@@ -2,7 +2,7 @@
 
 use onestop_contracts::event_types::MentoringEvent;
 use onestop_contracts::mentoring::v1 as pb;
-use onestop_platform::events::{self, NewEvent};
+use onestop_platform::events::{self, NewEvent, Partner};
 use onestop_platform::idempotency::IdempotencyKey;
 use onestop_platform::time::from_timestamp;
 use onestop_platform::{ApiError, ApiResult, Caller, Role};
@@ -30,6 +30,7 @@ fn logged_event(session: &pb::Session) -> NewEvent {
             follow_up_action_count: session.follow_up_actions.len() as u32,
         },
     )
+    .for_partners([Partner::advisor(&session.advisor_id)])
 }
 
 impl MentoringApi {

@@ -13,7 +13,10 @@ use crate::common::{
     start_time, violations, waitlisted,
 };
 
-fn reassign(assignment_id: &str, reason: pb::ReassignReason) -> pb::ReassignAdvisorRequest {
+pub(crate) fn reassign(
+    assignment_id: &str,
+    reason: pb::ReassignReason,
+) -> pb::ReassignAdvisorRequest {
     pb::ReassignAdvisorRequest {
         idempotency_key: String::new(),
         assignment_id: assignment_id.into(),

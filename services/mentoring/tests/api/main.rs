@@ -6,6 +6,7 @@ mod advisors;
 mod continuity;
 mod matching;
 mod paging;
+mod partner_feed;
 mod requests;
 mod server;
 mod sessions;

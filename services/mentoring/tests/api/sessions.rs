@@ -8,7 +8,11 @@ use tonic::Code;
 use crate::common::{Mentoring, by_id, plain_advisor, ts, violations};
 
 /// A video session held `minutes_ago` before `now`.
-fn session(assignment_id: &str, now: DateTime<Utc>, minutes_ago: i64) -> pb::LogSessionRequest {
+pub(crate) fn session(
+    assignment_id: &str,
+    now: DateTime<Utc>,
+    minutes_ago: i64,
+) -> pb::LogSessionRequest {
     pb::LogSessionRequest {
         idempotency_key: String::new(),
         assignment_id: assignment_id.into(),

@@ -7,6 +7,7 @@ mod credentials;
 mod directory;
 mod eligibility;
 mod lifecycle;
+mod partner_feed;
 mod referrals;
 mod rerouting;
 mod tenancy;

@@ -12,7 +12,7 @@ use prost::Message;
 use crate::common::{Referral, current_program, start_time, status};
 use crate::lifecycle::{Move, make};
 
-async fn decline(referral: &Referral, agency: &str, id: &str) -> pb::Referral {
+pub(crate) async fn decline(referral: &Referral, agency: &str, id: &str) -> pb::Referral {
     referral
         .agency(agency)
         .decline_referral(pb::DeclineReferralRequest {
