@@ -67,13 +67,17 @@ async fn postgres_crashing_under_writes_loses_no_acknowledged_write() {
     let alive = support::health(intake.addr, "liveness").await;
     tokio::time::sleep_until((crashed + Duration::from_secs(2)).into()).await;
 
+    // pg_ctl returns a moment after Postgres accepts connections, and a
+    // service's pool may reconnect within that moment: its SERVING counts
+    // from the start command on (figures below clamp at zero).
+    let restarting = Instant::now();
     cluster.start_again().await;
     let back = Instant::now();
     let serving = intake_ready
-        .wait_for(ServingStatus::Serving, back, Duration::from_secs(30))
+        .wait_for(ServingStatus::Serving, restarting, Duration::from_secs(30))
         .await;
     let referral_serving = referral_ready
-        .wait_for(ServingStatus::Serving, back, Duration::from_secs(30))
+        .wait_for(ServingStatus::Serving, restarting, Duration::from_secs(30))
         .await;
     let wrote_again = writers.wait_for_more(20, Duration::from_secs(30)).await;
     let written = writers.finish().await;
@@ -104,10 +108,15 @@ async fn postgres_crashing_under_writes_loses_no_acknowledged_write() {
         "referral never said NOT_SERVING: {outage}"
     );
     assert_eq!(alive, Some(ServingStatus::Serving), "liveness: {outage}");
-    assert!(serving.is_some(), "intake never SERVING again: {outage}");
+    assert!(
+        serving.is_some(),
+        "intake never SERVING again: {outage}; its log ends:\n{}",
+        support::log_tail(&intake.output())
+    );
     assert!(
         referral_serving.is_some(),
-        "referral never SERVING again: {outage}"
+        "referral never SERVING again: {outage}; its log ends:\n{}",
+        support::log_tail(&referral.output())
     );
     assert!(wrote_again, "writes did not resume: {outage}");
     assert!(

@@ -420,3 +420,8 @@ pub async fn all_delivered(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The last 40 lines of a service's log, for a drill's failure message.
+pub fn log_tail(lines: &[String]) -> String {
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
