@@ -439,7 +439,9 @@ impl Worker {
         MentoringClient::connect(channel, self.target.bearer(role, tenant))
     }
 
-    /// The agency the referral was routed to accepts it and starts.
+    /// The agency the referral was routed to accepts it, starts and
+    /// completes it: a referral left started holds one of the program's
+    /// slots, and a long run would fill them all.
     async fn accept_referral(&mut self, referral_id: String) -> Acted {
         let admin = self.referral_client(Role::Admin, None);
         let request = referral::GetReferralRequest {
@@ -474,14 +476,32 @@ impl Worker {
         }
         let start = referral::StartReferralRequest {
             idempotency_key: uuid::Uuid::new_v4().to_string(),
-            referral_id,
+            referral_id: referral_id.clone(),
             note: String::new(),
         };
-        call!(
+        if call!(
             self.stats,
             "referral.StartReferral",
             agency,
             start_referral(start)
+        )
+        .is_none()
+        {
+            return Acted::Failed;
+        }
+        let complete = referral::CompleteReferralRequest {
+            idempotency_key: uuid::Uuid::new_v4().to_string(),
+            referral_id,
+            outcome: Some(referral::ReferralOutcome {
+                kind: referral::OutcomeKind::ServiceDelivered as i32,
+                ..Default::default()
+            }),
+        };
+        call!(
+            self.stats,
+            "referral.CompleteReferral",
+            agency,
+            complete_referral(complete)
         );
         Acted::Done
     }
