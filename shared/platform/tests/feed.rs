@@ -142,6 +142,35 @@ impl Feed {
         id
     }
 
+    /// Waits until the tailer has released `id` into its window, as the
+    /// head of a watch from the latest says.
+    async fn released_through(&self, id: i64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut stream = self
+                .watch(WatchRequest {
+                    from_latest: true,
+                    ..Default::default()
+                })
+                .await;
+            let message = tokio::time::timeout(Duration::from_secs(5), stream.next())
+                .await
+                .expect("a status comes")
+                .expect("the stream is open")
+                .expect("no error");
+            if let Some(watch_response::Item::Status(status)) = message.item
+                && status.head >= id
+            {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the tailer never released {id}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// A watch that has started (its first status came).
     async fn watching(&self, request: WatchRequest) -> RpcStream<WatchResponse> {
         let mut stream = self.watch(request).await;
@@ -414,14 +443,10 @@ async fn a_watcher_behind_the_window_catches_up_from_postgres_and_rejoins() {
     )
     .await;
     let committed = committed_ids(&db.pool).await;
-    // A watch from the latest starts once the tailer released them.
-    drop(
-        feed.watching(WatchRequest {
-            from_latest: true,
-            ..Default::default()
-        })
-        .await,
-    );
+    // The tailer reads 6,000 events in several batches; on a busy machine
+    // that outlasts a watch from the latest's wait for it, so wait for the
+    // release itself before counting the behind watcher's queries.
+    feed.released_through(*committed.last().unwrap()).await;
 
     let before = feed.service.queries();
     let mut behind = feed
