@@ -1,6 +1,8 @@
 //! A company that moves on the growth ladder keeps its advisor, who now
 //! follows the new stage's contact cadence: intake's company.stage_changed
-//! moves the active assignment over, with `assignment.cadence_changed`.
+//! moves the active assignment over, with `assignment.cadence_changed`,
+//! and an assignment in HANDOVER too, so the advisor handing the company
+//! over and the one taking it read the same stage and cadence.
 
 use futures_util::future::BoxFuture;
 use onestop_contracts::event_types::MentoringEvent;
@@ -32,12 +34,8 @@ impl LadderFollower for CadenceFollower {
                 return Ok(());
             };
             let interval = self.cadence.interval_days(stage);
-            let Some(moved) = store::move_to_stage(conn, company, stage, interval).await? else {
-                return Ok(());
-            };
-            tracing::info!(assignment_id = %moved.assignment_id, stage = stage.as_str(), interval, "assignment moved to the stage's cadence");
-            events::append(
-                conn,
+            let moved = store::move_to_stage(conn, company, stage, interval).await?;
+            let changes = moved.iter().map(|moved| {
                 NewEvent::new(
                     MentoringEvent::CadenceChanged,
                     moved.assignment_id,
@@ -50,9 +48,17 @@ impl LadderFollower for CadenceFollower {
                         previous_interval_days: moved.previous_interval_days.max(0) as u32,
                     },
                 )
-                .for_partners([Partner::advisor(moved.advisor_id)]),
-            )
-            .await?;
+                .for_partners([Partner::advisor(moved.advisor_id)])
+            });
+            events::append_all(conn, changes.collect::<Vec<_>>()).await?;
+            if !moved.is_empty() {
+                tracing::info!(
+                    assignments = moved.len(),
+                    stage = stage.as_str(),
+                    interval,
+                    "assignments moved to the stage's cadence"
+                );
+            }
             Ok(())
         })
     }

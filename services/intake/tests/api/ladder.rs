@@ -6,6 +6,7 @@
 use onestop_contracts::common::v1::{GrowthStage, NeedCategory};
 use onestop_contracts::intake::v1 as pb;
 use onestop_contracts::mentoring::v1 as mentoring_pb;
+use onestop_contracts::mentoring::v1::get_assignment_request::Lookup;
 use prost_types::FieldMask;
 
 use crate::common::{Intake, registration_number, usd};
@@ -173,12 +174,25 @@ async fn a_small_merchants_first_export_opens_care_with_its_advisor_on_a_case_of
     assert!(needs[0].detail.contains("care after the first export"));
 }
 
-#[tokio::test]
-async fn the_advisor_follows_the_new_stages_cadence() {
-    let wired = Wired::start().await;
+/// The assignment `lookup` finds, if any.
+async fn assignment(wired: &Wired, lookup: Lookup) -> Option<mentoring_pb::Assignment> {
+    wired
+        .mentoring
+        .admin()
+        .get_assignment(mentoring_pb::GetAssignmentRequest {
+            lookup: Some(lookup),
+        })
+        .await
+        .ok()
+        .map(|found| found.into_inner())
+}
+
+/// A first exporter registered by KOTRA, with the advisor mentoring
+/// assigned it on a mentoring need; returns the company and its assignment.
+async fn advised_company(wired: &Wired, number: u32) -> (pb::Company, mentoring_pb::Assignment) {
     let company = wired
         .intake
-        .register(&registration_number(403), 5_000_000, false)
+        .register(&registration_number(number), 5_000_000, false)
         .await;
     wired
         .intake
@@ -194,26 +208,20 @@ async fn the_advisor_follows_the_new_stages_cadence() {
         })
         .await
         .unwrap();
-    // The company's active assignment, once mentoring made it.
-    let assignment = || async {
-        wired
-            .mentoring
-            .admin()
-            .get_assignment(mentoring_pb::GetAssignmentRequest {
-                lookup: Some(mentoring_pb::get_assignment_request::Lookup::CompanyId(
-                    company.company_id.clone(),
-                )),
-            })
-            .await
-            .ok()
-            .map(|found| found.into_inner())
-    };
+    let active = || assignment(wired, Lookup::CompanyId(company.company_id.clone()));
     wired
         .until("mentoring assigns the advisor", || async {
-            assignment().await.is_some()
+            active().await.is_some()
         })
         .await;
-    assert_eq!(assignment().await.unwrap().contact_interval_days, 30);
+    let assigned = active().await.unwrap();
+    assert_eq!(assigned.contact_interval_days, 30);
+    (company, assigned)
+}
+
+/// The company's exports grow into PROMISING; waits until the assignment
+/// `lookup` finds follows PROMISING's 61-day cadence.
+async fn promote(wired: &Wired, company: &pb::Company, lookup: Lookup) {
     wired
         .intake
         .kotra()
@@ -224,10 +232,76 @@ async fn the_advisor_follows_the_new_stages_cadence() {
         .until(
             "the assignment follows PROMISING's 61-day cadence",
             || async {
-                assignment().await.is_some_and(|a| {
+                assignment(wired, lookup.clone()).await.is_some_and(|a| {
                     a.contact_interval_days == 61 && a.stage == GrowthStage::Promising as i32
                 })
             },
         )
         .await;
+}
+
+#[tokio::test]
+async fn the_advisor_follows_the_new_stages_cadence() {
+    let wired = Wired::start().await;
+    let (company, _) = advised_company(&wired, 403).await;
+    promote(
+        &wired,
+        &company,
+        Lookup::CompanyId(company.company_id.clone()),
+    )
+    .await;
+}
+
+/// An advisor leaving hands the company over; until a successor is found
+/// the outgoing assignment (HANDOVER) is the company's only one, and a
+/// stage change moves it too, so the advisor still with the company and
+/// the successor to come read the new stage's cadence.
+#[tokio::test]
+async fn an_assignment_in_handover_follows_the_new_stages_cadence_too() {
+    let wired = Wired::start().await;
+    let (company, _) = advised_company(&wired, 404).await;
+    // The only advisor leaves: nobody can take the company over yet.
+    let handovers = wired
+        .mentoring
+        .admin()
+        .deactivate_advisor(mentoring_pb::DeactivateAdvisorRequest {
+            advisor_id: wired.advisor_id.clone(),
+            handover_days: 30,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .handovers;
+    assert_eq!(handovers.len(), 1);
+    let outgoing = handovers[0].outgoing_assignment_id.clone();
+    let handing_over = || async {
+        assignment(&wired, Lookup::AssignmentId(outgoing.clone()))
+            .await
+            .expect("the outgoing assignment")
+    };
+    let before = handing_over().await;
+    assert_eq!(
+        before.status,
+        mentoring_pb::AssignmentStatus::Handover as i32
+    );
+    assert_eq!(before.contact_interval_days, 30);
+
+    promote(&wired, &company, Lookup::AssignmentId(outgoing.clone())).await;
+    assert_eq!(
+        handing_over().await.status,
+        mentoring_pb::AssignmentStatus::Handover as i32,
+        "moving the cadence leaves the handover as it is"
+    );
+    let changes: Vec<mentoring_pb::AssignmentCadenceChanged> = wired
+        .mentoring
+        .event_payloads(onestop_contracts::event_types::MentoringEvent::CadenceChanged)
+        .await;
+    assert_eq!(
+        changes
+            .iter()
+            .map(|c| (c.assignment_id.as_str(), c.contact_interval_days))
+            .collect::<Vec<_>>(),
+        [(outgoing.as_str(), 61)]
+    );
 }

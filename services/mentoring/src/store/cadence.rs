@@ -137,7 +137,10 @@ pub async fn mark_periods_raised(
     Ok(updated == 1)
 }
 
-/// An active assignment moved to another stage's cadence.
+/// Most live assignments of one company a stage change moves.
+const MAX_LIVE_ASSIGNMENTS: i64 = 20;
+
+/// A live assignment moved to another stage's cadence.
 #[derive(Debug)]
 pub struct CadenceMove {
     pub assignment_id: Uuid,
@@ -145,39 +148,52 @@ pub struct CadenceMove {
     pub previous_interval_days: i32,
 }
 
-/// Moves the company's ACTIVE assignment (and the company's own record) to
-/// `stage` and its contact interval; None when it has none or it follows
-/// that stage already.
+/// Moves the company's live assignments (and the company's own record) to
+/// `stage` and its contact interval: the ACTIVE one and any in HANDOVER,
+/// whose outgoing advisor still works with the company until the window
+/// ends and reads the same stage and next contact as its successor. Empty
+/// when it has none or they follow that stage already. A company has one
+/// ACTIVE assignment and a HANDOVER one per change of advisor within a
+/// window, so [`MAX_LIVE_ASSIGNMENTS`] is never reached in practice.
 pub async fn move_to_stage(
     conn: &mut PgConnection,
     company_id: Uuid,
     stage: GrowthStage,
     contact_interval_days: u32,
-) -> Result<Option<CadenceMove>, sqlx::Error> {
+) -> Result<Vec<CadenceMove>, sqlx::Error> {
     sqlx::query("UPDATE company SET stage = $2, updated_at = now() WHERE id = $1")
         .bind(company_id)
         .bind(stage.as_str())
         .execute(&mut *conn)
         .await?;
-    let row = sqlx::query(
-        "WITH current AS (
+    let rows = sqlx::query(
+        "WITH live AS (
              SELECT id, contact_interval_days FROM assignment
-              WHERE company_id = $1 AND status = 'ACTIVE'
+              WHERE company_id = $1 AND status IN ('ACTIVE', 'HANDOVER')
+              ORDER BY id
+              LIMIT $4
               FOR UPDATE)
          UPDATE assignment a SET stage = $2, contact_interval_days = $3
-           FROM current
-          WHERE a.id = current.id
+           FROM live
+          WHERE a.id = live.id
             AND (a.stage <> $2 OR a.contact_interval_days <> $3)
-         RETURNING a.id, a.advisor_id, current.contact_interval_days AS previous",
+         RETURNING a.id, a.advisor_id, live.contact_interval_days AS previous",
     )
     .bind(company_id)
     .bind(stage.as_str())
     .bind(contact_interval_days as i32)
-    .fetch_optional(conn)
+    .bind(MAX_LIVE_ASSIGNMENTS)
+    .fetch_all(conn)
     .await?;
-    Ok(row.map(|row| CadenceMove {
-        assignment_id: row.get("id"),
-        advisor_id: row.get("advisor_id"),
-        previous_interval_days: row.get("previous"),
-    }))
+    let mut moved: Vec<CadenceMove> = rows
+        .into_iter()
+        .map(|row| CadenceMove {
+            assignment_id: row.get("id"),
+            advisor_id: row.get("advisor_id"),
+            previous_interval_days: row.get("previous"),
+        })
+        .collect();
+    // Events in a stable order, whatever order the update returned.
+    moved.sort_by_key(|m| m.assignment_id);
+    Ok(moved)
 }
