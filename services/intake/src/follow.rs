@@ -23,7 +23,6 @@ use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use onestop_contracts::events::v1::Event;
 use onestop_domain::{CountryCode, HsInterest, NeedOwner};
-use onestop_platform::events;
 use onestop_platform::follow::{FeedFollower, FeedHandler};
 use onestop_platform::time::from_timestamp;
 use opentelemetry::KeyValue;
@@ -316,7 +315,12 @@ async fn advance(
         return Ok(());
     }
     store::set_need_status(conn, need_id, to).await?;
-    events::append(conn, lifecycle::status_changed(case_id, &need, to, cause)).await?;
+    relationships::append_for_case(
+        conn,
+        case_id,
+        [lifecycle::status_changed(case_id, &need, to, cause)],
+    )
+    .await?;
     if to.is_finished() {
         lifecycle::close_if_finished(conn, case_id, company_id).await?;
     }
@@ -366,6 +370,6 @@ async fn open_found_need(
     let (need_id, opened) =
         needs::open_need(conn, case_id, position, &planned, &snapshot(&company)).await?;
     store::set_need_topic(conn, need_id, &found.topic).await?;
-    events::append(conn, opened).await?;
+    relationships::append_for_case(conn, case_id, [opened]).await?;
     Ok(())
 }

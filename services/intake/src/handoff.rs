@@ -27,7 +27,7 @@ use onestop_contracts::mentoring::v1::{RequestAdvisorRequest, request_advisor_re
 use onestop_contracts::referral::v1::CreateReferralRequest;
 use onestop_contracts::referral::v1::referral_service_client::ReferralServiceClient;
 use onestop_domain::NeedOwner;
-use onestop_platform::events::{self, NewEvent};
+use onestop_platform::events::NewEvent;
 use onestop_platform::supervise::Beat;
 use onestop_platform::telemetry;
 use onestop_platform::time::Clock;
@@ -37,6 +37,8 @@ use sqlx::{PgConnection, PgPool};
 use tracing::Instrument;
 use uuid::Uuid;
 
+use crate::domain::partner::Partner;
+use crate::relationships;
 use crate::startup::SERVICE_NAME;
 use crate::store::{self, AnnouncedNeed, DueNeed, NewEntry};
 use crate::upstreams::Upstreams;
@@ -161,14 +163,14 @@ impl Relay {
     async fn record(
         &self,
         need: &DueNeed,
-        sent: &Result<String, tonic::Status>,
+        sent: &Result<Acknowledged, tonic::Status>,
         now: DateTime<Utc>,
     ) -> anyhow::Result<bool> {
         let mut tx = self.pool.begin().await?;
         let delivered = {
             match sent {
-                Ok(record_id) => {
-                    if mark_delivered(&mut tx, need, record_id, now).await? {
+                Ok(acknowledged) => {
+                    if mark_delivered(&mut tx, need, acknowledged, now).await? {
                         tracing::info!(attempts = need.attempt, "need delivered");
                     }
                     true
@@ -206,13 +208,13 @@ impl Relay {
         Ok(delivered)
     }
 
-    /// Calls the owner; `Ok` carries the id of the record it made (or had
-    /// already made) for the need.
+    /// Calls the owner; `Ok` carries the record it made (or had already
+    /// made) for the need.
     async fn send(
         &self,
         owner: NeedOwner,
         hand_off: &NeedHandOff,
-    ) -> Result<String, tonic::Status> {
+    ) -> Result<Acknowledged, tonic::Status> {
         let channel = self
             .upstreams
             .channel(owner)
@@ -247,12 +249,15 @@ impl Relay {
                 Ok(match response.outcome {
                     Some(request_advisor_response::Outcome::Assigned(assignment))
                     | Some(request_advisor_response::Outcome::AlreadyAssigned(assignment)) => {
-                        assignment.assignment_id
+                        Acknowledged {
+                            record_id: assignment.assignment_id,
+                            partner: Some(Partner::advisor(&assignment.advisor_id)),
+                        }
                     }
                     Some(request_advisor_response::Outcome::Waitlisted(entry)) => {
-                        entry.waitlist_entry_id
+                        Acknowledged::record(entry.waitlist_entry_id)
                     }
-                    None => String::new(),
+                    None => Acknowledged::record(String::new()),
                 })
             }
             NeedOwner::Buyers => {
@@ -269,7 +274,7 @@ impl Relay {
                     })
                     .await?
                     .into_inner();
-                Ok(search.search_id)
+                Ok(Acknowledged::record(search.search_id))
             }
             NeedOwner::Referral => {
                 let referral = ReferralServiceClient::with_interceptor(channel, credentials)
@@ -285,7 +290,16 @@ impl Relay {
                     })
                     .await?
                     .into_inner();
-                Ok(referral.referral_id)
+                // The agency of the leg the referral went to first (the
+                // program the need named, when it was eligible).
+                let agency = referral
+                    .legs
+                    .last()
+                    .map(|leg| Partner::agency(&leg.agency_id));
+                Ok(Acknowledged {
+                    record_id: referral.referral_id,
+                    partner: agency,
+                })
             }
         }
     }
@@ -339,14 +353,35 @@ async fn announced(
     })
 }
 
+/// What an owner answered a hand-off with: its record for the need and,
+/// when it names one, the partner now serving the need (the advisor
+/// assigned, the agency the referral went to).
+#[derive(Debug)]
+struct Acknowledged {
+    record_id: String,
+    partner: Option<Partner>,
+}
+
+impl Acknowledged {
+    fn record(record_id: String) -> Self {
+        Self {
+            record_id,
+            partner: None,
+        }
+    }
+}
+
 /// The owner's acknowledgement, with its timeline line and event, once:
-/// false when the need was already delivered.
+/// false when the need was already delivered. The event names the
+/// company's partners and the partner serving the need, which intake
+/// records as one only when the owner's own event comes back on its feed.
 async fn mark_delivered(
     conn: &mut PgConnection,
     need: &DueNeed,
-    record_id: &str,
+    acknowledged: &Acknowledged,
     now: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
+    let record_id = acknowledged.record_id.as_str();
     if !store::mark_delivered(conn, need, record_id, now).await? {
         return Ok(false);
     }
@@ -365,21 +400,19 @@ async fn mark_delivered(
         },
     )
     .await?;
-    events::append(
-        conn,
-        NewEvent::new(
-            delivered,
-            need.case_id,
-            &pb::NeedDelivered {
-                need_id: need.need_id.to_string(),
-                case_id: need.case_id.to_string(),
-                owner: need.owner.to_proto() as i32,
-                owner_record_id: record_id.to_owned(),
-                attempts: need.attempt.max(0) as u32,
-            },
-        ),
+    let event = NewEvent::new(
+        delivered,
+        need.case_id,
+        &pb::NeedDelivered {
+            need_id: need.need_id.to_string(),
+            case_id: need.case_id.to_string(),
+            owner: need.owner.to_proto() as i32,
+            owner_record_id: record_id.to_owned(),
+            attempts: need.attempt.max(0) as u32,
+        },
     )
-    .await?;
+    .for_partners(acknowledged.partner.as_ref().map(Partner::on_feed));
+    relationships::append_for_case(conn, need.case_id, [event]).await?;
     Ok(true)
 }
 

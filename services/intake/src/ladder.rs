@@ -17,9 +17,9 @@ use uuid::Uuid;
 use crate::domain::case::{NeedSpec, PlannedNeed};
 use crate::domain::company::snapshot;
 use crate::domain::ladder::follow_ons;
-use crate::needs;
 use crate::startup::SERVICE_NAME;
 use crate::store::{self, NewEntry};
+use crate::{needs, relationships};
 
 /// Opens the follow-on needs of `company`'s move from `from` to its stage
 /// now (`company` as the change left it) and returns their events, to be
@@ -117,6 +117,7 @@ pub async fn open_follow_ons(
         ));
     }
     new_events.extend(need_events);
+    let new_events = relationships::name_case_partners(conn, case_id, new_events).await?;
     tracing::info!(case_id = %case_id, needs = prescribed.len(), moved = %moved, "follow-on needs opened");
     Ok(new_events)
 }

@@ -10,11 +10,12 @@
 
 use onestop_contracts::event_types::IntakeEvent;
 use onestop_contracts::intake::v1 as pb;
-use onestop_platform::events::{self, NewEvent};
+use onestop_platform::events::NewEvent;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::case::{CloseCause, NeedStatus};
+use crate::relationships;
 use crate::startup::SERVICE_NAME;
 use crate::store::{self, LockedNeed, NewEntry};
 
@@ -66,9 +67,10 @@ pub async fn cancel_need(
         },
     )
     .await?;
-    events::append(
+    relationships::append_for_case(
         conn,
-        status_changed(case_id, need, NeedStatus::Cancelled, cause),
+        case_id,
+        [status_changed(case_id, need, NeedStatus::Cancelled, cause)],
     )
     .await?;
     Ok(())
@@ -121,9 +123,10 @@ pub async fn close_case(
         },
     )
     .await?;
-    events::append(
+    relationships::append_for_case(
         conn,
-        NewEvent::new(
+        case_id,
+        [NewEvent::new(
             closed,
             case_id,
             &pb::CaseClosed {
@@ -133,7 +136,7 @@ pub async fn close_case(
                 needs_done: tally.done,
                 needs_cancelled: tally.cancelled,
             },
-        ),
+        )],
     )
     .await?;
     tracing::info!(case_id = %case_id, cause = cause.as_str(), "case closed");

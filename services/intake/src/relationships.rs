@@ -1,7 +1,9 @@
 //! Keeping who works with whom: recording a relationship as it begins,
 //! changes or ends, and telling the owner services on intake's feed
 //! (`company.partner_changed`) whenever that changes whether a partner
-//! works with a company at all.
+//! works with a company at all; and naming those partners on the case and
+//! need events of the company, so each partner's scoped Watch follows the
+//! cases it may read.
 
 use onestop_contracts::event_types::IntakeEvent;
 use onestop_contracts::intake::v1 as pb;
@@ -60,6 +62,37 @@ pub async fn end_by_reference(
         .await?;
     }
     Ok(())
+}
+
+/// Names on `events` (about the case) every partner that works with the
+/// case's company now: a partner may read the company's cases, so its
+/// scoped Watch carries their events. Their payloads hold ids, categories,
+/// statuses, counts and the company's business snapshot, never contacts
+/// or what people wrote, so partners get them whole.
+pub async fn name_case_partners(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+    events: impl IntoIterator<Item = NewEvent>,
+) -> Result<Vec<NewEvent>, sqlx::Error> {
+    let partners: Vec<events::Partner> = store::partners_of_case(conn, case_id)
+        .await?
+        .iter()
+        .map(Partner::on_feed)
+        .collect();
+    Ok(events
+        .into_iter()
+        .map(|event| event.for_partners(partners.iter().cloned()))
+        .collect())
+}
+
+/// Appends `events` about the case, naming its company's partners.
+pub async fn append_for_case(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+    events: impl IntoIterator<Item = NewEvent>,
+) -> Result<(), sqlx::Error> {
+    let named = name_case_partners(conn, case_id, events).await?;
+    events::append_all(conn, named).await
 }
 
 fn changed(company_id: Uuid, partner: &Partner, active: bool) -> NewEvent {

@@ -4,7 +4,7 @@
 use onestop_contracts::event_types::IntakeEvent;
 use onestop_contracts::intake::v1 as pb;
 use onestop_platform::error::{parse_id, retry_aborted};
-use onestop_platform::events::{self, NewEvent};
+use onestop_platform::events::NewEvent;
 use onestop_platform::idempotency::IdempotencyKey;
 use onestop_platform::{ApiError, ApiResult, Caller, Role};
 use sqlx::{Postgres, Transaction};
@@ -130,7 +130,7 @@ impl IntakeApi {
             },
         )];
         new_events.extend(need_events);
-        events::append_all(&mut tx, new_events).await?;
+        relationships::append_for_case(&mut tx, case_id, new_events).await?;
         key.record(&mut tx, &case, &company_id.to_string()).await?;
         tx.commit().await?;
         tracing::info!(case_id = %case_id, needs = planned.len(), "case opened");
@@ -173,7 +173,7 @@ impl IntakeApi {
                     .await?;
             need_events.push(event);
         }
-        events::append_all(&mut tx, need_events).await?;
+        relationships::append_for_case(&mut tx, case_id, need_events).await?;
         let case = finish_change(tx, &key, case_id, company_id).await?;
         tracing::info!(case_id = %case_id, needs = planned.len(), "needs added");
         Ok(case)
@@ -400,9 +400,10 @@ impl IntakeApi {
             },
         )
         .await?;
-        events::append(
+        relationships::append_for_case(
             &mut tx,
-            NewEvent::new(
+            case_id,
+            [NewEvent::new(
                 retried,
                 case_id,
                 &pb::NeedDeliveryRetried {
@@ -411,7 +412,7 @@ impl IntakeApi {
                     owner: need.owner.to_proto() as i32,
                     parked_after_attempts: need.attempts.max(0) as u32,
                 },
-            ),
+            )],
         )
         .await?;
         let retried_need = store::load_need(&mut tx, case_id, need_id)

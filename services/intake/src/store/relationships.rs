@@ -89,15 +89,43 @@ pub async fn partners_by_reference(
     .bind(reference)
     .fetch_all(conn)
     .await?;
-    Ok(rows
-        .into_iter()
+    Ok(stored_partners(rows))
+}
+
+/// Most partners one event names: far more than work with any one
+/// company (its agencies, its advisor, the offices of its open matches).
+const MAX_NAMED_PARTNERS: i64 = 100;
+
+/// The partners that work with the case's company now, in a stable order.
+pub async fn partners_of_case(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+) -> Result<Vec<Partner>, sqlx::Error> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT DISTINCT p.role, p.tenant
+           FROM support_case c
+           JOIN company_partner p ON p.company_id = c.company_id
+          WHERE c.id = $1 AND p.state <> 'ENDED'
+          ORDER BY p.role, p.tenant
+          LIMIT $2",
+    )
+    .bind(case_id)
+    .bind(MAX_NAMED_PARTNERS)
+    .fetch_all(conn)
+    .await?;
+    Ok(stored_partners(rows))
+}
+
+/// Partners from their stored (role, tenant) rows.
+fn stored_partners(rows: Vec<(String, String)>) -> Vec<Partner> {
+    rows.into_iter()
         .filter_map(|(role, tenant)| {
             Some(Partner {
                 role: PartnerRole::from_stored(&role)?,
                 tenant,
             })
         })
-        .collect())
+        .collect()
 }
 
 /// Whether an admin's grant to `partner` is in force.

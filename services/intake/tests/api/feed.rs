@@ -372,3 +372,142 @@ async fn a_partner_hears_of_the_companies_it_works_with_and_no_others() {
         ("agency", "kotra")
     );
 }
+
+/// Opens a case for the company as an admin, with one buyer-discovery and
+/// one export-finance need.
+async fn admin_opens_case(intake: &Intake, company_id: &str) -> pb::Case {
+    let need = |category: onestop_contracts::common::v1::NeedCategory| pb::NeedRequest {
+        category: category as i32,
+        target_markets: vec!["VN".into()],
+        ..Default::default()
+    };
+    intake
+        .admin()
+        .open_case(pb::OpenCaseRequest {
+            company_id: company_id.into(),
+            needs: vec![
+                need(onestop_contracts::common::v1::NeedCategory::BuyerDiscovery),
+                need(onestop_contracts::common::v1::NeedCategory::ExportFinance),
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// The case (or company) an intake event is about, from its payload.
+fn case_or_company(event: &Event) -> String {
+    let payload = event.payload.as_ref().unwrap();
+    match event.r#type.as_str() {
+        "company.partner_changed" => {
+            payload
+                .to_msg::<pb::CompanyPartnerChanged>()
+                .unwrap()
+                .company_id
+        }
+        "case.opened" => payload.to_msg::<pb::CaseOpened>().unwrap().case_id,
+        "need.opened" => {
+            payload
+                .to_msg::<pb::NeedOpened>()
+                .unwrap()
+                .hand_off
+                .unwrap()
+                .case_id
+        }
+        "need.status_changed" => payload.to_msg::<pb::NeedStatusChanged>().unwrap().case_id,
+        "case.closed" => payload.to_msg::<pb::CaseClosed>().unwrap().case_id,
+        other => panic!("a partner's intake feed carries no {other}"),
+    }
+}
+
+/// An agency granted on a company follows that company's cases on its
+/// scoped feed (opened, needs opened and finished, closed), and nothing of
+/// a company it does not work with; once the grant is revoked, the
+/// company's new cases no longer reach it.
+#[tokio::test]
+async fn a_granted_agency_follows_its_companys_cases_and_no_others() {
+    let intake = Intake::start().await;
+    let served = intake
+        .register_by(Bearer::service(), &registration_number(63), 0, false)
+        .await;
+    // KOTRA registers (and so works with) the other company.
+    let other = intake.register(&registration_number(64), 0, false).await;
+    let sbc_grant = pb::GrantPartnerRequest {
+        company_id: served.company_id.clone(),
+        role: pb::PartnerRole::Agency as i32,
+        tenant: "sbc".into(),
+    };
+    intake
+        .admin()
+        .grant_partner(sbc_grant.clone())
+        .await
+        .unwrap();
+    let served_case = admin_opens_case(&intake, &served.company_id).await;
+    let other_case = admin_opens_case(&intake, &other.company_id).await;
+    intake
+        .api(Bearer::agency("sbc"))
+        .close_case(pb::CloseCaseRequest {
+            case_id: served_case.case_id.clone(),
+            outcome_summary: "Financing arranged elsewhere".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    admin_opens_case(&intake, &other.company_id).await;
+
+    let sbc = events_until_quiet(intake.client(Bearer::agency("sbc")), 0).await;
+    let types: Vec<&str> = sbc.iter().map(|e| e.r#type.as_str()).collect();
+    let needs = served_case.needs.len();
+    assert!(needs >= 2, "{needs}");
+    let mut expected = vec!["company.partner_changed", "case.opened"];
+    expected.extend(std::iter::repeat_n("need.opened", needs));
+    expected.extend(std::iter::repeat_n("need.status_changed", needs));
+    expected.push("case.closed");
+    assert_eq!(types, expected);
+    for event in &sbc {
+        let about = case_or_company(event);
+        assert!(
+            about == served_case.case_id || about == served.company_id,
+            "{} about {about}",
+            event.r#type
+        );
+    }
+
+    // KOTRA's feed holds the other company's two cases, nothing of SBC's.
+    let kotra = events_until_quiet(intake.client(Bearer::agency("kotra")), 0).await;
+    let kotras_cases: Vec<String> = kotra
+        .iter()
+        .filter(|e| e.r#type == "case.opened")
+        .map(case_or_company)
+        .collect();
+    assert_eq!(kotras_cases.len(), 2);
+    assert_eq!(kotras_cases[0], other_case.case_id);
+    assert!(
+        kotra
+            .iter()
+            .map(case_or_company)
+            .all(|about| about != served_case.case_id && about != served.company_id)
+    );
+
+    // Revoked: the company's next case is no longer on SBC's feed.
+    let pb::GrantPartnerRequest {
+        company_id,
+        role,
+        tenant,
+    } = sbc_grant;
+    intake
+        .admin()
+        .revoke_partner(pb::RevokePartnerRequest {
+            company_id,
+            role,
+            tenant,
+        })
+        .await
+        .unwrap();
+    let after = sbc.last().unwrap().id;
+    admin_opens_case(&intake, &served.company_id).await;
+    let later = events_until_quiet(intake.client(Bearer::agency("sbc")), after).await;
+    let later_types: Vec<&str> = later.iter().map(|e| e.r#type.as_str()).collect();
+    assert_eq!(later_types, ["company.partner_changed"]);
+}

@@ -329,3 +329,43 @@ async fn recommend_programs_asks_referral_for_the_company_and_needs_it_configure
         .expect_err("no directory configured");
     assert_eq!(unavailable.code(), Code::Unavailable, "{unavailable:?}");
 }
+
+/// The agency whose program the need went to hears of the hand-off on
+/// intake's feed (`need.delivered` names it), although it did not work
+/// with the company when the case was opened.
+#[tokio::test]
+async fn the_agency_a_need_went_to_hears_of_its_delivery() {
+    let wired = Wired::start().await;
+    let case = case_with(
+        &wired,
+        303,
+        5_000_000,
+        vec![need_for(NeedCategory::BuyerDiscovery, "sbc.buyer-matching")],
+    )
+    .await;
+    let need = case
+        .needs
+        .iter()
+        .find(|n| !n.program_id.is_empty())
+        .expect("the program's need");
+    in_inbox(&wired, "sbc", &need.need_id).await;
+    let delivered = || async {
+        onestop_test_support::events_until_quiet(
+            wired
+                .intake
+                .client(onestop_test_support::Bearer::agency("sbc")),
+            0,
+        )
+        .await
+        .into_iter()
+        .filter(|e| e.r#type == "need.delivered")
+        .filter_map(|e| e.payload?.to_msg::<pb::NeedDelivered>().ok())
+        .find(|d| d.need_id == need.need_id)
+    };
+    wired
+        .until("SBC's intake feed carries the delivery", || async {
+            delivered().await.is_some()
+        })
+        .await;
+    assert_eq!(delivered().await.unwrap().owner, NeedOwner::Referral as i32);
+}
