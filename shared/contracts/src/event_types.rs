@@ -124,6 +124,7 @@ event_types! {
         SampleCertificationGap = "sample.certification_gap" on "sample_test" carries buyers::SampleCertificationGap;
         FollowUpDue = "followup.due" on "lead" carries buyers::FollowUpDue;
         LeadReactivation = "lead.reactivation" on "lead" carries buyers::LeadReactivation;
+        MarketAccepted = "market.recommendation_accepted" on "buyer_search" carries buyers::MarketRecommendationAccepted;
         /// What buyers erased after intake's erasure of the company.
         PersonalDataErased = "company.personal_data_erased" on "company" carries common::CompanyDataErased;
     }

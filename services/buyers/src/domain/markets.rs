@@ -7,7 +7,7 @@ use onestop_contracts::common::v1::Money;
 use onestop_domain::{CountryCode, HsInterest};
 use onestop_platform::Violations;
 
-use super::{bounded_count, parse_list};
+use super::{bounded_count, parse_list, required_text};
 
 /// Demand in one market, counted over matchable buyers.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -55,6 +55,34 @@ pub fn rank_markets(mut demand: Vec<MarketDemand>, limit: u32) -> Vec<pb::Market
             country: market.country,
         })
         .collect()
+}
+
+/// The market a company takes up for its market-diversification need,
+/// validated.
+#[derive(Debug)]
+pub struct MarketAcceptance {
+    pub need_id: String,
+    pub country: CountryCode,
+}
+
+impl TryFrom<&pb::AcceptMarketRecommendationRequest> for MarketAcceptance {
+    type Error = Violations;
+    fn try_from(request: &pb::AcceptMarketRecommendationRequest) -> Result<Self, Violations> {
+        let mut violations = Violations::default();
+        let need_id = required_text(
+            "need_id",
+            &request.need_id,
+            onestop_platform::limits::MAX_NAME,
+            &mut violations,
+        );
+        let country = violations.check("country", CountryCode::parse(&request.country));
+        violations.finish_with(|| {
+            Some(MarketAcceptance {
+                need_id,
+                country: country?,
+            })
+        })
+    }
 }
 
 const DEFAULT_MARKETS: u32 = 10;

@@ -92,13 +92,19 @@ impl BuyersApi {
         }
         let search_id = Uuid::now_v7();
         let count = query.limit;
+        let category = onestop_domain::NeedCategory::from_proto(request.category)
+            .map(|category| category.as_str())
+            .unwrap_or_default();
         store::insert_search(
             &mut tx,
-            search_id,
-            &need_id,
-            &case_id,
-            &query.company_id,
-            count,
+            &store::NewBuyerSearch {
+                id: search_id,
+                need_id: &need_id,
+                case_id: &case_id,
+                company_id: &query.company_id,
+                category,
+                requested: count,
+            },
             now,
         )
         .await?;

@@ -25,27 +25,77 @@ pub async fn search_by_need(
         .await
 }
 
+/// A search about to be stored: intake's need, its case, company and
+/// category, and how many buyers to propose.
+pub struct NewBuyerSearch<'a> {
+    pub id: Uuid,
+    pub need_id: &'a str,
+    pub case_id: &'a str,
+    pub company_id: &'a str,
+    pub category: &'a str,
+    pub requested: u32,
+}
+
 pub async fn insert_search(
     conn: &mut PgConnection,
-    id: Uuid,
-    need_id: &str,
-    case_id: &str,
-    company_id: &str,
-    requested: u32,
+    search: &NewBuyerSearch<'_>,
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO buyer_search (id, need_id, case_id, company_id, requested, opened_at)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO buyer_search (id, need_id, case_id, company_id, category, requested, opened_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
-    .bind(id)
-    .bind(need_id)
-    .bind(case_id)
-    .bind(company_id)
-    .bind(requested as i32)
+    .bind(search.id)
+    .bind(search.need_id)
+    .bind(search.case_id)
+    .bind(search.company_id)
+    .bind(search.category)
+    .bind(search.requested as i32)
     .bind(now)
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// Where a need's search stands, as accepting a market needs it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct SearchStanding {
+    pub id: Uuid,
+    pub case_id: String,
+    pub company_id: String,
+    pub category: String,
+    pub closed: bool,
+    pub accepted_market: Option<String>,
+}
+
+/// The need's search, locked until the transaction ends.
+pub async fn lock_search_by_need(
+    conn: &mut PgConnection,
+    need_id: &str,
+) -> Result<Option<SearchStanding>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, case_id, company_id, category, closed_at IS NOT NULL AS closed, accepted_market
+           FROM buyer_search WHERE need_id = $1
+            FOR UPDATE",
+    )
+    .bind(need_id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Records the market the company took up.
+pub async fn accept_market(
+    conn: &mut PgConnection,
+    id: Uuid,
+    country: &str,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE buyer_search SET accepted_market = $2, accepted_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(country)
+        .bind(now)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -53,18 +103,9 @@ pub async fn load_search(
     conn: &mut PgConnection,
     id: Uuid,
 ) -> Result<Option<pb::BuyerSearch>, sqlx::Error> {
-    let Some((need_id, case_id, company_id, requested, opened_at, closed_at)) = sqlx::query_as::<
-        _,
-        (
-            String,
-            String,
-            String,
-            i32,
-            DateTime<Utc>,
-            Option<DateTime<Utc>>,
-        ),
-    >(
-        "SELECT need_id, case_id, company_id, requested, opened_at, closed_at
+    let Some(stored) = sqlx::query_as::<_, StoredSearch>(
+        "SELECT need_id, case_id, company_id, requested, opened_at, closed_at,
+                accepted_market, accepted_at
                FROM buyer_search WHERE id = $1",
     )
     .bind(id)
@@ -81,14 +122,28 @@ pub async fn load_search(
     let matches = load_matches(conn, &ids).await?;
     Ok(Some(pb::BuyerSearch {
         search_id: id.to_string(),
-        need_id,
-        case_id,
-        company_id,
-        count: requested.max(0) as u32,
+        need_id: stored.need_id,
+        case_id: stored.case_id,
+        company_id: stored.company_id,
+        count: stored.requested.max(0) as u32,
         matches,
-        opened_at: Some(to_timestamp(opened_at)),
-        closed_at: closed_at.map(to_timestamp),
+        opened_at: Some(to_timestamp(stored.opened_at)),
+        closed_at: stored.closed_at.map(to_timestamp),
+        accepted_market: stored.accepted_market.unwrap_or_default(),
+        accepted_at: stored.accepted_at.map(to_timestamp),
     }))
+}
+
+#[derive(sqlx::FromRow)]
+struct StoredSearch {
+    need_id: String,
+    case_id: String,
+    company_id: String,
+    requested: i32,
+    opened_at: DateTime<Utc>,
+    closed_at: Option<DateTime<Utc>>,
+    accepted_market: Option<String>,
+    accepted_at: Option<DateTime<Utc>>,
 }
 
 /// Closes the search; false when it was closed already.

@@ -1,6 +1,9 @@
 use onestop_contracts::buyers::v1 as pb;
+use onestop_contracts::common::v1::NeedCategory;
+use onestop_contracts::event_types::BuyersEvent;
+use tonic::Code;
 
-use crate::common::{Buyers, buyer_profile, violations};
+use crate::common::{Buyers, buyer_profile, error_reason, violations};
 
 #[tokio::test]
 async fn other_markets_rank_by_verified_demand_with_counts() {
@@ -91,4 +94,94 @@ async fn repeated_codes_within_the_limit_count_once() {
         .markets;
     assert_eq!(markets.len(), 1);
     assert_eq!(markets[0].exact_hs_buyers, 1);
+}
+
+fn take_up(need_id: &str, country: &str, key: &str) -> pb::AcceptMarketRecommendationRequest {
+    pb::AcceptMarketRecommendationRequest {
+        idempotency_key: key.into(),
+        need_id: need_id.into(),
+        country: country.into(),
+    }
+}
+
+/// The company's advisor records the market it takes up for its
+/// market-diversification need, once, with its event; another market, a
+/// need of another category, bad input and a partner that does not work
+/// with the company are refused with nothing stored.
+#[tokio::test]
+async fn the_company_takes_up_one_recommended_market_for_its_need() {
+    let buyers = Buyers::start().await;
+    buyers.company_on_file("company-m").await;
+    let mut diversify = crate::matches::search_request("need-m", "company-m", 1);
+    diversify.category = NeedCategory::MarketDiversification as i32;
+    buyers.service().open_buyer_search(diversify).await.unwrap();
+    buyers
+        .service()
+        .open_buyer_search(crate::matches::search_request("need-b", "company-m", 1))
+        .await
+        .unwrap();
+    let advisor = || buyers.advisor("advisor-on-file");
+
+    let refused = advisor()
+        .accept_market_recommendation(take_up("", "Vietnam", ""))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert_eq!(violations(&refused), ["country", "need_id"]);
+    let stranger = buyers
+        .agency("semas")
+        .accept_market_recommendation(take_up("need-m", "VN", ""))
+        .await
+        .unwrap_err();
+    assert_eq!(stranger.code(), Code::NotFound);
+    let other_category = advisor()
+        .accept_market_recommendation(take_up("need-b", "VN", ""))
+        .await
+        .unwrap_err();
+    assert_eq!(error_reason(&other_category), "NOT_MARKET_DIVERSIFICATION");
+    assert!(
+        buyers
+            .event_payloads::<pb::MarketRecommendationAccepted, _>(BuyersEvent::MarketAccepted)
+            .await
+            .is_empty()
+    );
+
+    let accepted = advisor()
+        .accept_market_recommendation(take_up("need-m", "VN", "first"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(accepted.accepted_market, "VN");
+    assert!(accepted.accepted_at.is_some());
+    // The same market again (or a retry) changes nothing; another is refused.
+    let again = advisor()
+        .accept_market_recommendation(take_up("need-m", "VN", ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.accepted_at, accepted.accepted_at);
+    let retried = advisor()
+        .accept_market_recommendation(take_up("need-m", "VN", "first"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(retried, accepted);
+    let another = buyers
+        .admin()
+        .accept_market_recommendation(take_up("need-m", "TH", ""))
+        .await
+        .unwrap_err();
+    assert_eq!(error_reason(&another), "MARKET_ALREADY_ACCEPTED");
+    let events: Vec<pb::MarketRecommendationAccepted> =
+        buyers.event_payloads(BuyersEvent::MarketAccepted).await;
+    assert_eq!(
+        events,
+        [pb::MarketRecommendationAccepted {
+            search_id: accepted.search_id.clone(),
+            need_id: "need-m".into(),
+            case_id: "case-of-need-m".into(),
+            company_id: "company-m".into(),
+            country: "VN".into(),
+        }]
+    );
 }

@@ -471,6 +471,10 @@ fn buyers_event(
             let p: buyers::SampleCertificationGap = decode(event)?;
             Meaning::of(Vec::new(), format!("{} {}", p.certification, p.country))
         }
+        BuyersEvent::MarketAccepted => {
+            let p: buyers::MarketRecommendationAccepted = decode(event)?;
+            Meaning::of(Vec::new(), p.country)
+        }
         BuyersEvent::SampleStarted
         | BuyersEvent::SampleFeedback
         | BuyersEvent::FollowUpDue

@@ -30,7 +30,7 @@ const MENTORING_FOLLOWED: &[MentoringEvent] = &[
 ];
 
 /// On buyers' feed: matches, consultations, deals, sample tests and their
-/// feedback.
+/// feedback, markets taken up.
 const BUYERS_FOLLOWED: &[BuyersEvent] = &[
     BuyersEvent::MatchProposed,
     BuyersEvent::MatchAdvanced,
@@ -42,6 +42,7 @@ const BUYERS_FOLLOWED: &[BuyersEvent] = &[
     BuyersEvent::SampleStarted,
     BuyersEvent::SampleFeedback,
     BuyersEvent::SampleCertificationGap,
+    BuyersEvent::MarketAccepted,
     BuyersEvent::PersonalDataErased,
 ];
 
@@ -563,6 +564,24 @@ fn buyers_update(event: &Event) -> Option<OwnerUpdate> {
             found.progress_for = Some(NeedCategory::SampleTestMarketing);
             Some(found)
         }
+        // A market-diversification need is met when the company takes up
+        // a recommended market; only that need, not another buyers need
+        // of the company.
+        BuyersEvent::MarketAccepted => {
+            let e: buyers::MarketRecommendationAccepted = decode(event)?;
+            let mut found = update(
+                named(
+                    &e.need_id,
+                    &e.case_id,
+                    &e.company_id,
+                    NeedCategory::MarketDiversification,
+                ),
+                format!("The company takes up {} as a new market", e.country),
+                Some(NeedStatus::Done),
+            )?;
+            found.progress_for = Some(NeedCategory::MarketDiversification);
+            Some(found)
+        }
         BuyersEvent::SampleCertificationGap => {
             let e: buyers::SampleCertificationGap = decode(event)?;
             let market = if e.country.is_empty() {
@@ -821,6 +840,30 @@ mod tests {
             complete.progress_for,
             Some(NeedCategory::SampleTestMarketing)
         );
+    }
+
+    #[test]
+    fn a_market_taken_up_finishes_only_a_market_diversification_need() {
+        let need = Uuid::now_v7();
+        let update = interpret(
+            NeedOwner::Buyers,
+            &event(
+                BuyersEvent::MarketAccepted.name(),
+                &buyers::MarketRecommendationAccepted {
+                    need_id: need.to_string(),
+                    country: "VN".into(),
+                    ..Default::default()
+                },
+            ),
+        )
+        .expect("a market taken up concerns the need");
+        assert_eq!(update.subject, Subject::Need(need));
+        assert_eq!(update.progress, Some(NeedStatus::Done));
+        assert_eq!(
+            update.progress_for,
+            Some(NeedCategory::MarketDiversification)
+        );
+        assert!(update.summary.contains("VN"), "{}", update.summary);
     }
 
     #[test]

@@ -97,3 +97,34 @@ impl Intake {
             .into_inner()
     }
 }
+
+impl Intake {
+    /// KOTRA registers the company of `profile` (and so works with it) and
+    /// opens a case for it with `needs`.
+    pub async fn kotra_case(
+        &self,
+        profile: pb::CompanyProfile,
+        needs: Vec<pb::NeedRequest>,
+    ) -> (pb::Company, pb::Case) {
+        let company = self
+            .kotra()
+            .register_company(pb::RegisterCompanyRequest {
+                profile: Some(profile),
+                ..Default::default()
+            })
+            .await
+            .expect("registers")
+            .into_inner();
+        let case = self
+            .kotra()
+            .open_case(pb::OpenCaseRequest {
+                company_id: company.company_id.clone(),
+                needs,
+                ..Default::default()
+            })
+            .await
+            .expect("case opens")
+            .into_inner();
+        (company, case)
+    }
+}

@@ -660,6 +660,15 @@ fn table() -> Vec<Row> {
                 ..Default::default()
             }).await)
         }),
+        row!("onestop.buyers.v1.BuyerService/AcceptMarketRecommendation" on Buyers, INTAKE_WRITERS, HIDDEN, |w, b| {
+            // The world's buyers need is a buyer discovery: refused after
+            // the access checks (NOT_MARKET_DIVERSIFICATION), so it stays.
+            one(w.buyers(b).accept_market_recommendation(buyers::AcceptMarketRecommendationRequest {
+                need_id: w.buyers_need.clone(),
+                country: "VN".into(),
+                ..Default::default()
+            }).await)
+        }),
         // ---------------------------------------------------- referral
         row!("onestop.referral.v1.ReferralService/UpsertAgency" on Referral, ADMIN, OPEN, |w, b| {
             one(w.referral(b).upsert_agency(referral::UpsertAgencyRequest::default()).await)

@@ -570,3 +570,79 @@ async fn a_mentoring_need_for_vietnam_goes_to_the_advisor_who_speaks_vietnamese(
     assert_eq!(language.matched, vec!["vi".to_owned()]);
     assert!(language.points > 0.19, "the factor scores: {language:?}");
 }
+
+/// A market-diversification need is done when the company takes up a
+/// recommended market: KOTRA, which works with the company, records it on
+/// buyers, buyers' `market.recommendation_accepted` reaches intake, the
+/// need is DONE and the case, with nothing else open, closes by itself.
+#[tokio::test]
+async fn a_market_taken_up_finishes_the_market_diversification_need() {
+    let wired = Wired::start().await;
+    let mut promising = profile(&registration_number(520));
+    promising.export_revenue = Some(crate::common::usd(50_000_000));
+    let (_, case) = wired
+        .intake
+        .kotra_case(
+            promising,
+            vec![need(NeedCategory::MarketDiversification, "")],
+        )
+        .await;
+    assert_eq!(
+        case.needs.len(),
+        1,
+        "a PROMISING company gets no advisor by rule"
+    );
+    let need_id = case.needs[0].need_id.clone();
+    let current = || async {
+        wired
+            .intake
+            .kotra()
+            .get_case(pb::GetCaseRequest {
+                case_id: case.case_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    };
+    let recommended = wired
+        .buyers
+        .agency("kotra")
+        .recommend_markets(buyers_pb::RecommendMarketsRequest {
+            hs_codes: vec!["330499".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .markets;
+    let market = recommended
+        .first()
+        .expect("a market with demand")
+        .country
+        .clone();
+    // Buyers learns from intake's feed that KOTRA works with the company,
+    // and has the need once intake handed it over.
+    wired
+        .until("KOTRA records the market the company takes up", || async {
+            wired
+                .buyers
+                .agency("kotra")
+                .accept_market_recommendation(buyers_pb::AcceptMarketRecommendationRequest {
+                    idempotency_key: "take-up".into(),
+                    need_id: need_id.clone(),
+                    country: market.clone(),
+                })
+                .await
+                .is_ok()
+        })
+        .await;
+    wired
+        .until("the need is done and the case closed", || async {
+            let now = current().await;
+            now.status == pb::CaseStatus::Closed as i32
+                && now.needs[0].status == pb::NeedStatus::Done as i32
+        })
+        .await;
+    let closed = current().await;
+    assert_eq!(closed.close_cause, pb::CaseCloseCause::NeedsFinished as i32);
+}
