@@ -3,7 +3,9 @@
 //! gRPC status), [`CatchPanicLayer`] (a handler that panics answers
 //! INTERNAL and the server goes on), [`LoadShedLayer`] (a global limit on
 //! RPCs in flight, excess refused at once with RESOURCE_EXHAUSTED) and
-//! [`AuthLayer`] (bearer token to [`Caller`]).
+//! [`AuthLayer`] (bearer token to [`Caller`]), then the Watch stream caps
+//! ([`WatchLimitLayer`]); both limits are one [`InFlightLimitLayer`] with
+//! their own [`Admission`].
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -15,7 +17,7 @@ use futures_util::future::BoxFuture;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::Histogram;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::body::Body;
 use tonic::{Code, Status};
 use tower::{Layer, Service};
@@ -231,46 +233,58 @@ where
     }
 }
 
-// ---------------------------------------------------------------- load shedding
+// ---------------------------------------------------------------- in-flight limits
 
-/// Caps RPCs in flight across all connections. A call that finds no free
-/// slot is refused with RESOURCE_EXHAUSTED instead of queueing, so an
-/// overloaded replica sheds load quickly and clients back off or go
-/// elsewhere. Health probes are never shed, and Watch streams are capped
-/// apart ([`crate::watchers`]). A slot is held until the response starts.
-#[derive(Clone)]
-pub struct LoadShedLayer {
-    slots: Arc<Semaphore>,
+/// One limit on what is in flight: which calls it counts, and a place for
+/// one more or the refusal. [`InFlightLimitLayer`] applies it; a call
+/// that finds no place is refused at once rather than queued.
+pub trait Admission: Clone + Send + Sync + 'static {
+    /// What a call holds while it counts; its place is free once dropped.
+    type Place: Send + 'static;
+    /// Whether the place is held until the response body ends (a stream)
+    /// rather than until the response starts (a unary call).
+    const HOLD_THROUGH_BODY: bool;
+    /// Whether calls to `path` count against this limit.
+    fn counts(&self, path: &str) -> bool;
+    /// A place for `request`, or the RESOURCE_EXHAUSTED status saying why
+    /// there is none.
+    fn admit<B>(&self, request: &http::Request<B>) -> Result<Self::Place, Status>;
 }
 
-impl LoadShedLayer {
-    pub fn new(max_in_flight: usize) -> Self {
-        Self {
-            slots: Arc::new(Semaphore::new(max_in_flight.max(1))),
-        }
+/// Applies one [`Admission`] to the calls it counts; every other call
+/// passes untouched.
+#[derive(Clone)]
+pub struct InFlightLimitLayer<A> {
+    admission: A,
+}
+
+impl<A> InFlightLimitLayer<A> {
+    pub(crate) fn with(admission: A) -> Self {
+        Self { admission }
     }
 }
 
-impl<S> Layer<S> for LoadShedLayer {
-    type Service = LoadShedService<S>;
+impl<S, A: Clone> Layer<S> for InFlightLimitLayer<A> {
+    type Service = InFlightLimitService<S, A>;
     fn layer(&self, inner: S) -> Self::Service {
-        LoadShedService {
+        InFlightLimitService {
             inner,
-            slots: self.slots.clone(),
+            admission: self.admission.clone(),
         }
     }
 }
 
 #[derive(Clone)]
-pub struct LoadShedService<S> {
+pub struct InFlightLimitService<S, A> {
     inner: S,
-    slots: Arc<Semaphore>,
+    admission: A,
 }
 
-impl<S, B> Service<http::Request<B>> for LoadShedService<S>
+impl<S, A, B> Service<http::Request<B>> for InFlightLimitService<S, A>
 where
     S: Service<http::Request<B>, Response = http::Response<Body>> + Clone + Send + 'static,
     S::Future: Send + 'static,
+    A: Admission,
     B: Send + 'static,
 {
     type Response = http::Response<Body>;
@@ -283,21 +297,93 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let mut inner = take_ready(&mut self.inner);
-        let path = request.uri().path();
-        if path.starts_with("/grpc.health.v1.") || crate::watchers::is_watch_path(path) {
+        if !self.admission.counts(request.uri().path()) {
             return Box::pin(inner.call(request));
         }
-        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
-            return Box::pin(async {
-                Ok(refuse(Status::resource_exhausted(
-                    "server is at its concurrency limit, retry with backoff",
-                )))
-            });
+        let place = match self.admission.admit(&request) {
+            Ok(place) => place,
+            Err(status) => return Box::pin(async move { Ok(refuse(status)) }),
         };
         Box::pin(async move {
             let response = inner.call(request).await;
-            drop(slot);
-            response
+            if !A::HOLD_THROUGH_BODY {
+                drop(place);
+                return response;
+            }
+            let (parts, body) = response?.into_parts();
+            let body = Body::new(PlacedBody {
+                inner: body,
+                _place: place,
+            });
+            Ok(http::Response::from_parts(parts, body))
+        })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A stream's body, holding its place until it ends or is dropped.
+    struct PlacedBody<P> {
+        #[pin]
+        inner: Body,
+        _place: P,
+    }
+}
+
+impl<P> HttpBody for PlacedBody<P> {
+    type Data = <Body as HttpBody>::Data;
+    type Error = <Body as HttpBody>::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+// ---------------------------------------------------------------- load shedding
+
+/// Caps RPCs in flight across all connections. A call that finds no free
+/// slot is refused with RESOURCE_EXHAUSTED instead of queueing, so an
+/// overloaded replica sheds load quickly and clients back off or go
+/// elsewhere. Health probes are never shed, and Watch streams are capped
+/// apart ([`crate::watchers`]). A slot is held until the response starts.
+pub type LoadShedLayer = InFlightLimitLayer<CallSlots>;
+pub type LoadShedService<S> = InFlightLimitService<S, CallSlots>;
+
+/// The replica's slots for calls in flight.
+#[derive(Clone)]
+pub struct CallSlots {
+    slots: Arc<Semaphore>,
+}
+
+impl LoadShedLayer {
+    pub fn new(max_in_flight: usize) -> Self {
+        Self::with(CallSlots {
+            slots: Arc::new(Semaphore::new(max_in_flight.max(1))),
+        })
+    }
+}
+
+impl Admission for CallSlots {
+    type Place = OwnedSemaphorePermit;
+    const HOLD_THROUGH_BODY: bool = false;
+
+    fn counts(&self, path: &str) -> bool {
+        !path.starts_with("/grpc.health.v1.") && !crate::watchers::is_watch_path(path)
+    }
+
+    fn admit<B>(&self, _: &http::Request<B>) -> Result<Self::Place, Status> {
+        self.slots.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted("server is at its concurrency limit, retry with backoff")
         })
     }
 }

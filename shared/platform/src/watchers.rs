@@ -7,19 +7,13 @@
 //! probes' watches are never counted.
 
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 
-use futures_util::future::BoxFuture;
-use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
-use tonic::body::Body;
-use tower::{Layer, Service};
 
 use crate::auth::Caller;
-use crate::layers::{refuse, take_ready};
+use crate::layers::{Admission, InFlightLimitLayer, InFlightLimitService};
 
 /// Whether `path` opens a long-lived Watch stream of the service's own API
 /// or event feed (health watches are the probes', never capped).
@@ -31,8 +25,12 @@ pub fn is_watch_path(path: &str) -> bool {
 }
 
 /// One per replica, shared by every listener of the process.
+pub type WatchLimitLayer = InFlightLimitLayer<WatchLimits>;
+pub type WatchLimitService<S> = InFlightLimitService<S, WatchLimits>;
+
+/// The replica's places for open Watch streams, and each caller's count.
 #[derive(Clone)]
-pub struct WatchLimitLayer {
+pub struct WatchLimits {
     limits: Arc<Limits>,
 }
 
@@ -44,13 +42,39 @@ struct Limits {
 
 impl WatchLimitLayer {
     pub fn new(max_watchers: usize, max_per_caller: usize) -> Self {
-        Self {
+        Self::with(WatchLimits {
             limits: Arc::new(Limits {
                 replica: Arc::new(Semaphore::new(max_watchers.max(1))),
                 per_caller: max_per_caller.max(1),
                 open: Mutex::default(),
             }),
-        }
+        })
+    }
+}
+
+impl Admission for WatchLimits {
+    type Place = Place;
+    const HOLD_THROUGH_BODY: bool = true;
+
+    fn counts(&self, path: &str) -> bool {
+        is_watch_path(path)
+    }
+
+    fn admit<B>(&self, request: &http::Request<B>) -> Result<Place, Status> {
+        // Runs after authentication: every Watch path needs a token.
+        let caller = request
+            .extensions()
+            .get::<Caller>()
+            .map(|caller| {
+                format!(
+                    "{}/{}/{}",
+                    caller.role.as_str(),
+                    caller.tenant.as_deref().unwrap_or(""),
+                    caller.subject
+                )
+            })
+            .unwrap_or_default();
+        self.limits.admit(caller)
     }
 }
 
@@ -84,7 +108,7 @@ impl Limits {
 }
 
 /// A stream's place, given back when its response body is dropped.
-struct Place {
+pub struct Place {
     limits: Arc<Limits>,
     caller: String,
     _permit: OwnedSemaphorePermit,
@@ -99,99 +123,6 @@ impl Drop for Place {
                 open.remove(&self.caller);
             }
         }
-    }
-}
-
-impl<S> Layer<S> for WatchLimitLayer {
-    type Service = WatchLimitService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        WatchLimitService {
-            inner,
-            limits: self.limits.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct WatchLimitService<S> {
-    inner: S,
-    limits: Arc<Limits>,
-}
-
-impl<S, B> Service<http::Request<B>> for WatchLimitService<S>
-where
-    S: Service<http::Request<B>, Response = http::Response<Body>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    B: Send + 'static,
-{
-    type Response = http::Response<Body>;
-    type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let mut inner = take_ready(&mut self.inner);
-        if !is_watch_path(request.uri().path()) {
-            return Box::pin(inner.call(request));
-        }
-        // Runs after authentication: every Watch path needs a token.
-        let caller = request
-            .extensions()
-            .get::<Caller>()
-            .map(|caller| {
-                format!(
-                    "{}/{}/{}",
-                    caller.role.as_str(),
-                    caller.tenant.as_deref().unwrap_or(""),
-                    caller.subject
-                )
-            })
-            .unwrap_or_default();
-        let place = match self.limits.admit(caller) {
-            Ok(place) => place,
-            Err(status) => return Box::pin(async move { Ok(refuse(status)) }),
-        };
-        Box::pin(async move {
-            let response = inner.call(request).await?;
-            let (parts, body) = response.into_parts();
-            let body = Body::new(PlacedBody {
-                inner: body,
-                _place: place,
-            });
-            Ok(http::Response::from_parts(parts, body))
-        })
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A stream's body, holding its place until it ends or is dropped.
-    struct PlacedBody {
-        #[pin]
-        inner: Body,
-        _place: Place,
-    }
-}
-
-impl HttpBody for PlacedBody {
-    type Data = <Body as HttpBody>::Data;
-    type Error = <Body as HttpBody>::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        self.project().inner.poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 
