@@ -11,6 +11,15 @@ pub use onestop_test_support::fixtures::{
 use onestop_test_support::{Bearer, IntakeClient, TestDb, TestServer};
 pub use onestop_test_support::{error_reason, violations};
 
+/// The shared company profile registered as `number`, with
+/// `export_usd_cents` of exports over the last year (which sets its stage).
+pub fn exporter(number: &str, export_usd_cents: i64, small_merchant: bool) -> pb::CompanyProfile {
+    let mut profile = profile(number);
+    profile.export_revenue = Some(usd(export_usd_cents));
+    profile.small_merchant = small_merchant;
+    profile
+}
+
 /// A running intake server on port 0 over its own fresh database.
 pub struct Intake {
     pub server: TestServer<IntakeClient>,
@@ -83,13 +92,10 @@ impl Intake {
         export_usd_cents: i64,
         small_merchant: bool,
     ) -> pb::Company {
-        let mut profile = profile(number);
-        profile.export_revenue = Some(usd(export_usd_cents));
-        profile.small_merchant = small_merchant;
         self.api(bearer)
             .register_company(pb::RegisterCompanyRequest {
                 idempotency_key: String::new(),
-                profile: Some(profile),
+                profile: Some(exporter(number, export_usd_cents, small_merchant)),
                 ..Default::default()
             })
             .await

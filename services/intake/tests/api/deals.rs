@@ -15,32 +15,18 @@ use crate::wired::{OFFICE, Wired};
 /// KOTRA's company with a buyer-discovery case; its need and the deal the
 /// New York office recorded on the match buyers proposed.
 async fn recorded_deal(wired: &Wired, seed: u32) -> (pb::Case, pb::Need, buyers_pb::Deal) {
-    let company = wired
+    let (_, case) = wired
         .intake
-        .kotra()
-        .register_company(pb::RegisterCompanyRequest {
-            profile: Some(profile(&registration_number(seed))),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let case = wired
-        .intake
-        .kotra()
-        .open_case(pb::OpenCaseRequest {
-            company_id: company.company_id.clone(),
-            needs: vec![pb::NeedRequest {
+        .kotra_case(
+            profile(&registration_number(seed)),
+            vec![pb::NeedRequest {
                 category: NeedCategory::BuyerDiscovery as i32,
                 target_markets: vec!["US".into()],
                 hs_codes: vec!["330499".into()],
                 ..Default::default()
             }],
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        )
+        .await;
     let need = case.needs[0].clone();
     let mut found = None;
     for _ in 0..200 {

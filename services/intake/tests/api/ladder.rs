@@ -9,7 +9,7 @@ use onestop_contracts::mentoring::v1 as mentoring_pb;
 use onestop_contracts::mentoring::v1::get_assignment_request::Lookup;
 use prost_types::FieldMask;
 
-use crate::common::{Intake, registration_number, usd};
+use crate::common::{Intake, exporter, registration_number, usd};
 use crate::wired::Wired;
 
 /// The company's exports over the last year changed to `export_cents`.
@@ -54,23 +54,16 @@ async fn by_rule(intake: &Intake, company_id: &str) -> Vec<i32> {
 #[tokio::test]
 async fn first_export_to_promising_opens_diversification_and_finance_once() {
     let intake = Intake::start().await;
-    let company = intake
-        .register(&registration_number(401), 5_000_000, false)
-        .await;
-    assert_eq!(company.stage, GrowthStage::FirstExport as i32);
-    let case = intake
-        .kotra()
-        .open_case(pb::OpenCaseRequest {
-            company_id: company.company_id.clone(),
-            needs: vec![pb::NeedRequest {
+    let (company, case) = intake
+        .kotra_case(
+            exporter(&registration_number(401), 5_000_000, false),
+            vec![pb::NeedRequest {
                 category: NeedCategory::Certification as i32,
                 ..Default::default()
             }],
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        )
+        .await;
+    assert_eq!(company.stage, GrowthStage::FirstExport as i32);
 
     let grown = exports(&company.company_id, 50_000_000, "exports-2026");
     let moved = intake
@@ -190,24 +183,17 @@ async fn assignment(wired: &Wired, lookup: Lookup) -> Option<mentoring_pb::Assig
 /// A first exporter registered by KOTRA, with the advisor mentoring
 /// assigned it on a mentoring need; returns the company and its assignment.
 async fn advised_company(wired: &Wired, number: u32) -> (pb::Company, mentoring_pb::Assignment) {
-    let company = wired
+    let (company, _) = wired
         .intake
-        .register(&registration_number(number), 5_000_000, false)
-        .await;
-    wired
-        .intake
-        .kotra()
-        .open_case(pb::OpenCaseRequest {
-            company_id: company.company_id.clone(),
-            needs: vec![pb::NeedRequest {
+        .kotra_case(
+            exporter(&registration_number(number), 5_000_000, false),
+            vec![pb::NeedRequest {
                 category: NeedCategory::Mentoring as i32,
                 target_markets: vec!["US".into()],
                 ..Default::default()
             }],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+        )
+        .await;
     let active = || assignment(wired, Lookup::CompanyId(company.company_id.clone()));
     wired
         .until("mentoring assigns the advisor", || async {

@@ -7,7 +7,7 @@ use onestop_contracts::event_types::IntakeEvent;
 use onestop_contracts::intake::v1 as pb;
 use tonic::Code;
 
-use crate::common::{Intake, error_reason, registration_number, violations};
+use crate::common::{Intake, error_reason, exporter, registration_number, violations};
 
 const REASON: &str = "Kim Jiwoo found a distributor on her own (010-2222-3333)";
 const OUTCOME: &str = "Two orders shipped to Hanoi; Kim Jiwoo now runs exports alone";
@@ -25,19 +25,11 @@ fn need(category: NeedCategory) -> pb::NeedRequest {
 /// A PROMISING company (so no need is added by rule) with a case KOTRA
 /// opened for `needs`.
 async fn case_with(intake: &Intake, seed: u32, needs: &[NeedCategory]) -> pb::Case {
-    let company = intake
-        .register(&registration_number(seed), 50_000_000, false)
+    let promising = exporter(&registration_number(seed), 50_000_000, false);
+    let (_, case) = intake
+        .kotra_case(promising, needs.iter().map(|c| need(*c)).collect())
         .await;
-    intake
-        .kotra()
-        .open_case(pb::OpenCaseRequest {
-            company_id: company.company_id,
-            needs: needs.iter().map(|c| need(*c)).collect(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
+    case
 }
 
 async fn finance_and_buyers(intake: &Intake, seed: u32) -> pb::Case {

@@ -28,32 +28,17 @@ fn need(category: NeedCategory, detail: &str) -> pb::NeedRequest {
 /// KOTRA registers a first-time exporter and opens a case for buyers,
 /// export finance and an advisor.
 pub async fn company_with_case(wired: &Wired, seed: u32) -> (pb::Company, pb::Case) {
-    let company = wired
+    wired
         .intake
-        .kotra()
-        .register_company(pb::RegisterCompanyRequest {
-            profile: Some(profile(&registration_number(seed))),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let case = wired
-        .intake
-        .kotra()
-        .open_case(pb::OpenCaseRequest {
-            company_id: company.company_id.clone(),
-            needs: vec![
+        .kotra_case(
+            profile(&registration_number(seed)),
+            vec![
                 need(NeedCategory::BuyerDiscovery, "buyers in New York"),
                 need(NeedCategory::ExportFinance, "call Kim at 010-1234-5678"),
                 need(NeedCategory::Mentoring, ""),
             ],
-            ..Default::default()
-        })
+        )
         .await
-        .unwrap()
-        .into_inner();
-    (company, case)
 }
 
 async fn partners(intake: &Intake, company_id: &str) -> Vec<(String, String, i32)> {
@@ -532,31 +517,18 @@ async fn a_mentoring_need_for_vietnam_goes_to_the_advisor_who_speaks_vietnamese(
         .into_inner()
         .advisor_id;
 
-    let company = wired
+    let (company, _) = wired
         .intake
-        .kotra()
-        .register_company(pb::RegisterCompanyRequest {
-            profile: Some(profile(&registration_number(61))),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    wired
-        .intake
-        .kotra()
-        .open_case(pb::OpenCaseRequest {
-            company_id: company.company_id.clone(),
-            needs: vec![pb::NeedRequest {
+        .kotra_case(
+            profile(&registration_number(61)),
+            vec![pb::NeedRequest {
                 category: NeedCategory::Mentoring as i32,
                 target_markets: vec!["VN".into()],
                 hs_codes: vec!["330499".into()],
                 ..Default::default()
             }],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+        )
+        .await;
 
     let assignment = wired.assignment_of(&company.company_id).await;
     assert_eq!(
@@ -578,12 +550,10 @@ async fn a_mentoring_need_for_vietnam_goes_to_the_advisor_who_speaks_vietnamese(
 #[tokio::test]
 async fn a_market_taken_up_finishes_the_market_diversification_need() {
     let wired = Wired::start().await;
-    let mut promising = profile(&registration_number(520));
-    promising.export_revenue = Some(crate::common::usd(50_000_000));
     let (_, case) = wired
         .intake
         .kotra_case(
-            promising,
+            crate::common::exporter(&registration_number(520), 50_000_000, false),
             vec![need(NeedCategory::MarketDiversification, "")],
         )
         .await;

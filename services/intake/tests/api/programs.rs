@@ -8,7 +8,7 @@ use onestop_contracts::intake::v1 as pb;
 use onestop_contracts::referral::v1 as referral_pb;
 use tonic::Code;
 
-use crate::common::{Intake, profile, registration_number, usd, violations};
+use crate::common::{Intake, exporter, registration_number, violations};
 use crate::wired::Wired;
 
 /// A need for `program_id`'s agency program.
@@ -30,30 +30,10 @@ async fn case_with(
     export_usd_cents: i64,
     needs: Vec<pb::NeedRequest>,
 ) -> pb::Case {
-    let mut company = profile(&registration_number(seed));
+    let mut company = exporter(&registration_number(seed), export_usd_cents, false);
     company.region = "KR-41".into();
-    company.export_revenue = Some(usd(export_usd_cents));
-    let company = wired
-        .intake
-        .kotra()
-        .register_company(pb::RegisterCompanyRequest {
-            profile: Some(company),
-            ..Default::default()
-        })
-        .await
-        .expect("registers")
-        .into_inner();
-    wired
-        .intake
-        .kotra()
-        .open_case(pb::OpenCaseRequest {
-            company_id: company.company_id,
-            needs,
-            ..Default::default()
-        })
-        .await
-        .expect("case opens")
-        .into_inner()
+    let (_, case) = wired.intake.kotra_case(company, needs).await;
+    case
 }
 
 /// The referral of `need_id` once it reached `agency`'s inbox.
@@ -338,7 +318,7 @@ async fn the_agency_a_need_went_to_hears_of_its_delivery() {
     let wired = Wired::start().await;
     let case = case_with(
         &wired,
-        303,
+        307,
         5_000_000,
         vec![need_for(NeedCategory::BuyerDiscovery, "sbc.buyer-matching")],
     )
