@@ -96,6 +96,19 @@ async fn repeated_codes_within_the_limit_count_once() {
     assert_eq!(markets[0].exact_hs_buyers, 1);
 }
 
+/// Intake's hand-off of a market-diversification need of a company on
+/// file, which its advisor ("advisor-on-file") works with.
+async fn diversification_search(buyers: &Buyers, need_id: &str, company_id: &str) {
+    buyers.company_on_file(company_id).await;
+    let mut diversify = crate::matches::search_request(need_id, company_id, 1);
+    diversify.category = NeedCategory::MarketDiversification as i32;
+    buyers.service().open_buyer_search(diversify).await.unwrap();
+}
+
+async fn accepted_events(buyers: &Buyers) -> Vec<pb::MarketRecommendationAccepted> {
+    buyers.event_payloads(BuyersEvent::MarketAccepted).await
+}
+
 fn take_up(need_id: &str, country: &str, key: &str) -> pb::AcceptMarketRecommendationRequest {
     pb::AcceptMarketRecommendationRequest {
         idempotency_key: key.into(),
@@ -111,10 +124,7 @@ fn take_up(need_id: &str, country: &str, key: &str) -> pb::AcceptMarketRecommend
 #[tokio::test]
 async fn the_company_takes_up_one_recommended_market_for_its_need() {
     let buyers = Buyers::start().await;
-    buyers.company_on_file("company-m").await;
-    let mut diversify = crate::matches::search_request("need-m", "company-m", 1);
-    diversify.category = NeedCategory::MarketDiversification as i32;
-    buyers.service().open_buyer_search(diversify).await.unwrap();
+    diversification_search(&buyers, "need-m", "company-m").await;
     buyers
         .service()
         .open_buyer_search(crate::matches::search_request("need-b", "company-m", 1))
@@ -139,12 +149,7 @@ async fn the_company_takes_up_one_recommended_market_for_its_need() {
         .await
         .unwrap_err();
     assert_eq!(error_reason(&other_category), "NOT_MARKET_DIVERSIFICATION");
-    assert!(
-        buyers
-            .event_payloads::<pb::MarketRecommendationAccepted, _>(BuyersEvent::MarketAccepted)
-            .await
-            .is_empty()
-    );
+    assert!(accepted_events(&buyers).await.is_empty());
 
     let accepted = advisor()
         .accept_market_recommendation(take_up("need-m", "VN", "first"))
@@ -172,10 +177,8 @@ async fn the_company_takes_up_one_recommended_market_for_its_need() {
         .await
         .unwrap_err();
     assert_eq!(error_reason(&another), "MARKET_ALREADY_ACCEPTED");
-    let events: Vec<pb::MarketRecommendationAccepted> =
-        buyers.event_payloads(BuyersEvent::MarketAccepted).await;
     assert_eq!(
-        events,
+        accepted_events(&buyers).await,
         [pb::MarketRecommendationAccepted {
             search_id: accepted.search_id.clone(),
             need_id: "need-m".into(),
@@ -184,4 +187,27 @@ async fn the_company_takes_up_one_recommended_market_for_its_need() {
             country: "VN".into(),
         }]
     );
+}
+
+/// A need cancelled at intake closes its search: the company can no longer
+/// take up a market for it.
+#[tokio::test]
+async fn no_market_is_taken_up_for_a_cancelled_need() {
+    use onestop_platform::company_feed::NeedCloser;
+
+    let buyers = Buyers::start().await;
+    diversification_search(&buyers, "need-c", "company-c").await;
+    let closer = onestop_buyers::withdrawal::SearchCloser {
+        clock: std::sync::Arc::new(buyers.clock.clone()),
+    };
+    let mut conn = buyers.pool.acquire().await.unwrap();
+    closer.close(&mut conn, "need-c").await.unwrap();
+
+    let refused = buyers
+        .advisor("advisor-on-file")
+        .accept_market_recommendation(take_up("need-c", "VN", ""))
+        .await
+        .unwrap_err();
+    assert_eq!(error_reason(&refused), "SEARCH_CLOSED");
+    assert!(accepted_events(&buyers).await.is_empty());
 }
