@@ -6,7 +6,7 @@ use chrono::{Duration, Utc};
 use onestop_contracts::common::v1::NeedCategory;
 use onestop_contracts::event_types::IntakeEvent;
 use onestop_contracts::intake::v1 as pb;
-use onestop_test_support::{Bearer, IntakeClient};
+use onestop_test_support::{Bearer, IntakeClient, events_until_quiet};
 use tonic::Code;
 
 use crate::common::{Intake, error_reason, registration_number, violations};
@@ -403,6 +403,34 @@ async fn an_escalation_passes_the_request_on_a_bounded_number_of_times() {
     .unwrap();
     assert!(partners.contains(&"agency:sbc".to_owned()));
     assert!(partners.contains(&"agency:semas".to_owned()));
+
+    // Each agency's own Watch carries the moves that concern it, and a
+    // stranger's nothing.
+    let watched = |agency: &'static str| {
+        let feed = intake.client(Bearer::agency(agency));
+        async move {
+            events_until_quiet(feed, 0)
+                .await
+                .into_iter()
+                .map(|event| event.r#type)
+                .filter(|kind| kind.starts_with("request."))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        watched("sbc").await,
+        vec!["request.raised", "request.escalated"]
+    );
+    assert_eq!(
+        watched("semas").await,
+        vec![
+            "request.escalated",
+            "request.escalated",
+            "request.escalated",
+            "request.answered"
+        ]
+    );
+    assert!(watched("kintex").await.is_empty());
 }
 
 #[tokio::test]
