@@ -680,3 +680,46 @@ async fn an_overdue_request_reaches_the_companys_advisor_and_no_other() {
         })
         .await;
 }
+
+#[tokio::test]
+async fn an_agency_new_to_referrals_directory_may_be_asked_once_intake_hears_of_it() {
+    use onestop_contracts::referral::v1 as referral;
+    let wired = crate::wired::Wired::start().await;
+    let (_, case) = crate::owners::company_with_case(&wired, 12).await;
+    let ask_busan = || {
+        let mut kotra = wired.intake.kotra();
+        let request = complaint(&case.case_id, "busan-export-center");
+        async move { kotra.raise_request(request).await }
+    };
+    let unknown = ask_busan().await.unwrap_err();
+    assert_eq!(violations(&unknown), vec!["answering_agency_id"]);
+    wired
+        .referral
+        .admin()
+        .upsert_agency(referral::UpsertAgencyRequest {
+            agency: Some(referral::Agency {
+                agency_id: "busan-export-center".into(),
+                name_ko: "부산수출지원센터".into(),
+                name_en: "Busan Export Support Center".into(),
+                short_name: "Busan Export Center".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("the directory takes the agency");
+    wired
+        .until("intake hears of the new agency", || async {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT EXISTS (SELECT 1 FROM answering_agency WHERE agency_id = 'busan-export-center')",
+            )
+            .fetch_one(&wired.intake.pool)
+            .await
+            .unwrap()
+        })
+        .await;
+    let raised = ask_busan()
+        .await
+        .expect("asked of the new agency")
+        .into_inner();
+    assert_eq!(raised.answering_agency_id, "busan-export-center");
+}
