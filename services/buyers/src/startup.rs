@@ -109,6 +109,7 @@ impl onestop_platform::server::Application for Application {
                     clock: self.clock.clone(),
                 },
                 ladder: (),
+                requests: (),
             },
         )?;
         let api = BuyerServiceServer::new(BuyersApi::new(pool, self.clock))

@@ -1,7 +1,9 @@
 //! Follows the owners' event feeds and writes what they report onto the
 //! case: timeline lines, need progress, needs the owners' findings open,
 //! who works with the company (the advisor, the agencies with referral
-//! legs, the offices whose buyers are matched), and what each owner erased.
+//! legs, the offices whose buyers are matched), what each owner erased,
+//! and which agencies referral's directory holds (a company's request may
+//! go to any of them).
 //!
 //! Each event is applied in one transaction with the cursor that records
 //! it (see `onestop_platform::follow`). An owner is trusted only with its
@@ -97,6 +99,10 @@ impl FeedHandler for OwnerFeed {
             let source = feed_name(self.owner);
             if let Some(report) = owner_events::erasure_report(self.owner, event) {
                 return record_erasure(conn, source, event, &report).await;
+            }
+            if let Some(agency_id) = owner_events::directory_agency(self.owner, event) {
+                store::remember_agency(conn, &agency_id).await?;
+                return Ok(());
             }
             let Some(update) = owner_events::interpret(self.owner, event) else {
                 return Ok(());

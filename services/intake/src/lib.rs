@@ -4,7 +4,8 @@
 //!
 //! `grpc` is the transport, `domain` the rules, `store` all the SQL,
 //! `access` who may read and change which company's records, and
-//! `relationships` who works with whom;
+//! `relationships` who works with whom, `requests` the company's requests
+//! and complaints as they move;
 //! `handoff` (the relay that delivers each need to its owner), `follow`
 //! (following the owners' feeds onto the case), `needs` (recording a
 //! need) and `lifecycle` (needs finishing, cases closing) are the steps
@@ -19,6 +20,7 @@ pub mod ladder;
 pub mod lifecycle;
 pub mod needs;
 pub mod relationships;
+pub mod requests;
 pub mod startup;
 pub mod store;
 pub mod upstreams;

@@ -87,6 +87,7 @@ impl onestop_platform::server::Application for Application {
                 onestop_platform::audit::as_service(SERVICE_NAME, relay.clone().run(owner, beat))
             });
         }
+        crate::requests::spawn(pool.clone(), Arc::new(SystemClock), supervisor);
         for (name, follower) in Follower::for_upstreams(&pool, &self.upstreams) {
             follower.spawn(name, supervisor);
         }

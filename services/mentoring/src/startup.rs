@@ -13,6 +13,7 @@ use sqlx::PgPool;
 use onestop_contracts::event_types::MentoringEvent;
 use onestop_platform::company_feed::{self, IntakeFeedSettings, OwnerParts};
 
+use crate::agency_requests::OverdueRequests;
 use crate::continuity::Rules;
 use crate::domain::cadence::Cadence;
 use crate::domain::matching::Weights;
@@ -146,6 +147,7 @@ impl onestop_platform::server::Application for Application {
                 ladder: CadenceFollower {
                     cadence: rules.cadence,
                 },
+                requests: OverdueRequests,
             },
         )?;
         let max_message = self.host.settings().max_message_bytes;

@@ -112,6 +112,7 @@ impl onestop_platform::server::Application for Application {
                     clock: self.clock.clone(),
                 },
                 ladder: (),
+                requests: (),
             },
         )?;
         let max_message = self.host.settings().max_message_bytes;

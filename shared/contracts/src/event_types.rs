@@ -83,6 +83,10 @@ event_types! {
         NeedDelivered = "need.delivered" on "case" carries intake::NeedDelivered;
         NeedDeliveryRetried = "need.delivery_retried" on "case" carries intake::NeedDeliveryRetried;
         NeedStatusChanged = "need.status_changed" on "case" carries intake::NeedStatusChanged;
+        RequestRaised = "request.raised" on "case_request" carries intake::CaseRequestRaised;
+        RequestEscalated = "request.escalated" on "case_request" carries intake::CaseRequestEscalated;
+        RequestAnswered = "request.answered" on "case_request" carries intake::CaseRequestAnswered;
+        RequestOverdue = "request.overdue" on "case_request" carries intake::CaseRequestOverdue;
     }
 }
 

@@ -3,9 +3,10 @@
 //! their own records the way intake does; erasures, so they erase what
 //! they hold about a company and report it on their own feed (intake
 //! follows that to say what was erased where); needs cancelled at
-//! intake, so the owner of each closes its record for it; and companies
+//! intake, so the owner of each closes its record for it; companies
 //! moving on the growth ladder, for the owners whose care follows the
-//! stage.
+//! stage; and the companies' requests to agencies as they go overdue and
+//! are answered, for the owners that follow up on them.
 //!
 //! Intake keeps the relationships (`company.partner_changed` says whether a
 //! partner works with a company after each change); an owner keeps the
@@ -90,18 +91,50 @@ impl LadderFollower for () {
     }
 }
 
-/// Applies intake's partner changes, erasures, cancelled needs and stage
-/// changes.
-pub struct CompanyFeed<R, T, C, L> {
+/// A service's part when a company's request to an agency moves.
+pub trait RequestFollower: Send + Sync + 'static {
+    /// The `request.*` events of intake's feed the service follows.
+    fn followed(&self) -> &'static [IntakeEvent];
+
+    /// Applies one of them inside the transaction that moves the cursor on
+    /// intake's feed; a feed read again must change nothing twice.
+    fn request_moved<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        kind: IntakeEvent,
+        event: &'a Event,
+    ) -> BoxFuture<'a, anyhow::Result<()>>;
+}
+
+/// For the services that do not follow requests.
+impl RequestFollower for () {
+    fn followed(&self) -> &'static [IntakeEvent] {
+        &[]
+    }
+
+    fn request_moved<'a>(
+        &'a self,
+        _conn: &'a mut PgConnection,
+        _kind: IntakeEvent,
+        _event: &'a Event,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// Applies intake's partner changes, erasures, cancelled needs, stage
+/// changes and the requests the service follows.
+pub struct CompanyFeed<R, T, C, L, Q> {
     eraser: R,
     /// The service's own `company.personal_data_erased` event type.
     erased: T,
     closer: C,
     ladder: L,
+    requests: Q,
 }
 
-impl<R: Eraser, T: EventType, C: NeedCloser, L: LadderFollower> FeedHandler
-    for CompanyFeed<R, T, C, L>
+impl<R: Eraser, T: EventType, C: NeedCloser, L: LadderFollower, Q: RequestFollower> FeedHandler
+    for CompanyFeed<R, T, C, L, Q>
 {
     fn apply<'a>(
         &'a self,
@@ -157,6 +190,9 @@ impl<R: Eraser, T: EventType, C: NeedCloser, L: LadderFollower> FeedHandler
                         .stage_changed(conn, &change.company_id, change.to)
                         .await?;
                 }
+                Some(kind) if self.requests.followed().contains(&kind) => {
+                    self.requests.request_moved(conn, kind, event).await?;
+                }
                 _ => {}
             }
             Ok(())
@@ -176,26 +212,31 @@ fn partner_role(proto: i32) -> Option<Role> {
 /// What an owner service does with intake's feed: `eraser` erases its
 /// part and `erased` is the event type it reports that with; `closer`
 /// closes its records of cancelled needs; `ladder` follows stage changes
-/// (`()` when nothing of the service does).
-pub struct OwnerParts<R, T, C, L> {
+/// and `requests` the companies' requests (`()` when nothing of the
+/// service does).
+pub struct OwnerParts<R, T, C, L, Q> {
     pub eraser: R,
     pub erased: T,
     pub closer: C,
     pub ladder: L,
+    pub requests: Q,
 }
 
 /// An owner's follower of intake's feed.
-pub type IntakeFollower<R, T, C, L> = FeedFollower<CompanyFeed<R, T, C, L>>;
+pub type IntakeFollower<R, T, C, L, Q> = FeedFollower<CompanyFeed<R, T, C, L, Q>>;
+
+/// The follower, when intake's URL is set.
+pub type MaybeFollower<R, T, C, L, Q> = Option<IntakeFollower<R, T, C, L, Q>>;
 
 /// Follows intake's feed for `service` (its name, e.g. "buyers"); None
 /// when no intake URL is set.
-pub fn follower<R: Eraser, T: EventType, C: NeedCloser, L: LadderFollower>(
+pub fn follower<R: Eraser, T: EventType, C: NeedCloser, L: LadderFollower, Q: RequestFollower>(
     pool: PgPool,
     service: &'static str,
     intake: &IntakeFeedSettings,
     host: &ServiceHost,
-    parts: OwnerParts<R, T, C, L>,
-) -> anyhow::Result<Option<IntakeFollower<R, T, C, L>>> {
+    parts: OwnerParts<R, T, C, L, Q>,
+) -> anyhow::Result<MaybeFollower<R, T, C, L, Q>> {
     let Some(url) = intake.intake_url.as_deref().filter(|url| !url.is_empty()) else {
         return Ok(None);
     };
@@ -207,34 +248,40 @@ pub fn follower<R: Eraser, T: EventType, C: NeedCloser, L: LadderFollower>(
     )?;
     // Watches are signed with the service's own key.
     let credentials = host.service_credentials()?;
+    let followed = [
+        IntakeEvent::PartnerChanged,
+        IntakeEvent::PersonalDataErased,
+        IntakeEvent::NeedStatusChanged,
+        IntakeEvent::CompanyStageChanged,
+    ]
+    .iter()
+    .chain(parts.requests.followed())
+    .map(|kind| kind.name().to_owned())
+    .collect();
     Ok(Some(FeedFollower::new(
         pool,
         service,
         "intake",
         channel,
         credentials,
-        vec![
-            IntakeEvent::PartnerChanged.name().to_owned(),
-            IntakeEvent::PersonalDataErased.name().to_owned(),
-            IntakeEvent::NeedStatusChanged.name().to_owned(),
-            IntakeEvent::CompanyStageChanged.name().to_owned(),
-        ],
+        followed,
         CompanyFeed {
             eraser: parts.eraser,
             erased: parts.erased,
             closer: parts.closer,
             ladder: parts.ladder,
+            requests: parts.requests,
         },
     )))
 }
 
 /// Starts following intake's feed beside the server when it is configured.
-pub fn spawn<R: Eraser, T: EventType, C: NeedCloser, L: LadderFollower>(
+pub fn spawn<R: Eraser, T: EventType, C: NeedCloser, L: LadderFollower, Q: RequestFollower>(
     pool: PgPool,
     service: &'static str,
     intake: &IntakeFeedSettings,
     host: &ServiceHost,
-    parts: OwnerParts<R, T, C, L>,
+    parts: OwnerParts<R, T, C, L, Q>,
 ) -> anyhow::Result<()> {
     match follower(pool, service, intake, host, parts)? {
         Some(follower) => follower.spawn("intake-follower", host.supervisor()),

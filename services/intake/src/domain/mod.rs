@@ -8,3 +8,4 @@ pub mod markets;
 pub mod owner_events;
 pub mod partner;
 pub mod readiness;
+pub mod request;

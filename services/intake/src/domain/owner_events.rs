@@ -60,6 +60,8 @@ const REFERRAL_FOLLOWED: &[ReferralEvent] = &[
     ReferralEvent::Cancelled,
     ReferralEvent::Exhausted,
     ReferralEvent::PersonalDataErased,
+    // The directory's agencies: those a company's request may go to.
+    ReferralEvent::AgencyUpserted,
 ];
 
 /// The name an owner's feed goes by: its `FeedStatus.source`, the
@@ -257,6 +259,18 @@ pub fn erasure_report(owner: NeedOwner, event: &Event) -> Option<CompanyDataEras
         return None;
     }
     decode(event)
+}
+
+/// The agency of referral's directory an `agency.upserted` names: one a
+/// company's request may be sent to from now on.
+pub fn directory_agency(owner: NeedOwner, event: &Event) -> Option<String> {
+    if owner != NeedOwner::Referral
+        || ReferralEvent::parse(&event.r#type)? != ReferralEvent::AgencyUpserted
+    {
+        return None;
+    }
+    let agency: referral::Agency = decode(event)?;
+    (!agency.agency_id.is_empty()).then_some(agency.agency_id)
 }
 
 fn enum_name(name: &str, prefix: &str) -> String {

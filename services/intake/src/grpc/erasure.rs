@@ -37,6 +37,7 @@ impl IntakeApi {
         let contacts = store::erase_contacts(&mut tx, company_id).await?;
         let details = store::erase_need_details(&mut tx, company_id).await?;
         let outcomes = store::erase_case_outcomes(&mut tx, company_id).await?;
+        let requests = store::erase_request_texts(&mut tx, company_id).await?;
         // Stored first responses of RegisterCompany, UpdateCompany and
         // OpenCase repeat contacts and details; a retry after erasure must
         // not bring them back.
@@ -45,6 +46,7 @@ impl IntakeApi {
             erased("contacts", contacts),
             erased("need_details", details),
             erased("case_outcomes", outcomes),
+            erased("request_texts", requests),
             erased("stored_responses", responses),
         ];
         let now: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now()")

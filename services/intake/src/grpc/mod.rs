@@ -13,6 +13,7 @@ mod deals;
 mod erasure;
 mod partners;
 mod programs;
+mod requests;
 mod timeline;
 
 use onestop_platform::Role;

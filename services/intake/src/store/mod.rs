@@ -9,6 +9,7 @@ mod companies;
 mod delivery;
 mod erasure;
 mod relationships;
+mod requests;
 mod timeline;
 
 pub use assessments::*;
@@ -17,6 +18,7 @@ pub use companies::*;
 pub use delivery::*;
 pub use erasure::*;
 pub use relationships::*;
+pub use requests::*;
 pub use timeline::*;
 
 use onestop_domain::GrowthStage;

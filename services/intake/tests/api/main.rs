@@ -20,4 +20,5 @@ mod owners;
 mod process;
 mod programs;
 mod registration;
+mod requests;
 mod server;

@@ -98,6 +98,10 @@ const INTAKE_READERS: &[Role] = &[
 ];
 const INTAKE_WRITERS: &[Role] = &[Role::Agency, Role::Advisor, Role::Service, Role::Admin];
 const ADMIN: &[Role] = &[Role::Admin];
+/// A company's requests: answered by the agency asked (or an admin),
+/// escalated and listed by it, the company's partners and internal roles.
+const REQUEST_ANSWERERS: &[Role] = &[Role::Agency, Role::Admin];
+const REQUEST_FOLLOWERS: &[Role] = &[Role::Agency, Role::Advisor, Role::Service, Role::Admin];
 const INTERNAL: &[Role] = &[Role::Service, Role::Admin];
 const MENTORING_READERS: &[Role] = &[Role::Admin, Role::Service, Role::Dashboard, Role::Advisor];
 const OVERSEERS: &[Role] = &[Role::Admin, Role::Service, Role::Dashboard];
@@ -166,6 +170,10 @@ struct World {
     sample_test_id: String,
     lead_id: String,
     show_date: prost_types::Timestamp,
+    /// Requests of the company SBC must answer: one the cells answer, one
+    /// they escalate.
+    answered_request: String,
+    escalated_request: String,
     /// Fresh registration numbers for RegisterCompany cells.
     next_number: AtomicU32,
 }
@@ -278,6 +286,20 @@ macro_rules! row {
     };
 }
 
+/// A complaint of the company, raised in a field visit, for SBC (which
+/// holds the company's referral leg) to answer.
+fn sbc_request(case_id: &str) -> intake::RaiseRequestRequest {
+    intake::RaiseRequestRequest {
+        case_id: case_id.to_owned(),
+        kind: intake::CaseRequestKind::Complaint as i32,
+        raised_by: intake::CaseRequestRaiser::Ceo as i32,
+        channel: intake::CaseRequestChannel::FieldVisit as i32,
+        answering_agency_id: "sbc".into(),
+        summary: "the export voucher was refused without a reason".into(),
+        ..Default::default()
+    }
+}
+
 /// The whole table, in the order the cells run.
 fn table() -> Vec<Row> {
     let mut rows = vec![
@@ -339,6 +361,30 @@ fn table() -> Vec<Row> {
             one(w.intake(b).dispute_deal(intake::DisputeDealRequest {
                 company_id: w.company_id.clone(),
                 reason: buyers::DealDisputeReason::NoDeal as i32,
+                ..Default::default()
+            }).await)
+        }),
+        row!("onestop.intake.v1.IntakeService/RaiseRequest" on Intake, INTAKE_WRITERS, HIDDEN, |w, b| {
+            one(w.intake(b).raise_request(sbc_request(&w.case_id)).await)
+        }),
+        row!("onestop.intake.v1.IntakeService/ListRequests" on Intake, REQUEST_FOLLOWERS, EMPTY, sees true, |w, b| {
+            w.intake(b).list_requests(intake::ListRequestsRequest { page_size: 500, ..Default::default() }).await
+                .map(|r| r.into_inner().requests.iter().filter(|q| q.company_id == w.company_id).count())
+        }),
+        row!("onestop.intake.v1.IntakeService/EscalateRequest" on Intake, REQUEST_FOLLOWERS, HIDDEN, |w, b| {
+            // A level up at SBC, so SBC still answers; past the limit the
+            // cells meet a complaint about the request's state.
+            one(w.intake(b).escalate_request(intake::EscalateRequestRequest {
+                request_id: w.escalated_request.clone(),
+                reason: "no answer yet".into(),
+                ..Default::default()
+            }).await)
+        }),
+        row!("onestop.intake.v1.IntakeService/AnswerRequest" on Intake, REQUEST_ANSWERERS, HIDDEN, |w, b| {
+            // The first allowed cell answers; the rest find it answered.
+            one(w.intake(b).answer_request(intake::AnswerRequestRequest {
+                request_id: w.answered_request.clone(),
+                answer: "the voucher was re-issued".into(),
                 ..Default::default()
             }).await)
         }),
@@ -1001,6 +1047,17 @@ async fn world(wired: &Wired) -> World {
         .unwrap()
         .into_inner();
     assert_eq!(spare.needs.len(), 1);
+    let mut requests = Vec::new();
+    for _ in 0..2 {
+        let raised = wired
+            .intake
+            .kotra()
+            .raise_request(sbc_request(&case.case_id))
+            .await
+            .expect("a request for SBC")
+            .into_inner();
+        requests.push(raised.request_id);
+    }
     let mut world = World {
         intake: wired.intake.addr,
         mentoring: wired.mentoring.addr,
@@ -1028,6 +1085,8 @@ async fn world(wired: &Wired) -> World {
             seconds: chrono::Utc::now().timestamp() - 30 * 86_400,
             nanos: 0,
         },
+        answered_request: requests[0].clone(),
+        escalated_request: requests[1].clone(),
         next_number: AtomicU32::new(7_000),
     };
     world.sample_test_id = wired

@@ -1,7 +1,9 @@
 //! The one-stop loop over the real binaries: needs that name each of the
 //! five programs the buyer categories used to hide reach that program and
 //! its agency accepts them; a deal the company confirms through intake finishes its
-//! need; a stage change opens the ladder's follow-on needs once.
+//! need; a stage change opens the ladder's follow-on needs once; a field
+//! visit's complaint and request are answered by the agencies asked, each
+//! seeing only its own.
 
 use std::time::Duration;
 
@@ -216,7 +218,89 @@ async fn programs_reached_a_deal_confirmed_by_the_company_and_care_along_the_lad
         .expect("need added")
         .into_inner();
     accepted_by_its_agency(&suite, added.needs.last().unwrap()).await;
+    requests_answered_by_the_agency_asked(&suite, &case_id).await;
     suite.stop().await;
+}
+
+/// In a CEO field visit the company complains to SBC and asks KOTRA for
+/// something; each agency lists and answers only its own, and both land on
+/// the case's timeline.
+async fn requests_answered_by_the_agency_asked(suite: &support::Suite, case_id: &str) {
+    let mut kotra: IntakeClient = suite.client("intake", Bearer::agency("kotra"));
+    let mut sbc: IntakeClient = suite.client("intake", Bearer::agency("sbc"));
+    let raise = |agency: &str, kind: pb::CaseRequestKind| pb::RaiseRequestRequest {
+        idempotency_key: format!("loop-visit-{agency}"),
+        case_id: case_id.to_owned(),
+        kind: kind as i32,
+        raised_by: pb::CaseRequestRaiser::Ceo as i32,
+        channel: pb::CaseRequestChannel::FieldVisit as i32,
+        answering_agency_id: agency.into(),
+        summary: "asked on the spot during the CEO's field visit".into(),
+        due_in_days: 7,
+    };
+    let complaint = kotra
+        .raise_request(raise("sbc", pb::CaseRequestKind::Complaint))
+        .await
+        .expect("complaint raised")
+        .into_inner();
+    let request = kotra
+        .raise_request(raise("kotra", pb::CaseRequestKind::Request))
+        .await
+        .expect("request raised")
+        .into_inner();
+    let open_for = |client: &mut IntakeClient| {
+        let mut client = client.clone();
+        async move {
+            client
+                .list_requests(pb::ListRequestsRequest::default())
+                .await
+                .expect("requests list")
+                .into_inner()
+                .requests
+                .into_iter()
+                .map(|r| r.request_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(open_for(&mut sbc).await, vec![complaint.request_id.clone()]);
+    assert_eq!(open_for(&mut kotra).await, vec![request.request_id.clone()]);
+    let refused = sbc
+        .answer_request(pb::AnswerRequestRequest {
+            request_id: request.request_id.clone(),
+            answer: "not ours".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("SBC cannot answer KOTRA's request");
+    assert_eq!(refused.code(), tonic::Code::NotFound);
+    for (client, asked) in [(&mut sbc, &complaint), (&mut kotra, &request)] {
+        let answered = client
+            .answer_request(pb::AnswerRequestRequest {
+                idempotency_key: format!("loop-answer-{}", asked.request_id),
+                request_id: asked.request_id.clone(),
+                answer: "answered on the spot".into(),
+            })
+            .await
+            .expect("the agency asked answers")
+            .into_inner();
+        assert_eq!(answered.state, pb::CaseRequestState::Answered as i32);
+    }
+    let kinds: Vec<String> = kotra
+        .get_case_timeline(pb::GetCaseTimelineRequest {
+            case_id: case_id.to_owned(),
+            page_size: 500,
+            ..Default::default()
+        })
+        .await
+        .expect("timeline")
+        .into_inner()
+        .entries
+        .into_iter()
+        .map(|entry| entry.kind)
+        .collect();
+    for kind in ["request.raised", "request.answered"] {
+        assert_eq!(kinds.iter().filter(|k| *k == kind).count(), 2, "{kind}");
+    }
 }
 
 /// The agency of the program `need` named finds it in its inbox, routed

@@ -1,7 +1,7 @@
 //! Mentoring's SQL, all of it, one file per resource: advisors, the
 //! companies and needs intake handed over, assignments, the history of
-//! advisor changes, the waitlist and requests withdrawn from it, sessions, the contact cadence and the fee
-//! ledger. Rows map straight onto the wire messages they serve.
+//! advisor changes, the waitlist and requests withdrawn from it, sessions, the contact cadence, the fee
+//! ledger and the companies' overdue requests to agencies. Rows map straight onto the wire messages they serve.
 
 mod advisors;
 mod assignments;
@@ -9,6 +9,7 @@ mod cadence;
 mod changes;
 mod companies;
 mod fees;
+mod overdue_requests;
 mod sessions;
 mod waitlist;
 mod withdrawals;
@@ -19,6 +20,7 @@ pub use cadence::*;
 pub use changes::*;
 pub use companies::*;
 pub use fees::*;
+pub use overdue_requests::*;
 pub use sessions::*;
 pub use waitlist::*;
 pub use withdrawals::*;
