@@ -7,8 +7,9 @@
 //! `relationships` who works with whom;
 //! `handoff` (the relay that delivers each need to its owner), `follow`
 //! (following the owners' feeds onto the case), `needs` (recording a
-//! need) and `lifecycle` (needs finishing, cases closing) are the steps
-//! the API and the background tasks take.
+//! need), `lifecycle` (needs finishing, cases closing) and `webhooks`
+//! (partners' events pushed to their endpoints) are the steps the API and
+//! the background tasks take.
 
 pub mod access;
 pub mod domain;
@@ -22,3 +23,4 @@ pub mod relationships;
 pub mod startup;
 pub mod store;
 pub mod upstreams;
+pub mod webhooks;

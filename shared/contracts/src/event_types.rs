@@ -83,6 +83,10 @@ event_types! {
         NeedDelivered = "need.delivered" on "case" carries intake::NeedDelivered;
         NeedDeliveryRetried = "need.delivery_retried" on "case" carries intake::NeedDeliveryRetried;
         NeedStatusChanged = "need.status_changed" on "case" carries intake::NeedStatusChanged;
+        WebhookRegistered = "webhook.endpoint_registered" on "webhook" carries intake::WebhookEndpointChanged;
+        WebhookSecretRotated = "webhook.endpoint_secret_rotated" on "webhook" carries intake::WebhookEndpointChanged;
+        WebhookDisabled = "webhook.endpoint_disabled" on "webhook" carries intake::WebhookEndpointChanged;
+        WebhookEnabled = "webhook.endpoint_enabled" on "webhook" carries intake::WebhookEndpointChanged;
     }
 }
 

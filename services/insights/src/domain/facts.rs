@@ -377,7 +377,11 @@ fn intake_event(
         | IntakeEvent::CaseClosed
         | IntakeEvent::PersonalDataErased
         | IntakeEvent::PartnerChanged
-        | IntakeEvent::NeedDeliveryRetried => Meaning::of(Vec::new(), ""),
+        | IntakeEvent::NeedDeliveryRetried
+        | IntakeEvent::WebhookRegistered
+        | IntakeEvent::WebhookSecretRotated
+        | IntakeEvent::WebhookDisabled
+        | IntakeEvent::WebhookEnabled => Meaning::of(Vec::new(), ""),
     })
 }
 

@@ -1,7 +1,7 @@
 //! Intake's SQL, all of it: companies and their contacts, assessments,
 //! cases and their needs, the case timeline, the relay's delivery
-//! bookkeeping, who works with whom, and erasures. Rows map straight onto
-//! the wire messages they serve.
+//! bookkeeping, who works with whom, erasures, and partners' webhooks.
+//! Rows map straight onto the wire messages they serve.
 
 mod assessments;
 mod cases;
@@ -10,6 +10,7 @@ mod delivery;
 mod erasure;
 mod relationships;
 mod timeline;
+mod webhooks;
 
 pub use assessments::*;
 pub use cases::*;
@@ -18,6 +19,7 @@ pub use delivery::*;
 pub use erasure::*;
 pub use relationships::*;
 pub use timeline::*;
+pub use webhooks::*;
 
 use onestop_domain::GrowthStage;
 

@@ -21,3 +21,4 @@ mod process;
 mod programs;
 mod registration;
 mod server;
+mod webhooks;
