@@ -233,6 +233,17 @@ impl Worker {
             self.source.channel.clone(),
             dispatcher.credentials.clone(),
         );
+        let mut request = tonic::Request::new(request);
+        let watch_for = format!(
+            "{}/{}",
+            endpoint.partner.role.as_str(),
+            endpoint.partner.tenant
+        );
+        if let Ok(value) = watch_for.parse() {
+            request
+                .metadata_mut()
+                .insert(onestop_platform::watchers::WATCH_FOR_HEADER, value);
+        }
         let mut stream = match client.watch(request).await {
             Ok(response) => response.into_inner(),
             Err(status) => return self.refused(&status).await,

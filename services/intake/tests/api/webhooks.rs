@@ -541,3 +541,36 @@ async fn a_failing_endpoint_is_retried_in_order_then_disabled_with_an_event() {
     assert_eq!(endpoint.failures_in_a_row, 0);
     assert_eq!(endpoint.state, pb::WebhookState::Enabled as i32);
 }
+
+#[tokio::test]
+async fn one_partners_endpoints_take_no_watch_place_of_anothers() {
+    // One Watch stream per caller: intake's deliveries for SBC and for
+    // KOTRA are counted per partner, so both flow.
+    let intake = Intake::start_wired(
+        TestDb::new().await,
+        |settings| settings.max_watchers_per_caller = 1,
+        fast(Duration::from_secs(3600)),
+    )
+    .await;
+    let mut receivers = Vec::new();
+    for (seed, agency) in [(1, "sbc"), (2, "kotra")] {
+        let receiver = WebhookReceiver::start().await;
+        register(&intake.agency(agency), &receiver.url(), &["company.*"])
+            .await
+            .expect("registers");
+        let company_id = company_by(&intake, agency, seed).await;
+        receivers.push((receiver, company_id));
+    }
+    for (receiver, company_id) in &receivers {
+        assert!(
+            eventually(WITHIN, || async {
+                receiver
+                    .received()
+                    .iter()
+                    .any(|r| String::from_utf8_lossy(&r.body).contains(company_id.as_str()))
+            })
+            .await,
+            "each partner's endpoint gets its company"
+        );
+    }
+}
