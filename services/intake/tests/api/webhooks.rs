@@ -153,6 +153,26 @@ async fn a_partner_registers_once_and_gets_its_own_events_signed_rotates_disable
     assert_eq!(listed(sbc.clone()).await.len(), 1);
     assert!(listed(intake.kotra()).await.is_empty());
     assert_eq!(listed(intake.admin()).await.len(), 1);
+    let admin_for = |tenant: &str| {
+        let admin = intake.admin();
+        let request = pb::ListWebhooksRequest {
+            partner_role: pb::PartnerRole::Agency as i32,
+            partner_tenant: tenant.into(),
+            ..Default::default()
+        };
+        async move {
+            admin
+                .clone()
+                .list_webhooks(request)
+                .await
+                .unwrap()
+                .into_inner()
+                .webhooks
+                .len()
+        }
+    };
+    assert_eq!(admin_for("sbc").await, 1);
+    assert_eq!(admin_for("kotra").await, 0);
     assert!(listed(intake.agency("sbc")).await[0].url == receiver.url());
     let kotra = intake.kotra();
     let hidden = [

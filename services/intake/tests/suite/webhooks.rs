@@ -189,6 +189,9 @@ async fn sbc_gets_its_referral_events_signed_in_order_through_an_outage_and_a_ro
         assert_eq!(body["data"]["aggregateId"], sbc_referral.referral_id);
         let id = received.headers["webhook-id"].to_str().unwrap();
         assert!(id.starts_with("referral:"), "{id}");
+        // Referral's own trim for SBC: its legs only.
+        let legs = body["data"]["payload"]["legs"].as_array().expect("legs");
+        assert!(legs.iter().all(|leg| leg["agencyId"] == "sbc"), "{legs:?}");
     }
 
     // A new secret; then the receiver fails with 500, then goes down, while
