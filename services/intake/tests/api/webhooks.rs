@@ -594,3 +594,68 @@ async fn one_partners_endpoints_take_no_watch_place_of_anothers() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_delivery_log_keeps_the_latest_attempts_only() {
+    let intake = start(Duration::from_secs(3600)).await;
+    let sbc = intake.agency("sbc");
+    let id = register(&sbc, "https://hooks.example.com/x", &["quiet_family.*"])
+        .await
+        .expect("registers")
+        .webhook
+        .unwrap()
+        .webhook_id;
+    let webhook_id: uuid::Uuid = id.parse().unwrap();
+    let mut conn = intake.pool.acquire().await.unwrap();
+    let kept = onestop_intake::webhooks::DELIVERY_LOG;
+    // A full log at once, then five attempts as the dispatcher logs them.
+    sqlx::query(
+        "INSERT INTO webhook_delivery
+             (webhook_id, source, event_id, event_type, message_id, status_code, error, duration_ms)
+         SELECT $1, 'referral', n, 'referral.created', 'referral:e:' || n, 503, 'status', 12
+           FROM generate_series(1, $2) AS n",
+    )
+    .bind(webhook_id)
+    .bind(kept)
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    for event_id in kept + 1..=kept + 5 {
+        onestop_intake::store::log_attempt(
+            &mut conn,
+            &onestop_intake::store::Attempt {
+                webhook_id,
+                source: "referral",
+                event_id,
+                event_type: "referral.created",
+                message_id: &format!("referral:e:{event_id}"),
+                status_code: 503,
+                error: "status",
+                duration_ms: 12,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let mut listed = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = sbc
+            .clone()
+            .list_webhook_deliveries(pb::ListWebhookDeliveriesRequest {
+                webhook_id: id.clone(),
+                page_size: 500,
+                page_token,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        listed.extend(page.deliveries.iter().map(|d| d.event_id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    let expected: Vec<i64> = (6..=kept + 5).rev().collect();
+    assert_eq!(listed, expected, "the latest {kept}, newest first");
+}
