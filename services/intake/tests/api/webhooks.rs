@@ -659,3 +659,39 @@ async fn the_delivery_log_keeps_the_latest_attempts_only() {
     let expected: Vec<i64> = (6..=kept + 5).rev().collect();
     assert_eq!(listed, expected, "the latest {kept}, newest first");
 }
+
+#[tokio::test]
+async fn two_replicas_deliver_each_event_once_in_order() {
+    let first = start(Duration::from_secs(3600)).await;
+    let url = first.database_url.clone();
+    let second = Intake::start_wired(
+        TestDb::new().await,
+        |settings| settings.database_url = Some(url),
+        fast(Duration::from_secs(3600)),
+    )
+    .await;
+    let receiver = WebhookReceiver::start().await;
+    register(&first.agency("sbc"), &receiver.url(), &["company.*"])
+        .await
+        .expect("registers");
+    for seed in 1..=6 {
+        // Half through each replica.
+        let replica = if seed % 2 == 0 { &first } else { &second };
+        company_by(replica, "sbc", seed).await;
+    }
+    assert!(
+        eventually(WITHIN, || async {
+            event_types_received(&receiver).len() >= 6
+        })
+        .await,
+        "every partner change arrives"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ids: Vec<i64> = receiver
+        .received()
+        .iter()
+        .map(|r| json(r)["data"]["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 6, "each once: {ids:?}");
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "in order: {ids:?}");
+}
