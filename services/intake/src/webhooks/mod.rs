@@ -435,6 +435,31 @@ mod tests {
     }
 
     #[test]
+    fn a_rotated_out_secret_signs_only_until_its_overlap_ends() {
+        let now = Utc::now();
+        let endpoint = |until: DateTime<Utc>| Endpoint {
+            id: Uuid::nil(),
+            partner: Partner::agency("sbc"),
+            url: "https://hooks.example.com/".into(),
+            event_types: vec!["referral.*".into()],
+            secret: "whsec_bmV3".into(),
+            previous_secret: Some("whsec_b2xk".into()),
+            previous_secret_until: Some(until),
+            state: State::Enabled,
+            disabled_cause: String::new(),
+            failures_in_a_row: 0,
+            failing_since: None,
+            created_at: now,
+        };
+        let during = endpoint(now + chrono::Duration::hours(1));
+        assert_eq!(during.signing_secrets(now), ["whsec_bmV3", "whsec_b2xk"]);
+        assert!(during.to_proto().previous_secret_until.is_some());
+        let after = endpoint(now - chrono::Duration::seconds(1));
+        assert_eq!(after.signing_secrets(now), ["whsec_bmV3"]);
+        assert!(after.to_proto().previous_secret_until.is_none());
+    }
+
+    #[test]
     fn signatures_follow_the_specification_example() {
         // The example of the Standard Webhooks specification's test vectors.
         let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
