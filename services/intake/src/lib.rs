@@ -8,8 +8,9 @@
 //! and complaints as they move;
 //! `handoff` (the relay that delivers each need to its owner), `follow`
 //! (following the owners' feeds onto the case), `needs` (recording a
-//! need) and `lifecycle` (needs finishing, cases closing) are the steps
-//! the API and the background tasks take.
+//! need), `lifecycle` (needs finishing, cases closing) and `webhooks`
+//! (partners' events pushed to their endpoints) are the steps the API and
+//! the background tasks take.
 
 pub mod access;
 pub mod domain;
@@ -24,3 +25,4 @@ pub mod requests;
 pub mod startup;
 pub mod store;
 pub mod upstreams;
+pub mod webhooks;

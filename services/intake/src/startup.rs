@@ -1,6 +1,6 @@
 //! Builds the intake server: bind first, then database, then serve with the
-//! hand-off relay and the owners' feed followers beside it (both record
-//! intake itself as the actor of what they change).
+//! hand-off relay, the owners' feed followers and the webhook dispatcher
+//! beside it (each records intake itself as the actor of what it changes).
 
 use onestop_contracts::intake::v1::intake_service_server::IntakeServiceServer;
 use onestop_domain::NeedOwner;
@@ -10,11 +10,13 @@ use onestop_platform::server::ServiceHost;
 use onestop_platform::time::SystemClock;
 use sqlx::PgPool;
 use std::sync::Arc;
+use tokio::sync::Notify;
 
 use crate::follow::Follower;
-use crate::grpc::{Downstreams, IntakeApi};
+use crate::grpc::{Downstreams, IntakeApi, WebhookRegistry};
 use crate::handoff::Relay;
 use crate::upstreams::{UpstreamSettings, Upstreams};
+use crate::webhooks::dispatch::{Dispatcher, Source};
 
 pub const SERVICE_NAME: &str = "intake";
 pub const DEFAULT_PORT: u16 = 50051;
@@ -26,6 +28,24 @@ fn relay_name(owner: NeedOwner) -> &'static str {
         NeedOwner::Buyers => "relay-buyers",
         NeedOwner::Referral => "relay-referral",
     }
+}
+
+/// The feeds webhooks deliver from: intake's own and each configured
+/// owner's.
+fn webhook_sources(upstreams: &Upstreams) -> Vec<Source> {
+    let mut sources = vec![Source {
+        name: SERVICE_NAME,
+        channel: upstreams.own_feed.clone(),
+    }];
+    for owner in upstreams.configured_owners() {
+        if let Some(channel) = upstreams.channel(owner) {
+            sources.push(Source {
+                name: crate::domain::owner_events::feed_name(owner),
+                channel: channel.clone(),
+            });
+        }
+    }
+    sources
 }
 
 pub struct Application {
@@ -91,15 +111,34 @@ impl onestop_platform::server::Application for Application {
         for (name, follower) in Follower::for_upstreams(&pool, &self.upstreams) {
             follower.spawn(name, supervisor);
         }
+        let changed = Arc::new(Notify::new());
+        let dispatcher = Arc::new(Dispatcher::new(
+            pool.clone(),
+            webhook_sources(&self.upstreams),
+            self.upstreams.credentials.clone(),
+            self.upstreams.webhooks.clone(),
+            changed.clone(),
+        ));
+        supervisor.spawn("webhook-dispatcher", move |beat| {
+            dispatcher.clone().run(beat)
+        });
+        let webhooks = WebhookRegistry {
+            changed,
+            secret_overlap: self.upstreams.webhooks.webhook_secret_overlap,
+        };
         let max_message = self.host.settings().max_message_bytes;
         let downstreams = Downstreams {
             referral: self.upstreams.referral.clone(),
             buyers: self.upstreams.buyers.clone(),
             credentials: self.upstreams.credentials.clone(),
         };
-        let api = IntakeServiceServer::new(IntakeApi::new(self.host.pool().clone(), downstreams))
-            .max_decoding_message_size(max_message)
-            .max_encoding_message_size(max_message);
+        let api = IntakeServiceServer::new(IntakeApi::new(
+            self.host.pool().clone(),
+            downstreams,
+            webhooks,
+        ))
+        .max_decoding_message_size(max_message)
+        .max_encoding_message_size(max_message);
         self.host.serve(api).await
     }
 }

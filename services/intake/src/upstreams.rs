@@ -31,6 +31,9 @@ pub struct UpstreamSettings {
     /// How many buyers each buyer-discovery need asks for.
     #[arg(long, env = "ONESTOP_BUYERS_PER_NEED", default_value_t = 5)]
     pub buyers_per_need: u32,
+
+    #[command(flatten)]
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 /// Connected (lazily) upstreams plus the credentials intake calls them with.
@@ -45,6 +48,10 @@ pub struct Upstreams {
     /// How long a claimed need is the claiming relay's: well past a call's
     /// deadline, so it runs out only when that relay died mid-call.
     pub lease: Duration,
+    pub webhooks: crate::webhooks::WebhookSettings,
+    /// Intake's own feed, over its own listener: webhooks deliver intake's
+    /// events the way they deliver the owners'.
+    pub own_feed: Channel,
 }
 
 impl Upstreams {
@@ -68,6 +75,8 @@ impl Upstreams {
             max_backoff: settings.handoff_max_backoff,
             buyers_per_need: settings.buyers_per_need.clamp(1, 50),
             lease: timeout.saturating_mul(2) + Duration::from_secs(10),
+            webhooks: settings.webhooks.clone(),
+            own_feed: own_feed(host, &keepalive)?,
         })
     }
 
@@ -86,4 +95,31 @@ impl Upstreams {
             .filter(|owner| self.channel(*owner).is_some())
             .collect()
     }
+}
+
+/// A channel to this replica's own listener (loopback when it listens on
+/// every address), over TLS checking the name `localhost` when it serves
+/// TLS.
+fn own_feed(
+    host: &ServiceHost,
+    keepalive: &onestop_platform::config::Keepalive,
+) -> anyhow::Result<Channel> {
+    let mut addr = host.local_addr();
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let settings = host.settings();
+    let (url, tls) = if settings.tls.serves_tls() {
+        (
+            format!("https://{addr}"),
+            settings.tls.probe_client("localhost")?,
+        )
+    } else {
+        (format!("http://{addr}"), Default::default())
+    };
+    lazy_channel(&url, settings.request_timeout, &tls, keepalive)
 }

@@ -87,6 +87,10 @@ event_types! {
         RequestEscalated = "request.escalated" on "case_request" carries intake::CaseRequestEscalated;
         RequestAnswered = "request.answered" on "case_request" carries intake::CaseRequestAnswered;
         RequestOverdue = "request.overdue" on "case_request" carries intake::CaseRequestOverdue;
+        WebhookRegistered = "webhook.endpoint_registered" on "webhook" carries intake::WebhookEndpointChanged;
+        WebhookSecretRotated = "webhook.endpoint_secret_rotated" on "webhook" carries intake::WebhookEndpointChanged;
+        WebhookDisabled = "webhook.endpoint_disabled" on "webhook" carries intake::WebhookEndpointChanged;
+        WebhookEnabled = "webhook.endpoint_enabled" on "webhook" carries intake::WebhookEndpointChanged;
     }
 }
 

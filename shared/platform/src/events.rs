@@ -54,7 +54,7 @@ use std::time::Duration;
 
 use onestop_contracts::event_types::EventType;
 use onestop_contracts::events::v1::{
-    Actor, Event, FeedStatus, WatchRequest, WatchResponse, watch_response,
+    Actor, Event, FeedStatus, PartnerRef, WatchRequest, WatchResponse, watch_response,
 };
 use prost_types::Any;
 use sqlx::postgres::{PgListener, PgPool};
@@ -542,6 +542,35 @@ fn parse_filter(request: &WatchRequest) -> Result<Filter, ApiError> {
     })
 }
 
+/// The partner a service watches for: a partner role and its tenant.
+fn parse_partner(partner: &PartnerRef) -> Result<Partner, ApiError> {
+    let mut violations = Violations::default();
+    let role = match partner.role.parse::<Role>() {
+        Ok(role) if role.needs_tenant() => Some(role),
+        _ => {
+            violations.add(
+                "on_behalf_of.role",
+                "\"agency\", \"advisor\" or \"trade_office\"",
+            );
+            None
+        }
+    };
+    if limits::check_text(
+        "on_behalf_of.tenant",
+        &partner.tenant,
+        limits::MAX_LABEL,
+        &mut violations,
+    ) && partner.tenant.trim().is_empty()
+    {
+        violations.add("on_behalf_of.tenant", "required");
+    }
+    violations.finish()?;
+    Ok(Partner {
+        role: role.unwrap_or(Role::Agency),
+        tenant: partner.tenant.clone(),
+    })
+}
+
 /// The feed's epoch, pruning horizon and head, read in one snapshot.
 pub(crate) struct FeedPosition {
     pub(crate) epoch: String,
@@ -736,12 +765,18 @@ impl EventFeedService {
         request: WatchRequest,
     ) -> ApiResult<RpcStream<WatchResponse>> {
         // Internal roles watch the whole feed; a partner watches the events
-        // its service named it on, trimmed for it.
-        let partner = Partner::of(&caller);
+        // its service named it on, trimmed for it. A service or an admin
+        // may watch as a partner would (intake's webhook deliveries), so
+        // the one rule for what a partner gets lives here.
+        let mut partner = Partner::of(&caller);
         if partner.is_none() {
             caller.require(&[Role::Dashboard, Role::Service, Role::Admin])?;
         }
         let mut filter = parse_filter(&request)?;
+        if let Some(on_behalf_of) = &request.on_behalf_of {
+            caller.require(&[Role::Service, Role::Admin])?;
+            partner = Some(parse_partner(on_behalf_of)?);
+        }
         filter.partner = partner.as_ref().map(Partner::key);
         let (at_start, cursor) = self.starting_point(&request).await?;
         let (sender, receiver) = mpsc::channel(64);

@@ -103,7 +103,7 @@ fn descriptors() -> &'static DescriptorPool {
 
 /// The payload as JSON through the descriptor set, or None when its type is
 /// not in the set or the bytes do not decode as it.
-fn payload_json(payload: &Any) -> Option<serde_json::Value> {
+pub fn payload_json(payload: &Any) -> Option<serde_json::Value> {
     let name = payload.type_url.rsplit('/').next()?;
     let descriptor = descriptors().get_message_by_name(name)?;
     let message = DynamicMessage::decode(descriptor, payload.value.as_slice()).ok()?;

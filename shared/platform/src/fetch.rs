@@ -1,12 +1,13 @@
 //! Small HTTP(S) GETs with a deadline and a size bound: identity
 //! providers' key sets and revocation lists. One request per connection;
-//! these are fetched every few seconds at most.
+//! these are fetched every few seconds at most. And POSTs of one JSON body
+//! with a deadline, answering only the status: webhook deliveries.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Empty, Full, Limited};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -74,6 +75,107 @@ where
         .map_err(|error| anyhow::anyhow!("reading the body: {error}"))?;
     drop(driver);
     Ok(body.to_bytes().to_vec())
+}
+
+/// Why a POST got no HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostFailure {
+    /// No answer within the deadline.
+    Timeout,
+    /// The host could not be reached (name, refused, reset).
+    Connect,
+    /// The TLS handshake failed (certificate, protocol).
+    Tls,
+    /// The URL or the HTTP exchange was not usable.
+    Protocol,
+}
+
+impl PostFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Connect => "connect",
+            Self::Tls => "tls",
+            Self::Protocol => "protocol",
+        }
+    }
+}
+
+/// POSTs `body` (JSON) with `headers` to `url` within `deadline`; the
+/// answer's status, whatever it is. The answer's body is not read.
+pub async fn post(
+    url: &str,
+    headers: &[(&'static str, String)],
+    body: Vec<u8>,
+    tls: &ClientTls,
+    deadline: Duration,
+) -> Result<u16, PostFailure> {
+    tokio::time::timeout(deadline, post_now(url, headers, body, tls))
+        .await
+        .unwrap_or(Err(PostFailure::Timeout))
+}
+
+async fn post_now(
+    url: &str,
+    headers: &[(&'static str, String)],
+    body: Vec<u8>,
+    tls: &ClientTls,
+) -> Result<u16, PostFailure> {
+    let uri: http::Uri = url.parse().map_err(|_| PostFailure::Protocol)?;
+    let https = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        _ => return Err(PostFailure::Protocol),
+    };
+    let authority = uri.authority().ok_or(PostFailure::Protocol)?.clone();
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let mut request = http::Request::post(uri.path_and_query().map_or("/", |p| p.as_str()))
+        .header(http::header::HOST, authority.as_str())
+        .header(http::header::USER_AGENT, "onestop")
+        .header(http::header::CONTENT_TYPE, "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, value.as_str());
+    }
+    let request = request
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|_| PostFailure::Protocol)?;
+    let tcp = TcpStream::connect((host, port))
+        .await
+        .map_err(|_| PostFailure::Connect)?;
+    if https {
+        let config = tls.rustls_config().map_err(|_| PostFailure::Tls)?;
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let name = rustls_pki_types::ServerName::try_from(host.to_owned())
+            .map_err(|_| PostFailure::Tls)?;
+        let stream = connector
+            .connect(name, tcp)
+            .await
+            .map_err(|_| PostFailure::Tls)?;
+        send_post(stream, request).await
+    } else {
+        send_post(tcp, request).await
+    }
+}
+
+async fn send_post<S>(io: S, request: http::Request<Full<Bytes>>) -> Result<u16, PostFailure>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|_| PostFailure::Protocol)?;
+    let _driver = AbortOnDrop(tokio::spawn(async move {
+        let _ = connection.await;
+    }));
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|_| PostFailure::Connect)?;
+    Ok(response.status().as_u16())
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);

@@ -24,6 +24,37 @@ pub fn is_watch_path(path: &str) -> bool {
             .is_some_and(|(_, method)| method.starts_with("Watch"))
 }
 
+/// Metadata a service sets on a Watch it holds for a partner
+/// (`role/tenant`, as intake's webhook deliveries do): its streams are
+/// counted per partner, so one partner's endpoints cannot take the places
+/// of another's. Honoured for service callers only.
+pub const WATCH_FOR_HEADER: &str = "onestop-watch-for";
+
+/// Whom a Watch counts against: the caller (role, tenant, subject), and
+/// for a service the partner it watches for. Runs after authentication:
+/// every Watch path needs a token.
+fn caller_key<B>(request: &http::Request<B>) -> String {
+    let Some(caller) = request.extensions().get::<Caller>() else {
+        return String::new();
+    };
+    let mut key = format!(
+        "{}/{}/{}",
+        caller.role.as_str(),
+        caller.tenant.as_deref().unwrap_or(""),
+        caller.subject
+    );
+    if caller.role == crate::auth::Role::Service
+        && let Some(partner) = request
+            .headers()
+            .get(WATCH_FOR_HEADER)
+            .and_then(|value| value.to_str().ok())
+    {
+        key.push_str(" for ");
+        key.push_str(partner);
+    }
+    key
+}
+
 /// One per replica, shared by every listener of the process.
 pub type WatchLimitLayer = InFlightLimitLayer<WatchLimits>;
 pub type WatchLimitService<S> = InFlightLimitService<S, WatchLimits>;
@@ -61,20 +92,7 @@ impl Admission for WatchLimits {
     }
 
     fn admit<B>(&self, request: &http::Request<B>) -> Result<Place, Status> {
-        // Runs after authentication: every Watch path needs a token.
-        let caller = request
-            .extensions()
-            .get::<Caller>()
-            .map(|caller| {
-                format!(
-                    "{}/{}/{}",
-                    caller.role.as_str(),
-                    caller.tenant.as_deref().unwrap_or(""),
-                    caller.subject
-                )
-            })
-            .unwrap_or_default();
-        self.limits.admit(caller)
+        self.limits.admit(caller_key(request))
     }
 }
 
@@ -129,6 +147,29 @@ impl Drop for Place {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_service_watching_for_a_partner_counts_apart_and_nobody_else_can() {
+        let key = |role: crate::auth::Role, watch_for: Option<&str>| {
+            let mut request = http::Request::new(());
+            request.extensions_mut().insert(Caller {
+                subject: "intake".into(),
+                role,
+                tenant: None,
+            });
+            if let Some(partner) = watch_for {
+                request
+                    .headers_mut()
+                    .insert(WATCH_FOR_HEADER, partner.parse().unwrap());
+            }
+            caller_key(&request)
+        };
+        use crate::auth::Role;
+        let sbc = key(Role::Service, Some("agency/sbc"));
+        assert_ne!(sbc, key(Role::Service, Some("agency/kotra")));
+        assert_ne!(sbc, key(Role::Service, None));
+        assert_eq!(key(Role::Admin, Some("agency/sbc")), key(Role::Admin, None));
+    }
 
     #[test]
     fn only_watch_streams_are_capped() {

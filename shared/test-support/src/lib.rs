@@ -2,7 +2,8 @@
 //! Postgres, servers on port 0 with connected clients, bearer tokens for
 //! every role, a TCP proxy that can cut the database connection, a private
 //! Postgres cluster a test may crash, helpers to run the real binaries as
-//! child processes, and generated keys and certificates.
+//! child processes, generated keys and certificates, and a webhook
+//! receiver.
 //!
 //! Servers under test run in development mode, so the tokens below (signed
 //! with the development keys) are accepted; [`TestKeys`] gives a test its
@@ -17,6 +18,7 @@ mod process;
 mod proxy;
 mod server;
 mod suite;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -42,6 +44,7 @@ pub use process::ServiceProcess;
 pub use proxy::TcpProxy;
 pub use server::TestServer;
 pub use suite::{OWNERS, Suite};
+pub use webhooks::{Received, WebhookReceiver};
 
 /// The service `service` tokens speak for: intake, which makes every
 /// hand-off.

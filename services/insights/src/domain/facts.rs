@@ -381,7 +381,11 @@ fn intake_event(
         | IntakeEvent::RequestRaised
         | IntakeEvent::RequestEscalated
         | IntakeEvent::RequestAnswered
-        | IntakeEvent::RequestOverdue => Meaning::of(Vec::new(), ""),
+        | IntakeEvent::RequestOverdue
+        | IntakeEvent::WebhookRegistered
+        | IntakeEvent::WebhookSecretRotated
+        | IntakeEvent::WebhookDisabled
+        | IntakeEvent::WebhookEnabled => Meaning::of(Vec::new(), ""),
     })
 }
 

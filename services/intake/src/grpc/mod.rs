@@ -1,7 +1,7 @@
 //! `IntakeService` over gRPC: one file per resource (companies, their
 //! assessments, cases, the case timeline, erasure of personal data, who
-//! works with whom). Partners read and change only the companies they work
-//! with (see `crate::access`).
+//! works with whom, partners' webhooks). Partners read and change only
+//! the companies they work with (see `crate::access`).
 //! Handlers check the caller, turn the request into a validated command,
 //! apply the rules and store the change with its events in one
 //! transaction; the generated adapter forwards each RPC to them.
@@ -15,10 +15,15 @@ mod partners;
 mod programs;
 mod requests;
 mod timeline;
+mod webhooks;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use onestop_platform::Role;
 use onestop_platform::client::ServiceCredentials;
 use sqlx::PgPool;
+use tokio::sync::Notify;
 use tonic::transport::Channel;
 
 /// Partners and services that register companies and open cases.
@@ -45,15 +50,30 @@ pub struct Downstreams {
     pub credentials: ServiceCredentials,
 }
 
+/// What the webhook RPCs share with the dispatcher.
+#[derive(Clone)]
+pub struct WebhookRegistry {
+    /// Rung on every change, so the dispatcher starts or stops workers at
+    /// once.
+    pub changed: Arc<Notify>,
+    /// How long a rotated-out secret keeps signing.
+    pub secret_overlap: Duration,
+}
+
 #[derive(Clone)]
 pub struct IntakeApi {
     pool: PgPool,
     downstreams: Downstreams,
+    webhooks: WebhookRegistry,
 }
 
 impl IntakeApi {
-    pub fn new(pool: PgPool, downstreams: Downstreams) -> Self {
-        Self { pool, downstreams }
+    pub fn new(pool: PgPool, downstreams: Downstreams, webhooks: WebhookRegistry) -> Self {
+        Self {
+            pool,
+            downstreams,
+            webhooks,
+        }
     }
 }
 

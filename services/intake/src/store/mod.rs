@@ -1,7 +1,7 @@
 //! Intake's SQL, all of it: companies and their contacts, assessments,
 //! cases and their needs, the case timeline, the relay's delivery
-//! bookkeeping, who works with whom, and erasures. Rows map straight onto
-//! the wire messages they serve.
+//! bookkeeping, who works with whom, erasures, and partners' webhooks.
+//! Rows map straight onto the wire messages they serve.
 
 mod assessments;
 mod cases;
@@ -11,6 +11,7 @@ mod erasure;
 mod relationships;
 mod requests;
 mod timeline;
+mod webhooks;
 
 pub use assessments::*;
 pub use cases::*;
@@ -20,6 +21,7 @@ pub use erasure::*;
 pub use relationships::*;
 pub use requests::*;
 pub use timeline::*;
+pub use webhooks::*;
 
 use onestop_domain::GrowthStage;
 

@@ -22,3 +22,4 @@ mod programs;
 mod registration;
 mod requests;
 mod server;
+mod webhooks;

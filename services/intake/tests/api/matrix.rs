@@ -130,6 +130,11 @@ const RECOMMENDERS: &[Role] = &[
 ];
 const REFERRAL_READERS: &[Role] = &[Role::Agency, Role::Dashboard, Role::Service, Role::Admin];
 const RECEIVING_AGENCY: &[Role] = &[Role::Agency];
+/// Webhooks: partners manage their own, admins any partner's.
+const WEBHOOK_MANAGERS: &[Role] = &[Role::Agency, Role::Advisor, Role::TradeOffice, Role::Admin];
+/// The matrix's endpoints want a family no service writes: nothing is
+/// sent to their (unreachable) URL.
+const QUIET_EVENTS: &str = "matrix_quiet.*";
 /// Insights' indicators: an agency reads its own agency's figures only,
 /// whatever company is involved.
 const INDICATOR_READERS: &[Role] = &[Role::Dashboard, Role::Admin, Role::Agency];
@@ -176,6 +181,9 @@ struct World {
     escalated_request: String,
     /// Fresh registration numbers for RegisterCompany cells.
     next_number: AtomicU32,
+    /// The related agency's, advisor's and office's webhook endpoints, in
+    /// that order.
+    webhooks: Vec<String>,
 }
 
 impl World {
@@ -208,6 +216,16 @@ impl World {
 
     fn insights(&self, bearer: Bearer) -> InsightsClient {
         self.client(Server::Insights, bearer)
+    }
+
+    /// The endpoint of the related partner of `role` (an admin acts on the
+    /// agency's).
+    fn webhook(&self, role: Role) -> String {
+        match role {
+            Role::Advisor => self.webhooks[1].clone(),
+            Role::TradeOffice => self.webhooks[2].clone(),
+            _ => self.webhooks[0].clone(),
+        }
     }
 
     fn snapshot(&self) -> CompanySnapshot {
@@ -387,6 +405,39 @@ fn table() -> Vec<Row> {
                 answer: "the voucher was re-issued".into(),
                 ..Default::default()
             }).await)
+        }),
+        // ------------------------------------------- intake: webhooks
+        // Each partner registers for itself (an admin names the partner);
+        // the related partner's endpoint is hidden from an unrelated one.
+        row!("onestop.intake.v1.IntakeService/RegisterWebhook" on Intake, WEBHOOK_MANAGERS, OPEN, |w, role, b| {
+            let (partner_role, partner_tenant) = if role == Role::Admin {
+                (intake::PartnerRole::Agency as i32, "sbc".to_owned())
+            } else {
+                (0, String::new())
+            };
+            one(w.intake(b).register_webhook(intake::RegisterWebhookRequest {
+                url: "https://hooks.example.com/onestop".into(),
+                event_types: vec![QUIET_EVENTS.into()],
+                partner_role,
+                partner_tenant,
+                ..Default::default()
+            }).await)
+        }),
+        row!("onestop.intake.v1.IntakeService/ListWebhooks" on Intake, WEBHOOK_MANAGERS, EMPTY, sees true, |w, b| {
+            w.intake(b).list_webhooks(intake::ListWebhooksRequest { page_size: 500, ..Default::default() }).await
+                .map(|r| r.into_inner().webhooks.iter().filter(|h| w.webhooks.contains(&h.webhook_id)).count())
+        }),
+        row!("onestop.intake.v1.IntakeService/RotateWebhookSecret" on Intake, WEBHOOK_MANAGERS, HIDDEN, |w, role, b| {
+            one(w.intake(b).rotate_webhook_secret(intake::RotateWebhookSecretRequest { webhook_id: w.webhook(role) }).await)
+        }),
+        row!("onestop.intake.v1.IntakeService/ListWebhookDeliveries" on Intake, WEBHOOK_MANAGERS, HIDDEN, |w, role, b| {
+            one(w.intake(b).list_webhook_deliveries(intake::ListWebhookDeliveriesRequest { webhook_id: w.webhook(role), ..Default::default() }).await)
+        }),
+        row!("onestop.intake.v1.IntakeService/DisableWebhook" on Intake, WEBHOOK_MANAGERS, HIDDEN, |w, role, b| {
+            one(w.intake(b).disable_webhook(intake::DisableWebhookRequest { webhook_id: w.webhook(role) }).await)
+        }),
+        row!("onestop.intake.v1.IntakeService/EnableWebhook" on Intake, WEBHOOK_MANAGERS, HIDDEN, |w, role, b| {
+            one(w.intake(b).enable_webhook(intake::EnableWebhookRequest { webhook_id: w.webhook(role) }).await)
         }),
         row!("onestop.intake.v1.IntakeService/GetCase" on Intake, INTAKE_READERS, HIDDEN, |w, b| {
             one(w.intake(b).get_case(intake::GetCaseRequest { case_id: w.case_id.clone() }).await)
@@ -1088,7 +1139,21 @@ async fn world(wired: &Wired) -> World {
         answered_request: requests[0].clone(),
         escalated_request: requests[1].clone(),
         next_number: AtomicU32::new(7_000),
+        webhooks: Vec::new(),
     };
+    for related in [Role::Agency, Role::Advisor, Role::TradeOffice] {
+        let registered = world
+            .intake(bearer(&world, related, true))
+            .register_webhook(intake::RegisterWebhookRequest {
+                url: "https://hooks.example.com/onestop".into(),
+                event_types: vec![QUIET_EVENTS.into()],
+                ..Default::default()
+            })
+            .await
+            .expect("the related partner registers its endpoint")
+            .into_inner();
+        world.webhooks.push(registered.webhook.unwrap().webhook_id);
+    }
     world.sample_test_id = wired
         .buyers
         .admin()

@@ -99,6 +99,7 @@ impl Wired {
             referral_url: Some(url(referral.addr)),
             handoff_max_backoff: Duration::from_millis(500),
             buyers_per_need: 3,
+            ..Default::default()
         };
         let intake = Intake::start_wired(
             TestDb::new().await,

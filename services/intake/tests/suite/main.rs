@@ -1,6 +1,6 @@
 //! The four real binaries as separate processes on ephemeral ports against
 //! the real Postgres: one case across every service, a downstream killed
-//! mid-flow, and one trace across all hops.
+//! mid-flow, one trace across all hops, and partners' signed webhooks.
 
 mod canary;
 mod closing;
@@ -12,3 +12,4 @@ mod readme;
 mod settings;
 mod support;
 mod traces;
+mod webhooks;
