@@ -41,15 +41,28 @@
 //! lock was removed: old cursors resume unchanged.
 //!
 //! Appending is one statement per call ([`append_all`] writes a whole
-//! transaction's events at once); the wake-up notification is sent by a
-//! statement trigger, once per transaction at commit, without a round trip.
+//! transaction's events at once) and sends no notification: Postgres
+//! commits transactions that notified one at a time, on one lock for the
+//! whole server, so notifying from the appending transaction would
+//! serialise every write of every database on it. Instead each append
+//! counts in this process's tally for its database, and the database's
+//! announcer (one task, see [`Wakeups::spawn_listener`]) wakes this
+//! replica's tailer and sends one NOTIFY, outside any request's
+//! transaction, for each burst of appends; other replicas of the service
+//! hear it. The announcement may
+//! come before the appending transaction commits: the tailer then finds it
+//! live and asks again until it ends, as for any transaction in flight, so
+//! an early announcement delays nothing it announces and a lost one (the
+//! notification failed) delays delivery to other replicas until their next
+//! idle check, never loses an event.
 //!
 //! Serving Watch: one tailer per replica reads each released batch once
 //! into an in-memory window and every Watch stream filters it there; see
 //! [`crate::tail`].
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use onestop_contracts::event_types::EventType;
@@ -59,7 +72,7 @@ use onestop_contracts::events::v1::{
 use prost_types::Any;
 use sqlx::postgres::{PgListener, PgPool};
 use sqlx::{PgConnection, Row};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
@@ -73,6 +86,29 @@ use crate::{audit, limits};
 use onestop_domain::EventTypeFilter;
 
 const NOTIFY_CHANNEL: &str = "onestop_events";
+/// How long the announcer lets a burst of appends gather (and their
+/// transactions commit) before it announces them.
+const ANNOUNCE_GATHER: Duration = Duration::from_millis(2);
+/// Longest the announcer waits for Postgres to take a notification.
+const ANNOUNCE_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Appends made by this process so far, by database: each database's
+/// announcer announces its own (a process, a test for one, may serve
+/// several).
+static APPENDED: LazyLock<Mutex<HashMap<String, watch::Sender<u64>>>> =
+    LazyLock::new(Mutex::default);
+
+/// The tally of appends to `database` made by this process.
+fn appended(database: &str) -> watch::Sender<u64> {
+    let mut tallies = APPENDED.lock().unwrap_or_else(|e| e.into_inner());
+    tallies
+        .entry(database.to_owned())
+        .or_insert_with(|| watch::Sender::new(0))
+        .clone()
+}
+/// Set on this process's notifications, so that its listener, whose
+/// replica the announcer woke already, can tell them from other replicas'.
+static ANNOUNCER: LazyLock<String> = LazyLock::new(|| uuid::Uuid::new_v4().to_string());
 /// Wait before trying the notification listener again after it failed.
 const LISTEN_RETRY: Duration = Duration::from_secs(1);
 /// Most events one read from Postgres returns.
@@ -250,7 +286,7 @@ async fn insert(conn: &mut PgConnection, events: Vec<NewEvent>) -> Result<Vec<i6
         payload_types.push(event.payload.type_url);
         payloads.push(event.payload.value);
     }
-    sqlx::query_scalar(
+    let rows: Vec<(i64, String)> = sqlx::query_as(
         "INSERT INTO event_log
              (event_type, aggregate_type, aggregate_id, payload_type, payload, traceparent,
               tracestate, actor_subject, actor_role, actor_tenant, partners)
@@ -260,7 +296,7 @@ async fn insert(conn: &mut PgConnection, events: Vec<NewEvent>) -> Result<Vec<i6
                 WITH ORDINALITY
                 AS e(event_type, aggregate_type, aggregate_id, payload_type, payload, partners, n)
           ORDER BY n
-         RETURNING id",
+         RETURNING id, current_database()",
     )
     .bind(event_types)
     .bind(aggregate_types)
@@ -274,7 +310,11 @@ async fn insert(conn: &mut PgConnection, events: Vec<NewEvent>) -> Result<Vec<i6
     .bind(actor.tenant)
     .bind(partners)
     .fetch_all(&mut *conn)
-    .await
+    .await?;
+    if let Some((_, database)) = rows.first() {
+        appended(database).send_modify(|count| *count = count.wrapping_add(1));
+    }
+    Ok(rows.into_iter().map(|(id, _)| id).collect())
 }
 
 /// Drops events older than `retention` and idempotency keys older than
@@ -340,8 +380,10 @@ impl Wakeups {
     }
 
     /// Listens on the notification channel until `shutdown`, reconnecting
-    /// as needed.
+    /// as needed, and announces this process's appends (see the module
+    /// comment).
     pub fn spawn_listener(&self, pool: PgPool, supervisor: &crate::supervise::Supervisor) {
+        self.spawn_announcer(pool.clone(), supervisor);
         let wakeups = self.clone();
         supervisor.spawn("event-wakeups", move |beat| {
             let (pool, wakeups, shutdown) = (pool.clone(), wakeups.clone(), beat.shutdown_token());
@@ -369,6 +411,7 @@ impl Wakeups {
                         tokio::select! {
                             _ = shutdown.cancelled() => return Ok(()),
                             message = listener.try_recv() => match message {
+                                Ok(Some(heard)) if heard.payload() == ANNOUNCER.as_str() => {}
                                 Ok(Some(_)) => wakeups.wake(),
                                 // The connection dropped; notifications may be
                                 // lost, so read again.
@@ -379,6 +422,50 @@ impl Wakeups {
                                 }
                             },
                         }
+                    }
+                }
+            }
+        });
+    }
+}
+
+impl Wakeups {
+    /// Wakes the tailer for each burst of this process's appends and
+    /// tells the other replicas with one notification.
+    fn spawn_announcer(&self, pool: PgPool, supervisor: &crate::supervise::Supervisor) {
+        let wakeups = self.clone();
+        supervisor.spawn("event-announcer", move |beat| {
+            let (pool, wakeups, shutdown) = (pool.clone(), wakeups.clone(), beat.shutdown_token());
+            async move {
+                let database: String = tokio::time::timeout(
+                    ANNOUNCE_PATIENCE,
+                    sqlx::query_scalar("SELECT current_database()").fetch_one(&pool),
+                )
+                .await??;
+                let mut appended = appended(&database).subscribe();
+                // Appends made while the announcer was down are announced
+                // now (the listener's reconnection wakes this replica too).
+                appended.mark_changed();
+                loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Ok(()),
+                        changed = appended.changed() => changed?,
+                    }
+                    tokio::time::sleep(ANNOUNCE_GATHER).await;
+                    appended.borrow_and_update();
+                    wakeups.wake();
+                    let announced = tokio::time::timeout(
+                        ANNOUNCE_PATIENCE,
+                        sqlx::query("SELECT pg_notify($1, $2)")
+                            .bind(NOTIFY_CHANNEL)
+                            .bind(ANNOUNCER.as_str())
+                            .execute(&pool),
+                    )
+                    .await;
+                    if !matches!(announced, Ok(Ok(_))) {
+                        // Other replicas see these appends at their next
+                        // idle check instead.
+                        tracing::debug!("appends not announced to other replicas");
                     }
                 }
             }
