@@ -73,6 +73,7 @@ use prost_types::Any;
 use sqlx::postgres::{PgListener, PgPool};
 use sqlx::{PgConnection, Row};
 use tokio::sync::{Notify, mpsc, watch};
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
@@ -831,7 +832,7 @@ impl EventFeedService {
         let mut filter = parse_filter(&request)?;
         filter.partner = partner.as_ref().map(Partner::key);
         let (at_start, cursor) = self.starting_point(&request).await?;
-        let (sender, receiver) = mpsc::channel(64);
+        let (sender, receiver) = mpsc::channel(OUTGOING);
         let watcher = Watcher {
             pool: self.pool.clone(),
             source: self.source,
@@ -841,11 +842,38 @@ impl EventFeedService {
             epoch: at_start.epoch,
             head: at_start.head,
             sender,
-            partner: partner.map(|partner| (partner, self.partner_trim)),
         };
         tokio::spawn(watcher.run(self.shutdown.clone()));
-        Ok(Box::pin(ReceiverStream::new(receiver)))
+        let partner = partner.map(|partner| (partner, self.partner_trim));
+        Ok(Box::pin(ReceiverStream::new(receiver).map(
+            move |outgoing| match outgoing {
+                Outgoing::Event(logged) => {
+                    let mut event = logged.event.clone();
+                    if let Some((partner, trim)) = &partner {
+                        trim_for_partner(&mut event, partner, *trim);
+                    }
+                    Ok(event_message(event))
+                }
+                Outgoing::Status(status) => Ok(*status),
+                Outgoing::Failed(status) => Err(status),
+            },
+        )))
     }
+}
+
+/// Most messages a Watch stream holds between its task and its gRPC
+/// stream.
+const OUTGOING: usize = 64;
+
+/// What a Watch stream's task hands its gRPC stream. Small on purpose:
+/// each stream's channel holds a block of these from the start, and ten
+/// thousand streams hold ten thousand blocks. The event itself is shared
+/// with the window and every other stream until it is sent, when it is
+/// copied (and trimmed for a partner).
+enum Outgoing {
+    Event(Arc<Logged>),
+    Status(Box<WatchResponse>),
+    Failed(Status),
 }
 
 /// One Watch stream: takes from the tailer's window, or reads Postgres for
@@ -859,9 +887,7 @@ struct Watcher {
     cursor: i64,
     epoch: String,
     head: i64,
-    sender: mpsc::Sender<Result<WatchResponse, Status>>,
-    /// For a partner's stream: who, and how its copies are trimmed.
-    partner: Option<(Partner, PartnerTrim)>,
+    sender: mpsc::Sender<Outgoing>,
 }
 
 /// Why a watcher stopped sending.
@@ -888,7 +914,7 @@ impl Watcher {
                 Ok(false) => {}
                 Err(Stop::Gone) => return,
                 Err(Stop::Failed(status)) => {
-                    let _ = self.sender.send(Err(status)).await;
+                    let _ = self.sender.send(Outgoing::Failed(status)).await;
                     return;
                 }
             }
@@ -896,7 +922,7 @@ impl Watcher {
                 _ = shutdown.cancelled() => {
                     let _ = self
                         .sender
-                        .send(Err(Status::unavailable(
+                        .send(Outgoing::Failed(Status::unavailable(
                             "server shutting down; resume from the last event id received",
                         )))
                         .await;
@@ -916,8 +942,9 @@ impl Watcher {
     }
 
     async fn status(&self) -> Result<(), Stop> {
+        let status = status_message(self.source, &self.epoch, self.head);
         self.sender
-            .send(Ok(status_message(self.source, &self.epoch, self.head)))
+            .send(Outgoing::Status(Box::new(status)))
             .await
             .map_err(|_| Stop::Gone)
     }
@@ -931,17 +958,24 @@ impl Watcher {
                 Take::Events { events, through } => {
                     for logged in events {
                         self.head = self.head.max(logged.event.id);
-                        self.send(logged.event.clone()).await?;
+                        self.send(logged).await?;
                         sent = true;
                     }
                     self.cursor = through;
                 }
                 Take::Behind { released } => {
                     self.tail.count_watcher_query();
-                    let (pruned_through, batch) =
-                        read_batch(&self.pool, self.source, self.cursor, released, &self.filter)
-                            .await
-                            .map_err(|error| Stop::Failed(ApiError::from(error).into()))?;
+                    // Boxed: most streams never read for themselves, and
+                    // every stream's task would otherwise hold room for it.
+                    let (pruned_through, batch) = Box::pin(read_batch(
+                        &self.pool,
+                        self.source,
+                        self.cursor,
+                        released,
+                        &self.filter,
+                    ))
+                    .await
+                    .map_err(|error| Stop::Failed(ApiError::from(error).into()))?;
                     if self.cursor > 0 && self.cursor < pruned_through {
                         return Err(Stop::Failed(
                             cursor_expired(self.cursor, pruned_through).into(),
@@ -951,7 +985,7 @@ impl Watcher {
                     let last = batch.last().map(|logged| logged.event.id);
                     for logged in batch {
                         self.head = self.head.max(logged.event.id);
-                        self.send(logged.event).await?;
+                        self.send(Arc::new(logged)).await?;
                         sent = true;
                     }
                     self.cursor = match (full, last) {
@@ -963,12 +997,9 @@ impl Watcher {
         }
     }
 
-    async fn send(&self, mut event: Event) -> Result<(), Stop> {
-        if let Some((partner, trim)) = &self.partner {
-            trim_for_partner(&mut event, partner, *trim);
-        }
+    async fn send(&self, logged: Arc<Logged>) -> Result<(), Stop> {
         self.sender
-            .send(Ok(event_message(event)))
+            .send(Outgoing::Event(logged))
             .await
             .map_err(|_| Stop::Gone)
     }
@@ -990,6 +1021,33 @@ mod tests {
             },
             partners: Vec::new(),
         }
+    }
+
+    /// What every Watch stream holds for as long as it is open stays
+    /// small: ten thousand streams hold ten thousand of each. A stream's
+    /// channel allocates a block of 32 messages when it is made, and its
+    /// task holds the largest state any of its waits needs.
+    #[tokio::test]
+    async fn a_watch_stream_holds_little_while_it_waits() {
+        assert!(std::mem::size_of::<Outgoing>() <= 16);
+        let pool = PgPool::connect_lazy("postgres://127.0.0.1:1/none").unwrap();
+        let (sender, _receiver) = mpsc::channel(OUTGOING);
+        let watcher = Watcher {
+            pool,
+            source: "test",
+            tail: Arc::new(Tail::new("test", Wakeups::default())),
+            filter: parse_filter(&WatchRequest::default()).unwrap(),
+            cursor: 0,
+            epoch: String::new(),
+            head: 0,
+            sender,
+        };
+        let task = watcher.run(CancellationToken::new());
+        assert!(
+            std::mem::size_of_val(&task) <= 1536,
+            "{} bytes",
+            std::mem::size_of_val(&task)
+        );
     }
 
     /// The window is filtered in memory as Postgres filters a catch-up read.
