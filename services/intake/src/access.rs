@@ -68,14 +68,29 @@ pub async fn case_opening(
     caller: &Caller,
     company_id: Uuid,
 ) -> ApiResult<Option<Relationship>> {
-    let not_found = || ApiError::not_found("company", company_id);
     let consented = store::consented(conn, company_id)
         .await?
-        .ok_or_else(not_found)?;
+        .ok_or_else(|| ApiError::not_found("company", company_id))?;
+    let works_with = match Partner::of(caller) {
+        Some(partner) => store::works_with(conn, company_id, &partner).await?,
+        None => false,
+    };
+    case_opening_decided(caller, company_id, consented, works_with)
+}
+
+/// [`case_opening`] on what was already read of the company: its network
+/// consent, and whether the caller's partner works with it.
+pub fn case_opening_decided(
+    caller: &Caller,
+    company_id: Uuid,
+    consented: bool,
+    works_with: bool,
+) -> ApiResult<Option<Relationship>> {
+    let not_found = || ApiError::not_found("company", company_id);
     let Some(partner) = Partner::of(caller) else {
         return Ok(None);
     };
-    if store::works_with(conn, company_id, &partner).await? {
+    if works_with {
         return Ok(None);
     }
     if may_open_case_by_consent(caller, consented) {

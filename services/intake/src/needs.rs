@@ -3,6 +3,7 @@
 //! Shared by OpenCase and by needs that owners' events open on their own
 //! (a certification gap found in a sample test).
 
+use chrono::{DateTime, Utc};
 use onestop_contracts::common::v1::{CompanySnapshot, NeedHandOff};
 use onestop_contracts::event_types::IntakeEvent;
 use onestop_contracts::intake::v1 as pb;
@@ -43,8 +44,22 @@ pub async fn open_need(
         },
     )
     .await?;
-    let event = NewEvent::new(
-        opened,
+    Ok((
+        need_id,
+        opened_event(case_id, need_id, need, company, opened_at),
+    ))
+}
+
+/// The `need.opened` event of a need stored at `opened_at`.
+pub fn opened_event(
+    case_id: Uuid,
+    need_id: Uuid,
+    need: &PlannedNeed,
+    company: &CompanySnapshot,
+    opened_at: DateTime<Utc>,
+) -> NewEvent {
+    NewEvent::new(
+        IntakeEvent::NeedOpened,
         case_id,
         &pb::NeedOpened {
             hand_off: Some(NeedHandOff {
@@ -73,11 +88,11 @@ pub async fn open_need(
             }),
             added_by_rule: need.added_by_rule,
         },
-    );
-    Ok((need_id, event))
+    )
 }
 
-fn summary(need: &PlannedNeed) -> String {
+/// The need's line on the case timeline.
+pub fn summary(need: &PlannedNeed) -> String {
     let why = if need.added_by_rule {
         " (added by rule)"
     } else {

@@ -41,15 +41,28 @@
 //! lock was removed: old cursors resume unchanged.
 //!
 //! Appending is one statement per call ([`append_all`] writes a whole
-//! transaction's events at once); the wake-up notification is sent by a
-//! statement trigger, once per transaction at commit, without a round trip.
+//! transaction's events at once) and sends no notification: Postgres
+//! commits transactions that notified one at a time, on one lock for the
+//! whole server, so notifying from the appending transaction would
+//! serialise every write of every database on it. Instead each append
+//! counts in this process's tally for its database, and the database's
+//! announcer (one task, see [`Wakeups::spawn_listener`]) wakes this
+//! replica's tailer and sends one NOTIFY, outside any request's
+//! transaction, for each burst of appends; other replicas of the service
+//! hear it. The announcement may
+//! come before the appending transaction commits: the tailer then finds it
+//! live and asks again until it ends, as for any transaction in flight, so
+//! an early announcement delays nothing it announces and a lost one (the
+//! notification failed) delays delivery to other replicas until their next
+//! idle check, never loses an event.
 //!
 //! Serving Watch: one tailer per replica reads each released batch once
 //! into an in-memory window and every Watch stream filters it there; see
 //! [`crate::tail`].
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use onestop_contracts::event_types::EventType;
@@ -59,7 +72,8 @@ use onestop_contracts::events::v1::{
 use prost_types::Any;
 use sqlx::postgres::{PgListener, PgPool};
 use sqlx::{PgConnection, Row};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
@@ -73,6 +87,29 @@ use crate::{audit, limits};
 use onestop_domain::EventTypeFilter;
 
 const NOTIFY_CHANNEL: &str = "onestop_events";
+/// How long the announcer lets a burst of appends gather (and their
+/// transactions commit) before it announces them.
+const ANNOUNCE_GATHER: Duration = Duration::from_millis(2);
+/// Longest the announcer waits for Postgres to take a notification.
+const ANNOUNCE_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Appends made by this process so far, by database: each database's
+/// announcer announces its own (a process, a test for one, may serve
+/// several).
+static APPENDED: LazyLock<Mutex<HashMap<String, watch::Sender<u64>>>> =
+    LazyLock::new(Mutex::default);
+
+/// The tally of appends to `database` made by this process.
+fn appended(database: &str) -> watch::Sender<u64> {
+    let mut tallies = APPENDED.lock().unwrap_or_else(|e| e.into_inner());
+    tallies
+        .entry(database.to_owned())
+        .or_insert_with(|| watch::Sender::new(0))
+        .clone()
+}
+/// Set on this process's notifications, so that its listener, whose
+/// replica the announcer woke already, can tell them from other replicas'.
+static ANNOUNCER: LazyLock<String> = LazyLock::new(|| uuid::Uuid::new_v4().to_string());
 /// Wait before trying the notification listener again after it failed.
 const LISTEN_RETRY: Duration = Duration::from_secs(1);
 /// Most events one read from Postgres returns.
@@ -250,7 +287,7 @@ async fn insert(conn: &mut PgConnection, events: Vec<NewEvent>) -> Result<Vec<i6
         payload_types.push(event.payload.type_url);
         payloads.push(event.payload.value);
     }
-    sqlx::query_scalar(
+    let rows: Vec<(i64, String)> = sqlx::query_as(
         "INSERT INTO event_log
              (event_type, aggregate_type, aggregate_id, payload_type, payload, traceparent,
               tracestate, actor_subject, actor_role, actor_tenant, partners)
@@ -260,7 +297,7 @@ async fn insert(conn: &mut PgConnection, events: Vec<NewEvent>) -> Result<Vec<i6
                 WITH ORDINALITY
                 AS e(event_type, aggregate_type, aggregate_id, payload_type, payload, partners, n)
           ORDER BY n
-         RETURNING id",
+         RETURNING id, current_database()",
     )
     .bind(event_types)
     .bind(aggregate_types)
@@ -274,7 +311,11 @@ async fn insert(conn: &mut PgConnection, events: Vec<NewEvent>) -> Result<Vec<i6
     .bind(actor.tenant)
     .bind(partners)
     .fetch_all(&mut *conn)
-    .await
+    .await?;
+    if let Some((_, database)) = rows.first() {
+        appended(database).send_modify(|count| *count = count.wrapping_add(1));
+    }
+    Ok(rows.into_iter().map(|(id, _)| id).collect())
 }
 
 /// Drops events older than `retention` and idempotency keys older than
@@ -340,8 +381,10 @@ impl Wakeups {
     }
 
     /// Listens on the notification channel until `shutdown`, reconnecting
-    /// as needed.
+    /// as needed, and announces this process's appends (see the module
+    /// comment).
     pub fn spawn_listener(&self, pool: PgPool, supervisor: &crate::supervise::Supervisor) {
+        self.spawn_announcer(pool.clone(), supervisor);
         let wakeups = self.clone();
         supervisor.spawn("event-wakeups", move |beat| {
             let (pool, wakeups, shutdown) = (pool.clone(), wakeups.clone(), beat.shutdown_token());
@@ -369,6 +412,7 @@ impl Wakeups {
                         tokio::select! {
                             _ = shutdown.cancelled() => return Ok(()),
                             message = listener.try_recv() => match message {
+                                Ok(Some(heard)) if heard.payload() == ANNOUNCER.as_str() => {}
                                 Ok(Some(_)) => wakeups.wake(),
                                 // The connection dropped; notifications may be
                                 // lost, so read again.
@@ -379,6 +423,50 @@ impl Wakeups {
                                 }
                             },
                         }
+                    }
+                }
+            }
+        });
+    }
+}
+
+impl Wakeups {
+    /// Wakes the tailer for each burst of this process's appends and
+    /// tells the other replicas with one notification.
+    fn spawn_announcer(&self, pool: PgPool, supervisor: &crate::supervise::Supervisor) {
+        let wakeups = self.clone();
+        supervisor.spawn("event-announcer", move |beat| {
+            let (pool, wakeups, shutdown) = (pool.clone(), wakeups.clone(), beat.shutdown_token());
+            async move {
+                let database: String = tokio::time::timeout(
+                    ANNOUNCE_PATIENCE,
+                    sqlx::query_scalar("SELECT current_database()").fetch_one(&pool),
+                )
+                .await??;
+                let mut appended = appended(&database).subscribe();
+                // Appends made while the announcer was down are announced
+                // now (the listener's reconnection wakes this replica too).
+                appended.mark_changed();
+                loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Ok(()),
+                        changed = appended.changed() => changed?,
+                    }
+                    tokio::time::sleep(ANNOUNCE_GATHER).await;
+                    appended.borrow_and_update();
+                    wakeups.wake();
+                    let announced = tokio::time::timeout(
+                        ANNOUNCE_PATIENCE,
+                        sqlx::query("SELECT pg_notify($1, $2)")
+                            .bind(NOTIFY_CHANNEL)
+                            .bind(ANNOUNCER.as_str())
+                            .execute(&pool),
+                    )
+                    .await;
+                    if !matches!(announced, Ok(Ok(_))) {
+                        // Other replicas see these appends at their next
+                        // idle check instead.
+                        tracing::debug!("appends not announced to other replicas");
                     }
                 }
             }
@@ -779,7 +867,7 @@ impl EventFeedService {
         }
         filter.partner = partner.as_ref().map(Partner::key);
         let (at_start, cursor) = self.starting_point(&request).await?;
-        let (sender, receiver) = mpsc::channel(64);
+        let (sender, receiver) = mpsc::channel(OUTGOING);
         let watcher = Watcher {
             pool: self.pool.clone(),
             source: self.source,
@@ -789,11 +877,38 @@ impl EventFeedService {
             epoch: at_start.epoch,
             head: at_start.head,
             sender,
-            partner: partner.map(|partner| (partner, self.partner_trim)),
         };
         tokio::spawn(watcher.run(self.shutdown.clone()));
-        Ok(Box::pin(ReceiverStream::new(receiver)))
+        let partner = partner.map(|partner| (partner, self.partner_trim));
+        Ok(Box::pin(ReceiverStream::new(receiver).map(
+            move |outgoing| match outgoing {
+                Outgoing::Event(logged) => {
+                    let mut event = logged.event.clone();
+                    if let Some((partner, trim)) = &partner {
+                        trim_for_partner(&mut event, partner, *trim);
+                    }
+                    Ok(event_message(event))
+                }
+                Outgoing::Status(status) => Ok(*status),
+                Outgoing::Failed(status) => Err(status),
+            },
+        )))
     }
+}
+
+/// Most messages a Watch stream holds between its task and its gRPC
+/// stream.
+const OUTGOING: usize = 64;
+
+/// What a Watch stream's task hands its gRPC stream. Small on purpose:
+/// each stream's channel holds a block of these from the start, and ten
+/// thousand streams hold ten thousand blocks. The event itself is shared
+/// with the window and every other stream until it is sent, when it is
+/// copied (and trimmed for a partner).
+enum Outgoing {
+    Event(Arc<Logged>),
+    Status(Box<WatchResponse>),
+    Failed(Status),
 }
 
 /// One Watch stream: takes from the tailer's window, or reads Postgres for
@@ -807,9 +922,7 @@ struct Watcher {
     cursor: i64,
     epoch: String,
     head: i64,
-    sender: mpsc::Sender<Result<WatchResponse, Status>>,
-    /// For a partner's stream: who, and how its copies are trimmed.
-    partner: Option<(Partner, PartnerTrim)>,
+    sender: mpsc::Sender<Outgoing>,
 }
 
 /// Why a watcher stopped sending.
@@ -836,7 +949,7 @@ impl Watcher {
                 Ok(false) => {}
                 Err(Stop::Gone) => return,
                 Err(Stop::Failed(status)) => {
-                    let _ = self.sender.send(Err(status)).await;
+                    let _ = self.sender.send(Outgoing::Failed(status)).await;
                     return;
                 }
             }
@@ -844,7 +957,7 @@ impl Watcher {
                 _ = shutdown.cancelled() => {
                     let _ = self
                         .sender
-                        .send(Err(Status::unavailable(
+                        .send(Outgoing::Failed(Status::unavailable(
                             "server shutting down; resume from the last event id received",
                         )))
                         .await;
@@ -864,8 +977,9 @@ impl Watcher {
     }
 
     async fn status(&self) -> Result<(), Stop> {
+        let status = status_message(self.source, &self.epoch, self.head);
         self.sender
-            .send(Ok(status_message(self.source, &self.epoch, self.head)))
+            .send(Outgoing::Status(Box::new(status)))
             .await
             .map_err(|_| Stop::Gone)
     }
@@ -879,17 +993,24 @@ impl Watcher {
                 Take::Events { events, through } => {
                     for logged in events {
                         self.head = self.head.max(logged.event.id);
-                        self.send(logged.event.clone()).await?;
+                        self.send(logged).await?;
                         sent = true;
                     }
                     self.cursor = through;
                 }
                 Take::Behind { released } => {
                     self.tail.count_watcher_query();
-                    let (pruned_through, batch) =
-                        read_batch(&self.pool, self.source, self.cursor, released, &self.filter)
-                            .await
-                            .map_err(|error| Stop::Failed(ApiError::from(error).into()))?;
+                    // Boxed: most streams never read for themselves, and
+                    // every stream's task would otherwise hold room for it.
+                    let (pruned_through, batch) = Box::pin(read_batch(
+                        &self.pool,
+                        self.source,
+                        self.cursor,
+                        released,
+                        &self.filter,
+                    ))
+                    .await
+                    .map_err(|error| Stop::Failed(ApiError::from(error).into()))?;
                     if self.cursor > 0 && self.cursor < pruned_through {
                         return Err(Stop::Failed(
                             cursor_expired(self.cursor, pruned_through).into(),
@@ -899,7 +1020,7 @@ impl Watcher {
                     let last = batch.last().map(|logged| logged.event.id);
                     for logged in batch {
                         self.head = self.head.max(logged.event.id);
-                        self.send(logged.event).await?;
+                        self.send(Arc::new(logged)).await?;
                         sent = true;
                     }
                     self.cursor = match (full, last) {
@@ -911,12 +1032,9 @@ impl Watcher {
         }
     }
 
-    async fn send(&self, mut event: Event) -> Result<(), Stop> {
-        if let Some((partner, trim)) = &self.partner {
-            trim_for_partner(&mut event, partner, *trim);
-        }
+    async fn send(&self, logged: Arc<Logged>) -> Result<(), Stop> {
         self.sender
-            .send(Ok(event_message(event)))
+            .send(Outgoing::Event(logged))
             .await
             .map_err(|_| Stop::Gone)
     }
@@ -938,6 +1056,33 @@ mod tests {
             },
             partners: Vec::new(),
         }
+    }
+
+    /// What every Watch stream holds for as long as it is open stays
+    /// small: ten thousand streams hold ten thousand of each. A stream's
+    /// channel allocates a block of 32 messages when it is made, and its
+    /// task holds the largest state any of its waits needs.
+    #[tokio::test]
+    async fn a_watch_stream_holds_little_while_it_waits() {
+        assert!(std::mem::size_of::<Outgoing>() <= 16);
+        let pool = PgPool::connect_lazy("postgres://127.0.0.1:1/none").unwrap();
+        let (sender, _receiver) = mpsc::channel(OUTGOING);
+        let watcher = Watcher {
+            pool,
+            source: "test",
+            tail: Arc::new(Tail::new("test", Wakeups::default())),
+            filter: parse_filter(&WatchRequest::default()).unwrap(),
+            cursor: 0,
+            epoch: String::new(),
+            head: 0,
+            sender,
+        };
+        let task = watcher.run(CancellationToken::new());
+        assert!(
+            std::mem::size_of_val(&task) <= 1536,
+            "{} bytes",
+            std::mem::size_of_val(&task)
+        );
     }
 
     /// The window is filtered in memory as Postgres filters a catch-up read.

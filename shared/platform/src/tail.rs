@@ -22,10 +22,11 @@ use crate::supervise::Beat;
 /// Postgres by the watchers that still need them.
 const WINDOW: usize = 4096;
 /// While transactions that could still commit an id are live, the tailer
-/// asks again after this wait, doubling up to [`FENCE_POLL_MAX`]: a
-/// transaction that rolls back sends no notification.
+/// asks again after this wait, doubling up to [`FENCE_POLL_MAX`]: nothing
+/// announces a transaction's end (appends are announced when made, and
+/// may commit or roll back after), so the tailer asks until it is over.
 const FENCE_POLL_FIRST: Duration = Duration::from_millis(2);
-const FENCE_POLL_MAX: Duration = Duration::from_millis(50);
+const FENCE_POLL_MAX: Duration = Duration::from_millis(20);
 /// With nothing heard, the tailer still looks once in this long, in case
 /// its notification connection hangs without failing: one query per
 /// replica, however many watchers.

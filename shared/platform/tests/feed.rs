@@ -375,6 +375,32 @@ async fn many_writers_with_rollbacks_never_make_a_watcher_skip_or_repeat() {
     finish(db, feed).await;
 }
 
+/// Appending transactions notify nobody (Postgres would commit them one
+/// at a time, server-wide); the process that appended announces it, from
+/// its feed's announcer, outside the transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_are_announced_by_the_process_not_by_their_transaction() {
+    let db = Db::new().await;
+    let mut listener = sqlx::postgres::PgListener::connect_with(&db.pool)
+        .await
+        .unwrap();
+    listener.listen("onestop_events").await.unwrap();
+    for i in 0..5 {
+        commit(&db.pool, vec![event(format!("quiet-{i}"))]).await;
+    }
+    let heard = tokio::time::timeout(Duration::from_millis(500), listener.recv()).await;
+    assert!(heard.is_err(), "a committed append notified: {heard:?}");
+
+    let feed = Feed::start(&db.pool);
+    commit(&db.pool, vec![event("announced".into())]).await;
+    let heard = tokio::time::timeout(Duration::from_secs(2), listener.recv())
+        .await
+        .expect("the announcer tells other replicas")
+        .unwrap();
+    assert!(!heard.payload().is_empty(), "names the announcing process");
+    finish(db, feed).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_watchers_cost_postgres_nothing() {
     let (db, feed) = start().await;

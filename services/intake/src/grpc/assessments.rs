@@ -57,34 +57,32 @@ impl IntakeApi {
             },
         )
         .await?;
-        events::append(
-            &mut tx,
-            NewEvent::new(
-                IntakeEvent::CompanyAssessed,
-                company_id,
-                &pb::CompanyAssessed {
-                    company_id: company_id.to_string(),
-                    assessment_id: assessment_id.to_string(),
-                    version: version as u32,
-                    score: diagnosis.score,
-                    stage: diagnosis.stage.to_proto() as i32,
-                },
-            ),
-        )
-        .await?;
+        // The assessment's events go in one append, in this order.
+        let mut new_events = vec![NewEvent::new(
+            IntakeEvent::CompanyAssessed,
+            company_id,
+            &pb::CompanyAssessed {
+                company_id: company_id.to_string(),
+                assessment_id: assessment_id.to_string(),
+                version: version as u32,
+                score: diagnosis.score,
+                stage: diagnosis.stage.to_proto() as i32,
+            },
+        )];
         if diagnosis.stage != before {
-            events::append(
-                &mut tx,
-                stage_event(company_id, before, diagnosis.stage, "assessment"),
-            )
-            .await?;
+            new_events.push(stage_event(
+                company_id,
+                before,
+                diagnosis.stage,
+                "assessment",
+            ));
             let moved = store::load_company(&mut tx, company_id, Lock::None)
                 .await?
                 .ok_or_else(|| vanished("company"))?;
-            let follow_ons =
-                ladder::open_follow_ons(&mut tx, &moved, before, diagnosis.stage).await?;
-            events::append_all(&mut tx, follow_ons).await?;
+            new_events
+                .extend(ladder::open_follow_ons(&mut tx, &moved, before, diagnosis.stage).await?);
         }
+        events::append_all(&mut tx, new_events).await?;
         let assessment = store::load_assessment(&mut tx, assessment_id)
             .await?
             .ok_or_else(|| vanished("assessment"))?;

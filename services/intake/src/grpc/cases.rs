@@ -17,9 +17,10 @@ use crate::domain::case::{
     NeedStatus, NeedsQuery, NewCase, NewNeeds, Standing,
 };
 use crate::domain::company::{snapshot, stage_of};
+use crate::domain::partner::Partner;
 use crate::handoff::owner_name;
 use crate::startup::SERVICE_NAME;
-use crate::store::{self, Lock, NewEntry};
+use crate::store::{self, Lock, NeedToOpen, NewEntry};
 use crate::{access, lifecycle, needs, relationships};
 
 /// A change to an existing case, begun.
@@ -69,7 +70,16 @@ impl IntakeApi {
         let NewCase { company_id, needs } = NewCase::try_from(&request)?;
 
         let mut tx = self.pool.begin().await?;
-        let consented_case = access::case_opening(&mut tx, &caller, company_id).await?;
+        let partner = Partner::of(&caller);
+        let opening = store::lock_for_case(&mut tx, company_id, partner.as_ref())
+            .await?
+            .ok_or_else(|| ApiError::not_found("company", company_id))?;
+        let consented_case = access::case_opening_decided(
+            &caller,
+            company_id,
+            opening.consented,
+            opening.works_with,
+        )?;
         if let Some(first) = key.replay::<pb::Case>(&mut tx).await? {
             return Ok(first);
         }
@@ -78,62 +88,59 @@ impl IntakeApi {
         if let Some(relationship) = consented_case {
             relationships::record(&mut tx, &relationship).await?;
         }
-        // Locked so two cases opened at once for one company agree on
-        // whether it already has an open mentoring need.
-        let company = store::load_company(&mut tx, company_id, Lock::ForUpdate)
-            .await?
-            .ok_or_else(|| ApiError::not_found("company", company_id))?;
+        let company = opening.company;
+        // Planned as if the company had no open mentoring need: the one the
+        // rule adds is stored only if that still holds when it is written.
         let standing = Standing {
             stage: stage_of(&company),
             small_merchant: company.profile.as_ref().is_some_and(|p| p.small_merchant),
-            has_open_mentoring_need: store::has_open_mentoring_need(&mut tx, company_id).await?,
+            has_open_mentoring_need: false,
         };
-        let owners = store::category_owners(&mut tx).await?;
+        let owners = store::owners_from(&opening.owners)?;
         let planned = case::plan(needs, standing, &owners);
 
         let case_id = Uuid::now_v7();
         let opened = IntakeEvent::CaseOpened;
-        store::insert_case(&mut tx, case_id, company_id).await?;
-        store::add_timeline_entry(
+        let to_open: Vec<NeedToOpen> = planned
+            .iter()
+            .map(|need| NeedToOpen {
+                need_id: Uuid::now_v7(),
+                need,
+                summary: needs::summary(need),
+            })
+            .collect();
+        let stored = store::insert_opened_case(
             &mut tx,
-            &NewEntry {
-                case_id,
-                need_id: None,
-                service: SERVICE_NAME,
-                kind: opened.name(),
-                summary: &format!("Case opened with {} need(s)", planned.len()),
-                at: None,
-                source_event: None,
-                agency_only: None,
-            },
+            case_id,
+            company_id,
+            &to_open,
+            opened.name(),
+            IntakeEvent::NeedOpened.name(),
+            SERVICE_NAME,
         )
         .await?;
         let snapshot = snapshot(&company);
-        let mut need_ids = Vec::with_capacity(planned.len());
-        let mut need_events = Vec::with_capacity(planned.len());
-        for (position, need) in planned.iter().enumerate() {
-            let (need_id, event) =
-                needs::open_need(&mut tx, case_id, position, need, &snapshot).await?;
-            need_ids.push(need_id);
-            need_events.push(event);
-        }
-        let case = store::load_case(&mut tx, case_id)
-            .await?
-            .ok_or_else(|| vanished("case"))?;
         let mut new_events = vec![NewEvent::new(
             opened,
             case_id,
             &pb::CaseOpened {
                 case_id: case_id.to_string(),
                 company_id: company_id.to_string(),
-                need_ids: need_ids.iter().map(Uuid::to_string).collect(),
+                need_ids: stored.needs.iter().map(|(id, _)| id.to_string()).collect(),
             },
         )];
-        new_events.extend(need_events);
+        // The stored needs are the planned ones in order, less perhaps the
+        // last (the rule's mentoring need).
+        new_events.extend(to_open.iter().zip(&stored.needs).map(
+            |(to_open, (need_id, opened_at))| {
+                needs::opened_event(case_id, *need_id, to_open.need, &snapshot, *opened_at)
+            },
+        ));
         relationships::append_for_case(&mut tx, case_id, new_events).await?;
+        let case = stored.case;
         key.record(&mut tx, &case, &company_id.to_string()).await?;
         tx.commit().await?;
-        tracing::info!(case_id = %case_id, needs = planned.len(), "case opened");
+        tracing::info!(case_id = %case_id, needs = stored.needs.len(), "case opened");
         Ok(case)
     }
 

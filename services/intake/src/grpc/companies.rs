@@ -175,28 +175,25 @@ impl IntakeApi {
             return Ok(current);
         }
         store::update_company(&mut tx, id, &profile).await?;
-        events::append(
-            &mut tx,
-            NewEvent::new(
-                IntakeEvent::CompanyUpdated,
-                id,
-                &pb::CompanyUpdated {
-                    company_id: id.to_string(),
-                    changed_fields: changed,
-                },
-            ),
-        )
-        .await?;
+        // The change's events go in one append, in this order.
+        let mut new_events = vec![NewEvent::new(
+            IntakeEvent::CompanyUpdated,
+            id,
+            &pb::CompanyUpdated {
+                company_id: id.to_string(),
+                changed_fields: changed,
+            },
+        )];
         let before = stage_of(&current);
         if profile.stage() != before {
-            events::append(&mut tx, stage_event(id, before, profile.stage(), "update")).await?;
+            new_events.push(stage_event(id, before, profile.stage(), "update"));
             let moved = store::load_company(&mut tx, id, Lock::None)
                 .await?
                 .ok_or_else(|| vanished("company"))?;
-            let follow_ons =
-                ladder::open_follow_ons(&mut tx, &moved, before, profile.stage()).await?;
-            events::append_all(&mut tx, follow_ons).await?;
+            new_events
+                .extend(ladder::open_follow_ons(&mut tx, &moved, before, profile.stage()).await?);
         }
+        events::append_all(&mut tx, new_events).await?;
         let company = store::load_company(&mut tx, id, Lock::None)
             .await?
             .ok_or_else(|| vanished("company"))?;

@@ -20,28 +20,17 @@ use crate::domain::case::{
 use crate::domain::company::snapshot;
 use crate::domain::partner::Partner;
 
-pub async fn has_open_mentoring_need(
-    conn: &mut PgConnection,
-    company_id: Uuid,
-) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (
-             SELECT 1 FROM need n JOIN support_case c ON c.id = n.case_id
-              WHERE c.company_id = $1 AND n.category = $2
-                AND n.status NOT IN ('DONE', 'CANCELLED'))",
-    )
-    .bind(company_id)
-    .bind(NeedCategory::Mentoring.as_str())
-    .fetch_one(conn)
-    .await
-}
-
 /// Which service serves each need category, as the `category_owner`
 /// table says now.
 pub async fn category_owners(conn: &mut PgConnection) -> Result<CategoryOwners, sqlx::Error> {
     let rows: Vec<(String, String)> = sqlx::query_as("SELECT category, owner FROM category_owner")
         .fetch_all(conn)
         .await?;
+    owners_from(&rows)
+}
+
+/// The `category_owner` rows (category, owner) as routing reads them.
+pub fn owners_from(rows: &[(String, String)]) -> Result<CategoryOwners, sqlx::Error> {
     let owners = rows
         .iter()
         .filter_map(|(category, owner)| {
@@ -243,27 +232,53 @@ async fn with_needs(
     Ok(rows
         .iter()
         .map(|row| {
-            let id: Uuid = row.get("id");
-            let shown = needs.remove(&id).unwrap_or_default();
-            pb::Case {
-                case_id: id.to_string(),
-                company_id: row.get::<Uuid, _>("company_id").to_string(),
-                status: CaseStatus::from_stored(row.get("status"))
-                    .map(|s| s.to_proto() as i32)
-                    .unwrap_or_default(),
-                needs: shown.needs,
-                next_needs_page_token: shown.next_page_token,
-                opened_at: Some(to_timestamp(row.get("opened_at"))),
-                closed_at: row
-                    .get::<Option<DateTime<Utc>>, _>("closed_at")
-                    .map(to_timestamp),
-                close_cause: CloseCause::from_stored(row.get("close_cause"))
-                    .map(|c| c.to_proto() as i32)
-                    .unwrap_or_default(),
-                outcome_summary: row.get("outcome_summary"),
-            }
+            let shown = needs.remove(&row.get("id")).unwrap_or_default();
+            case_from_row(row, &CASE_COLUMNS, shown)
         })
         .collect())
+}
+
+/// Where a row holds a case's columns: id, company_id, status, opened_at,
+/// closed_at, close_cause, outcome_summary.
+type CaseColumnNames = [&'static str; 7];
+
+const CASE_COLUMNS: CaseColumnNames = [
+    "id",
+    "company_id",
+    "status",
+    "opened_at",
+    "closed_at",
+    "close_cause",
+    "outcome_summary",
+];
+
+fn case_from_row(row: &PgRow, columns: &CaseColumnNames, shown: ShownNeeds) -> pb::Case {
+    let [
+        id,
+        company_id,
+        status,
+        opened_at,
+        closed_at,
+        close_cause,
+        outcome_summary,
+    ] = *columns;
+    pb::Case {
+        case_id: row.get::<Uuid, _>(id).to_string(),
+        company_id: row.get::<Uuid, _>(company_id).to_string(),
+        status: CaseStatus::from_stored(row.get(status))
+            .map(|s| s.to_proto() as i32)
+            .unwrap_or_default(),
+        needs: shown.needs,
+        next_needs_page_token: shown.next_page_token,
+        opened_at: Some(to_timestamp(row.get(opened_at))),
+        closed_at: row
+            .get::<Option<DateTime<Utc>>, _>(closed_at)
+            .map(to_timestamp),
+        close_cause: CloseCause::from_stored(row.get(close_cause))
+            .map(|c| c.to_proto() as i32)
+            .unwrap_or_default(),
+        outcome_summary: row.get(outcome_summary),
+    }
 }
 
 const CASE_COLUMNS_BY_ID: &str =
@@ -713,4 +728,168 @@ pub async fn lock_latest_open_case(
     .bind(CaseStatus::Open.as_str())
     .fetch_optional(conn)
     .await
+}
+
+/// The case's columns in [`insert_opened_case`]'s rows, beside its needs'.
+const OPENED_CASE_COLUMNS: CaseColumnNames = [
+    "case_row_id",
+    "case_company_id",
+    "case_status",
+    "case_opened_at",
+    "case_closed_at",
+    "close_cause",
+    "outcome_summary",
+];
+
+/// A need OpenCase stores, with its timeline line.
+pub struct NeedToOpen<'a> {
+    pub need_id: Uuid,
+    pub need: &'a PlannedNeed,
+    pub summary: String,
+}
+
+/// Separates the codes of one need in the one text per need that
+/// [`insert_opened_case`] binds (an array of arrays cannot be unnested row
+/// by row); no country or HS code holds it.
+const CODE_SEPARATOR: char = '\u{1f}';
+
+/// The case as it was opened, and the needs stored with it (id, opened at)
+/// in their order.
+pub struct OpenedCase {
+    pub case: pb::Case,
+    pub needs: Vec<(Uuid, DateTime<Utc>)>,
+}
+
+/// Writes an OPEN case, its needs and their timeline lines in one
+/// statement, and answers with the case as stored. The mentoring need the
+/// rule adds is stored only if the company has no open mentoring need when
+/// the statement runs: the caller holds the company's row lock, so two
+/// cases opened at once for one company agree (the statement's snapshot is
+/// taken after the lock was granted).
+pub async fn insert_opened_case(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+    company_id: Uuid,
+    needs: &[NeedToOpen<'_>],
+    case_kind: &str,
+    need_kind: &str,
+    service: &str,
+) -> Result<OpenedCase, sqlx::Error> {
+    let joined = |codes: Vec<&str>| codes.join(&CODE_SEPARATOR.to_string());
+    let mut ids = Vec::with_capacity(needs.len());
+    let mut positions = Vec::with_capacity(needs.len());
+    let mut categories = Vec::with_capacity(needs.len());
+    let mut owners = Vec::with_capacity(needs.len());
+    let mut details = Vec::with_capacity(needs.len());
+    let mut markets = Vec::with_capacity(needs.len());
+    let mut hs_codes = Vec::with_capacity(needs.len());
+    let mut by_rule = Vec::with_capacity(needs.len());
+    let mut programs = Vec::with_capacity(needs.len());
+    let mut summaries = Vec::with_capacity(needs.len());
+    let mut if_no_mentoring = Vec::with_capacity(needs.len());
+    for (position, to_open) in needs.iter().enumerate() {
+        let need = to_open.need;
+        ids.push(to_open.need_id);
+        positions.push(position as i32);
+        categories.push(need.spec.category.as_str());
+        owners.push(need.owner.as_str());
+        details.push(need.spec.detail.as_str());
+        markets.push(joined(
+            need.spec
+                .target_markets
+                .iter()
+                .map(|c| c.as_str())
+                .collect(),
+        ));
+        hs_codes.push(joined(
+            need.spec.hs_codes.iter().map(|c| c.as_str()).collect(),
+        ));
+        by_rule.push(need.added_by_rule);
+        programs.push(need.spec.program_id.as_str());
+        summaries.push(to_open.summary.as_str());
+        if_no_mentoring.push(need.added_by_rule && need.spec.category == NeedCategory::Mentoring);
+    }
+    let rows = sqlx::query(&format!(
+        "WITH mentoring_open AS (
+             SELECT EXISTS (
+                 SELECT 1 FROM need n JOIN support_case c ON c.id = n.case_id
+                  WHERE c.company_id = $2 AND n.category = 'MENTORING'
+                    AND n.status NOT IN ('DONE', 'CANCELLED')) AS present),
+         planned AS (
+             SELECT p.*
+               FROM unnest($5::uuid[], $6::integer[], $7::text[], $8::text[], $9::text[],
+                           $10::text[], $11::text[], $12::boolean[], $13::text[], $14::text[],
+                           $15::boolean[])
+                    AS p(id, position, category, owner, detail, markets, hs_codes, added_by_rule,
+                         program_id, summary, if_no_mentoring)
+              WHERE NOT p.if_no_mentoring OR NOT (SELECT present FROM mentoring_open)),
+         opened_case AS (
+             INSERT INTO support_case (id, company_id, status) VALUES ($1, $2, $3)
+             RETURNING id, company_id, status, opened_at, closed_at, close_cause, outcome_summary),
+         opened_needs AS (
+             INSERT INTO need (id, case_id, position, category, owner, detail, target_markets,
+                               hs_codes, status, added_by_rule, delivery, program_id)
+             SELECT id, $1, position, category, owner, detail, string_to_array(markets, chr(31)),
+                    string_to_array(hs_codes, chr(31)), $4, added_by_rule, 'PENDING', program_id
+               FROM planned ORDER BY position
+             RETURNING {NEED_COLUMNS}),
+         lines AS (
+             INSERT INTO case_timeline (case_id, need_id, service, kind, summary)
+             SELECT $1, need_id, $16, kind, summary
+               FROM (SELECT -1 AS position, NULL::uuid AS need_id, $17 AS kind,
+                            format('Case opened with %s need(s)',
+                                   (SELECT count(*) FROM planned)) AS summary
+                     UNION ALL
+                     SELECT position, id, $18, summary FROM planned) line
+              ORDER BY position)
+         SELECT c.id AS case_row_id, c.company_id AS case_company_id,
+                c.status AS case_status, c.opened_at AS case_opened_at,
+                c.closed_at AS case_closed_at, c.close_cause, c.outcome_summary, n.*
+           FROM opened_case c LEFT JOIN opened_needs n ON true
+          ORDER BY n.position"
+    ))
+    .bind(case_id)
+    .bind(company_id)
+    .bind(CaseStatus::Open.as_str())
+    .bind(NeedStatus::Open.as_str())
+    .bind(ids)
+    .bind(positions)
+    .bind(categories)
+    .bind(owners)
+    .bind(details)
+    .bind(markets)
+    .bind(hs_codes)
+    .bind(by_rule)
+    .bind(programs)
+    .bind(summaries)
+    .bind(if_no_mentoring)
+    .bind(service)
+    .bind(case_kind)
+    .bind(need_kind)
+    .fetch_all(conn)
+    .await?;
+    let first = rows
+        .first()
+        .ok_or_else(|| sqlx::Error::Protocol("an inserted case came back empty".into()))?;
+    let mut shown = ShownNeeds::default();
+    let mut stored = Vec::with_capacity(rows.len());
+    for row in rows
+        .iter()
+        .filter(|row| row.get::<Option<Uuid>, _>("id").is_some())
+    {
+        stored.push((row.get("id"), row.get("opened_at")));
+        if shown.needs.len() == NEEDS_SHOWN_ON_CASE as usize {
+            if shown.next_page_token.is_empty() {
+                let last_position: i32 = rows[shown.needs.len() - 1].get("position");
+                shown.next_page_token = encode_token(&last_position);
+            }
+        } else {
+            shown.needs.push(need(row));
+        }
+    }
+    let case = case_from_row(first, &OPENED_CASE_COLUMNS, shown);
+    Ok(OpenedCase {
+        case,
+        needs: stored,
+    })
 }

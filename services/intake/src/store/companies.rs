@@ -281,6 +281,53 @@ pub async fn load_company(
     Ok(with_contacts(conn, row.into_iter().collect()).await?.pop())
 }
 
+/// What opening a case reads before it writes, in one statement with the
+/// company's row locked (two cases opened at once for one company then
+/// agree on whether it already has an open mentoring need): the company
+/// without its contacts (a case carries none of them), whether the caller's
+/// partner works with it, and which service owns each need category now.
+pub struct CaseOpening {
+    pub company: pb::Company,
+    pub consented: bool,
+    pub works_with: bool,
+    pub owners: Vec<(String, String)>,
+}
+
+/// None when there is no such company.
+pub async fn lock_for_case(
+    conn: &mut PgConnection,
+    id: Uuid,
+    partner: Option<&Partner>,
+) -> Result<Option<CaseOpening>, sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "SELECT {COMPANY_COLUMNS},
+                $2::text IS NOT NULL AND EXISTS (
+                    SELECT 1 FROM company_partner
+                     WHERE company_id = $1 AND role = $2 AND tenant = $3 AND state <> 'ENDED')
+                    AS works_with,
+                ARRAY(SELECT category FROM category_owner ORDER BY category) AS owned_categories,
+                ARRAY(SELECT owner FROM category_owner ORDER BY category) AS category_owners
+           FROM company WHERE id = $1 FOR UPDATE OF company"
+    ))
+    .bind(id)
+    .bind(partner.map(|p| p.role.as_str()))
+    .bind(partner.map(|p| p.tenant.as_str()))
+    .fetch_optional(conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let company = <CompanyRow as sqlx::FromRow<_>>::from_row(&row)?;
+    let categories: Vec<String> = row.get("owned_categories");
+    let owners: Vec<String> = row.get("category_owners");
+    Ok(Some(CaseOpening {
+        consented: company.consent_scope == CONSENT_BUSINESS_PROFILE,
+        works_with: row.get("works_with"),
+        owners: categories.into_iter().zip(owners).collect(),
+        company: company.into_proto(Vec::new()),
+    }))
+}
+
 pub async fn company_exists(conn: &mut PgConnection, id: Uuid) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM company WHERE id = $1)")
         .bind(id)

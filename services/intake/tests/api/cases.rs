@@ -31,6 +31,17 @@ async fn open(intake: &Intake, company_id: &str, needs: Vec<pb::NeedRequest>) ->
         .into_inner()
 }
 
+async fn read(intake: &Intake, case_id: &str) -> pb::Case {
+    intake
+        .kotra()
+        .get_case(pb::GetCaseRequest {
+            case_id: case_id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 const ALL: [NeedCategory; 12] = [
     NeedCategory::BuyerDiscovery,
     NeedCategory::ExportFinance,
@@ -174,6 +185,32 @@ async fn early_companies_and_small_merchants_get_a_mentoring_need() {
     .await;
     assert_eq!(case.needs.len(), 1);
     assert!(!case.needs[0].added_by_rule);
+}
+
+/// Cases opened at once for one early company add one mentoring need
+/// between them, and each answer is the case as GetCase then reads it.
+#[tokio::test]
+async fn cases_opened_at_once_for_one_company_add_one_mentoring_need() {
+    let intake = Intake::start().await;
+    let company = intake.register(&registration_number(206), 0, false).await;
+    let opened = futures_util::future::join_all((0..8).map(|_| {
+        open(
+            &intake,
+            &company.company_id,
+            vec![need(NeedCategory::ExportFinance)],
+        )
+    }))
+    .await;
+    let by_rule: Vec<&pb::Need> = opened
+        .iter()
+        .flat_map(|case| &case.needs)
+        .filter(|need| need.added_by_rule)
+        .collect();
+    assert_eq!(by_rule.len(), 1, "one advisor need for the company");
+    assert_eq!(by_rule[0].category, NeedCategory::Mentoring as i32);
+    for case in &opened {
+        assert_eq!(&read(&intake, &case.case_id).await, case);
+    }
 }
 
 #[tokio::test]
@@ -492,14 +529,7 @@ async fn a_case_shows_its_first_fifty_needs_and_lists_the_rest_by_page() {
     assert_eq!(last.needs.len(), 50, "AddNeeds answers with the first 50");
     assert!(!last.next_needs_page_token.is_empty());
 
-    let got = intake
-        .kotra()
-        .get_case(pb::GetCaseRequest {
-            case_id: case.case_id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let got = read(&intake, &case.case_id).await;
     assert_eq!(got.needs, last.needs);
     assert_eq!(got.needs[..20], case.needs[..]);
     let listed = intake

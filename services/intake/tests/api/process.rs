@@ -1,11 +1,13 @@
 use std::time::{Duration, Instant};
 
 use onestop_contracts::events::v1::{WatchRequest, watch_response};
+use onestop_contracts::intake::v1::RegisterCompanyRequest;
 use onestop_platform::Role;
 use onestop_platform::auth::TokenVerifier;
 use onestop_platform::config::ServerSettings;
+use onestop_test_support::fixtures::{company_profile, registration_number};
 use onestop_test_support::{
-    Bearer, Connect, FeedClient, ServiceProcess, TestDb, channel, next_event,
+    Bearer, Connect, FeedClient, IntakeClient, ServiceProcess, TestDb, channel, next_event,
 };
 use tokio_stream::StreamExt;
 
@@ -147,6 +149,47 @@ async fn issue_token_mints_tokens_the_services_accept() {
         .output()
         .unwrap();
     assert!(!refused.status.success());
+}
+
+/// Two replicas on one database: what one writes reaches the other's
+/// watchers at once, announced by the writing replica after its own
+/// transaction (appending transactions notify nobody), well before the
+/// other's idle check would find it.
+#[tokio::test]
+async fn a_replica_hears_what_another_replica_appends() {
+    let db = TestDb::new().await;
+    let env = [("DATABASE_URL", db.url.as_str())];
+    let writer = ServiceProcess::spawn(BINARY, &env).await;
+    let reader = ServiceProcess::spawn(BINARY, &env).await;
+    let mut feed = <FeedClient as Connect>::connect(channel(reader.addr), Bearer::dashboard());
+    let mut stream = feed
+        .watch(WatchRequest {
+            from_latest: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut intake = <IntakeClient as Connect>::connect(channel(writer.addr), Bearer::service());
+    for seed in 0..3 {
+        let company = intake
+            .register_company(RegisterCompanyRequest {
+                profile: Some(company_profile(&registration_number(900 + seed))),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let heard = next_event(&mut stream, deadline - Instant::now())
+                .await
+                .expect("the other replica's watcher hears it within 2 s");
+            if heard.aggregate_id == company.company_id {
+                break;
+            }
+        }
+    }
 }
 
 /// Runs `watch-feeds` against `addr` until it has printed `lines` lines,
