@@ -290,11 +290,13 @@ impl Relay {
                     })
                     .await?
                     .into_inner();
-                // The agency of the leg the referral went to first (the
-                // program the need named, when it was eligible).
+                // The agency whose program holds the referral now (at first
+                // the program the need named, when it was eligible); none
+                // while it waits for a program.
                 let agency = referral
                     .legs
                     .last()
+                    .filter(|leg| crate::domain::owner_events::leg_holds(leg))
                     .map(|leg| Partner::agency(&leg.agency_id));
                 Ok(Acknowledged {
                     record_id: referral.referral_id,

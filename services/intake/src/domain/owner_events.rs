@@ -729,23 +729,25 @@ fn referral_update(event: &Event) -> Option<OwnerUpdate> {
     })
 }
 
-/// Each agency with a leg of the referral works with the company while one
-/// of its legs is open or completed; a declined, lapsed, failed or
-/// cancelled leg ends that.
-fn referral_partners(referral: &referral::Referral) -> Vec<PartnerFact> {
+/// Whether the leg's agency holds the referral through it: the leg is open
+/// or completed, not declined, lapsed, failed or cancelled.
+pub fn leg_holds(leg: &referral::ReferralLeg) -> bool {
     use referral::LegStatus;
+    matches!(
+        LegStatus::try_from(leg.status),
+        Ok(LegStatus::Sent | LegStatus::Accepted | LegStatus::InProgress | LegStatus::Completed)
+    )
+}
+
+/// Each agency with a leg of the referral works with the company while one
+/// of its legs holds it ([`leg_holds`]).
+fn referral_partners(referral: &referral::Referral) -> Vec<PartnerFact> {
     let mut agencies: Vec<(&str, bool)> = Vec::new();
     for leg in &referral.legs {
         if leg.agency_id.is_empty() {
             continue;
         }
-        let holds = matches!(
-            LegStatus::try_from(leg.status),
-            Ok(LegStatus::Sent
-                | LegStatus::Accepted
-                | LegStatus::InProgress
-                | LegStatus::Completed)
-        );
+        let holds = leg_holds(leg);
         match agencies.iter_mut().find(|(id, _)| *id == leg.agency_id) {
             Some((_, any)) => *any |= holds,
             None => agencies.push((&leg.agency_id, holds)),
