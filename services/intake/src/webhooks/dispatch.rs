@@ -278,14 +278,12 @@ impl Worker {
                         .as_ref()
                         .and_then(from_timestamp)
                         .is_some_and(|at| at < endpoint.created_at);
-                    if !before_registration {
-                        match self.deliver(&event, &epoch).await? {
-                            Delivered::Yes => {}
-                            Delivered::No(pass) => return Ok(pass),
+                    if before_registration {
+                        if !self.save(&next).await? {
+                            return Ok(Pass::Leased);
                         }
-                    }
-                    if !self.save(&next).await? {
-                        return Ok(Pass::Leased);
+                    } else if let Delivered::No(pass) = self.deliver(&event, &next).await? {
+                        return Ok(pass);
                     }
                     cursor = next;
                 }
@@ -346,9 +344,12 @@ impl Worker {
         }
     }
 
-    /// One attempt at `event`, logged; on failure the failure run grows
-    /// and, past the give-up period, the endpoint is disabled.
-    async fn deliver(&self, event: &Event, epoch: &str) -> anyhow::Result<Delivered> {
+    /// One attempt at `event`, logged; on a 2xx the cursor moves to `next`
+    /// in the same transaction, so only an event that never got one is sent
+    /// again; on failure the failure run grows and, past the give-up
+    /// period, the endpoint is disabled.
+    async fn deliver(&self, event: &Event, next: &HookCursor) -> anyhow::Result<Delivered> {
+        let epoch = next.epoch.as_str();
         let dispatcher = &self.dispatcher;
         let settings = &dispatcher.settings;
         let id = self.webhook_id;
@@ -411,8 +412,23 @@ impl Worker {
         .await?;
         if error.is_empty() {
             store::note_success(&mut tx, id).await?;
+            let moved = store::save_cursor(
+                &mut tx,
+                id,
+                self.source.name,
+                dispatcher.replica,
+                next,
+                dispatcher.lease(),
+            )
+            .await?;
             tx.commit().await?;
-            return Ok(Delivered::Yes);
+            // Lost the lease mid-attempt (it outlasts any attempt's
+            // deadline, so only after a stall): the holder sends it again.
+            return Ok(if moved {
+                Delivered::Yes
+            } else {
+                Delivered::No(Pass::Leased)
+            });
         }
         let Some((failures, since)) = store::note_failure(&mut tx, id).await? else {
             return Ok(Delivered::No(Pass::Stopped));

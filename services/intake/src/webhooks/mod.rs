@@ -18,8 +18,9 @@
 //! One worker per enabled endpoint and source, with one delivery in flight:
 //! events of one feed arrive in feed order, at least once. The cursor
 //! (per endpoint and source, with the feed's epoch) moves past an event
-//! only once the endpoint answered it with a 2xx, so an event is sent
-//! again only when no 2xx was seen for it. Every attempt has a deadline
+//! only once the endpoint answered it with a 2xx, in the transaction that
+//! logs that attempt, so an event is sent again only when no 2xx was seen
+//! for it. Every attempt has a deadline
 //! and lands in the endpoint's delivery log (the latest
 //! [`DELIVERY_LOG`] attempts are kept). After a failed attempt the worker
 //! waits, from the first retry delay doubling up to the longest, each wait
