@@ -295,7 +295,16 @@ async fn probe_exits_zero_only_while_the_service_is_serving() {
     };
     assert!(probe(intake.addr).await.success());
     intake.shutdown.cancel();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Draining takes a moment on a busy machine; the probe must fail once
+    // it has, and keep failing.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while probe(intake.addr).await.success() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the probe still succeeds 15 s after shutdown began"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert!(!probe(intake.addr).await.success());
 }
 
