@@ -125,7 +125,7 @@ pub enum Refusal {
     EscalationLimit,
 }
 
-/// Whether a request at `state`, escalated `level` times, may be answered.
+/// Whether a request at `state` may be answered.
 pub fn may_answer(state: RequestState) -> Result<(), Refusal> {
     if state.awaits_answer() {
         Ok(())
