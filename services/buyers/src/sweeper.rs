@@ -1,6 +1,7 @@
 //! Raises trade-show follow-ups as their checkpoints fall due, moves
-//! leads without progress to reactivation, and chases deals the company
-//! has neither confirmed nor disputed. Runs inside the server.
+//! leads without progress to reactivation (which may finish their need),
+//! and chases deals the company has neither confirmed nor disputed. Runs
+//! inside the server.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use onestop_platform::time::{Clock, to_timestamp};
 use sqlx::PgPool;
 
 use crate::domain::followup::{self, WhenDue};
+use crate::grpc::leads::finish_need;
 use crate::store::{self, DueCheckpoint};
 
 /// How often the sweeper runs unless ONESTOP_SWEEP_INTERVAL says otherwise.
@@ -66,6 +68,7 @@ async fn sweep_batch(pool: &PgPool, now: DateTime<Utc>) -> Result<u64, sqlx::Err
     let claimed = store::claim_due_checkpoints(&mut tx, now, BATCH).await?;
     let mut changed = 0;
     let mut new_events = Vec::new();
+    let mut reactivated = Vec::new();
     for checkpoint in &claimed {
         let outcome = followup::when_due(checkpoint.kind, checkpoint.best_outcome);
         let status = match outcome {
@@ -76,10 +79,22 @@ async fn sweep_batch(pool: &PgPool, now: DateTime<Utc>) -> Result<u64, sqlx::Err
             continue;
         }
         changed += 1;
-        if outcome == WhenDue::Reactivation {
-            store::reactivate_lead(&mut tx, checkpoint.lead_id).await?;
+        if outcome == WhenDue::Reactivation
+            && store::reactivate_lead(&mut tx, checkpoint.lead_id).await?
+        {
+            reactivated.push(checkpoint.lead_id);
         }
         new_events.push(checkpoint_event(checkpoint, outcome));
+    }
+    // A lead gone to reactivation went through its checkpoints: it may
+    // have been its need's last open one. The needs come sorted, so
+    // replicas sweeping at once lock their searches in the same order.
+    if !reactivated.is_empty() {
+        for need_id in store::needs_of_leads(&mut tx, &reactivated).await? {
+            if let Some(done) = finish_need(&mut tx, &need_id, now).await? {
+                new_events.push(done);
+            }
+        }
     }
     events::append_all(&mut tx, new_events).await?;
     tx.commit().await?;

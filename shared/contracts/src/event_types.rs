@@ -133,6 +133,7 @@ event_types! {
         FollowUpDue = "followup.due" on "lead" carries buyers::FollowUpDue;
         LeadReactivation = "lead.reactivation" on "lead" carries buyers::LeadReactivation;
         MarketAccepted = "market.recommendation_accepted" on "buyer_search" carries buyers::MarketRecommendationAccepted;
+        FollowUpCompleted = "tradeshow.follow_up_completed" on "buyer_search" carries buyers::TradeShowFollowUpCompleted;
         /// What buyers erased after intake's erasure of the company.
         PersonalDataErased = "company.personal_data_erased" on "company" carries common::CompanyDataErased;
     }

@@ -80,6 +80,36 @@ pub fn when_due(kind: i32, best_outcome: i32) -> WhenDue {
     }
 }
 
+/// Where the leads imported for one trade-show follow-up need stand.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct NeedLeads {
+    pub trade_shows: i64,
+    pub leads: i64,
+    pub open: i64,
+    pub converted: i64,
+    pub cadence_completed: i64,
+    pub reactivation: i64,
+}
+
+impl NeedLeads {
+    /// The need is done once it has leads and none is still OPEN: each
+    /// either converted or went through every checkpoint (followed up at
+    /// each, or six months passed without progress). One converted lead
+    /// does not finish it, as the company met the others at the show too
+    /// and the cadence is owed to each. A lead never returns to OPEN, so
+    /// this holds once it holds.
+    pub fn finished(&self) -> bool {
+        self.leads > 0 && self.open == 0
+    }
+}
+
+/// Whether a search's need is one whose leads finish it: a trade-show
+/// follow-up, or a search opened before its category was kept (intake
+/// finishes only a trade-show follow-up need with the event anyway).
+pub fn finished_by_leads(category: &str) -> bool {
+    category.is_empty() || category == onestop_domain::NeedCategory::TradeShowFollowUp.as_str()
+}
+
 /// The show a batch of leads was met at. Stored as sent, but for the
 /// trimmed name and city.
 #[derive(Debug)]
@@ -305,5 +335,41 @@ impl TryFrom<&pb::ListReactivationLeadsRequest> for LeadQuery<Uuid> {
             &request.company_id,
             &request.trade_show_id,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn need(open: i64, converted: i64, cadence_completed: i64, reactivation: i64) -> NeedLeads {
+        NeedLeads {
+            trade_shows: 1,
+            leads: open + converted + cadence_completed + reactivation,
+            open,
+            converted,
+            cadence_completed,
+            reactivation,
+        }
+    }
+
+    #[test]
+    fn a_need_is_done_when_no_lead_is_open() {
+        assert!(need(0, 1, 1, 1).finished());
+        assert!(need(0, 2, 0, 0).finished());
+        assert!(need(0, 0, 0, 3).finished());
+        // One conversion does not finish the others' cadence.
+        assert!(!need(1, 1, 0, 0).finished());
+        assert!(!need(1, 0, 0, 0).finished());
+        // A need without leads has nothing to finish.
+        assert!(!NeedLeads::default().finished());
+    }
+
+    #[test]
+    fn only_trade_show_follow_up_searches_are_finished_by_leads() {
+        assert!(finished_by_leads("TRADE_SHOW_FOLLOW_UP"));
+        assert!(finished_by_leads(""));
+        assert!(!finished_by_leads("BUYER_DISCOVERY"));
+        assert!(!finished_by_leads("MARKET_DIVERSIFICATION"));
     }
 }

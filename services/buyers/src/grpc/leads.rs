@@ -1,9 +1,14 @@
 //! Trade-show leads: importing a company's leads with their follow-up
-//! checkpoints, recording follow-ups, and the due and reactivation lists.
+//! checkpoints, recording follow-ups, the due and reactivation lists, and
+//! the need finished once its last lead leaves OPEN.
 
+use chrono::{DateTime, Utc};
 use onestop_contracts::buyers::v1 as pb;
+use onestop_contracts::event_types::BuyersEvent;
+use onestop_platform::events::{self, NewEvent};
 use onestop_platform::idempotency::IdempotencyKey;
 use onestop_platform::{ApiError, ApiResult, Caller};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{BuyersApi, READERS, SEARCHERS};
@@ -126,6 +131,13 @@ impl BuyersApi {
             .pop()
             .ok_or_else(|| store::vanished("lead"))?;
         access::audit_contacts(&mut tx, "lead", [access::lead_contacts(&lead)]).await?;
+        if lead.status != pb::LeadStatus::Open as i32 {
+            for need_id in store::needs_of_leads(&mut tx, &[id]).await? {
+                if let Some(done) = finish_need(&mut tx, &need_id, self.clock.now()).await? {
+                    events::append(&mut tx, done).await?;
+                }
+            }
+        }
         key.record(&mut tx, &lead, &id.to_string()).await?;
         tx.commit().await?;
         Ok(lead)
@@ -182,4 +194,44 @@ impl BuyersApi {
             next_page_token,
         })
     }
+}
+
+/// `tradeshow.follow_up_completed` for `need_id` when its leads no longer
+/// hold it open (see [`followup::NeedLeads::finished`]) and it was not
+/// raised before; marks the need's search so it never is again. Locking
+/// the search first makes the moves of a need's last leads take turns: the
+/// transaction that gets it second sees the first one's lead moved, so two
+/// leads finished at once on two replicas raise the event once, not never.
+/// Nothing for a need buyers has no open search of the category for.
+pub(crate) async fn finish_need(
+    conn: &mut PgConnection,
+    need_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<NewEvent>, sqlx::Error> {
+    let Some(search) = store::lock_search_by_need(conn, need_id).await? else {
+        return Ok(None);
+    };
+    if search.closed || !followup::finished_by_leads(&search.category) {
+        return Ok(None);
+    }
+    let leads = store::need_leads(conn, need_id, &search.company_id).await?;
+    if !leads.finished() || !store::complete_follow_up(conn, search.id, now).await? {
+        return Ok(None);
+    }
+    let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
+    Ok(Some(NewEvent::new(
+        BuyersEvent::FollowUpCompleted,
+        search.id,
+        &pb::TradeShowFollowUpCompleted {
+            search_id: search.id.to_string(),
+            need_id: need_id.to_owned(),
+            case_id: search.case_id,
+            company_id: search.company_id,
+            trade_shows: count(leads.trade_shows),
+            leads: count(leads.leads),
+            converted: count(leads.converted),
+            cadence_completed: count(leads.cadence_completed),
+            reactivation: count(leads.reactivation),
+        },
+    )))
 }

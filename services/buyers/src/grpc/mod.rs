@@ -5,7 +5,7 @@
 //! in one transaction; the generated adapter forwards each RPC to them.
 
 mod consultations;
-mod leads;
+pub(crate) mod leads;
 mod markets;
 pub(crate) mod matches;
 mod matching;

@@ -12,7 +12,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{Contacts, insert_contacts, load_contacts};
-use crate::domain::followup::{LeadFilter, NewLead, TradeShow};
+use crate::domain::followup::{LeadFilter, NeedLeads, NewLead, TradeShow};
 
 /// The show's id, creating it on first import.
 pub async fn upsert_trade_show(
@@ -396,11 +396,53 @@ pub async fn raise_checkpoint(
     Ok(true)
 }
 
-/// Puts an open lead on the reactivation list.
-pub async fn reactivate_lead(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE lead SET status = 'REACTIVATION' WHERE id = $1 AND status = 'OPEN'")
-        .bind(id)
-        .execute(conn)
-        .await?;
-    Ok(())
+/// Puts an open lead on the reactivation list; false when it was no
+/// longer open.
+pub async fn reactivate_lead(conn: &mut PgConnection, id: Uuid) -> Result<bool, sqlx::Error> {
+    let moved =
+        sqlx::query("UPDATE lead SET status = 'REACTIVATION' WHERE id = $1 AND status = 'OPEN'")
+            .bind(id)
+            .execute(conn)
+            .await?
+            .rows_affected();
+    Ok(moved > 0)
+}
+
+/// The needs the shows of these leads were imported for, each once, in
+/// order, so transactions that lock them all take them in the same order.
+pub async fn needs_of_leads(
+    conn: &mut PgConnection,
+    lead_ids: &[Uuid],
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT s.need_id FROM lead l JOIN trade_show s ON s.id = l.trade_show_id
+          WHERE l.id = ANY($1) AND s.need_id <> ''
+          ORDER BY s.need_id",
+    )
+    .bind(lead_ids)
+    .fetch_all(conn)
+    .await
+}
+
+/// Where the company's leads imported for `need_id` stand, over all the
+/// shows imported for it.
+pub async fn need_leads(
+    conn: &mut PgConnection,
+    need_id: &str,
+    company_id: &str,
+) -> Result<NeedLeads, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT count(DISTINCT s.id) AS trade_shows,
+                count(l.id) AS leads,
+                count(l.id) FILTER (WHERE l.status = 'OPEN') AS open,
+                count(l.id) FILTER (WHERE l.status = 'CONVERTED') AS converted,
+                count(l.id) FILTER (WHERE l.status = 'CADENCE_COMPLETED') AS cadence_completed,
+                count(l.id) FILTER (WHERE l.status = 'REACTIVATION') AS reactivation
+           FROM trade_show s JOIN lead l ON l.trade_show_id = s.id
+          WHERE s.need_id = $1 AND s.company_id = $2",
+    )
+    .bind(need_id)
+    .bind(company_id)
+    .fetch_one(conn)
+    .await
 }

@@ -99,6 +99,25 @@ pub async fn accept_market(
     Ok(())
 }
 
+/// Marks the search's trade-show follow-up done; false when it was
+/// already, so its event is raised once.
+pub async fn complete_follow_up(
+    conn: &mut PgConnection,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query(
+        "UPDATE buyer_search SET follow_up_completed_at = $2
+          WHERE id = $1 AND follow_up_completed_at IS NULL",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(updated > 0)
+}
+
 pub async fn load_search(
     conn: &mut PgConnection,
     id: Uuid,

@@ -1,11 +1,12 @@
 use chrono::{DateTime, Duration, Months, TimeZone, Utc};
 use onestop_buyers::sweeper::sweep_once;
 use onestop_contracts::buyers::v1 as pb;
+use onestop_contracts::common::v1::NeedCategory;
 use onestop_contracts::event_types::BuyersEvent;
 use onestop_platform::time::to_timestamp;
 use tonic::Code;
 
-use crate::common::{Buyers, violations};
+use crate::common::{Buyers, all_at_once, violations};
 
 pub fn lead(name: &str, country: &str) -> pb::LeadProfile {
     pb::LeadProfile {
@@ -329,4 +330,167 @@ async fn leads_for_a_company_buyers_does_not_know_are_refused() {
         .expect("the company is on file now")
         .into_inner();
     assert_eq!(imported.created, 1);
+}
+
+/// Intake hands `need` of `category` for company-f over, as a search.
+async fn hand_over(buyers: &Buyers, need: &str, category: NeedCategory) -> pb::BuyerSearch {
+    let mut request = crate::matches::search_request(need, "company-f", 1);
+    request.category = category as i32;
+    buyers
+        .service()
+        .open_buyer_search(request)
+        .await
+        .expect("intake hands the need over")
+        .into_inner()
+}
+
+/// company-f's leads met at `show` on `date`, imported for `need`.
+async fn import_for(
+    buyers: &Buyers,
+    need: &str,
+    show: &str,
+    date: DateTime<Utc>,
+    names: &[&str],
+) -> Vec<String> {
+    let mut request = import(date, names.iter().map(|n| lead(n, "US")).collect());
+    request.show_name = show.into();
+    request.need_id = need.into();
+    request.case_id = format!("case-of-{need}");
+    buyers
+        .service()
+        .import_trade_show_leads(request)
+        .await
+        .expect("leads imported")
+        .into_inner()
+        .leads
+        .into_iter()
+        .map(|lead| lead.lead_id)
+        .collect()
+}
+
+async fn completed(buyers: &Buyers) -> Vec<pb::TradeShowFollowUpCompleted> {
+    buyers.event_payloads(BuyersEvent::FollowUpCompleted).await
+}
+
+/// A trade-show follow-up need is done when every lead imported for it,
+/// over all its shows, converted or was followed up at every checkpoint:
+/// the follow-up that moves the last open lead raises the event, once,
+/// and a retry of it raises nothing more. A need with a lead still open,
+/// and a buyer-discovery need whose leads all finished, raise nothing.
+#[tokio::test]
+async fn a_trade_show_need_is_done_once_each_of_its_leads_converted_or_was_followed_up_to_the_end()
+{
+    let buyers = Buyers::start().await;
+    let show = Utc::now() - Duration::days(10);
+    let search = hand_over(&buyers, "need-t", NeedCategory::TradeShowFollowUp).await;
+    hand_over(&buyers, "need-u", NeedCategory::TradeShowFollowUp).await;
+    hand_over(&buyers, "need-b", NeedCategory::BuyerDiscovery).await;
+    let first = import_for(&buyers, "need-t", "Cosmoprof", show, &["Glow", "Maple"]).await;
+    let second = import_for(&buyers, "need-t", "Beautyworld", show, &["New Face"]).await;
+    let other = import_for(&buyers, "need-u", "Canton Fair", show, &["Still Open"]).await;
+    let discovery = import_for(&buyers, "need-b", "K-Beauty Expo", show, &["Found"]).await;
+
+    follow_up(&buyers, &first[0], pb::FollowUpOutcome::Agreement).await;
+    follow_up(&buyers, &second[0], pb::FollowUpOutcome::Agreement).await;
+    follow_up(&buyers, &other[0], pb::FollowUpOutcome::InTouch).await;
+    follow_up(&buyers, &discovery[0], pb::FollowUpOutcome::Agreement).await;
+    // One converted lead does not finish the cadence owed to the others.
+    follow_up(&buyers, &first[1], pb::FollowUpOutcome::NoContact).await;
+    follow_up(&buyers, &first[1], pb::FollowUpOutcome::InTouch).await;
+    assert!(completed(&buyers).await.is_empty());
+
+    let last = pb::RecordFollowUpRequest {
+        idempotency_key: "last-checkpoint".into(),
+        lead_id: first[1].clone(),
+        outcome: pb::FollowUpOutcome::NoContact as i32,
+        ..Default::default()
+    };
+    let finished = buyers
+        .service()
+        .record_follow_up(last.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(finished.status, pb::LeadStatus::CadenceCompleted as i32);
+    let retried = buyers
+        .service()
+        .record_follow_up(last)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(retried, finished);
+    assert_eq!(
+        completed(&buyers).await,
+        [pb::TradeShowFollowUpCompleted {
+            search_id: search.search_id.clone(),
+            need_id: "need-t".into(),
+            case_id: "case-of-need-t".into(),
+            company_id: "company-f".into(),
+            trade_shows: 2,
+            leads: 3,
+            converted: 2,
+            cadence_completed: 1,
+            reactivation: 0,
+        }]
+    );
+
+    // A lead imported for the need afterwards does not raise it again.
+    let late = import_for(&buyers, "need-t", "Cosmoprof", show, &["Late"]).await;
+    follow_up(&buyers, &late[0], pb::FollowUpOutcome::Agreement).await;
+    assert_eq!(completed(&buyers).await.len(), 1);
+}
+
+/// The moves of a need's last open leads take turns: two converted at the
+/// same moment raise the need's event once (never twice, never not at
+/// all), and so do two sweepers putting a need's silent leads on the
+/// reactivation list at once.
+#[tokio::test]
+async fn the_last_leads_of_a_need_finished_at_once_raise_its_event_once() {
+    let buyers = Buyers::start().await;
+    let show = Utc.with_ymd_and_hms(2026, 1, 10, 0, 0, 0).unwrap();
+    buyers.clock.set(show + Duration::days(1));
+    hand_over(&buyers, "need-c", NeedCategory::TradeShowFollowUp).await;
+    hand_over(&buyers, "need-r", NeedCategory::TradeShowFollowUp).await;
+    let converting = import_for(&buyers, "need-c", "Cosmoprof", show, &["A", "B", "C"]).await;
+    import_for(&buyers, "need-r", "Canton Fair", show, &["Quiet", "Mute"]).await;
+
+    let converted = all_at_once(converting.iter().map(|lead| {
+        let mut client = buyers.service();
+        let lead_id = lead.clone();
+        async move {
+            client
+                .record_follow_up(pb::RecordFollowUpRequest {
+                    lead_id,
+                    outcome: pb::FollowUpOutcome::Agreement as i32,
+                    ..Default::default()
+                })
+                .await
+        }
+    }))
+    .await;
+    assert!(converted.iter().all(Result::is_ok), "{converted:?}");
+    let done = completed(&buyers).await;
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_eq!((done[0].need_id.as_str(), done[0].converted), ("need-c", 3));
+
+    let half = show.checked_add_months(Months::new(6)).unwrap() + Duration::hours(1);
+    let (a, b) = tokio::join!(
+        sweep_once(&buyers.pool, half),
+        sweep_once(&buyers.pool, half)
+    );
+    a.unwrap();
+    b.unwrap();
+    assert_eq!(buyers.count_events(BuyersEvent::LeadReactivation).await, 2);
+    let done = completed(&buyers).await;
+    assert_eq!(done.len(), 2, "{done:?}");
+    assert_eq!(
+        (
+            done[1].need_id.as_str(),
+            done[1].reactivation,
+            done[1].leads
+        ),
+        ("need-r", 2, 2)
+    );
+    assert_eq!(sweep_once(&buyers.pool, half).await.unwrap(), 0);
+    assert_eq!(completed(&buyers).await.len(), 2);
 }

@@ -483,6 +483,13 @@ fn buyers_event(
             let p: buyers::MarketRecommendationAccepted = decode(event)?;
             Meaning::of(Vec::new(), p.country)
         }
+        BuyersEvent::FollowUpCompleted => {
+            let p: buyers::TradeShowFollowUpCompleted = decode(event)?;
+            Meaning::of(
+                Vec::new(),
+                format!("{} of {} leads converted", p.converted, p.leads),
+            )
+        }
         BuyersEvent::SampleStarted
         | BuyersEvent::SampleFeedback
         | BuyersEvent::FollowUpDue

@@ -30,7 +30,7 @@ const MENTORING_FOLLOWED: &[MentoringEvent] = &[
 ];
 
 /// On buyers' feed: matches, consultations, deals, sample tests and their
-/// feedback, markets taken up.
+/// feedback, markets taken up, trade-show follow-ups completed.
 const BUYERS_FOLLOWED: &[BuyersEvent] = &[
     BuyersEvent::MatchProposed,
     BuyersEvent::MatchAdvanced,
@@ -43,6 +43,7 @@ const BUYERS_FOLLOWED: &[BuyersEvent] = &[
     BuyersEvent::SampleFeedback,
     BuyersEvent::SampleCertificationGap,
     BuyersEvent::MarketAccepted,
+    BuyersEvent::FollowUpCompleted,
     BuyersEvent::PersonalDataErased,
 ];
 
@@ -596,6 +597,26 @@ fn buyers_update(event: &Event) -> Option<OwnerUpdate> {
             found.progress_for = Some(NeedCategory::MarketDiversification);
             Some(found)
         }
+        // A trade-show follow-up need is met when every lead imported for
+        // it converted or went through all its checkpoints.
+        BuyersEvent::FollowUpCompleted => {
+            let e: buyers::TradeShowFollowUpCompleted = decode(event)?;
+            let mut found = update(
+                named(
+                    &e.need_id,
+                    &e.case_id,
+                    &e.company_id,
+                    NeedCategory::TradeShowFollowUp,
+                ),
+                format!(
+                    "Trade-show follow-up done: {} of {} leads converted",
+                    e.converted, e.leads
+                ),
+                Some(NeedStatus::Done),
+            )?;
+            found.progress_for = Some(NeedCategory::TradeShowFollowUp);
+            Some(found)
+        }
         BuyersEvent::SampleCertificationGap => {
             let e: buyers::SampleCertificationGap = decode(event)?;
             let market = if e.country.is_empty() {
@@ -880,6 +901,28 @@ mod tests {
             Some(NeedCategory::MarketDiversification)
         );
         assert!(update.summary.contains("VN"), "{}", update.summary);
+    }
+
+    #[test]
+    fn a_completed_follow_up_finishes_only_a_trade_show_need() {
+        let need = Uuid::now_v7();
+        let update = interpret(
+            NeedOwner::Buyers,
+            &event(
+                BuyersEvent::FollowUpCompleted.name(),
+                &buyers::TradeShowFollowUpCompleted {
+                    need_id: need.to_string(),
+                    leads: 3,
+                    converted: 1,
+                    ..Default::default()
+                },
+            ),
+        )
+        .expect("a completed follow-up concerns the need");
+        assert_eq!(update.subject, Subject::Need(need));
+        assert_eq!(update.progress, Some(NeedStatus::Done));
+        assert_eq!(update.progress_for, Some(NeedCategory::TradeShowFollowUp));
+        assert!(update.summary.contains("1 of 3"), "{}", update.summary);
     }
 
     #[test]

@@ -543,18 +543,18 @@ async fn a_mentoring_need_for_vietnam_goes_to_the_advisor_who_speaks_vietnamese(
     assert!(language.points > 0.19, "the factor scores: {language:?}");
 }
 
-/// A market-diversification need is done when the company takes up a
-/// recommended market: KOTRA, which works with the company, records it on
-/// buyers, buyers' `market.recommendation_accepted` reaches intake, the
-/// need is DONE and the case, with nothing else open, closes by itself.
-#[tokio::test]
-async fn a_market_taken_up_finishes_the_market_diversification_need() {
-    let wired = Wired::start().await;
-    let (_, case) = wired
+/// KOTRA opens a case with one need of `category` for a PROMISING exporter,
+/// who gets no advisor by rule: the need is the case's only one.
+async fn promising_case_with(
+    wired: &Wired,
+    seed: u32,
+    category: NeedCategory,
+) -> (pb::Company, pb::Case) {
+    let (company, case) = wired
         .intake
         .kotra_case(
-            crate::common::exporter(&registration_number(520), 50_000_000, false),
-            vec![need(NeedCategory::MarketDiversification, "")],
+            crate::common::exporter(&registration_number(seed), 50_000_000, false),
+            vec![need(category, "")],
         )
         .await;
     assert_eq!(
@@ -562,18 +562,43 @@ async fn a_market_taken_up_finishes_the_market_diversification_need() {
         1,
         "a PROMISING company gets no advisor by rule"
     );
+    (company, case)
+}
+
+async fn case_now(intake: &Intake, case_id: &str) -> pb::Case {
+    intake
+        .kotra()
+        .get_case(pb::GetCaseRequest {
+            case_id: case_id.to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// Waits until the case's only need is DONE and the case, with nothing
+/// else open, closed by itself.
+async fn until_done_and_closed(wired: &Wired, case_id: &str) {
+    wired
+        .until("the need is done and the case closed", || async {
+            let now = case_now(&wired.intake, case_id).await;
+            now.status == pb::CaseStatus::Closed as i32
+                && now.needs[0].status == pb::NeedStatus::Done as i32
+        })
+        .await;
+    let closed = case_now(&wired.intake, case_id).await;
+    assert_eq!(closed.close_cause, pb::CaseCloseCause::NeedsFinished as i32);
+}
+
+/// A market-diversification need is done when the company takes up a
+/// recommended market: KOTRA, which works with the company, records it on
+/// buyers, buyers' `market.recommendation_accepted` reaches intake, the
+/// need is DONE and the case, with nothing else open, closes by itself.
+#[tokio::test]
+async fn a_market_taken_up_finishes_the_market_diversification_need() {
+    let wired = Wired::start().await;
+    let (_, case) = promising_case_with(&wired, 520, NeedCategory::MarketDiversification).await;
     let need_id = case.needs[0].need_id.clone();
-    let current = || async {
-        wired
-            .intake
-            .kotra()
-            .get_case(pb::GetCaseRequest {
-                case_id: case.case_id.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-    };
     let recommended = wired
         .buyers
         .agency("kotra")
@@ -606,13 +631,93 @@ async fn a_market_taken_up_finishes_the_market_diversification_need() {
                 .is_ok()
         })
         .await;
+    until_done_and_closed(&wired, &case.case_id).await;
+}
+
+/// A trade-show follow-up need is done when every lead imported for it
+/// converted or went through its checkpoints: KOTRA, which works with the
+/// company, imports the leads it met for the need and records an agreement
+/// with each; the need stays open while one lead is open, then buyers'
+/// `tradeshow.follow_up_completed` reaches intake, the need is DONE and
+/// the case, with nothing else open, closes by itself.
+#[tokio::test]
+async fn leads_all_followed_up_finish_the_trade_show_follow_up_need() {
+    let wired = Wired::start().await;
+    let (company, case) = promising_case_with(&wired, 522, NeedCategory::TradeShowFollowUp).await;
+    let need_id = case.needs[0].need_id.clone();
+    // The leads count for the need once intake handed it over.
     wired
-        .until("the need is done and the case closed", || async {
-            let now = current().await;
-            now.status == pb::CaseStatus::Closed as i32
-                && now.needs[0].status == pb::NeedStatus::Done as i32
+        .until("buyers has the need", || async {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM buyer_search WHERE need_id = $1")
+                .bind(&need_id)
+                .fetch_one(&wired.buyers.pool)
+                .await
+                .unwrap()
+                > 0
         })
         .await;
-    let closed = current().await;
-    assert_eq!(closed.close_cause, pb::CaseCloseCause::NeedsFinished as i32);
+    let lead = |name: &str| buyers_pb::LeadProfile {
+        buyer_company_name: name.into(),
+        country: "US".into(),
+        hs_codes: vec!["330499".into()],
+        ..Default::default()
+    };
+    let import = buyers_pb::ImportTradeShowLeadsRequest {
+        idempotency_key: "cosmoprof-leads".into(),
+        company_id: company.company_id.clone(),
+        show_name: "Cosmoprof North America".into(),
+        show_country: "US".into(),
+        show_city: "Las Vegas".into(),
+        show_date: Some(prost_types::Timestamp {
+            seconds: chrono::Utc::now().timestamp() - 7 * 86_400,
+            nanos: 0,
+        }),
+        leads: vec![lead("Glow Retail"), lead("Maple Beauty")],
+        need_id: need_id.clone(),
+        case_id: case.case_id.clone(),
+    };
+    // Buyers learns from intake's feed that KOTRA works with the company;
+    // the retry of the import answers with its first result.
+    let kotra_imports = || async {
+        wired
+            .buyers
+            .agency("kotra")
+            .import_trade_show_leads(import.clone())
+            .await
+    };
+    wired
+        .until("KOTRA imports the company's leads", || async {
+            kotra_imports().await.is_ok()
+        })
+        .await;
+    let leads = kotra_imports().await.unwrap().into_inner().leads;
+    assert_eq!(leads.len(), 2);
+    let agree = |lead_id: String| {
+        let mut kotra = wired.buyers.agency("kotra");
+        async move {
+            kotra
+                .record_follow_up(buyers_pb::RecordFollowUpRequest {
+                    lead_id,
+                    outcome: buyers_pb::FollowUpOutcome::Agreement as i32,
+                    ..Default::default()
+                })
+                .await
+                .expect("follow-up recorded")
+        }
+    };
+    agree(leads[0].lead_id.clone()).await;
+    assert_eq!(
+        wired
+            .buyers
+            .count_events(onestop_contracts::event_types::BuyersEvent::FollowUpCompleted)
+            .await,
+        0,
+        "a lead is still open"
+    );
+    assert_ne!(
+        case_now(&wired.intake, &case.case_id).await.needs[0].status,
+        pb::NeedStatus::Done as i32
+    );
+    agree(leads[1].lead_id.clone()).await;
+    until_done_and_closed(&wired, &case.case_id).await;
 }
