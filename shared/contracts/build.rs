@@ -38,6 +38,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // Smaller per-call buffers; see `Codec` in lib.rs.
+        .codec_path("crate::Codec")
         .compile_fds_with_config(descriptors, config)?;
     Ok(())
 }

@@ -911,6 +911,14 @@ enum Outgoing {
     Failed(Status),
 }
 
+/// How long a stream stays silent before its heartbeat: a random point in
+/// the second half of [`HEARTBEAT_INTERVAL`], so never longer than it.
+fn heartbeat_after_silence() -> Duration {
+    let half = HEARTBEAT_INTERVAL / 2;
+    let spread = (uuid::Uuid::new_v4().as_u128() % half.as_millis()) as u64;
+    HEARTBEAT_INTERVAL - Duration::from_millis(spread)
+}
+
 /// One Watch stream: takes from the tailer's window, or reads Postgres for
 /// itself while behind it, and otherwise waits without a query.
 struct Watcher {
@@ -939,6 +947,10 @@ impl Watcher {
         if self.status().await.is_err() {
             return;
         }
+        // Each stream keeps its own phase within the interval: streams that
+        // subscribed (or received an event) together would otherwise all
+        // send their heartbeat in the same instant, thousands at once.
+        let silence = heartbeat_after_silence();
         let mut last_sent = tokio::time::Instant::now();
         loop {
             // Marked seen before taking, so a release during the take
@@ -965,7 +977,7 @@ impl Watcher {
                 }
                 _ = self.sender.closed() => return,
                 changed = released.changed() => if changed.is_err() { return },
-                _ = tokio::time::sleep_until(last_sent + HEARTBEAT_INTERVAL) => {
+                _ = tokio::time::sleep_until(last_sent + silence) => {
                     self.head = self.head.max(self.tail.head());
                     if self.status().await.is_err() {
                         return;
@@ -1082,6 +1094,24 @@ mod tests {
             std::mem::size_of_val(&task) <= 1536,
             "{} bytes",
             std::mem::size_of_val(&task)
+        );
+    }
+
+    /// Streams' heartbeats fall anywhere in the second half of the
+    /// interval, never after it.
+    #[test]
+    fn heartbeats_are_spread_over_half_the_interval() {
+        let silences: Vec<Duration> = (0..200).map(|_| heartbeat_after_silence()).collect();
+        assert!(
+            silences
+                .iter()
+                .all(|silence| *silence > HEARTBEAT_INTERVAL / 2 && *silence <= HEARTBEAT_INTERVAL)
+        );
+        let earliest = silences.iter().min().unwrap();
+        let latest = silences.iter().max().unwrap();
+        assert!(
+            *latest - *earliest > HEARTBEAT_INTERVAL / 4,
+            "{earliest:?} to {latest:?}"
         );
     }
 
