@@ -74,15 +74,20 @@ pub async fn name_case_partners(
     case_id: Uuid,
     events: impl IntoIterator<Item = NewEvent>,
 ) -> Result<Vec<NewEvent>, sqlx::Error> {
-    let partners: Vec<events::Partner> = store::partners_of_case(conn, case_id)
-        .await?
-        .iter()
-        .map(Partner::on_feed)
-        .collect();
-    Ok(events
+    let partners = store::partners_of_case(conn, case_id).await?;
+    Ok(name_partners(events, &partners))
+}
+
+/// Names `partners` on every one of `events`.
+pub fn name_partners(
+    events: impl IntoIterator<Item = NewEvent>,
+    partners: &[Partner],
+) -> Vec<NewEvent> {
+    let partners: Vec<events::Partner> = partners.iter().map(Partner::on_feed).collect();
+    events
         .into_iter()
         .map(|event| event.for_partners(partners.iter().cloned()))
-        .collect())
+        .collect()
 }
 
 /// Appends `events` about the case, naming its company's partners.

@@ -4,7 +4,7 @@
 use onestop_contracts::event_types::IntakeEvent;
 use onestop_contracts::intake::v1 as pb;
 use onestop_platform::error::{parse_id, retry_aborted};
-use onestop_platform::events::NewEvent;
+use onestop_platform::events::{self, NewEvent};
 use onestop_platform::idempotency::IdempotencyKey;
 use onestop_platform::{ApiError, ApiResult, Caller, Role};
 use sqlx::{Postgres, Transaction};
@@ -85,8 +85,11 @@ impl IntakeApi {
         }
         // An agency opening a case under the company's consent works with
         // it from now on.
-        if let Some(relationship) = consented_case {
-            relationships::record(&mut tx, &relationship).await?;
+        let mut partners = opening.partners;
+        if let Some(relationship) = consented_case
+            && relationships::record(&mut tx, &relationship).await?
+        {
+            partners.push(relationship.partner);
         }
         let company = opening.company;
         // Planned as if the company had no open mentoring need: the one the
@@ -136,7 +139,7 @@ impl IntakeApi {
                 needs::opened_event(case_id, *need_id, to_open.need, &snapshot, *opened_at)
             },
         ));
-        relationships::append_for_case(&mut tx, case_id, new_events).await?;
+        events::append_all(&mut tx, relationships::name_partners(new_events, &partners)).await?;
         let case = stored.case;
         key.record(&mut tx, &case, &company_id.to_string()).await?;
         tx.commit().await?;

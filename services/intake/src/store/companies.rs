@@ -291,6 +291,9 @@ pub struct CaseOpening {
     pub consented: bool,
     pub works_with: bool,
     pub owners: Vec<(String, String)>,
+    /// The partners that work with the company now, named on the case's
+    /// events (read here so opening a case takes no statement for them).
+    pub partners: Vec<Partner>,
 }
 
 /// None when there is no such company.
@@ -306,24 +309,38 @@ pub async fn lock_for_case(
                      WHERE company_id = $1 AND role = $2 AND tenant = $3 AND state <> 'ENDED')
                     AS works_with,
                 ARRAY(SELECT category FROM category_owner ORDER BY category) AS owned_categories,
-                ARRAY(SELECT owner FROM category_owner ORDER BY category) AS category_owners
+                ARRAY(SELECT owner FROM category_owner ORDER BY category) AS category_owners,
+                ARRAY(SELECT DISTINCT role || ':' || tenant FROM company_partner
+                       WHERE company_id = $1 AND state <> 'ENDED'
+                       ORDER BY 1 LIMIT $4) AS partners
            FROM company WHERE id = $1 FOR UPDATE OF company"
     ))
     .bind(id)
     .bind(partner.map(|p| p.role.as_str()))
     .bind(partner.map(|p| p.tenant.as_str()))
+    .bind(super::relationships::MAX_NAMED_PARTNERS)
     .fetch_optional(conn)
     .await?;
     let Some(row) = row else {
         return Ok(None);
     };
     let company = <CompanyRow as sqlx::FromRow<_>>::from_row(&row)?;
+    let partners: Vec<String> = row.get("partners");
     let categories: Vec<String> = row.get("owned_categories");
     let owners: Vec<String> = row.get("category_owners");
     Ok(Some(CaseOpening {
         consented: company.consent_scope == CONSENT_BUSINESS_PROFILE,
         works_with: row.get("works_with"),
         owners: categories.into_iter().zip(owners).collect(),
+        partners: super::relationships::stored_partners(
+            partners
+                .into_iter()
+                .filter_map(|key| {
+                    key.split_once(':')
+                        .map(|(r, t)| (r.to_owned(), t.to_owned()))
+                })
+                .collect(),
+        ),
         company: company.into_proto(Vec::new()),
     }))
 }

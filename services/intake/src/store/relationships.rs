@@ -94,7 +94,7 @@ pub async fn partners_by_reference(
 
 /// Most partners one event names: far more than work with any one
 /// company (its agencies, its advisor, the offices of its open matches).
-const MAX_NAMED_PARTNERS: i64 = 100;
+pub(crate) const MAX_NAMED_PARTNERS: i64 = 100;
 
 /// The partners that work with the case's company now, in a stable order.
 pub async fn partners_of_case(
@@ -117,7 +117,7 @@ pub async fn partners_of_case(
 }
 
 /// Partners from their stored (role, tenant) rows.
-fn stored_partners(rows: Vec<(String, String)>) -> Vec<Partner> {
+pub(crate) fn stored_partners(rows: Vec<(String, String)>) -> Vec<Partner> {
     rows.into_iter()
         .filter_map(|(role, tenant)| {
             Some(Partner {
