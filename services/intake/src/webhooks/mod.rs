@@ -50,9 +50,9 @@
 //! `{"type", "timestamp", "data"}` as the specification suggests; `data`
 //! holds the event as the feed carries it, the payload as protobuf JSON.
 //!
-//! Intake's own feed is watched over its own listener, like the others
-//! (over TLS when it serves TLS, checking the name `localhost`, which the
-//! certificates `keys generate --tls` writes carry).
+//! Intake's own feed is read in-process through the same Watch, partner
+//! filter and trim as over its listener, so intake's certificate need not
+//! name the loopback address.
 
 pub mod dispatch;
 

@@ -11,8 +11,9 @@ use onestop_contracts::events::v1::{PartnerRef, WatchRequest};
 use onestop_contracts::intake::v1 as pb;
 use onestop_intake::upstreams::UpstreamSettings;
 use onestop_intake::webhooks::WebhookSettings;
+use onestop_platform::tls::{CertificateAuthority, TlsSettings};
 use onestop_test_support::{
-    Bearer, FeedClient, IntakeClient, Received, TestDb, WebhookReceiver, eventually,
+    Bearer, Connect, FeedClient, IntakeClient, Received, TestDb, WebhookReceiver, eventually,
 };
 use tonic::Code;
 
@@ -68,6 +69,48 @@ async fn company_by(intake: &Intake, agency: &str, seed: u32) -> String {
         .expect("registers")
         .into_inner()
         .company_id
+}
+
+/// Registers an endpoint; its id.
+async fn registered_id(client: &IntakeClient, url: &str, types: &[&str]) -> String {
+    register(client, url, types)
+        .await
+        .expect("registers")
+        .webhook
+        .expect("the endpoint")
+        .webhook_id
+}
+
+/// Whether no delivery mentioning `text` comes to `receiver` for a while.
+async fn stays_away(receiver: &WebhookReceiver, text: &str) -> bool {
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    !receiver
+        .received()
+        .iter()
+        .any(|r| String::from_utf8_lossy(&r.body).contains(text))
+}
+
+/// The oldest endpoint `client` lists.
+async fn first_webhook(client: &IntakeClient) -> pb::Webhook {
+    client
+        .clone()
+        .list_webhooks(pb::ListWebhooksRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .webhooks[0]
+        .clone()
+}
+
+/// Whether a delivery `receiver` got mentions `text`, within a while.
+async fn arrives(receiver: &WebhookReceiver, text: &str) -> bool {
+    eventually(WITHIN, || async {
+        receiver
+            .received()
+            .iter()
+            .any(|r| String::from_utf8_lossy(&r.body).contains(text))
+    })
+    .await
 }
 
 /// Verifies `received` with `secret` as an independent receiver would.
@@ -275,13 +318,9 @@ async fn a_partner_registers_once_and_gets_its_own_events_signed_rotates_disable
         disabled.disabled_cause,
         pb::WebhookDisableCause::Requested as i32
     );
-    let seen = receiver.received().len();
     let while_disabled = company_by(&intake, "sbc", 3).await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(
-        receiver.received()[seen..]
-            .iter()
-            .all(|r| !String::from_utf8_lossy(&r.body).contains(&while_disabled)),
+        stays_away(&receiver, &while_disabled).await,
         "a disabled endpoint gets nothing"
     );
     let enabled = sbc
@@ -294,13 +333,7 @@ async fn a_partner_registers_once_and_gets_its_own_events_signed_rotates_disable
         .into_inner();
     assert_eq!(enabled.state, pb::WebhookState::Enabled as i32);
     assert!(
-        eventually(WITHIN, || async {
-            receiver
-                .received()
-                .iter()
-                .any(|r| String::from_utf8_lossy(&r.body).contains(&while_disabled))
-        })
-        .await,
+        arrives(&receiver, &while_disabled).await,
         "deliveries resume from the cursor"
     );
 
@@ -473,23 +506,10 @@ async fn a_failing_endpoint_is_retried_in_order_then_disabled_with_an_event() {
     let receiver = WebhookReceiver::start().await;
     receiver.answer_with(500);
     let sbc = intake.agency("sbc");
-    let id = register(&sbc, &receiver.url(), &["company.*"])
-        .await
-        .expect("registers")
-        .webhook
-        .unwrap()
-        .webhook_id;
+    let id = registered_id(&sbc, &receiver.url(), &["company.*"]).await;
     let first = company_by(&intake, "sbc", 1).await;
     company_by(&intake, "sbc", 2).await;
-    let disabled = || async {
-        sbc.clone()
-            .list_webhooks(pb::ListWebhooksRequest::default())
-            .await
-            .unwrap()
-            .into_inner()
-            .webhooks[0]
-            .clone()
-    };
+    let disabled = || first_webhook(&sbc);
     assert!(
         eventually(WITHIN, || async {
             disabled().await.state == pb::WebhookState::Disabled as i32
@@ -583,13 +603,7 @@ async fn one_partners_endpoints_take_no_watch_place_of_anothers() {
     }
     for (receiver, company_id) in &receivers {
         assert!(
-            eventually(WITHIN, || async {
-                receiver
-                    .received()
-                    .iter()
-                    .any(|r| String::from_utf8_lossy(&r.body).contains(company_id.as_str()))
-            })
-            .await,
+            arrives(receiver, company_id).await,
             "each partner's endpoint gets its company"
         );
     }
@@ -599,12 +613,7 @@ async fn one_partners_endpoints_take_no_watch_place_of_anothers() {
 async fn the_delivery_log_keeps_the_latest_attempts_only() {
     let intake = start(Duration::from_secs(3600)).await;
     let sbc = intake.agency("sbc");
-    let id = register(&sbc, "https://hooks.example.com/x", &["quiet_family.*"])
-        .await
-        .expect("registers")
-        .webhook
-        .unwrap()
-        .webhook_id;
+    let id = registered_id(&sbc, "https://hooks.example.com/x", &["quiet_family.*"]).await;
     let webhook_id: uuid::Uuid = id.parse().unwrap();
     let mut conn = intake.pool.acquire().await.unwrap();
     let kept = onestop_intake::webhooks::DELIVERY_LOG;
@@ -694,4 +703,58 @@ async fn two_replicas_deliver_each_event_once_in_order() {
         .collect();
     assert_eq!(ids.len(), 6, "each once: {ids:?}");
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "in order: {ids:?}");
+}
+
+#[tokio::test]
+async fn intake_serving_tls_under_a_name_other_than_localhost_delivers_its_own_events() {
+    // A certificate naming only the service's DNS name, as an operator's
+    // CA would issue: intake's own events still reach the endpoint.
+    let dir = std::env::temp_dir().join(format!("onestop-hooks-tls-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = CertificateAuthority::generate("test CA").unwrap();
+    let (cert, key) = ca
+        .issue("intake.internal", &["intake.internal".to_owned()])
+        .unwrap();
+    let write = |name: &str, pem: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).unwrap();
+        path
+    };
+    let tls = TlsSettings {
+        tls_cert: Some(write("tls.pem", &cert)),
+        tls_key: Some(write("tls.key.pem", &key)),
+        tls_ca: Some(write("ca.pem", ca.cert_pem())),
+        ..Default::default()
+    };
+    let served = tls.clone();
+    let intake = Intake::start_wired(
+        TestDb::new().await,
+        move |settings| settings.tls = served,
+        fast(Duration::from_secs(3600)),
+    )
+    .await;
+    let channel = tls
+        .probe_client("intake.internal")
+        .unwrap()
+        .endpoint(&format!("https://{}", intake.addr))
+        .unwrap()
+        .connect_lazy();
+    let sbc = IntakeClient::connect(channel.clone(), Bearer::agency("sbc"));
+    let receiver = WebhookReceiver::start().await;
+    register(&sbc, &receiver.url(), &["company.*"])
+        .await
+        .expect("registers over TLS");
+    let company_id = sbc
+        .clone()
+        .register_company(pb::RegisterCompanyRequest {
+            profile: Some(profile(&registration_number(1))),
+            ..Default::default()
+        })
+        .await
+        .expect("registers")
+        .into_inner()
+        .company_id;
+    let delivered = arrives(&receiver, &company_id).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(delivered, "intake's own event is delivered");
 }
