@@ -161,6 +161,15 @@ pub async fn enable_webhook(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<(
     Ok(())
 }
 
+/// Removes the endpoint; its cursors and delivery log go with it.
+pub async fn delete_webhook(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM webhook_endpoint WHERE webhook_id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Counts a failed attempt; the failures in a row and since when.
 pub async fn note_failure(
     conn: &mut PgConnection,

@@ -758,3 +758,63 @@ async fn intake_serving_tls_under_a_name_other_than_localhost_delivers_its_own_e
     let _ = std::fs::remove_dir_all(&dir);
     assert!(delivered, "intake's own event is delivered");
 }
+
+#[tokio::test]
+async fn a_partner_deletes_its_own_endpoint_and_deliveries_stop() {
+    let intake = start(Duration::from_secs(3600)).await;
+    let receiver = WebhookReceiver::start().await;
+    let sbc = intake.agency("sbc");
+    let id = registered_id(&sbc, &receiver.url(), &["company.*"]).await;
+    let before = company_by(&intake, "sbc", 1).await;
+    assert!(
+        arrives(&receiver, &before).await,
+        "delivered while registered"
+    );
+    let delete = |client: IntakeClient, webhook_id: String| async move {
+        client
+            .clone()
+            .delete_webhook(pb::DeleteWebhookRequest { webhook_id })
+            .await
+    };
+
+    // Nobody else's: another partner, the same tenant in another role.
+    for other in [intake.kotra(), intake.advisor("sbc")] {
+        let status = delete(other, id.clone()).await.unwrap_err();
+        assert_eq!(status.code(), Code::NotFound);
+    }
+    for denied in [intake.dashboard(), intake.service()] {
+        let status = delete(denied, id.clone()).await.unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied);
+    }
+    let status = delete(sbc.clone(), "not-an-id".into()).await.unwrap_err();
+    assert_eq!(violations(&status), vec!["webhook_id"]);
+    assert_eq!(intake.count("webhook_endpoint").await, 1);
+    assert_eq!(intake.count_events(IntakeEvent::WebhookDeleted).await, 0);
+
+    let deleted = delete(sbc.clone(), id.clone())
+        .await
+        .expect("its partner deletes it")
+        .into_inner();
+    assert_eq!(deleted.webhook_id, id);
+    assert!(
+        sbc.clone()
+            .list_webhooks(pb::ListWebhooksRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .webhooks
+            .is_empty()
+    );
+    for table in ["webhook_endpoint", "webhook_cursor", "webhook_delivery"] {
+        assert_eq!(intake.count(table).await, 0, "{table} keeps nothing");
+    }
+    assert_eq!(intake.count_events(IntakeEvent::WebhookDeleted).await, 1);
+    let status = delete(sbc.clone(), id.clone()).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "gone for good");
+
+    let after = company_by(&intake, "sbc", 2).await;
+    assert!(
+        stays_away(&receiver, &after).await,
+        "a deleted endpoint gets nothing"
+    );
+}
