@@ -73,6 +73,7 @@ impl IntakeApi {
             failures_in_a_row: 0,
             failing_since: None,
             created_at: Utc::now(),
+            next_attempt_at: None,
         };
         store::insert_webhook(&mut tx, &endpoint).await?;
         let endpoint = reload(&mut tx, endpoint.id).await?;

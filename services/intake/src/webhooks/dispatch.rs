@@ -473,8 +473,13 @@ impl Worker {
             dispatcher.changed.notify_one();
             return Ok(Delivered::No(Pass::Stopped));
         }
-        tx.commit().await?;
         let wait = settings.retry_after(failures.max(1) as u32, jitter());
+        let held =
+            store::hold_cursor(&mut tx, id, self.source.name, dispatcher.replica, wait).await?;
+        tx.commit().await?;
+        if !held {
+            return Ok(Delivered::No(Pass::Leased));
+        }
         tracing::debug!(
             webhook_id = %id,
             source = self.source.name,

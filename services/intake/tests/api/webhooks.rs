@@ -818,3 +818,61 @@ async fn a_partner_deletes_its_own_endpoint_and_deliveries_stop() {
         "a deleted endpoint gets nothing"
     );
 }
+
+#[tokio::test]
+async fn a_failing_endpoint_shows_when_its_next_attempt_is_due() {
+    let mut settings = fast(Duration::from_secs(3600));
+    settings.webhooks.webhook_first_retry = Duration::from_secs(60);
+    settings.webhooks.webhook_max_retry = Duration::from_secs(600);
+    let intake = Intake::start_wired(TestDb::new().await, |_| {}, settings).await;
+    let receiver = WebhookReceiver::start().await;
+    receiver.answer_with(503);
+    let sbc = intake.agency("sbc");
+    let registered = register(&sbc, &receiver.url(), &["company.*"])
+        .await
+        .expect("registers")
+        .webhook
+        .unwrap();
+    assert!(registered.next_attempt_at.is_none(), "nothing failed yet");
+    company_by(&intake, "sbc", 1).await;
+    let listed = || first_webhook(&sbc);
+    assert!(
+        eventually(WITHIN, || async {
+            listed().await.next_attempt_at.is_some()
+        })
+        .await,
+        "a failing endpoint shows its next attempt"
+    );
+    let endpoint = listed().await;
+    assert_eq!(endpoint.failures_in_a_row, 1);
+    let attempts = sbc
+        .clone()
+        .list_webhook_deliveries(pb::ListWebhookDeliveriesRequest {
+            webhook_id: endpoint.webhook_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .deliveries;
+    assert_eq!(attempts.len(), 1);
+    let failed_at = attempts[0].attempted_at.unwrap().seconds;
+    let due = endpoint.next_attempt_at.unwrap().seconds;
+    // The first wait, 60 s, shortened by at most half.
+    assert!(
+        (29..=62).contains(&(due - failed_at)),
+        "next attempt {} s after the failure",
+        due - failed_at
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(receiver.received().len(), 1, "nothing is tried before then");
+
+    // Disabled, nothing is due.
+    sbc.clone()
+        .disable_webhook(pb::DisableWebhookRequest {
+            webhook_id: endpoint.webhook_id.clone(),
+        })
+        .await
+        .unwrap();
+    assert!(listed().await.next_attempt_at.is_none());
+}
