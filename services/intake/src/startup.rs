@@ -5,6 +5,7 @@
 use onestop_contracts::intake::v1::intake_service_server::IntakeServiceServer;
 use onestop_domain::NeedOwner;
 use onestop_platform::config::ServerSettings;
+use onestop_platform::events::OwnFeed;
 use onestop_platform::server::CancellationToken;
 use onestop_platform::server::ServiceHost;
 use onestop_platform::time::SystemClock;
@@ -16,7 +17,7 @@ use crate::follow::Follower;
 use crate::grpc::{Downstreams, IntakeApi, WebhookRegistry};
 use crate::handoff::Relay;
 use crate::upstreams::{UpstreamSettings, Upstreams};
-use crate::webhooks::dispatch::{Dispatcher, Source};
+use crate::webhooks::dispatch::{Dispatcher, Feed, Source};
 
 pub const SERVICE_NAME: &str = "intake";
 pub const DEFAULT_PORT: u16 = 50051;
@@ -30,18 +31,18 @@ fn relay_name(owner: NeedOwner) -> &'static str {
     }
 }
 
-/// The feeds webhooks deliver from: intake's own and each configured
-/// owner's.
-fn webhook_sources(upstreams: &Upstreams) -> Vec<Source> {
+/// The feeds webhooks deliver from: intake's own, read in-process, and
+/// each configured owner's.
+fn webhook_sources(own: OwnFeed, upstreams: &Upstreams) -> Vec<Source> {
     let mut sources = vec![Source {
         name: SERVICE_NAME,
-        channel: upstreams.own_feed.clone(),
+        feed: Feed::Own(own),
     }];
     for owner in upstreams.configured_owners() {
         if let Some(channel) = upstreams.channel(owner) {
             sources.push(Source {
                 name: crate::domain::owner_events::feed_name(owner),
-                channel: channel.clone(),
+                feed: Feed::Remote(channel.clone()),
             });
         }
     }
@@ -114,7 +115,7 @@ impl onestop_platform::server::Application for Application {
         let changed = Arc::new(Notify::new());
         let dispatcher = Arc::new(Dispatcher::new(
             pool.clone(),
-            webhook_sources(&self.upstreams),
+            webhook_sources(self.host.own_feed(), &self.upstreams),
             self.upstreams.credentials.clone(),
             self.upstreams.webhooks.clone(),
             changed.clone(),

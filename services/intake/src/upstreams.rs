@@ -49,9 +49,6 @@ pub struct Upstreams {
     /// deadline, so it runs out only when that relay died mid-call.
     pub lease: Duration,
     pub webhooks: crate::webhooks::WebhookSettings,
-    /// Intake's own feed, over its own listener: webhooks deliver intake's
-    /// events the way they deliver the owners'.
-    pub own_feed: Channel,
 }
 
 impl Upstreams {
@@ -76,7 +73,6 @@ impl Upstreams {
             buyers_per_need: settings.buyers_per_need.clamp(1, 50),
             lease: timeout.saturating_mul(2) + Duration::from_secs(10),
             webhooks: settings.webhooks.clone(),
-            own_feed: own_feed(host, &keepalive)?,
         })
     }
 
@@ -95,31 +91,4 @@ impl Upstreams {
             .filter(|owner| self.channel(*owner).is_some())
             .collect()
     }
-}
-
-/// A channel to this replica's own listener (loopback when it listens on
-/// every address), over TLS checking the name `localhost` when it serves
-/// TLS.
-fn own_feed(
-    host: &ServiceHost,
-    keepalive: &onestop_platform::config::Keepalive,
-) -> anyhow::Result<Channel> {
-    let mut addr = host.local_addr();
-    if addr.ip().is_unspecified() {
-        addr.set_ip(if addr.is_ipv4() {
-            std::net::Ipv4Addr::LOCALHOST.into()
-        } else {
-            std::net::Ipv6Addr::LOCALHOST.into()
-        });
-    }
-    let settings = host.settings();
-    let (url, tls) = if settings.tls.serves_tls() {
-        (
-            format!("https://{addr}"),
-            settings.tls.probe_client("localhost")?,
-        )
-    } else {
-        (format!("http://{addr}"), Default::default())
-    };
-    lazy_channel(&url, settings.request_timeout, &tls, keepalive)
 }

@@ -91,6 +91,7 @@ event_types! {
         WebhookSecretRotated = "webhook.endpoint_secret_rotated" on "webhook" carries intake::WebhookEndpointChanged;
         WebhookDisabled = "webhook.endpoint_disabled" on "webhook" carries intake::WebhookEndpointChanged;
         WebhookEnabled = "webhook.endpoint_enabled" on "webhook" carries intake::WebhookEndpointChanged;
+        WebhookDeleted = "webhook.endpoint_deleted" on "webhook" carries intake::WebhookEndpointChanged;
     }
 }
 

@@ -896,6 +896,50 @@ impl EventFeedService {
     }
 }
 
+/// A service's own feed read in-process, as the service would read it over
+/// its listener with its own token: a Watch on behalf of a partner gets that
+/// partner's filter and trim, and takes a place among the replica's Watch
+/// streams, counted for that partner.
+#[derive(Clone)]
+pub struct OwnFeed {
+    feed: EventFeedService,
+    watchers: crate::watchers::WatchLimitLayer,
+    caller: Caller,
+}
+
+impl OwnFeed {
+    pub(crate) fn new(
+        feed: EventFeedService,
+        watchers: crate::watchers::WatchLimitLayer,
+        service: &str,
+    ) -> Self {
+        Self {
+            feed,
+            watchers,
+            caller: Caller {
+                subject: service.to_owned(),
+                role: Role::Service,
+                tenant: None,
+            },
+        }
+    }
+
+    /// Watches as the Watch RPC would; the stream holds its place until
+    /// dropped.
+    pub async fn watch(&self, request: WatchRequest) -> Result<RpcStream<WatchResponse>, Status> {
+        let watch_for = request
+            .on_behalf_of
+            .as_ref()
+            .map(|partner| format!("{}/{}", partner.role, partner.tenant));
+        let place = self.watchers.admit(&self.caller, watch_for.as_deref())?;
+        let stream = self.feed.watch(self.caller.clone(), request).await?;
+        Ok(Box::pin(stream.map(move |item| {
+            let _held = &place;
+            item
+        })))
+    }
+}
+
 /// Most messages a Watch stream holds between its task and its gRPC
 /// stream.
 const OUTGOING: usize = 64;

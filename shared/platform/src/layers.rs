@@ -262,6 +262,10 @@ impl<A> InFlightLimitLayer<A> {
     pub(crate) fn with(admission: A) -> Self {
         Self { admission }
     }
+
+    pub(crate) fn admission(&self) -> &A {
+        &self.admission
+    }
 }
 
 impl<S, A: Clone> Layer<S> for InFlightLimitLayer<A> {

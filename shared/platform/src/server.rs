@@ -27,7 +27,7 @@ use crate::auth::TokenVerifier;
 use crate::client::ServiceCredentials;
 use crate::config::ServerSettings;
 use crate::db;
-use crate::events::{self, EventFeedService, PartnerTrim, Wakeups, keep_payload};
+use crate::events::{self, EventFeedService, OwnFeed, PartnerTrim, Wakeups};
 use crate::layers::RpcLayers;
 use crate::supervise::Supervisor;
 use crate::tls::ClientTls;
@@ -67,7 +67,8 @@ pub struct ServiceHost {
     health: Health,
     supervisor: Supervisor,
     watchers: WatchLimitLayer,
-    partner_trim: PartnerTrim,
+    wakeups: Wakeups,
+    feed: EventFeedService,
 }
 
 /// The gRPC health service and the handle that sets its statuses.
@@ -124,6 +125,8 @@ impl ServiceHost {
         let supervisor = Supervisor::new(name, reporter.clone(), shutdown.clone());
         let watchers =
             WatchLimitLayer::new(settings.max_watchers, settings.max_watchers_per_caller);
+        let wakeups = Wakeups::default();
+        let feed = EventFeedService::new(pool.clone(), name, wakeups.clone(), shutdown.clone());
         Ok(Self {
             name,
             settings,
@@ -135,14 +138,22 @@ impl ServiceHost {
             health: Health { reporter, service },
             supervisor,
             watchers,
-            partner_trim: keep_payload,
+            wakeups,
+            feed,
         })
     }
 
     /// The service's rule for what of its events a partner watching its
     /// feed may read (see [`crate::events::Partner`]).
     pub fn trim_for_partners(&mut self, trim: PartnerTrim) {
-        self.partner_trim = trim;
+        self.feed = self.feed.clone().with_partner_trim(trim);
+    }
+
+    /// The service's own feed, read in-process as the service itself
+    /// reads it over its listener: no certificate has to name the loopback
+    /// address. Take it after [`ServiceHost::trim_for_partners`].
+    pub fn own_feed(&self) -> OwnFeed {
+        OwnFeed::new(self.feed.clone(), self.watchers.clone(), self.name)
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -218,7 +229,8 @@ impl ServiceHost {
             health,
             supervisor,
             watchers,
-            partner_trim,
+            wakeups,
+            feed: feed_service,
         } = self;
         credentials.verifier.spawn_reloader(&supervisor);
 
@@ -251,10 +263,7 @@ impl ServiceHost {
         let reflection_v1 = reflection(&served).build_v1()?;
         let reflection_v1alpha = reflection(&served).build_v1alpha()?;
 
-        let wakeups = Wakeups::default();
         wakeups.spawn_listener(pool.clone(), &supervisor);
-        let feed_service = EventFeedService::new(pool.clone(), name, wakeups, shutdown.clone())
-            .with_partner_trim(partner_trim);
         feed_service.spawn_tailer(&supervisor);
         let feed = EventFeedServiceServer::new(feed_service)
             .max_decoding_message_size(settings.max_message_bytes)

@@ -37,6 +37,14 @@ fn caller_key<B>(request: &http::Request<B>) -> String {
     let Some(caller) = request.extensions().get::<Caller>() else {
         return String::new();
     };
+    let watch_for = request
+        .headers()
+        .get(WATCH_FOR_HEADER)
+        .and_then(|value| value.to_str().ok());
+    key_of(caller, watch_for)
+}
+
+fn key_of(caller: &Caller, watch_for: Option<&str>) -> String {
     let mut key = format!(
         "{}/{}/{}",
         caller.role.as_str(),
@@ -44,10 +52,7 @@ fn caller_key<B>(request: &http::Request<B>) -> String {
         caller.subject
     );
     if caller.role == crate::auth::Role::Service
-        && let Some(partner) = request
-            .headers()
-            .get(WATCH_FOR_HEADER)
-            .and_then(|value| value.to_str().ok())
+        && let Some(partner) = watch_for
     {
         key.push_str(" for ");
         key.push_str(partner);
@@ -72,6 +77,13 @@ struct Limits {
 }
 
 impl WatchLimitLayer {
+    /// A place for a Watch the process opens on its own feed without its
+    /// listener (intake's webhook deliveries of its own events), counted
+    /// as the same Watch over the listener would be.
+    pub fn admit(&self, caller: &Caller, watch_for: Option<&str>) -> Result<Place, Status> {
+        self.admission().limits.admit(key_of(caller, watch_for))
+    }
+
     pub fn new(max_watchers: usize, max_per_caller: usize) -> Self {
         Self::with(WatchLimits {
             limits: Arc::new(Limits {

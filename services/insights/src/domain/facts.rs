@@ -385,7 +385,8 @@ fn intake_event(
         | IntakeEvent::WebhookRegistered
         | IntakeEvent::WebhookSecretRotated
         | IntakeEvent::WebhookDisabled
-        | IntakeEvent::WebhookEnabled => Meaning::of(Vec::new(), ""),
+        | IntakeEvent::WebhookEnabled
+        | IntakeEvent::WebhookDeleted => Meaning::of(Vec::new(), ""),
     })
 }
 

@@ -1,6 +1,6 @@
-//! Partners' webhook endpoints: registered, listed, re-keyed, disabled and
-//! enabled by the partner itself (or an admin for it), and the delivery
-//! log. A partner never learns of another's endpoints: an id that is not
+//! Partners' webhook endpoints: registered, listed, re-keyed, disabled,
+//! enabled and deleted by the partner itself (or an admin for it), and the
+//! delivery log. A partner never learns of another's endpoints: an id that is not
 //! its own is NOT_FOUND.
 
 use chrono::Utc;
@@ -73,6 +73,7 @@ impl IntakeApi {
             failures_in_a_row: 0,
             failing_since: None,
             created_at: Utc::now(),
+            next_attempt_at: None,
         };
         store::insert_webhook(&mut tx, &endpoint).await?;
         let endpoint = reload(&mut tx, endpoint.id).await?;
@@ -159,6 +160,21 @@ impl IntakeApi {
         let endpoint = self
             .changed(tx, endpoint.id, IntakeEvent::WebhookEnabled)
             .await?;
+        Ok(endpoint.to_proto())
+    }
+
+    /// The endpoint goes with its cursors and delivery log: nothing of it
+    /// is kept to deliver or show. The event names it as it was.
+    pub(super) async fn delete_webhook(
+        &self,
+        caller: Caller,
+        request: pb::DeleteWebhookRequest,
+    ) -> ApiResult<pb::Webhook> {
+        let (mut tx, endpoint) = self.change(&caller, &request.webhook_id).await?;
+        store::delete_webhook(&mut tx, endpoint.id).await?;
+        append(&mut tx, IntakeEvent::WebhookDeleted, &endpoint).await?;
+        tx.commit().await?;
+        self.webhooks.changed.notify_one();
         Ok(endpoint.to_proto())
     }
 

@@ -12,9 +12,19 @@ use uuid::Uuid;
 use crate::domain::partner::{Partner, PartnerRole};
 use crate::webhooks::{DELIVERY_LOG, DisableCause, Endpoint, State};
 
+/// With, for a failing enabled endpoint, when its next attempt is due: a
+/// worker waiting to retry holds its cursor's lease until then, and a
+/// cursor is waiting when its feed's latest attempt failed.
 const ENDPOINT_COLUMNS: &str = "webhook_id, partner_role, partner_tenant, url, event_types, secret,
     previous_secret, previous_secret_until, state, disabled_cause, failures_in_a_row,
-    failing_since, created_at";
+    failing_since, created_at,
+    CASE WHEN state = 'ENABLED' AND failures_in_a_row > 0 THEN (
+        SELECT min(cursor.leased_until) FROM webhook_cursor cursor
+         WHERE cursor.webhook_id = webhook_endpoint.webhook_id
+           AND (SELECT latest.error FROM webhook_delivery latest
+                 WHERE latest.webhook_id = cursor.webhook_id AND latest.source = cursor.source
+                 ORDER BY latest.delivery_id DESC LIMIT 1) <> ''
+    ) END AS next_attempt_at";
 
 fn endpoint_from_row(row: &PgRow) -> Endpoint {
     let role: String = row.get("partner_role");
@@ -34,6 +44,7 @@ fn endpoint_from_row(row: &PgRow) -> Endpoint {
         failures_in_a_row: row.get("failures_in_a_row"),
         failing_since: row.get("failing_since"),
         created_at: row.get("created_at"),
+        next_attempt_at: row.get("next_attempt_at"),
     }
 }
 
@@ -158,6 +169,15 @@ pub async fn enable_webhook(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<(
     .bind(id)
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// Removes the endpoint; its cursors and delivery log go with it.
+pub async fn delete_webhook(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM webhook_endpoint WHERE webhook_id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -353,6 +373,30 @@ pub async fn save_cursor(
     .await?
     .rows_affected();
     Ok(moved == 1)
+}
+
+/// Keeps the lease through the wait before the next attempt after a
+/// failure, so no other replica tries earlier; false when `replica` lost
+/// it.
+pub async fn hold_cursor(
+    conn: &mut PgConnection,
+    id: Uuid,
+    source: &str,
+    replica: Uuid,
+    wait: std::time::Duration,
+) -> sqlx::Result<bool> {
+    let held = sqlx::query(
+        "UPDATE webhook_cursor SET leased_until = now() + make_interval(secs => $4)
+          WHERE webhook_id = $1 AND source = $2 AND leased_by = $3",
+    )
+    .bind(id)
+    .bind(source)
+    .bind(replica)
+    .bind(wait.as_secs_f64())
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(held == 1)
 }
 
 /// Gives the lease up, so another replica may take over at once.

@@ -7,12 +7,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt as _;
 use onestop_contracts::event_types::IntakeEvent;
 use onestop_contracts::events::v1::event_feed_service_client::EventFeedServiceClient;
-use onestop_contracts::events::v1::{Event, PartnerRef, WatchRequest, watch_response};
+use onestop_contracts::events::v1::{
+    Event, PartnerRef, WatchRequest, WatchResponse, watch_response,
+};
 use onestop_platform::client::ServiceCredentials;
-use onestop_platform::events::{self, NewEvent};
+use onestop_platform::events::{self, NewEvent, OwnFeed};
 use onestop_platform::fetch;
+use onestop_platform::rpc::RpcStream;
 use onestop_platform::supervise::Beat;
 use onestop_platform::time::from_timestamp;
 use onestop_platform::tls::ClientTls;
@@ -36,7 +40,16 @@ const RECONNECT_MAX: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct Source {
     pub name: &'static str,
-    pub channel: Channel,
+    pub feed: Feed,
+}
+
+/// Where a source's feed is read.
+#[derive(Clone)]
+pub enum Feed {
+    /// Intake's own, in-process.
+    Own(OwnFeed),
+    /// An owner's, over its channel.
+    Remote(Channel),
 }
 
 /// Starts, watches and stops the delivery workers.
@@ -229,27 +242,16 @@ impl Worker {
             }),
             ..Default::default()
         };
-        let mut client = EventFeedServiceClient::with_interceptor(
-            self.source.channel.clone(),
-            dispatcher.credentials.clone(),
-        );
-        let mut request = tonic::Request::new(request);
-        let watch_for = format!(
-            "{}/{}",
-            endpoint.partner.role.as_str(),
-            endpoint.partner.tenant
-        );
-        if let Ok(value) = watch_for.parse() {
-            request
-                .metadata_mut()
-                .insert(onestop_platform::watchers::WATCH_FOR_HEADER, value);
-        }
-        let mut stream = match client.watch(request).await {
-            Ok(response) => response.into_inner(),
+        let stream = match &self.source.feed {
+            Feed::Own(feed) => feed.watch(request).await,
+            Feed::Remote(channel) => self.watch_remote(channel, &endpoint, request).await,
+        };
+        let mut stream = match stream {
+            Ok(stream) => stream,
             Err(status) => return self.refused(&status).await,
         };
         let mut epoch = cursor.epoch.clone();
-        while let Some(message) = stream.message().await? {
+        while let Some(message) = stream.next().await.transpose()? {
             match message.item {
                 Some(watch_response::Item::Status(status)) => {
                     if !cursor.epoch.is_empty() && status.epoch != cursor.epoch {
@@ -291,6 +293,33 @@ impl Worker {
             }
         }
         Ok(Pass::Again)
+    }
+
+    /// Watches an owner's feed for the endpoint's partner, counted there
+    /// against that partner's share of the Watch streams.
+    async fn watch_remote(
+        &self,
+        channel: &Channel,
+        endpoint: &Endpoint,
+        request: WatchRequest,
+    ) -> Result<RpcStream<WatchResponse>, tonic::Status> {
+        let mut client = EventFeedServiceClient::with_interceptor(
+            channel.clone(),
+            self.dispatcher.credentials.clone(),
+        );
+        let mut request = tonic::Request::new(request);
+        let watch_for = format!(
+            "{}/{}",
+            endpoint.partner.role.as_str(),
+            endpoint.partner.tenant
+        );
+        if let Ok(value) = watch_for.parse() {
+            request
+                .metadata_mut()
+                .insert(onestop_platform::watchers::WATCH_FOR_HEADER, value);
+        }
+        let stream = client.watch(request).await?.into_inner();
+        Ok(Box::pin(stream))
     }
 
     async fn save(&self, cursor: &HookCursor) -> anyhow::Result<bool> {
@@ -444,8 +473,13 @@ impl Worker {
             dispatcher.changed.notify_one();
             return Ok(Delivered::No(Pass::Stopped));
         }
-        tx.commit().await?;
         let wait = settings.retry_after(failures.max(1) as u32, jitter());
+        let held =
+            store::hold_cursor(&mut tx, id, self.source.name, dispatcher.replica, wait).await?;
+        tx.commit().await?;
+        if !held {
+            return Ok(Delivered::No(Pass::Leased));
+        }
         tracing::debug!(
             webhook_id = %id,
             source = self.source.name,

@@ -25,7 +25,9 @@
 //! [`DELIVERY_LOG`] attempts are kept). After a failed attempt the worker
 //! waits, from the first retry delay doubling up to the longest, each wait
 //! jittered down by up to half so endpoints that failed together do not
-//! retry together, then reads the feed again from its cursor. When every
+//! retry together, then reads the feed again from its cursor; it holds the
+//! cursor's lease until then, so no other replica retries sooner, and the
+//! endpoint shows when that is (`next_attempt_at`). When every
 //! attempt has failed for the give-up period (24 hours by default) the
 //! endpoint is DISABLED with `webhook.endpoint_disabled`; EnableWebhook
 //! resumes it from its cursor, nothing skipped. A slow or broken endpoint
@@ -50,9 +52,9 @@
 //! `{"type", "timestamp", "data"}` as the specification suggests; `data`
 //! holds the event as the feed carries it, the payload as protobuf JSON.
 //!
-//! Intake's own feed is watched over its own listener, like the others
-//! (over TLS when it serves TLS, checking the name `localhost`, which the
-//! certificates `keys generate --tls` writes carry).
+//! Intake's own feed is read in-process through the same Watch, partner
+//! filter and trim as over its listener, so intake's certificate need not
+//! name the loopback address.
 
 pub mod dispatch;
 
@@ -194,6 +196,8 @@ pub struct Endpoint {
     pub failures_in_a_row: i32,
     pub failing_since: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// While failing: when the next attempt is due.
+    pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
 impl Endpoint {
@@ -222,6 +226,7 @@ impl Endpoint {
                 .previous_secret_until
                 .filter(|until| *until > Utc::now())
                 .map(to_timestamp),
+            next_attempt_at: self.next_attempt_at.map(to_timestamp),
         }
     }
 
@@ -451,6 +456,7 @@ mod tests {
             failures_in_a_row: 0,
             failing_since: None,
             created_at: now,
+            next_attempt_at: None,
         };
         let during = endpoint(now + chrono::Duration::hours(1));
         assert_eq!(during.signing_secrets(now), ["whsec_bmV3", "whsec_b2xk"]);

@@ -228,6 +228,28 @@ impl World {
         }
     }
 
+    /// A new endpoint of the related partner of `role` (an admin's: the
+    /// agency's), registered by that partner.
+    async fn spare_webhook(&self, role: Role) -> String {
+        let partner = if role == Role::Admin {
+            Role::Agency
+        } else {
+            role
+        };
+        self.intake(bearer(self, partner, true))
+            .register_webhook(intake::RegisterWebhookRequest {
+                url: "https://hooks.example.com/onestop".into(),
+                event_types: vec![QUIET_EVENTS.into()],
+                ..Default::default()
+            })
+            .await
+            .expect("the related partner registers an endpoint")
+            .into_inner()
+            .webhook
+            .expect("the endpoint")
+            .webhook_id
+    }
+
     fn snapshot(&self) -> CompanySnapshot {
         CompanySnapshot {
             company_id: self.company_id.clone(),
@@ -438,6 +460,16 @@ fn table() -> Vec<Row> {
         }),
         row!("onestop.intake.v1.IntakeService/EnableWebhook" on Intake, WEBHOOK_MANAGERS, HIDDEN, |w, role, b| {
             one(w.intake(b).enable_webhook(intake::EnableWebhookRequest { webhook_id: w.webhook(role) }).await)
+        }),
+        // Each cell deletes an endpoint of its own, registered for the
+        // related partner, so the shared ones stay for the other rows.
+        row!("onestop.intake.v1.IntakeService/DeleteWebhook" on Intake, WEBHOOK_MANAGERS, HIDDEN, |w, role, b| {
+            let webhook_id = if WEBHOOK_MANAGERS.contains(&role) {
+                w.spare_webhook(role).await
+            } else {
+                w.webhook(role)
+            };
+            one(w.intake(b).delete_webhook(intake::DeleteWebhookRequest { webhook_id }).await)
         }),
         row!("onestop.intake.v1.IntakeService/GetCase" on Intake, INTAKE_READERS, HIDDEN, |w, b| {
             one(w.intake(b).get_case(intake::GetCaseRequest { case_id: w.case_id.clone() }).await)
@@ -1142,17 +1174,8 @@ async fn world(wired: &Wired) -> World {
         webhooks: Vec::new(),
     };
     for related in [Role::Agency, Role::Advisor, Role::TradeOffice] {
-        let registered = world
-            .intake(bearer(&world, related, true))
-            .register_webhook(intake::RegisterWebhookRequest {
-                url: "https://hooks.example.com/onestop".into(),
-                event_types: vec![QUIET_EVENTS.into()],
-                ..Default::default()
-            })
-            .await
-            .expect("the related partner registers its endpoint")
-            .into_inner();
-        world.webhooks.push(registered.webhook.unwrap().webhook_id);
+        let webhook_id = world.spare_webhook(related).await;
+        world.webhooks.push(webhook_id);
     }
     world.sample_test_id = wired
         .buyers

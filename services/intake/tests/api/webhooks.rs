@@ -11,8 +11,9 @@ use onestop_contracts::events::v1::{PartnerRef, WatchRequest};
 use onestop_contracts::intake::v1 as pb;
 use onestop_intake::upstreams::UpstreamSettings;
 use onestop_intake::webhooks::WebhookSettings;
+use onestop_platform::tls::{CertificateAuthority, TlsSettings};
 use onestop_test_support::{
-    Bearer, FeedClient, IntakeClient, Received, TestDb, WebhookReceiver, eventually,
+    Bearer, Connect, FeedClient, IntakeClient, Received, TestDb, WebhookReceiver, eventually,
 };
 use tonic::Code;
 
@@ -68,6 +69,48 @@ async fn company_by(intake: &Intake, agency: &str, seed: u32) -> String {
         .expect("registers")
         .into_inner()
         .company_id
+}
+
+/// Registers an endpoint; its id.
+async fn registered_id(client: &IntakeClient, url: &str, types: &[&str]) -> String {
+    register(client, url, types)
+        .await
+        .expect("registers")
+        .webhook
+        .expect("the endpoint")
+        .webhook_id
+}
+
+/// Whether no delivery mentioning `text` comes to `receiver` for a while.
+async fn stays_away(receiver: &WebhookReceiver, text: &str) -> bool {
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    !receiver
+        .received()
+        .iter()
+        .any(|r| String::from_utf8_lossy(&r.body).contains(text))
+}
+
+/// The oldest endpoint `client` lists.
+async fn first_webhook(client: &IntakeClient) -> pb::Webhook {
+    client
+        .clone()
+        .list_webhooks(pb::ListWebhooksRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .webhooks[0]
+        .clone()
+}
+
+/// Whether a delivery `receiver` got mentions `text`, within a while.
+async fn arrives(receiver: &WebhookReceiver, text: &str) -> bool {
+    eventually(WITHIN, || async {
+        receiver
+            .received()
+            .iter()
+            .any(|r| String::from_utf8_lossy(&r.body).contains(text))
+    })
+    .await
 }
 
 /// Verifies `received` with `secret` as an independent receiver would.
@@ -275,13 +318,9 @@ async fn a_partner_registers_once_and_gets_its_own_events_signed_rotates_disable
         disabled.disabled_cause,
         pb::WebhookDisableCause::Requested as i32
     );
-    let seen = receiver.received().len();
     let while_disabled = company_by(&intake, "sbc", 3).await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(
-        receiver.received()[seen..]
-            .iter()
-            .all(|r| !String::from_utf8_lossy(&r.body).contains(&while_disabled)),
+        stays_away(&receiver, &while_disabled).await,
         "a disabled endpoint gets nothing"
     );
     let enabled = sbc
@@ -294,13 +333,7 @@ async fn a_partner_registers_once_and_gets_its_own_events_signed_rotates_disable
         .into_inner();
     assert_eq!(enabled.state, pb::WebhookState::Enabled as i32);
     assert!(
-        eventually(WITHIN, || async {
-            receiver
-                .received()
-                .iter()
-                .any(|r| String::from_utf8_lossy(&r.body).contains(&while_disabled))
-        })
-        .await,
+        arrives(&receiver, &while_disabled).await,
         "deliveries resume from the cursor"
     );
 
@@ -473,23 +506,10 @@ async fn a_failing_endpoint_is_retried_in_order_then_disabled_with_an_event() {
     let receiver = WebhookReceiver::start().await;
     receiver.answer_with(500);
     let sbc = intake.agency("sbc");
-    let id = register(&sbc, &receiver.url(), &["company.*"])
-        .await
-        .expect("registers")
-        .webhook
-        .unwrap()
-        .webhook_id;
+    let id = registered_id(&sbc, &receiver.url(), &["company.*"]).await;
     let first = company_by(&intake, "sbc", 1).await;
     company_by(&intake, "sbc", 2).await;
-    let disabled = || async {
-        sbc.clone()
-            .list_webhooks(pb::ListWebhooksRequest::default())
-            .await
-            .unwrap()
-            .into_inner()
-            .webhooks[0]
-            .clone()
-    };
+    let disabled = || first_webhook(&sbc);
     assert!(
         eventually(WITHIN, || async {
             disabled().await.state == pb::WebhookState::Disabled as i32
@@ -583,13 +603,7 @@ async fn one_partners_endpoints_take_no_watch_place_of_anothers() {
     }
     for (receiver, company_id) in &receivers {
         assert!(
-            eventually(WITHIN, || async {
-                receiver
-                    .received()
-                    .iter()
-                    .any(|r| String::from_utf8_lossy(&r.body).contains(company_id.as_str()))
-            })
-            .await,
+            arrives(receiver, company_id).await,
             "each partner's endpoint gets its company"
         );
     }
@@ -599,12 +613,7 @@ async fn one_partners_endpoints_take_no_watch_place_of_anothers() {
 async fn the_delivery_log_keeps_the_latest_attempts_only() {
     let intake = start(Duration::from_secs(3600)).await;
     let sbc = intake.agency("sbc");
-    let id = register(&sbc, "https://hooks.example.com/x", &["quiet_family.*"])
-        .await
-        .expect("registers")
-        .webhook
-        .unwrap()
-        .webhook_id;
+    let id = registered_id(&sbc, "https://hooks.example.com/x", &["quiet_family.*"]).await;
     let webhook_id: uuid::Uuid = id.parse().unwrap();
     let mut conn = intake.pool.acquire().await.unwrap();
     let kept = onestop_intake::webhooks::DELIVERY_LOG;
@@ -694,4 +703,176 @@ async fn two_replicas_deliver_each_event_once_in_order() {
         .collect();
     assert_eq!(ids.len(), 6, "each once: {ids:?}");
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "in order: {ids:?}");
+}
+
+#[tokio::test]
+async fn intake_serving_tls_under_a_name_other_than_localhost_delivers_its_own_events() {
+    // A certificate naming only the service's DNS name, as an operator's
+    // CA would issue: intake's own events still reach the endpoint.
+    let dir = std::env::temp_dir().join(format!("onestop-hooks-tls-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = CertificateAuthority::generate("test CA").unwrap();
+    let (cert, key) = ca
+        .issue("intake.internal", &["intake.internal".to_owned()])
+        .unwrap();
+    let write = |name: &str, pem: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).unwrap();
+        path
+    };
+    let tls = TlsSettings {
+        tls_cert: Some(write("tls.pem", &cert)),
+        tls_key: Some(write("tls.key.pem", &key)),
+        tls_ca: Some(write("ca.pem", ca.cert_pem())),
+        ..Default::default()
+    };
+    let served = tls.clone();
+    let intake = Intake::start_wired(
+        TestDb::new().await,
+        move |settings| settings.tls = served,
+        fast(Duration::from_secs(3600)),
+    )
+    .await;
+    let channel = tls
+        .probe_client("intake.internal")
+        .unwrap()
+        .endpoint(&format!("https://{}", intake.addr))
+        .unwrap()
+        .connect_lazy();
+    let sbc = IntakeClient::connect(channel.clone(), Bearer::agency("sbc"));
+    let receiver = WebhookReceiver::start().await;
+    register(&sbc, &receiver.url(), &["company.*"])
+        .await
+        .expect("registers over TLS");
+    let company_id = sbc
+        .clone()
+        .register_company(pb::RegisterCompanyRequest {
+            profile: Some(profile(&registration_number(1))),
+            ..Default::default()
+        })
+        .await
+        .expect("registers")
+        .into_inner()
+        .company_id;
+    let delivered = arrives(&receiver, &company_id).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(delivered, "intake's own event is delivered");
+}
+
+#[tokio::test]
+async fn a_partner_deletes_its_own_endpoint_and_deliveries_stop() {
+    let intake = start(Duration::from_secs(3600)).await;
+    let receiver = WebhookReceiver::start().await;
+    let sbc = intake.agency("sbc");
+    let id = registered_id(&sbc, &receiver.url(), &["company.*"]).await;
+    let before = company_by(&intake, "sbc", 1).await;
+    assert!(
+        arrives(&receiver, &before).await,
+        "delivered while registered"
+    );
+    let delete = |client: IntakeClient, webhook_id: String| async move {
+        client
+            .clone()
+            .delete_webhook(pb::DeleteWebhookRequest { webhook_id })
+            .await
+    };
+
+    // Nobody else's: another partner, the same tenant in another role.
+    for other in [intake.kotra(), intake.advisor("sbc")] {
+        let status = delete(other, id.clone()).await.unwrap_err();
+        assert_eq!(status.code(), Code::NotFound);
+    }
+    for denied in [intake.dashboard(), intake.service()] {
+        let status = delete(denied, id.clone()).await.unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied);
+    }
+    let status = delete(sbc.clone(), "not-an-id".into()).await.unwrap_err();
+    assert_eq!(violations(&status), vec!["webhook_id"]);
+    assert_eq!(intake.count("webhook_endpoint").await, 1);
+    assert_eq!(intake.count_events(IntakeEvent::WebhookDeleted).await, 0);
+
+    let deleted = delete(sbc.clone(), id.clone())
+        .await
+        .expect("its partner deletes it")
+        .into_inner();
+    assert_eq!(deleted.webhook_id, id);
+    assert!(
+        sbc.clone()
+            .list_webhooks(pb::ListWebhooksRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .webhooks
+            .is_empty()
+    );
+    for table in ["webhook_endpoint", "webhook_cursor", "webhook_delivery"] {
+        assert_eq!(intake.count(table).await, 0, "{table} keeps nothing");
+    }
+    assert_eq!(intake.count_events(IntakeEvent::WebhookDeleted).await, 1);
+    let status = delete(sbc.clone(), id.clone()).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "gone for good");
+
+    let after = company_by(&intake, "sbc", 2).await;
+    assert!(
+        stays_away(&receiver, &after).await,
+        "a deleted endpoint gets nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_endpoint_shows_when_its_next_attempt_is_due() {
+    let mut settings = fast(Duration::from_secs(3600));
+    settings.webhooks.webhook_first_retry = Duration::from_secs(60);
+    settings.webhooks.webhook_max_retry = Duration::from_secs(600);
+    let intake = Intake::start_wired(TestDb::new().await, |_| {}, settings).await;
+    let receiver = WebhookReceiver::start().await;
+    receiver.answer_with(503);
+    let sbc = intake.agency("sbc");
+    let registered = register(&sbc, &receiver.url(), &["company.*"])
+        .await
+        .expect("registers")
+        .webhook
+        .unwrap();
+    assert!(registered.next_attempt_at.is_none(), "nothing failed yet");
+    company_by(&intake, "sbc", 1).await;
+    let listed = || first_webhook(&sbc);
+    assert!(
+        eventually(WITHIN, || async {
+            listed().await.next_attempt_at.is_some()
+        })
+        .await,
+        "a failing endpoint shows its next attempt"
+    );
+    let endpoint = listed().await;
+    assert_eq!(endpoint.failures_in_a_row, 1);
+    let attempts = sbc
+        .clone()
+        .list_webhook_deliveries(pb::ListWebhookDeliveriesRequest {
+            webhook_id: endpoint.webhook_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .deliveries;
+    assert_eq!(attempts.len(), 1);
+    let failed_at = attempts[0].attempted_at.unwrap().seconds;
+    let due = endpoint.next_attempt_at.unwrap().seconds;
+    // The first wait, 60 s, shortened by at most half.
+    assert!(
+        (29..=62).contains(&(due - failed_at)),
+        "next attempt {} s after the failure",
+        due - failed_at
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(receiver.received().len(), 1, "nothing is tried before then");
+
+    // Disabled, nothing is due.
+    sbc.clone()
+        .disable_webhook(pb::DisableWebhookRequest {
+            webhook_id: endpoint.webhook_id.clone(),
+        })
+        .await
+        .unwrap();
+    assert!(listed().await.next_attempt_at.is_none());
 }
