@@ -2,7 +2,6 @@ use onestop_buyers::admin::Command;
 use onestop_buyers::startup::{Application, SERVICE_NAME};
 use onestop_platform::company_feed::IntakeFeedSettings;
 use onestop_platform::config::ServerSettings;
-use onestop_platform::server::Application as _;
 
 /// OneStop buyer discovery service: vetted overseas buyers, matching,
 /// consultations, sample tests and trade-show follow-up. Serves gRPC on
@@ -32,13 +31,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(command) = cli.command {
         return onestop_buyers::admin::run(command, cli.settings).await;
     }
-    let _telemetry = onestop_platform::telemetry::init(
-        &format!("onestop-{SERVICE_NAME}"),
-        cli.settings.log_format,
-    )?;
-    let app = Application::build_following(cli.settings, cli.intake)
-        .await?
-        .with_sweep_interval(cli.sweep_interval);
-    onestop_platform::server::cancel_on_signal(app.shutdown_token());
-    app.run_until_stopped().await
+    onestop_platform::server::run(SERVICE_NAME, cli.settings.log_format, async move {
+        let app = Application::build_following(cli.settings, cli.intake).await?;
+        Ok(app.with_sweep_interval(cli.sweep_interval))
+    })
+    .await
 }

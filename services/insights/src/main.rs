@@ -1,7 +1,6 @@
 use onestop_insights::startup::{Application, DEFAULT_PORT, InsightsSettings, SERVICE_NAME};
 use onestop_platform::cli::AdminCommand;
 use onestop_platform::config::ServerSettings;
-use onestop_platform::server::Application as _;
 use onestop_platform::time::SystemClock;
 
 /// OneStop insights: live indicators from the four services' event feeds.
@@ -27,18 +26,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(command) => onestop_platform::cli::run(command, &cli.settings, DEFAULT_PORT).await,
         None => {
-            let _telemetry = onestop_platform::telemetry::init(
-                &format!("onestop-{SERVICE_NAME}"),
+            onestop_platform::server::run(
+                SERVICE_NAME,
                 cli.settings.log_format,
-            )?;
-            let app = Application::build_with(
-                cli.settings,
-                cli.insights,
-                std::sync::Arc::new(SystemClock),
+                Application::build_with(
+                    cli.settings,
+                    cli.insights,
+                    std::sync::Arc::new(SystemClock),
+                ),
             )
-            .await?;
-            onestop_platform::server::cancel_on_signal(app.shutdown_token());
-            app.run_until_stopped().await
+            .await
         }
     }
 }

@@ -2,7 +2,6 @@ use onestop_mentoring::admin::seed::{self, SeedAdvisorsArgs};
 use onestop_mentoring::startup::{Application, DEFAULT_PORT, MentoringSettings, SERVICE_NAME};
 use onestop_platform::cli::AdminCommand;
 use onestop_platform::config::ServerSettings;
-use onestop_platform::server::Application as _;
 use onestop_platform::time::SystemClock;
 
 /// OneStop mentoring service: advisor pool, explained matching, three-year
@@ -44,18 +43,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         None => {
-            let _telemetry = onestop_platform::telemetry::init(
-                &format!("onestop-{SERVICE_NAME}"),
+            onestop_platform::server::run(
+                SERVICE_NAME,
                 cli.settings.log_format,
-            )?;
-            let app = Application::build_with(
-                cli.settings,
-                cli.mentoring,
-                std::sync::Arc::new(SystemClock),
+                Application::build_with(
+                    cli.settings,
+                    cli.mentoring,
+                    std::sync::Arc::new(SystemClock),
+                ),
             )
-            .await?;
-            onestop_platform::server::cancel_on_signal(app.shutdown_token());
-            app.run_until_stopped().await
+            .await
         }
     }
 }

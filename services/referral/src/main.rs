@@ -1,6 +1,5 @@
 use onestop_platform::cli::AdminCommand;
 use onestop_platform::config::ServerSettings;
-use onestop_platform::server::Application as _;
 use onestop_platform::time::SystemClock;
 use onestop_referral::admin::seed::{self, SeedArgs};
 use onestop_referral::startup::{Application, DEFAULT_PORT, ReferralSettings, SERVICE_NAME};
@@ -44,18 +43,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         None => {
-            let _telemetry = onestop_platform::telemetry::init(
-                &format!("onestop-{SERVICE_NAME}"),
+            onestop_platform::server::run(
+                SERVICE_NAME,
                 cli.settings.log_format,
-            )?;
-            let app = Application::build_with(
-                cli.settings,
-                cli.referral,
-                std::sync::Arc::new(SystemClock),
+                Application::build_with(
+                    cli.settings,
+                    cli.referral,
+                    std::sync::Arc::new(SystemClock),
+                ),
             )
-            .await?;
-            onestop_platform::server::cancel_on_signal(app.shutdown_token());
-            app.run_until_stopped().await
+            .await
         }
     }
 }

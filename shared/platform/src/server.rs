@@ -30,6 +30,7 @@ use crate::db;
 use crate::events::{self, EventFeedService, OwnFeed, PartnerTrim, Wakeups};
 use crate::layers::RpcLayers;
 use crate::supervise::Supervisor;
+use crate::telemetry::LogFormat;
 use crate::tls::ClientTls;
 use crate::watchers::WatchLimitLayer;
 
@@ -426,6 +427,20 @@ fn spawn_pruning(pool: PgPool, settings: &ServerSettings, supervisor: &Superviso
             Ok(())
         }
     });
+}
+
+/// A service binary's life: telemetry under the name `onestop-{service}`
+/// first, so that building the application is traced and logged, then the
+/// application `build` makes, served until SIGTERM or Ctrl-C and drained.
+pub async fn run<A: Application>(
+    service: &str,
+    log_format: LogFormat,
+    build: impl std::future::Future<Output = anyhow::Result<A>>,
+) -> anyhow::Result<()> {
+    let _telemetry = crate::telemetry::init(&format!("onestop-{service}"), log_format)?;
+    let app = build.await?;
+    cancel_on_signal(app.shutdown_token());
+    app.run_until_stopped().await
 }
 
 /// Cancels `token` on SIGTERM or Ctrl-C.

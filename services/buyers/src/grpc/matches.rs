@@ -30,19 +30,10 @@ async fn company_deal(
         .ok_or_else(|| ApiError::not_found("deal", id))
 }
 
-/// Commits the company's answer on the deal and returns the deal as it
-/// left it, kept for retries under the caller's idempotency key.
-async fn answer_deal_change(
-    mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
-    key: &IdempotencyKey,
-    id: Uuid,
-) -> ApiResult<pb::Deal> {
-    let deal = store::load_deal(&mut tx, id, Lock::None)
-        .await?
-        .ok_or_else(|| store::vanished("deal"))?;
-    key.record(&mut tx, &deal, &deal.match_id).await?;
-    tx.commit().await?;
-    Ok(deal)
+/// The company's answer on a deal a trade office recorded.
+enum DealAnswer {
+    Confirm,
+    Dispute(DealDispute),
 }
 
 /// Who may list unconfirmed deals.
@@ -225,39 +216,8 @@ impl BuyersApi {
         caller.require(COMPANY_SIDE)?;
         let key = IdempotencyKey::new(&caller, "ConfirmDeal", &request.idempotency_key, &request)?;
         let id = parse_id("deal_id", &request.deal_id)?;
-        let mut tx = self.pool.begin().await?;
-        if let Some(first) = key.replay::<pb::Deal>(&mut tx).await? {
-            return Ok(first);
-        }
-        let deal = company_deal(&mut tx, id, &request.company_id).await?;
-        if deal.confirmed {
-            return Ok(deal);
-        }
-        if deal.disputed_at.is_some() {
-            return Err(ApiError::failed_precondition(
-                "DEAL_DISPUTED",
-                format!("deal {id} was disputed by the company"),
-            ));
-        }
-        store::confirm_deal(&mut tx, id, self.clock.now()).await?;
-        events::append(
-            &mut tx,
-            NewEvent::new(
-                BuyersEvent::DealConfirmed,
-                &deal.match_id,
-                &pb::DealConfirmed {
-                    deal_id: deal.deal_id.clone(),
-                    match_id: deal.match_id.clone(),
-                    need_id: deal.need_id.clone(),
-                    company_id: deal.company_id.clone(),
-                    buyer_id: deal.buyer_id.clone(),
-                    case_id: deal.case_id.clone(),
-                },
-            )
-            .for_partners([Partner::trade_office(&deal.trade_office_id)]),
-        )
-        .await?;
-        answer_deal_change(tx, &key, id).await
+        self.answer_deal(key, id, &request.company_id, DealAnswer::Confirm)
+            .await
     }
 
     pub(super) async fn dispute_deal(
@@ -267,46 +227,101 @@ impl BuyersApi {
     ) -> ApiResult<pb::Deal> {
         caller.require(COMPANY_SIDE)?;
         let key = IdempotencyKey::new(&caller, "DisputeDeal", &request.idempotency_key, &request)?;
-        let DealDispute {
-            deal_id,
-            reason,
-            note,
-        } = DealDispute::try_from(&request)?;
+        let dispute = DealDispute::try_from(&request)?;
+        self.answer_deal(
+            key,
+            dispute.deal_id,
+            &request.company_id,
+            DealAnswer::Dispute(dispute),
+        )
+        .await
+    }
+
+    /// Records the company's answer on deal `id` with its event, in one
+    /// transaction.
+    async fn answer_deal(
+        &self,
+        key: IdempotencyKey,
+        id: Uuid,
+        company_id: &str,
+        answer: DealAnswer,
+    ) -> ApiResult<pb::Deal> {
         let mut tx = self.pool.begin().await?;
         if let Some(first) = key.replay::<pb::Deal>(&mut tx).await? {
             return Ok(first);
         }
-        let deal = company_deal(&mut tx, deal_id, &request.company_id).await?;
-        if deal.disputed_at.is_some() {
+        let deal = company_deal(&mut tx, id, company_id).await?;
+        // The same answer again changes nothing; the other one is refused.
+        let (given, other, (reason, other_answer)) = match answer {
+            DealAnswer::Confirm => (
+                deal.confirmed,
+                deal.disputed_at.is_some(),
+                ("DEAL_DISPUTED", "disputed"),
+            ),
+            DealAnswer::Dispute(_) => (
+                deal.disputed_at.is_some(),
+                deal.confirmed,
+                ("DEAL_CONFIRMED", "confirmed"),
+            ),
+        };
+        if given {
             return Ok(deal);
         }
-        if deal.confirmed {
+        if other {
             return Err(ApiError::failed_precondition(
-                "DEAL_CONFIRMED",
-                format!("deal {deal_id} was confirmed by the company"),
+                reason,
+                format!("deal {id} was {other_answer} by the company"),
             ));
         }
-        store::dispute_deal(&mut tx, deal_id, reason, &note, self.clock.now()).await?;
+        let now = self.clock.now();
+        let event = match &answer {
+            DealAnswer::Confirm => {
+                store::confirm_deal(&mut tx, id, now).await?;
+                NewEvent::new(
+                    BuyersEvent::DealConfirmed,
+                    &deal.match_id,
+                    &pb::DealConfirmed {
+                        deal_id: deal.deal_id.clone(),
+                        match_id: deal.match_id.clone(),
+                        need_id: deal.need_id.clone(),
+                        company_id: deal.company_id.clone(),
+                        buyer_id: deal.buyer_id.clone(),
+                        case_id: deal.case_id.clone(),
+                    },
+                )
+            }
+            DealAnswer::Dispute(DealDispute { reason, note, .. }) => {
+                store::dispute_deal(&mut tx, id, *reason, note, now).await?;
+                NewEvent::new(
+                    BuyersEvent::DealDisputed,
+                    &deal.match_id,
+                    &pb::DealDisputed {
+                        deal_id: deal.deal_id.clone(),
+                        match_id: deal.match_id.clone(),
+                        need_id: deal.need_id.clone(),
+                        company_id: deal.company_id.clone(),
+                        buyer_id: deal.buyer_id.clone(),
+                        case_id: deal.case_id.clone(),
+                        reason: *reason as i32,
+                    },
+                )
+            }
+        };
         events::append(
             &mut tx,
-            NewEvent::new(
-                BuyersEvent::DealDisputed,
-                &deal.match_id,
-                &pb::DealDisputed {
-                    deal_id: deal.deal_id.clone(),
-                    match_id: deal.match_id.clone(),
-                    need_id: deal.need_id.clone(),
-                    company_id: deal.company_id.clone(),
-                    buyer_id: deal.buyer_id.clone(),
-                    case_id: deal.case_id.clone(),
-                    reason: reason as i32,
-                },
-            )
-            .for_partners([Partner::trade_office(&deal.trade_office_id)]),
+            event.for_partners([Partner::trade_office(&deal.trade_office_id)]),
         )
         .await?;
-        tracing::info!(deal_id = %deal_id, reason = reason.as_str_name(), "deal disputed by the company");
-        answer_deal_change(tx, &key, deal_id).await
+        if let DealAnswer::Dispute(DealDispute { reason, .. }) = &answer {
+            tracing::info!(deal_id = %id, reason = reason.as_str_name(), "deal disputed by the company");
+        }
+        // The deal as the answer left it, kept for retries under the key.
+        let answered = store::load_deal(&mut tx, id, Lock::None)
+            .await?
+            .ok_or_else(|| store::vanished("deal"))?;
+        key.record(&mut tx, &answered, &answered.match_id).await?;
+        tx.commit().await?;
+        Ok(answered)
     }
 
     pub(super) async fn list_unconfirmed_deals(

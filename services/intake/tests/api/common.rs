@@ -104,6 +104,31 @@ impl Intake {
     }
 }
 
+/// The case's timeline as `reader` reads it: one page of up to 500 lines,
+/// more than any test writes.
+pub async fn timeline(mut reader: IntakeClient, case_id: &str) -> Vec<pb::TimelineEntry> {
+    reader
+        .get_case_timeline(pb::GetCaseTimelineRequest {
+            case_id: case_id.into(),
+            page_size: 500,
+            ..Default::default()
+        })
+        .await
+        .expect("timeline reads")
+        .into_inner()
+        .entries
+}
+
+/// The kinds of the case's timeline lines, oldest first, as `reader`
+/// reads them.
+pub async fn timeline_kinds(reader: IntakeClient, case_id: &str) -> Vec<String> {
+    timeline(reader, case_id)
+        .await
+        .into_iter()
+        .map(|line| line.kind)
+        .collect()
+}
+
 impl Intake {
     /// KOTRA registers the company of `profile` (and so works with it) and
     /// opens a case for it with `needs`.

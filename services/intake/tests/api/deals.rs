@@ -9,7 +9,7 @@ use onestop_contracts::intake::v1 as pb;
 use onestop_test_support::Bearer;
 use tonic::Code;
 
-use crate::common::{error_reason, profile, registration_number, usd};
+use crate::common::{error_reason, profile, registration_number, timeline_kinds, usd};
 use crate::wired::{OFFICE, Wired};
 
 /// KOTRA's company with a buyer-discovery case; its need and the deal the
@@ -94,20 +94,10 @@ async fn need_now(wired: &Wired, case_id: &str) -> pb::Need {
 }
 
 async fn on_timeline(wired: &Wired, case_id: &str, kind: &str) -> bool {
-    wired
-        .intake
-        .admin()
-        .get_case_timeline(pb::GetCaseTimelineRequest {
-            case_id: case_id.into(),
-            page_size: 500,
-            ..Default::default()
-        })
+    timeline_kinds(wired.intake.admin(), case_id)
         .await
-        .unwrap()
-        .into_inner()
-        .entries
         .iter()
-        .any(|line| line.kind == kind)
+        .any(|line| line == kind)
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@ use onestop_test_support::{ReferralClient, TcpProxy, TestDb, TestServer, eventua
 use sqlx::PgPool;
 use tonic::Code;
 
-use crate::common::{Intake, krw, registration_number};
+use crate::common::{Intake, krw, registration_number, timeline};
 
 type Referral = TestServer<ReferralClient>;
 
@@ -186,19 +186,6 @@ async fn reaches(
     .await
 }
 
-async fn timeline(intake: &Intake, case_id: &str) -> Vec<pb::TimelineEntry> {
-    intake
-        .kotra()
-        .get_case_timeline(pb::GetCaseTimelineRequest {
-            case_id: case_id.into(),
-            ..Default::default()
-        })
-        .await
-        .expect("timeline")
-        .into_inner()
-        .entries
-}
-
 /// Timeline lines from referral's events, in the whole of intake.
 async fn referral_lines(intake: &Intake) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM case_timeline WHERE service = 'referral'")
@@ -344,7 +331,7 @@ async fn the_owners_events_tell_the_story_on_the_case_and_finish_the_need() {
     let intake = intake_on(TestDb::new().await, referral.addr).await;
     let (case, finance) = completed_finance_need(&intake, &referral, 43).await;
 
-    let story = timeline(&intake, &case.case_id).await;
+    let story = timeline(intake.kotra(), &case.case_id).await;
     let kinds: Vec<&str> = story
         .iter()
         .filter(|e| e.need_id == finance.need_id)
@@ -440,7 +427,7 @@ async fn a_recreated_owner_is_followed_from_its_start(stored: StoredEpoch, seed:
     wait_delivered(&intake, &first_case.case_id, &first.need_id).await;
     wait_caught_up(&intake, &referral).await;
     let (before, old_epoch) = cursor(&intake).await;
-    let first_story = timeline(&intake, &first_case.case_id).await;
+    let first_story = timeline(intake.kotra(), &first_case.case_id).await;
 
     if let StoredEpoch::Forgotten = stored {
         sqlx::query("UPDATE followed_feed SET epoch = ''")
@@ -468,18 +455,24 @@ async fn a_recreated_owner_is_followed_from_its_start(stored: StoredEpoch, seed:
     wait_delivered(&intake, &case.case_id, &finance.need_id).await;
     assert!(
         eventually(Duration::from_secs(15), || async {
-            timeline(&intake, &case.case_id).await.iter().any(|e| {
-                e.need_id == finance.need_id
-                    && e.service == "referral"
-                    && e.kind == ReferralEvent::Routed.name()
-            })
+            timeline(intake.kotra(), &case.case_id)
+                .await
+                .iter()
+                .any(|e| {
+                    e.need_id == finance.need_id
+                        && e.service == "referral"
+                        && e.kind == ReferralEvent::Routed.name()
+                })
         })
         .await,
         "the new owner's events reach the timeline"
     );
     wait_caught_up(&intake, &referral).await;
     assert_eq!(cursor(&intake).await.1, new_epoch);
-    assert_eq!(timeline(&intake, &first_case.case_id).await, first_story);
+    assert_eq!(
+        timeline(intake.kotra(), &first_case.case_id).await,
+        first_story
+    );
 }
 
 #[tokio::test]
@@ -679,7 +672,7 @@ async fn an_admin_sends_a_parked_need_again_and_it_is_delivered_once() {
     assert_eq!(retried.need_id, finance.need_id);
     assert_eq!(retried.parked_after_attempts, 5);
     assert!(
-        timeline(&intake, ids.0)
+        timeline(intake.kotra(), ids.0)
             .await
             .iter()
             .any(|line| line.kind == IntakeEvent::NeedDeliveryRetried.name()

@@ -7,7 +7,9 @@ use onestop_contracts::event_types::IntakeEvent;
 use onestop_contracts::intake::v1 as pb;
 use tonic::Code;
 
-use crate::common::{Intake, error_reason, exporter, registration_number, violations};
+use crate::common::{
+    Intake, error_reason, exporter, registration_number, timeline, timeline_kinds, violations,
+};
 
 const REASON: &str = "Kim Jiwoo found a distributor on her own (010-2222-3333)";
 const OUTCOME: &str = "Two orders shipped to Hanoi; Kim Jiwoo now runs exports alone";
@@ -47,6 +49,24 @@ fn cancel(case: &pb::Case, position: usize, key: &str) -> pb::CancelNeedRequest 
         case_id: case.case_id.clone(),
         need_id: case.needs[position].need_id.clone(),
         reason: REASON.into(),
+    }
+}
+
+/// KOTRA, the case's partner, cancels the need at `position` under `key`.
+async fn kotra_cancels(intake: &Intake, case: &pb::Case, position: usize, key: &str) -> pb::Case {
+    intake
+        .kotra()
+        .cancel_need(cancel(case, position, key))
+        .await
+        .expect("KOTRA cancels the need")
+        .into_inner()
+}
+
+fn close(case: &pb::Case, key: &str, outcome: &str) -> pb::CloseCaseRequest {
+    pb::CloseCaseRequest {
+        idempotency_key: key.into(),
+        case_id: case.case_id.clone(),
+        outcome_summary: outcome.into(),
     }
 }
 
@@ -137,12 +157,7 @@ async fn a_cancelled_need_keeps_its_reason_off_the_feed_and_is_never_handed_over
     assert_eq!(missing.code(), Code::InvalidArgument);
     assert_eq!(violations(&missing), vec!["reason"]);
 
-    let cancelled = intake
-        .kotra()
-        .cancel_need(cancel(&case, 0, "cancel-1"))
-        .await
-        .unwrap()
-        .into_inner();
+    let cancelled = kotra_cancels(&intake, &case, 0, "cancel-1").await;
     let need = &cancelled.needs[0];
     assert_eq!(need.status, pb::NeedStatus::Cancelled as i32);
     assert_eq!(need.cancel_reason, REASON);
@@ -167,12 +182,7 @@ async fn a_cancelled_need_keeps_its_reason_off_the_feed_and_is_never_handed_over
     assert!(!feed_text(&intake).await.contains("Kim Jiwoo"));
 
     // The same key returns the first answer; a new cancel is refused.
-    let retried = intake
-        .kotra()
-        .cancel_need(cancel(&case, 0, "cancel-1"))
-        .await
-        .unwrap()
-        .into_inner();
+    let retried = kotra_cancels(&intake, &case, 0, "cancel-1").await;
     assert_eq!(retried, cancelled);
     let twice = intake
         .kotra()
@@ -222,18 +232,9 @@ async fn a_cancelled_need_keeps_its_reason_off_the_feed_and_is_never_handed_over
 async fn a_case_closes_by_itself_with_its_last_need() {
     let intake = Intake::start().await;
     let case = finance_and_buyers(&intake, 1_404).await;
-    intake
-        .kotra()
-        .cancel_need(cancel(&case, 0, ""))
-        .await
-        .unwrap();
+    kotra_cancels(&intake, &case, 0, "").await;
     assert_eq!(intake.count_events(IntakeEvent::CaseClosed).await, 0);
-    let closed = intake
-        .kotra()
-        .cancel_need(cancel(&case, 1, ""))
-        .await
-        .unwrap()
-        .into_inner();
+    let closed = kotra_cancels(&intake, &case, 1, "").await;
     assert_eq!(closed.status, pb::CaseStatus::Closed as i32);
     assert_eq!(closed.close_cause, pb::CaseCloseCause::NeedsFinished as i32);
     assert!(closed.closed_at.is_some());
@@ -287,31 +288,20 @@ async fn a_case_closes_by_itself_with_its_last_need() {
 async fn closing_a_case_cancels_its_open_needs_and_keeps_the_outcome_off_the_feed() {
     let intake = Intake::start().await;
     let case = finance_and_buyers(&intake, 1_405).await;
-    intake
-        .kotra()
-        .cancel_need(cancel(&case, 0, ""))
-        .await
-        .unwrap();
+    kotra_cancels(&intake, &case, 0, "").await;
 
     let missing = intake
         .kotra()
-        .close_case(pb::CloseCaseRequest {
-            case_id: case.case_id.clone(),
-            ..Default::default()
-        })
+        .close_case(close(&case, "", ""))
         .await
         .unwrap_err();
     assert_eq!(missing.code(), Code::InvalidArgument);
     assert_eq!(violations(&missing), vec!["outcome_summary"]);
 
-    let close = pb::CloseCaseRequest {
-        idempotency_key: "close-1".into(),
-        case_id: case.case_id.clone(),
-        outcome_summary: OUTCOME.into(),
-    };
+    let first = close(&case, "close-1", OUTCOME);
     let closed = intake
         .kotra()
-        .close_case(close.clone())
+        .close_case(first.clone())
         .await
         .unwrap()
         .into_inner();
@@ -343,15 +333,11 @@ async fn closing_a_case_cancels_its_open_needs_and_keeps_the_outcome_off_the_fee
     assert!(!feed.contains("Hanoi") && !feed.contains("Kim Jiwoo"));
 
     // Retried with its key: the first answer; closed again: refused.
-    let retried = intake.kotra().close_case(close).await.unwrap().into_inner();
+    let retried = intake.kotra().close_case(first).await.unwrap().into_inner();
     assert_eq!(retried, closed);
     let again = intake
         .kotra()
-        .close_case(pb::CloseCaseRequest {
-            case_id: case.case_id.clone(),
-            outcome_summary: "again".into(),
-            ..Default::default()
-        })
+        .close_case(close(&case, "", "again"))
         .await
         .unwrap_err();
     assert_eq!(again.code(), Code::FailedPrecondition);
@@ -369,20 +355,10 @@ async fn closing_a_case_cancels_its_open_needs_and_keeps_the_outcome_off_the_fee
     assert_eq!(by_dashboard.outcome_summary, "");
 
     // The timeline says what happened, in its own words only.
-    let timeline = intake
-        .kotra()
-        .get_case_timeline(pb::GetCaseTimelineRequest {
-            case_id: case.case_id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let last = timeline.entries.last().unwrap();
-    assert_eq!(last.kind, "case.closed");
+    let lines = timeline(intake.kotra(), &case.case_id).await;
+    assert_eq!(lines.last().unwrap().kind, "case.closed");
     assert!(
-        timeline
-            .entries
+        lines
             .iter()
             .all(|e| !e.summary.contains("Hanoi") && !e.summary.contains("Kim Jiwoo"))
     );
@@ -420,12 +396,7 @@ async fn a_cancelled_need_closes_its_owners_record() {
         .await;
 
     for position in 0..case.needs.len() {
-        wired
-            .intake
-            .kotra()
-            .cancel_need(cancel(&case, position, ""))
-            .await
-            .unwrap();
+        kotra_cancels(&wired.intake, &case, position, "").await;
     }
     let closed = wired.intake.admin().get_case(get.clone()).await.unwrap();
     assert_eq!(closed.into_inner().status, pb::CaseStatus::Closed as i32);
@@ -504,19 +475,9 @@ async fn a_cancelled_need_closes_its_owners_record() {
     // The owners' answers reach the case's timeline; nothing moves twice.
     wired
         .until("the owners' closings are on the timeline", || async {
-            let timeline = wired
-                .intake
-                .kotra()
-                .get_case_timeline(pb::GetCaseTimelineRequest {
-                    case_id: case.case_id.clone(),
-                    page_size: 500,
-                    ..Default::default()
-                })
-                .await
-                .unwrap()
-                .into_inner();
-            let kinds: Vec<&str> = timeline.entries.iter().map(|e| e.kind.as_str()).collect();
-            kinds.contains(&"referral.cancelled") && kinds.contains(&"request.withdrawn")
+            let kinds = timeline_kinds(wired.intake.kotra(), &case.case_id).await;
+            kinds.iter().any(|k| k == "referral.cancelled")
+                && kinds.iter().any(|k| k == "request.withdrawn")
         })
         .await;
     let changes: Vec<pb::NeedStatusChanged> = wired

@@ -12,7 +12,7 @@ use onestop_test_support::all_pages;
 use sqlx::PgPool;
 use tonic::Code;
 
-use crate::common::{Intake, profile, registration_number};
+use crate::common::{Intake, profile, registration_number, timeline};
 use crate::wired::{OFFICE, Wired};
 
 fn need(category: NeedCategory, detail: &str) -> pb::NeedRequest {
@@ -286,31 +286,15 @@ async fn an_agency_never_reads_another_agencys_decline() {
         })
         .await
         .expect("SBC declines");
-    let timeline = |client: onestop_test_support::IntakeClient| {
-        let case_id = case.case_id.clone();
-        async move {
-            let mut client = client;
-            client
-                .get_case_timeline(pb::GetCaseTimelineRequest {
-                    case_id,
-                    page_size: 500,
-                    ..Default::default()
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .entries
-        }
-    };
     wired
         .until("the decline reaches the timeline", || async {
-            timeline(wired.intake.admin())
+            timeline(wired.intake.admin(), &case.case_id)
                 .await
                 .iter()
                 .any(|line| line.kind == "referral.declined")
         })
         .await;
-    let kotra_reads = timeline(wired.intake.kotra()).await;
+    let kotra_reads = timeline(wired.intake.kotra(), &case.case_id).await;
     assert!(
         kotra_reads
             .iter()

@@ -9,7 +9,7 @@ use onestop_contracts::intake::v1 as pb;
 use onestop_test_support::{Bearer, IntakeClient, events_until_quiet};
 use tonic::Code;
 
-use crate::common::{Intake, error_reason, registration_number, violations};
+use crate::common::{Intake, error_reason, registration_number, timeline_kinds, violations};
 
 const SUMMARY: &str = "The CEO asks why the export voucher was refused; call Kim at 010-1234-5678";
 
@@ -81,23 +81,6 @@ fn escalate(request_id: &str, to: &str) -> pb::EscalateRequestRequest {
         reason: "no answer from the desk".into(),
         ..Default::default()
     }
-}
-
-async fn timeline_kinds(intake: &Intake, case_id: &str) -> Vec<String> {
-    intake
-        .admin()
-        .get_case_timeline(pb::GetCaseTimelineRequest {
-            case_id: case_id.to_owned(),
-            page_size: 500,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .entries
-        .into_iter()
-        .map(|e| e.kind)
-        .collect()
 }
 
 #[tokio::test]
@@ -193,7 +176,7 @@ async fn a_complaint_is_raised_listed_by_its_agency_and_answered_once() {
         vec![raised.request_id.clone()]
     );
 
-    let kinds = timeline_kinds(&intake, &case_id).await;
+    let kinds = timeline_kinds(intake.admin(), &case_id).await;
     assert!(kinds.contains(&"request.raised".to_owned()));
     assert!(kinds.contains(&"request.answered".to_owned()));
     assert_eq!(intake.count_events(IntakeEvent::RequestRaised).await, 1);
@@ -522,7 +505,7 @@ async fn an_unanswered_request_past_its_due_date_is_overdue_once_per_due_date() 
     assert_eq!(overdue[0].request_id, late.request_id);
     assert_eq!(overdue[0].answering_agency_id, "sbc");
     assert!(
-        timeline_kinds(&intake, &case_id)
+        timeline_kinds(intake.admin(), &case_id)
             .await
             .contains(&"request.overdue".to_owned())
     );

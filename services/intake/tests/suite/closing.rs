@@ -2,8 +2,6 @@
 //! the three owners, three cancelled (each owner closes its record), the
 //! others done by their owners' own events, and the case CLOSED by itself.
 
-use std::time::Duration;
-
 use onestop_contracts::buyers::v1 as buyers_pb;
 use onestop_contracts::common::v1::{Money, NeedCategory};
 use onestop_contracts::intake::v1 as pb;
@@ -13,26 +11,10 @@ use onestop_test_support::{
     Bearer, BuyersClient, IntakeClient, MentoringClient, ReferralClient, eventually,
 };
 
-use crate::flow::{case, need, register_advisor};
-use crate::support;
-
-const WITHIN: Duration = Duration::from_secs(30);
-
-fn need_id(case: &pb::Case, category: NeedCategory) -> String {
-    case.needs
-        .iter()
-        .find(|n| n.category == category as i32)
-        .map(|n| n.need_id.clone())
-        .expect("the case has the need")
-}
-
-fn status_of(case: &pb::Case, need_id: &str) -> i32 {
-    case.needs
-        .iter()
-        .find(|n| n.need_id == need_id)
-        .map(|n| n.status)
-        .unwrap_or_default()
-}
+use crate::flow::{need, register_advisor};
+use crate::support::{
+    self, WITHIN, all_delivered, case, case_becomes, company_with_case, hanbit, need_of, status_of,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_case_closes_by_itself_once_every_owner_is_done_or_told_to_stop() {
@@ -42,73 +24,39 @@ async fn a_case_closes_by_itself_once_every_owner_is_done_or_told_to_stop() {
     let buyer_ids = suite.vetted_buyers("kotra-new-york", "closing", 3).await;
     let intake: IntakeClient = suite.client("intake", Bearer::agency("kotra"));
 
-    let company = intake
-        .clone()
-        .register_company(pb::RegisterCompanyRequest {
-            idempotency_key: "closing-company".into(),
-            profile: Some(pb::CompanyProfile {
-                business_registration_number: "124-81-00998".into(),
-                name_ko: "한빛화장품".into(),
-                name_en: "Hanbit Cosmetics Co., Ltd.".into(),
-                region: "KR-26".into(),
-                industry_ksic: "20423".into(),
-                hs_codes: vec!["330499".into()],
-                employees: 24,
-                export_revenue: Some(Money {
-                    currency_code: "USD".into(),
-                    amount_minor: 450_000_000,
-                }),
-                languages: vec!["ko".into(), "en".into()],
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .expect("company registers")
-        .into_inner();
-    let opened = intake
-        .clone()
-        .open_case(pb::OpenCaseRequest {
-            idempotency_key: "closing-case".into(),
-            company_id: company.company_id.clone(),
-            needs: vec![
-                need(NeedCategory::Mentoring, "A long-term export advisor"),
-                need(
-                    NeedCategory::BuyerDiscovery,
-                    "Importers of cushion compacts",
-                ),
-                need(NeedCategory::SampleTestMarketing, "Samples to US buyers"),
-                need(NeedCategory::ExportFinance, "Working capital"),
-                need(
-                    NeedCategory::MarketDiversification,
-                    "Markets beyond Vietnam",
-                ),
-                need(NeedCategory::Certification, "CE marking"),
-            ],
-        })
-        .await
-        .expect("case opens")
-        .into_inner();
+    let needs = vec![
+        need(NeedCategory::Mentoring, "A long-term export advisor"),
+        need(
+            NeedCategory::BuyerDiscovery,
+            "Importers of cushion compacts",
+        ),
+        need(NeedCategory::SampleTestMarketing, "Samples to US buyers"),
+        need(NeedCategory::ExportFinance, "Working capital"),
+        need(
+            NeedCategory::MarketDiversification,
+            "Markets beyond Vietnam",
+        ),
+        need(NeedCategory::Certification, "CE marking"),
+    ];
+    let (company, opened) = company_with_case(&intake, "closing", hanbit(450_000_000), needs).await;
     let case_id = opened.case_id.clone();
     assert_eq!(opened.needs.len(), 6, "nothing added by rule");
     assert!(
-        eventually(WITHIN, || async {
-            case(&intake, &case_id)
-                .await
-                .needs
-                .iter()
-                .all(|n| n.delivery == pb::DeliveryState::Delivered as i32)
-        })
-        .await,
+        case_becomes(&intake, &case_id, all_delivered).await,
         "every need reaches its owner"
     );
     let delivered = case(&intake, &case_id).await;
-    let mentoring_need = need_id(&delivered, NeedCategory::Mentoring);
-    let buyers_need = need_id(&delivered, NeedCategory::BuyerDiscovery);
-    let sample_need = need_id(&delivered, NeedCategory::SampleTestMarketing);
-    let finance_need = need_id(&delivered, NeedCategory::ExportFinance);
-    let markets_need = need_id(&delivered, NeedCategory::MarketDiversification);
-    let certification_need = need_id(&delivered, NeedCategory::Certification);
+    let need_id = |category| {
+        need_of(&delivered, category)
+            .map(|n| n.need_id.clone())
+            .expect("the case has the need")
+    };
+    let mentoring_need = need_id(NeedCategory::Mentoring);
+    let buyers_need = need_id(NeedCategory::BuyerDiscovery);
+    let sample_need = need_id(NeedCategory::SampleTestMarketing);
+    let finance_need = need_id(NeedCategory::ExportFinance);
+    let markets_need = need_id(NeedCategory::MarketDiversification);
+    let certification_need = need_id(NeedCategory::Certification);
 
     // The company found buyers itself, picked its markets and got its
     // certificate elsewhere: those needs are cancelled and each owner
@@ -281,9 +229,8 @@ async fn a_case_closes_by_itself_once_every_owner_is_done_or_told_to_stop() {
 
     // The case closes by itself, every need finished.
     assert!(
-        eventually(WITHIN, || async {
-            case(&intake, &case_id).await.status == pb::CaseStatus::Closed as i32
-        })
+        case_becomes(&intake, &case_id, |case| case.status
+            == pb::CaseStatus::Closed as i32)
         .await,
         "the case closes by itself: {:?}",
         case(&intake, &case_id).await

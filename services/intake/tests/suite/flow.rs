@@ -1,7 +1,5 @@
 //! One company's case across intake, mentoring, buyers and referral.
 
-use std::time::Duration;
-
 use onestop_contracts::buyers::v1 as buyers_pb;
 use onestop_contracts::common::v1::{Money, NeedCategory};
 use onestop_contracts::event_types::{BuyersEvent, IntakeEvent, MentoringEvent, ReferralEvent};
@@ -13,9 +11,10 @@ use onestop_test_support::{
 };
 use tonic::Code;
 
-use crate::support::{self, Suite};
-
-const WITHIN: Duration = Duration::from_secs(30);
+use crate::support::{
+    self, Suite, WITHIN, all_delivered, case, case_becomes, hanbit, need_of, open_case,
+    register_company,
+};
 
 fn money(currency: &str, amount_minor: i64) -> Option<Money> {
     Some(Money {
@@ -67,17 +66,6 @@ pub async fn register_advisor(suite: &Suite) -> String {
         .advisor_id
 }
 
-pub async fn case(intake: &IntakeClient, case_id: &str) -> pb::Case {
-    intake
-        .clone()
-        .get_case(pb::GetCaseRequest {
-            case_id: case_id.into(),
-        })
-        .await
-        .expect("case reads")
-        .into_inner()
-}
-
 /// The whole timeline, a page at a time.
 async fn timeline(intake: &IntakeClient, case_id: &str) -> Vec<pb::TimelineEntry> {
     all_pages(|page_token| {
@@ -97,10 +85,6 @@ async fn timeline(intake: &IntakeClient, case_id: &str) -> Vec<pb::TimelineEntry
         }
     })
     .await
-}
-
-fn need_of(case: &pb::Case, category: NeedCategory) -> Option<&pb::Need> {
-    case.needs.iter().find(|n| n.category == category as i32)
 }
 
 async fn has_kind(intake: &IntakeClient, case_id: &str, kind: &str) -> bool {
@@ -137,34 +121,18 @@ async fn one_case_reaches_every_agency_and_survives_a_crash() {
     let mut intake: IntakeClient = suite.client("intake", Bearer::agency("kotra"));
 
     // Register, diagnose and open one case with four needs.
-    let company = intake
-        .register_company(pb::RegisterCompanyRequest {
-            idempotency_key: "e2e-company".into(),
-            profile: Some(pb::CompanyProfile {
-                business_registration_number: "124-81-00998".into(),
-                name_ko: "한빛화장품".into(),
-                name_en: "Hanbit Cosmetics Co., Ltd.".into(),
-                region: "KR-26".into(),
-                industry_ksic: "20423".into(),
-                hs_codes: vec!["330499".into()],
-                employees: 24,
-                annual_revenue: money("KRW", 3_200_000_000),
-                export_revenue: money("USD", 4_500_000),
-                export_countries: vec!["VN".into()],
-                languages: vec!["ko".into(), "en".into()],
-                small_merchant: false,
-                contacts: vec![pb::Contact {
-                    name: "Kim Jiwoo".into(),
-                    title: "Export manager".into(),
-                    email: "jiwoo.kim@hanbit-cosmetics.kr".into(),
-                    phone: "+82 51-555-0142".into(),
-                }],
-            }),
-            ..Default::default()
-        })
-        .await
-        .expect("company registers")
-        .into_inner();
+    let profile = pb::CompanyProfile {
+        annual_revenue: money("KRW", 3_200_000_000),
+        export_countries: vec!["VN".into()],
+        contacts: vec![pb::Contact {
+            name: "Kim Jiwoo".into(),
+            title: "Export manager".into(),
+            email: "jiwoo.kim@hanbit-cosmetics.kr".into(),
+            phone: "+82 51-555-0142".into(),
+        }],
+        ..hanbit(4_500_000)
+    };
+    let company = register_company(&intake, "e2e-company", profile).await;
     intake
         .diagnose_readiness(pb::DiagnoseReadinessRequest {
             idempotency_key: "e2e-diagnosis".into(),
@@ -181,37 +149,24 @@ async fn one_case_reaches_every_agency_and_survives_a_crash() {
         })
         .await
         .expect("diagnosis");
-    let opened = intake
-        .open_case(pb::OpenCaseRequest {
-            idempotency_key: "e2e-case".into(),
-            company_id: company.company_id.clone(),
-            needs: vec![
-                need(NeedCategory::Mentoring, "A long-term export advisor"),
-                need(
-                    NeedCategory::BuyerDiscovery,
-                    "Importers of cushion compacts",
-                ),
-                need(
-                    NeedCategory::ExportFinance,
-                    "Working capital for a first US order",
-                ),
-                need(NeedCategory::SampleTestMarketing, "Samples to US buyers"),
-            ],
-        })
-        .await
-        .expect("case opens")
-        .into_inner();
+    let needs = vec![
+        need(NeedCategory::Mentoring, "A long-term export advisor"),
+        need(
+            NeedCategory::BuyerDiscovery,
+            "Importers of cushion compacts",
+        ),
+        need(
+            NeedCategory::ExportFinance,
+            "Working capital for a first US order",
+        ),
+        need(NeedCategory::SampleTestMarketing, "Samples to US buyers"),
+    ];
+    let opened = open_case(&intake, "e2e-case", &company.company_id, needs).await;
     let case_id = opened.case_id.clone();
 
     // Every need reaches its owner.
     assert!(
-        eventually(WITHIN, || async {
-            let case = case(&intake, &case_id).await;
-            case.needs
-                .iter()
-                .all(|n| n.delivery == pb::DeliveryState::Delivered as i32)
-        })
-        .await,
+        case_becomes(&intake, &case_id, all_delivered).await,
         "all four needs delivered: {:?}",
         case(&intake, &case_id).await.needs
     );
@@ -311,9 +266,8 @@ async fn one_case_reaches_every_agency_and_survives_a_crash() {
         .await
         .expect("feedback recorded");
     assert!(
-        eventually(WITHIN, || async {
-            let case = case(&intake, &case_id).await;
-            need_of(&case, NeedCategory::Certification).is_some_and(|n| {
+        case_becomes(&intake, &case_id, |case| {
+            need_of(case, NeedCategory::Certification).is_some_and(|n| {
                 n.delivery_attempts >= 1 && n.delivery == pb::DeliveryState::Pending as i32
             })
         })
@@ -323,9 +277,8 @@ async fn one_case_reaches_every_agency_and_survives_a_crash() {
 
     suite.restart("referral", referral_addr).await;
     assert!(
-        eventually(WITHIN, || async {
-            let case = case(&intake, &case_id).await;
-            need_of(&case, NeedCategory::Certification)
+        case_becomes(&intake, &case_id, |case| {
+            need_of(case, NeedCategory::Certification)
                 .is_some_and(|n| n.delivery == pb::DeliveryState::Delivered as i32)
         })
         .await,

@@ -5,19 +5,15 @@
 //! visit's complaint and request are answered by the agencies asked, each
 //! seeing only its own.
 
-use std::time::Duration;
-
 use onestop_contracts::buyers::v1 as buyers_pb;
 use onestop_contracts::common::v1::{Money, NeedCategory, NeedOwner};
 use onestop_contracts::intake::v1 as pb;
 use onestop_contracts::referral::v1 as referral_pb;
-use onestop_test_support::{Bearer, BuyersClient, IntakeClient, ReferralClient, eventually};
+use onestop_test_support::{Bearer, BuyersClient, IntakeClient, ReferralClient};
 use prost_types::FieldMask;
 
-use crate::flow::case;
-use crate::support;
+use crate::support::{self, case, case_becomes, company_with_case, first_listed, status_of};
 
-const WITHIN: Duration = Duration::from_secs(30);
 const OFFICE: &str = "kotra-new-york";
 
 fn usd(cents: i64) -> Option<Money> {
@@ -45,49 +41,32 @@ async fn programs_reached_a_deal_confirmed_by_the_company_and_care_along_the_lad
     let intake: IntakeClient = suite.client("intake", Bearer::agency("kotra"));
 
     // A Gyeonggi first-time exporter (USD 50k a year).
-    let company = intake
-        .clone()
-        .register_company(pb::RegisterCompanyRequest {
-            idempotency_key: "loop-company".into(),
-            profile: Some(pb::CompanyProfile {
-                business_registration_number: "107-86-14075".into(),
-                name_ko: "경기뷰티".into(),
-                name_en: "Gyeonggi Beauty Co., Ltd.".into(),
-                region: "KR-41".into(),
-                industry_ksic: "20423".into(),
-                hs_codes: vec!["330499".into()],
-                employees: 18,
-                export_revenue: usd(5_000_000),
-                languages: vec!["ko".into(), "en".into()],
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .expect("company registers")
-        .into_inner();
-    let opened = intake
-        .clone()
-        .open_case(pb::OpenCaseRequest {
-            idempotency_key: "loop-case".into(),
-            company_id: company.company_id.clone(),
-            needs: vec![
-                need(NeedCategory::BuyerDiscovery, ""),
-                need(NeedCategory::BuyerDiscovery, "sbc.buyer-matching"),
-                need(
-                    NeedCategory::TradeShowFollowUp,
-                    "kintex.post-show-expert-marketing",
-                ),
-                need(NeedCategory::BuyerDiscovery, "kotra.export-first-step"),
-                need(
-                    NeedCategory::SampleTestMarketing,
-                    "kotra.sample-test-marketing",
-                ),
-            ],
-        })
-        .await
-        .expect("case opens")
-        .into_inner();
+    let profile = pb::CompanyProfile {
+        business_registration_number: "107-86-14075".into(),
+        name_ko: "경기뷰티".into(),
+        name_en: "Gyeonggi Beauty Co., Ltd.".into(),
+        region: "KR-41".into(),
+        industry_ksic: "20423".into(),
+        hs_codes: vec!["330499".into()],
+        employees: 18,
+        export_revenue: usd(5_000_000),
+        languages: vec!["ko".into(), "en".into()],
+        ..Default::default()
+    };
+    let needs = vec![
+        need(NeedCategory::BuyerDiscovery, ""),
+        need(NeedCategory::BuyerDiscovery, "sbc.buyer-matching"),
+        need(
+            NeedCategory::TradeShowFollowUp,
+            "kintex.post-show-expert-marketing",
+        ),
+        need(NeedCategory::BuyerDiscovery, "kotra.export-first-step"),
+        need(
+            NeedCategory::SampleTestMarketing,
+            "kotra.sample-test-marketing",
+        ),
+    ];
+    let (company, opened) = company_with_case(&intake, "loop", profile, needs).await;
     let case_id = opened.case_id.clone();
     let discovery = opened.needs[0].clone();
     assert_eq!(discovery.owner, NeedOwner::Buyers as i32);
@@ -101,10 +80,8 @@ async fn programs_reached_a_deal_confirmed_by_the_company_and_care_along_the_lad
     // The New York office closes a deal with the buyer proposed for the
     // discovery need; KOTRA confirms it for the company through intake.
     let office: BuyersClient = suite.client("buyers", Bearer::trade_office(OFFICE));
-    let mut proposed = None;
-    let started = std::time::Instant::now();
-    while proposed.is_none() && started.elapsed() < WITHIN {
-        proposed = office
+    let proposed = first_listed(|| async {
+        office
             .clone()
             .list_matches(buyers_pb::ListMatchesRequest {
                 need_id: discovery.need_id.clone(),
@@ -114,11 +91,9 @@ async fn programs_reached_a_deal_confirmed_by_the_company_and_care_along_the_lad
             .expect("matches list")
             .into_inner()
             .matches
-            .into_iter()
-            .next();
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let proposed = proposed.expect("buyers proposes a buyer");
+    })
+    .await
+    .expect("buyers proposes a buyer");
     for step in [
         buyers_pb::MatchStatus::Introduced,
         buyers_pb::MatchStatus::MeetingScheduled,
@@ -157,12 +132,8 @@ async fn programs_reached_a_deal_confirmed_by_the_company_and_care_along_the_lad
         .into_inner();
     assert!(confirmed.confirmed);
     assert!(
-        eventually(WITHIN, || async {
-            case(&intake, &case_id)
-                .await
-                .needs
-                .iter()
-                .any(|n| n.need_id == discovery.need_id && n.status == pb::NeedStatus::Done as i32)
+        case_becomes(&intake, &case_id, |case| {
+            status_of(case, &discovery.need_id) == pb::NeedStatus::Done as i32
         })
         .await,
         "the confirmed deal finishes the discovery need"
@@ -309,10 +280,9 @@ async fn accepted_by_its_agency(suite: &support::Suite, need: &pb::Need) {
     assert_eq!(need.owner, NeedOwner::Referral as i32);
     let agency = need.program_id.split('.').next().unwrap_or_default();
     let mut inbox: ReferralClient = suite.client("referral", Bearer::agency(agency));
-    let mut found = None;
-    let started = std::time::Instant::now();
-    while found.is_none() && started.elapsed() < WITHIN {
-        found = inbox
+    let referral = first_listed(|| async {
+        inbox
+            .clone()
             .list_referrals(referral_pb::ListReferralsRequest {
                 need_id: need.need_id.clone(),
                 ..Default::default()
@@ -321,11 +291,9 @@ async fn accepted_by_its_agency(suite: &support::Suite, need: &pb::Need) {
             .expect("the inbox lists")
             .into_inner()
             .referrals
-            .into_iter()
-            .next();
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let referral = found.unwrap_or_else(|| panic!("{agency} receives its referral"));
+    })
+    .await
+    .unwrap_or_else(|| panic!("{agency} receives its referral"));
     assert_eq!(referral.legs.last().unwrap().program_id, need.program_id);
     inbox
         .accept_referral(referral_pb::AcceptReferralRequest {
