@@ -811,10 +811,20 @@ pub async fn insert_opened_case(
     }
     let rows = sqlx::query(&format!(
         "WITH mentoring_open AS (
+             -- Walks the company's cases and probes each for an open
+             -- mentoring need: a LATERAL with LIMIT cannot be turned into a
+             -- join over every open mentoring need of every company, which a
+             -- cached generic plan or stale statistics otherwise choose, and
+             -- which grows with the whole service's open needs while the
+             -- company's row is locked.
              SELECT EXISTS (
-                 SELECT 1 FROM need n JOIN support_case c ON c.id = n.case_id
-                  WHERE c.company_id = $2 AND n.category = 'MENTORING'
-                    AND n.status NOT IN ('DONE', 'CANCELLED')) AS present),
+                 SELECT 1 FROM support_case c
+                  CROSS JOIN LATERAL (
+                      SELECT 1 FROM need n
+                       WHERE n.case_id = c.id AND n.category = 'MENTORING'
+                         AND n.status NOT IN ('DONE', 'CANCELLED')
+                       LIMIT 1) open_mentoring
+                  WHERE c.company_id = $2) AS present),
          planned AS (
              SELECT p.*
                FROM unnest($5::uuid[], $6::integer[], $7::text[], $8::text[], $9::text[],
