@@ -326,10 +326,7 @@ fn is_refusal(code: tonic::Code) -> bool {
 
 /// Doubles from [`FIRST_RETRY`] per failed attempt, capped at `max`.
 fn backoff(attempts: i32, max: Duration) -> Duration {
-    let doublings = attempts.saturating_sub(1).clamp(0, 20) as u32;
-    FIRST_RETRY
-        .saturating_mul(1 << doublings)
-        .min(max.max(FIRST_RETRY))
+    onestop_platform::supervise::doubling(FIRST_RETRY, attempts.max(0) as u32, max)
 }
 
 /// The hand-off as `need.opened` announced it, with the need's detail

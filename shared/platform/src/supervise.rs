@@ -40,11 +40,16 @@ impl Default for Backoff {
 impl Backoff {
     /// The wait before the restart that follows `failures` failures in a row.
     pub fn after(&self, failures: u32) -> Duration {
-        let doublings = failures.saturating_sub(1).min(20);
-        self.first
-            .saturating_mul(1 << doublings)
-            .min(self.max.max(self.first))
+        doubling(self.first, failures, self.max)
     }
+}
+
+/// The wait after `failures` failures in a row: `first` after the first,
+/// doubling with each further one, never more than `max` (nor less than
+/// `first`). Every retry of the services waits by this rule.
+pub fn doubling(first: Duration, failures: u32, max: Duration) -> Duration {
+    let doublings = failures.saturating_sub(1).min(30);
+    first.saturating_mul(1 << doublings).min(max.max(first))
 }
 
 /// Starts and watches this service's background loops.

@@ -132,11 +132,11 @@ impl WebhookSettings {
     /// the first retry delay up to the longest, less up to half of it
     /// (`jitter` in 0..1).
     pub fn retry_after(&self, failures: u32, jitter: f64) -> Duration {
-        let doublings = failures.saturating_sub(1).min(30);
-        let full = self
-            .webhook_first_retry
-            .saturating_mul(1u32 << doublings.min(31))
-            .min(self.webhook_max_retry.max(self.webhook_first_retry));
+        let full = onestop_platform::supervise::doubling(
+            self.webhook_first_retry,
+            failures,
+            self.webhook_max_retry,
+        );
         full.mul_f64(1.0 - 0.5 * jitter.clamp(0.0, 1.0))
     }
 }
