@@ -24,7 +24,14 @@ impl std::ops::Deref for Buyers {
 
 impl Buyers {
     pub async fn start() -> Self {
-        let clock = ManualClock::at(Utc::now());
+        Self::start_at(Utc::now()).await
+    }
+
+    /// On a manual clock that starts at `now`: the service's own sweeper
+    /// reads its clock as it starts, so a test that sweeps by hand at other
+    /// times starts the clock where its own sweeps cannot be overtaken.
+    pub async fn start_at(now: chrono::DateTime<Utc>) -> Self {
+        let clock = ManualClock::at(now);
         let app_clock = Arc::new(clock.clone());
         let server =
             TestServer::start(|settings| Application::build_with_clock(settings, app_clock)).await;

@@ -119,10 +119,9 @@ async fn leads_get_checkpoints_and_a_rerun_imports_nothing_twice() {
 
 #[tokio::test]
 async fn checkpoints_fall_due_with_the_clock_and_silent_leads_go_to_reactivation() {
-    let buyers = Buyers::start().await;
-    buyers.company_on_file("company-f").await;
     let show = Utc.with_ymd_and_hms(2026, 1, 10, 0, 0, 0).unwrap();
-    buyers.clock.set(show + Duration::days(1));
+    let buyers = Buyers::start_at(show + Duration::days(1)).await;
+    buyers.company_on_file("company-f").await;
     let imported = buyers
         .service()
         .import_trade_show_leads(import(
