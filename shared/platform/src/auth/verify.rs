@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -49,6 +49,7 @@ struct Shared {
     keys: RwLock<Arc<KeyMap>>,
     revocations: RwLock<Arc<RevocationList>>,
     providers: Vec<OidcProvider>,
+    verified: VerifiedTokens,
 }
 
 impl std::fmt::Debug for TokenVerifier {
@@ -120,6 +121,7 @@ impl TokenVerifier {
             keys: RwLock::default(),
             revocations: RwLock::default(),
             providers,
+            verified: VerifiedTokens::default(),
         };
         *shared.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(shared.load_keys()?);
         *shared
@@ -145,6 +147,38 @@ impl TokenVerifier {
 
     /// The caller a token proves, or why it proves nothing.
     pub fn verify(&self, token: &str) -> Result<Caller, TokenError> {
+        let now = now_secs();
+        let (caller, issued_at) = match self.shared.verified.get(token, now) {
+            Some(proven) => proven,
+            None => {
+                let (caller, issued_at, expires_at) = self.check_signature(token)?;
+                self.shared
+                    .verified
+                    .insert(token, &caller, issued_at, expires_at);
+                (caller, issued_at)
+            }
+        };
+        // Revocations are checked on every call, cached token or not.
+        let revocations = self
+            .shared
+            .revocations
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if revocations.is_revoked(
+            &caller.subject,
+            caller.role,
+            caller.tenant.as_deref(),
+            issued_at,
+        ) {
+            return Err(TokenError::Revoked);
+        }
+        Ok(caller)
+    }
+
+    /// The caller, issue time and expiry a token's signature and claims
+    /// prove.
+    fn check_signature(&self, token: &str) -> Result<(Caller, u64, u64), TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         // The issuer picks the keys; the signature check below covers it.
         let unverified: serde_json::Value = jsonwebtoken::dangerous::insecure_decode_claims(token)
@@ -161,21 +195,13 @@ impl TokenVerifier {
                 .ok_or_else(|| TokenError::UnknownIssuer(issuer.to_owned()))?;
             provider.verify(token, &header)?
         };
-        let revocations = self
-            .shared
-            .revocations
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        if revocations.is_revoked(
-            &caller.subject,
-            caller.role,
-            caller.tenant.as_deref(),
-            issued_at,
-        ) {
-            return Err(TokenError::Revoked);
-        }
-        Ok(caller)
+        // Both checks require `exp`, and the claims read above are the
+        // signed ones.
+        let expires_at = unverified
+            .get("exp")
+            .and_then(|v| v.as_u64())
+            .ok_or_else(|| TokenError::MissingClaim("exp".into()))?;
+        Ok((caller, issued_at, expires_at))
     }
 
     fn verify_own(&self, token: &str, header: &Header) -> Result<(Caller, u64), TokenError> {
@@ -232,6 +258,9 @@ impl TokenVerifier {
     /// every partner out.
     pub async fn reload(&self) {
         let shared = &self.shared;
+        // A key withdrawn from the set, or a provider's rotated one, stops
+        // proving anything now, not when the tokens it signed expire.
+        shared.verified.forget_all();
         match shared.load_keys() {
             Ok(keys) => {
                 let mut current = shared.keys.write().unwrap_or_else(|e| e.into_inner());
@@ -292,6 +321,62 @@ impl TokenVerifier {
     }
 }
 
+/// Tokens whose signature and claims were checked, so a partner calling
+/// again with the same token costs a lookup, not an Ed25519 or RSA check
+/// and two JSON parses. An entry holds until the token expires (with the
+/// same leeway the full check allows) or the keys reload; revocations are
+/// checked on every call regardless.
+#[derive(Default)]
+struct VerifiedTokens {
+    entries: Mutex<HashMap<Box<str>, ProvenToken>>,
+}
+
+#[derive(Clone)]
+struct ProvenToken {
+    caller: Caller,
+    issued_at: u64,
+    expires_at: u64,
+}
+
+/// At most this many tokens are remembered; when full the cache starts
+/// over, so a burst of distinct tokens costs verifications, never memory.
+const VERIFIED_TOKENS: usize = 4_096;
+
+impl VerifiedTokens {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, ProvenToken>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get(&self, token: &str, now: u64) -> Option<(Caller, u64)> {
+        let mut entries = self.lock();
+        let proven = entries.get(token)?;
+        if now > proven.expires_at.saturating_add(LEEWAY.as_secs()) {
+            entries.remove(token);
+            return None;
+        }
+        Some((proven.caller.clone(), proven.issued_at))
+    }
+
+    fn insert(&self, token: &str, caller: &Caller, issued_at: u64, expires_at: u64) {
+        let mut entries = self.lock();
+        if entries.len() >= VERIFIED_TOKENS {
+            entries.clear();
+        }
+        entries.insert(
+            token.into(),
+            ProvenToken {
+                caller: caller.clone(),
+                issued_at,
+                expires_at,
+            },
+        );
+    }
+
+    fn forget_all(&self) {
+        self.lock().clear();
+    }
+}
+
 fn same_kids(a: &KeyMap, b: &KeyMap) -> bool {
     a.len() == b.len() && a.keys().all(|kid| b.contains_key(kid))
 }
@@ -343,5 +428,57 @@ impl Shared {
             }
             Some(path) => RevocationList::read(std::path::Path::new(path)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partner() -> Caller {
+        Caller {
+            subject: "staff-7".into(),
+            role: Role::Agency,
+            tenant: Some("sbc".into()),
+        }
+    }
+
+    #[test]
+    fn a_remembered_token_expires_with_the_same_leeway_as_a_checked_one() {
+        let verified = VerifiedTokens::default();
+        verified.insert("token", &partner(), 1_000, 2_000);
+        let leeway = LEEWAY.as_secs();
+        assert_eq!(
+            verified
+                .get("token", 2_000 + leeway)
+                .map(|(c, iat)| (c.subject, iat)),
+            Some(("staff-7".into(), 1_000))
+        );
+        assert!(verified.get("token", 2_001 + leeway).is_none());
+        assert!(
+            verified.get("token", 1_500).is_none(),
+            "an expired entry is dropped, not kept for a clock that goes back"
+        );
+        assert!(verified.get("other", 1_500).is_none());
+    }
+
+    #[test]
+    fn the_remembered_tokens_are_bounded_and_forgotten_on_reload() {
+        let verified = VerifiedTokens::default();
+        for n in 0..=VERIFIED_TOKENS {
+            verified.insert(&format!("token-{n}"), &partner(), 1_000, 2_000);
+        }
+        assert!(verified.lock().len() <= VERIFIED_TOKENS);
+        assert!(
+            verified
+                .get(&format!("token-{VERIFIED_TOKENS}"), 1_500)
+                .is_some()
+        );
+        verified.forget_all();
+        assert!(
+            verified
+                .get(&format!("token-{VERIFIED_TOKENS}"), 1_500)
+                .is_none()
+        );
     }
 }
