@@ -65,6 +65,12 @@ struct Args {
     /// Clients, each on its own connections, one call at a time.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
+    /// Companies registered before the load (at least one per client). The
+    /// calls pick among them at random, so with many more companies than
+    /// clients two calls seldom wait for one company's row, as in a
+    /// network of thousands of companies each opening a case now and then.
+    #[arg(long, default_value_t = 200)]
+    companies: usize,
     /// How long the load runs, e.g. 10s, 2m.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     duration: Duration,
@@ -207,7 +213,7 @@ async fn measure(args: &Args, target: Arc<Target>) -> anyhow::Result<u64> {
     let world = Arc::new(World::default());
     let setup = Arc::new(Stats::default());
     let mut registrar = Worker::new(target.clone(), setup.clone(), world.clone())?;
-    for _ in 0..args.concurrency {
+    for _ in 0..args.companies.max(args.concurrency) {
         registrar.register().await;
     }
     anyhow::ensure!(

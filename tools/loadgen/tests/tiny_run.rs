@@ -30,7 +30,15 @@ fn a_tiny_run_against_the_real_services_prints_its_figures_without_errors() {
         );
     }
     let output = Command::new(loadgen)
-        .args(["--spawn", "--duration", "3s", "--concurrency", "2"])
+        .args([
+            "--spawn",
+            "--duration",
+            "3s",
+            "--concurrency",
+            "2",
+            "--companies",
+            "20",
+        ])
         // Every intake operation in each client's first seven calls (the mix
         // is drawn in shuffled decks), and the owners acting on what was
         // handed to them by then.
