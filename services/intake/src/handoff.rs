@@ -2,7 +2,10 @@
 //! and records the acknowledgement.
 //!
 //! Each owner has its own loop, so a hung or failing owner never delays
-//! another's needs. A need is claimed with a lease (its due time pushed
+//! another's needs, and each loop sends up to [`LANES_PER_OWNER`] needs at
+//! once: a hand-off waits on the owner's transaction, so one at a time an
+//! owner's needs would be handed over at one round trip's pace however
+//! many cases are opened. A need is claimed with a lease (its due time pushed
 //! past any call's deadline, committed at once) and no row lock is held
 //! while the owner is called: replicas never deliver one need at the same
 //! time, and the need's row stays free for the feed followers. If intake
@@ -52,6 +55,8 @@ const ERROR_TEXT_LIMIT: usize = 300;
 const RECORD_TRIES: u32 = 3;
 /// Refusals in a row after which a need is parked.
 const PARK_AFTER_REFUSALS: i32 = 5;
+/// Hand-offs in flight to one owner at a time, per replica.
+pub const LANES_PER_OWNER: usize = 4;
 
 pub struct Relay {
     pool: PgPool,
@@ -103,17 +108,27 @@ impl Relay {
         }
     }
 
-    /// Attempts every need of `owner` due now once.
+    /// Attempts every need of `owner` due now once, in lanes that each
+    /// claim the next due need when their last one is answered (claims
+    /// skip each other's).
     pub async fn deliver_due(&self, owner: NeedOwner) -> anyhow::Result<Pass> {
-        let mut pass = Pass::default();
-        while let Some(delivered) = self.deliver_next(owner).await? {
-            if delivered {
-                pass.delivered += 1;
-            } else {
-                pass.failed += 1;
+        let lane = || async {
+            let mut pass = Pass::default();
+            while let Some(delivered) = self.deliver_next(owner).await? {
+                if delivered {
+                    pass.delivered += 1;
+                } else {
+                    pass.failed += 1;
+                }
             }
-        }
-        Ok(pass)
+            anyhow::Ok(pass)
+        };
+        let lanes =
+            futures_util::future::try_join_all((0..LANES_PER_OWNER).map(|_| lane())).await?;
+        Ok(lanes.iter().fold(Pass::default(), |total, lane| Pass {
+            delivered: total.delivered + lane.delivered,
+            failed: total.failed + lane.failed,
+        }))
     }
 
     /// `None` when nothing is due; otherwise whether the owner acknowledged.

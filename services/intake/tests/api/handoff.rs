@@ -106,6 +106,31 @@ async fn intake_on(db: TestDb, referral: SocketAddr) -> Intake {
     Intake::start_wired(db, |_| {}, wired_to(referral)).await
 }
 
+/// Intake handing referral needs to a real referral service and mentoring
+/// needs to a "hung" mentoring, which accepts connections and never says a
+/// word (for as long as the returned task runs).
+async fn wired_to_hung_mentoring() -> (Intake, Referral, tokio::task::JoinHandle<()>) {
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hung_addr = hung.local_addr().unwrap();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((connection, _)) = hung.accept().await {
+            held.push(connection);
+        }
+    });
+    let referral = start_referral().await;
+    let intake = Intake::start_wired(
+        TestDb::new().await,
+        |_| {},
+        UpstreamSettings {
+            mentoring_url: Some(format!("http://{hung_addr}")),
+            ..wired_to(referral.addr)
+        },
+    )
+    .await;
+    (intake, referral, silent)
+}
+
 /// Stops intake and starts it again on the same database.
 async fn restart(intake: Intake, referral: SocketAddr) -> Intake {
     let db = intake.server.stop().await;
@@ -487,25 +512,7 @@ async fn a_follower_whose_cursor_is_past_the_owners_head_reads_it_from_the_start
 
 #[tokio::test]
 async fn an_owner_that_never_answers_does_not_delay_another_owners_needs() {
-    // Mentoring "hung": it accepts connections and never says a word.
-    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hung_addr = hung.local_addr().unwrap();
-    let _silent = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((connection, _)) = hung.accept().await {
-            held.push(connection);
-        }
-    });
-    let referral = start_referral().await;
-    let intake = Intake::start_wired(
-        TestDb::new().await,
-        |_| {},
-        UpstreamSettings {
-            mentoring_url: Some(format!("http://{hung_addr}")),
-            ..wired_to(referral.addr)
-        },
-    )
-    .await;
+    let (intake, _referral, _hung) = wired_to_hung_mentoring().await;
 
     // Each case has a MENTORING need (added by rule) for the hung owner,
     // opened first, and a finance need for referral.
@@ -533,6 +540,38 @@ async fn an_owner_that_never_answers_does_not_delay_another_owners_needs() {
     .await
     .unwrap();
     assert_eq!(locked, 0);
+}
+
+#[tokio::test]
+async fn an_owner_is_sent_several_needs_at_once() {
+    // A call to the hung mentoring lasts its whole deadline (30 s), so
+    // needs sent one at a time would leave all but the first unclaimed.
+    let (intake, _referral, _hung) = wired_to_hung_mentoring().await;
+    let mut cases = Vec::new();
+    for seed in [71, 72, 73] {
+        cases.push(open_finance_case(&intake, seed).await.0);
+    }
+    // A claimed need's next attempt is pushed past the call's deadline.
+    let all_claimed = eventually(Duration::from_secs(10), || async {
+        let now = std::time::SystemTime::now();
+        let mut claimed = 0;
+        for case in &cases {
+            let need = mentoring_need(&intake, case).await;
+            let next = need
+                .next_delivery_at
+                .expect("a pending need has a next attempt");
+            let next = std::time::UNIX_EPOCH + Duration::new(next.seconds as u64, 0);
+            if next > now + Duration::from_secs(15) {
+                claimed += 1;
+            }
+        }
+        claimed == cases.len()
+    })
+    .await;
+    assert!(
+        all_claimed,
+        "every mentoring need is in flight while the first call still hangs"
+    );
 }
 
 #[tokio::test]
