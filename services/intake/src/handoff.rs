@@ -71,6 +71,16 @@ pub struct Pass {
     pub failed: usize,
 }
 
+impl Pass {
+    fn count(&mut self, delivered: bool) {
+        if delivered {
+            self.delivered += 1;
+        } else {
+            self.failed += 1;
+        }
+    }
+}
+
 impl Relay {
     pub fn new(pool: PgPool, upstreams: Upstreams, clock: Arc<dyn Clock>) -> Self {
         Self {
@@ -110,25 +120,28 @@ impl Relay {
 
     /// Attempts every need of `owner` due now once, in lanes that each
     /// claim the next due need when their last one is answered (claims
-    /// skip each other's).
+    /// skip each other's). An idle pass costs one claim: the other lanes
+    /// open only once there is something to send.
     pub async fn deliver_due(&self, owner: NeedOwner) -> anyhow::Result<Pass> {
+        let mut pass = Pass::default();
+        let Some(delivered) = self.deliver_next(owner).await? else {
+            return Ok(pass);
+        };
+        pass.count(delivered);
         let lane = || async {
             let mut pass = Pass::default();
             while let Some(delivered) = self.deliver_next(owner).await? {
-                if delivered {
-                    pass.delivered += 1;
-                } else {
-                    pass.failed += 1;
-                }
+                pass.count(delivered);
             }
             anyhow::Ok(pass)
         };
         let lanes =
             futures_util::future::try_join_all((0..LANES_PER_OWNER).map(|_| lane())).await?;
-        Ok(lanes.iter().fold(Pass::default(), |total, lane| Pass {
-            delivered: total.delivered + lane.delivered,
-            failed: total.failed + lane.failed,
-        }))
+        for lane in lanes {
+            pass.delivered += lane.delivered;
+            pass.failed += lane.failed;
+        }
+        Ok(pass)
     }
 
     /// `None` when nothing is due; otherwise whether the owner acknowledged.
