@@ -283,7 +283,12 @@ pub async fn load_company(
 
 /// What opening a case reads before it writes, in one statement with the
 /// company's row locked (two cases opened at once for one company then
-/// agree on whether it already has an open mentoring need): the company
+/// agree on whether it already has an open mentoring need). The lock is
+/// the one an UPDATE that keeps the key takes: it queues behind another
+/// case being opened, a profile update or an erasure, but not behind the
+/// rows that merely reference the company (a partner's relationship, a
+/// request), which the hand-off and the feed followers write all the time.
+/// Read: the company
 /// without its contacts (a case carries none of them), whether the caller's
 /// partner works with it, and which service owns each need category now.
 pub struct CaseOpening {
@@ -313,7 +318,7 @@ pub async fn lock_for_case(
                 ARRAY(SELECT DISTINCT role || ':' || tenant FROM company_partner
                        WHERE company_id = $1 AND state <> 'ENDED'
                        ORDER BY 1 LIMIT $4) AS partners
-           FROM company WHERE id = $1 FOR UPDATE OF company"
+           FROM company WHERE id = $1 FOR NO KEY UPDATE OF company"
     ))
     .bind(id)
     .bind(partner.map(|p| p.role.as_str()))

@@ -214,6 +214,35 @@ async fn cases_opened_at_once_for_one_company_add_one_mentoring_need() {
 }
 
 #[tokio::test]
+async fn opening_a_case_does_not_wait_for_a_partner_being_recorded_for_the_company() {
+    let intake = Intake::start().await;
+    let company = intake.register(&registration_number(207), 0, false).await;
+    // A feed follower's transaction recording a partner for the company,
+    // still open: its row references the company's.
+    let mut recording = intake.pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO company_partner (company_id, role, tenant, source, state)
+         VALUES ($1, 'AGENCY', 'sbc', 'REFERRAL', 'ACTIVE')",
+    )
+    .bind(uuid::Uuid::parse_str(&company.company_id).unwrap())
+    .execute(&mut *recording)
+    .await
+    .unwrap();
+    let opened = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        open(
+            &intake,
+            &company.company_id,
+            vec![need(NeedCategory::ExportFinance)],
+        ),
+    )
+    .await
+    .expect("the case opens while the partner's transaction is still open");
+    assert_eq!(opened.company_id, company.company_id);
+    recording.rollback().await.unwrap();
+}
+
+#[tokio::test]
 async fn bad_needs_are_refused_and_nothing_is_stored() {
     let intake = Intake::start().await;
     let company = intake.register(&registration_number(206), 0, false).await;
