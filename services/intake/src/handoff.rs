@@ -121,36 +121,38 @@ impl Relay {
     /// Attempts every need of `owner` due now once, in lanes that each
     /// claim the next due need when their last one is answered (claims
     /// skip each other's). An idle pass costs one claim: the other lanes
-    /// open only once there is something to send.
+    /// open only once there is something to send, and the first need is
+    /// sent beside them, so a call that hangs holds one lane.
     pub async fn deliver_due(&self, owner: NeedOwner) -> anyhow::Result<Pass> {
-        let mut pass = Pass::default();
-        let Some(delivered) = self.deliver_next(owner).await? else {
-            return Ok(pass);
+        let Some(first) = self.claim(owner).await? else {
+            return Ok(Pass::default());
         };
-        pass.count(delivered);
-        let lane = || async {
+        let lane = |first: Option<DueNeed>| async move {
             let mut pass = Pass::default();
-            while let Some(delivered) = self.deliver_next(owner).await? {
-                pass.count(delivered);
+            if let Some(need) = first {
+                pass.count(self.deliver(need).await?);
+            }
+            while let Some(need) = self.claim(owner).await? {
+                pass.count(self.deliver(need).await?);
             }
             anyhow::Ok(pass)
         };
-        let lanes =
-            futures_util::future::try_join_all((0..LANES_PER_OWNER).map(|_| lane())).await?;
-        for lane in lanes {
-            pass.delivered += lane.delivered;
-            pass.failed += lane.failed;
-        }
-        Ok(pass)
+        let firsts = std::iter::once(Some(first)).chain((1..LANES_PER_OWNER).map(|_| None));
+        let lanes = futures_util::future::try_join_all(firsts.map(lane)).await?;
+        Ok(lanes.iter().fold(Pass::default(), |total, lane| Pass {
+            delivered: total.delivered + lane.delivered,
+            failed: total.failed + lane.failed,
+        }))
     }
 
-    /// `None` when nothing is due; otherwise whether the owner acknowledged.
-    async fn deliver_next(&self, owner: NeedOwner) -> anyhow::Result<Option<bool>> {
+    /// The next need of `owner` due now, leased to this relay.
+    async fn claim(&self, owner: NeedOwner) -> anyhow::Result<Option<DueNeed>> {
         let lease = chrono::Duration::from_std(self.upstreams.lease)?;
-        let Some(need) = store::claim_due_need(&self.pool, self.clock.now(), owner, lease).await?
-        else {
-            return Ok(None);
-        };
+        Ok(store::claim_due_need(&self.pool, self.clock.now(), owner, lease).await?)
+    }
+
+    /// Sends a claimed need; whether the owner acknowledged.
+    async fn deliver(&self, need: DueNeed) -> anyhow::Result<bool> {
         let announced =
             announced(&mut *self.pool.acquire().await?, need.case_id, need.need_id).await?;
         let span = tracing::info_span!(
@@ -176,7 +178,7 @@ impl Relay {
                 .instrument(span.clone())
                 .await
             {
-                Ok(delivered) => return Ok(Some(delivered)),
+                Ok(delivered) => return Ok(delivered),
                 Err(error) if tries < RECORD_TRIES => {
                     tries += 1;
                     tracing::warn!(error = %error, tries, "recording a delivery attempt failed; again");
