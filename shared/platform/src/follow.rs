@@ -290,24 +290,37 @@ pub async fn cursor(conn: &mut PgConnection, source: &str) -> Result<FeedCursor,
 }
 
 /// The cursor, created at the start if absent, locked until the
-/// transaction ends.
+/// transaction ends. One statement per event applied: the row is created
+/// only by the first event a service ever applies from `source`.
 async fn lock_cursor(conn: &mut PgConnection, source: &str) -> Result<FeedCursor, sqlx::Error> {
+    if let Some(cursor) = lock_stored_cursor(&mut *conn, source).await? {
+        return Ok(cursor);
+    }
     sqlx::query(
         "INSERT INTO followed_feed (source, last_event_id) VALUES ($1, 0) ON CONFLICT DO NOTHING",
     )
     .bind(source)
     .execute(&mut *conn)
     .await?;
-    let (last_event_id, epoch): (i64, String) = sqlx::query_as(
+    lock_stored_cursor(conn, source).await?.ok_or_else(|| {
+        sqlx::Error::Protocol(format!("the cursor on {source} vanished as it was made"))
+    })
+}
+
+async fn lock_stored_cursor(
+    conn: &mut PgConnection,
+    source: &str,
+) -> Result<Option<FeedCursor>, sqlx::Error> {
+    let row: Option<(i64, String)> = sqlx::query_as(
         "SELECT last_event_id, epoch FROM followed_feed WHERE source = $1 FOR UPDATE",
     )
     .bind(source)
-    .fetch_one(conn)
+    .fetch_optional(conn)
     .await?;
-    Ok(FeedCursor {
+    Ok(row.map(|(last_event_id, epoch)| FeedCursor {
         last_event_id,
         epoch,
-    })
+    }))
 }
 
 async fn save_cursor(
