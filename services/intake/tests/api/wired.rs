@@ -5,7 +5,7 @@
 //! database, with the referral directory, one advisor and one verified
 //! buyer loaded.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use onestop_buyers::startup::Application as BuyersApplication;
@@ -21,6 +21,7 @@ use onestop_referral::startup::{Application as ReferralApplication, ReferralSett
 use onestop_test_support::{
     BuyersClient, InsightsClient, MentoringClient, ReferralClient, TestDb, TestServer, eventually,
 };
+use tokio::net::TcpSocket;
 
 use crate::common::Intake;
 
@@ -40,12 +41,18 @@ pub struct Wired {
     pub buyer_id: String,
 }
 
-/// A loopback address free a moment ago: the services must know each
-/// other's addresses before any of them starts.
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free loopback port")
+/// A loopback address held for intake until it starts: the services must
+/// know each other's addresses before any of them starts. The socket is
+/// bound but not listening, so the owners' followers are refused (and try
+/// again) rather than left waiting on it, and no other socket of the
+/// machine, listening or connecting, can take the port meanwhile.
+fn reserve_addr() -> (TcpSocket, SocketAddr) {
+    let socket = TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("a free loopback port");
+    let addr = socket.local_addr().expect("its address");
+    (socket, addr)
 }
 
 fn url(addr: SocketAddr) -> String {
@@ -54,7 +61,7 @@ fn url(addr: SocketAddr) -> String {
 
 impl Wired {
     pub async fn start() -> Self {
-        let intake_addr = free_addr();
+        let (reserved, intake_addr) = reserve_addr();
         let intake_feed = IntakeFeedSettings {
             intake_url: Some(url(intake_addr)),
         };
@@ -101,8 +108,10 @@ impl Wired {
             buyers_per_need: 3,
             ..Default::default()
         };
+        let db = TestDb::new().await;
+        drop(reserved);
         let intake = Intake::start_wired(
-            TestDb::new().await,
+            db,
             |settings| settings.listen = Some(intake_addr),
             upstreams,
         )
