@@ -35,11 +35,18 @@ pub async fn claim_due_need(
 ) -> Result<Option<DueNeed>, sqlx::Error> {
     let Some(row) = sqlx::query(
         "UPDATE need SET next_delivery_at = $3
-          WHERE id = (SELECT id FROM need
-                       WHERE delivery = 'PENDING' AND next_delivery_at <= $1 AND owner = $2
-                       ORDER BY next_delivery_at
+          WHERE id = (SELECT n.id FROM need n
+                       WHERE n.delivery = 'PENDING' AND n.next_delivery_at <= $1 AND n.owner = $2
+                         -- One case's needs reach their owner in the order they
+                         -- were opened, one at a time, however many lanes send.
+                         AND NOT EXISTS (
+                             SELECT 1 FROM need earlier
+                              WHERE earlier.case_id = n.case_id AND earlier.owner = n.owner
+                                AND earlier.position < n.position
+                                AND earlier.delivery = 'PENDING')
+                       ORDER BY n.next_delivery_at
                        LIMIT 1
-                       FOR UPDATE SKIP LOCKED)
+                       FOR UPDATE OF n SKIP LOCKED)
           RETURNING id, case_id, delivery_attempts",
     )
     .bind(now)

@@ -575,6 +575,55 @@ async fn an_owner_is_sent_several_needs_at_once() {
 }
 
 #[tokio::test]
+async fn one_case_s_needs_reach_their_owner_one_at_a_time_in_order() {
+    let (intake, _referral, _hung) = wired_to_hung_mentoring().await;
+    let company = intake.register(&registration_number(74), 0, false).await;
+    let mentoring = |detail: &str| pb::NeedRequest {
+        category: NeedCategory::Mentoring as i32,
+        detail: detail.into(),
+        ..Default::default()
+    };
+    let case = intake
+        .kotra()
+        .open_case(pb::OpenCaseRequest {
+            idempotency_key: String::new(),
+            company_id: company.company_id,
+            needs: vec![
+                mentoring("An export advisor"),
+                mentoring("A second opinion"),
+            ],
+        })
+        .await
+        .expect("case opens")
+        .into_inner();
+    let mentoring_needs: Vec<&pb::Need> = case
+        .needs
+        .iter()
+        .filter(|n| n.category == NeedCategory::Mentoring as i32)
+        .collect();
+    assert_eq!(mentoring_needs.len(), 2);
+    // A claimed need's next attempt is pushed past the call's deadline.
+    let claimed = |need: &pb::Need| {
+        let next = need.next_delivery_at.as_ref().expect("pending");
+        let next = std::time::UNIX_EPOCH + Duration::new(next.seconds as u64, 0);
+        next > std::time::SystemTime::now() + Duration::from_secs(15)
+    };
+    let (first, second) = (&mentoring_needs[0].need_id, &mentoring_needs[1].need_id);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            claimed(&need(&intake, &case.case_id, first).await)
+        })
+        .await,
+        "the case's first mentoring need is sent"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !claimed(&need(&intake, &case.case_id, second).await),
+        "its second waits while the first call hangs, though lanes are free"
+    );
+}
+
+#[tokio::test]
 async fn a_need_its_owner_keeps_refusing_is_parked_with_the_reason() {
     // A referral service that trusts other keys than intake's: every
     // hand-off is refused as UNAUTHENTICATED.
