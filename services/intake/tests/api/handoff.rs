@@ -189,6 +189,17 @@ async fn mentoring_need(intake: &Intake, case: &pb::Case) -> pb::Need {
     need(intake, &case.case_id, &mentoring.need_id).await
 }
 
+/// Whether a relay holds the pending need: a claim pushes its next attempt
+/// past the call's deadline (30 s), a fresh need is due at once.
+fn is_claimed(need: &pb::Need) -> bool {
+    let next = need
+        .next_delivery_at
+        .as_ref()
+        .expect("a pending need has a next attempt");
+    let next = std::time::UNIX_EPOCH + Duration::new(next.seconds as u64, 0);
+    next > std::time::SystemTime::now() + Duration::from_secs(15)
+}
+
 /// Waits until the need is acknowledged by its owner.
 async fn wait_delivered(intake: &Intake, case_id: &str, need_id: &str) -> pb::Need {
     assert!(
@@ -551,17 +562,10 @@ async fn an_owner_is_sent_several_needs_at_once() {
     for seed in [71, 72, 73] {
         cases.push(open_finance_case(&intake, seed).await.0);
     }
-    // A claimed need's next attempt is pushed past the call's deadline.
     let all_claimed = eventually(Duration::from_secs(10), || async {
-        let now = std::time::SystemTime::now();
         let mut claimed = 0;
         for case in &cases {
-            let need = mentoring_need(&intake, case).await;
-            let next = need
-                .next_delivery_at
-                .expect("a pending need has a next attempt");
-            let next = std::time::UNIX_EPOCH + Duration::new(next.seconds as u64, 0);
-            if next > now + Duration::from_secs(15) {
+            if is_claimed(&mentoring_need(&intake, case).await) {
                 claimed += 1;
             }
         }
@@ -602,23 +606,17 @@ async fn one_case_s_needs_reach_their_owner_one_at_a_time_in_order() {
         .filter(|n| n.category == NeedCategory::Mentoring as i32)
         .collect();
     assert_eq!(mentoring_needs.len(), 2);
-    // A claimed need's next attempt is pushed past the call's deadline.
-    let claimed = |need: &pb::Need| {
-        let next = need.next_delivery_at.as_ref().expect("pending");
-        let next = std::time::UNIX_EPOCH + Duration::new(next.seconds as u64, 0);
-        next > std::time::SystemTime::now() + Duration::from_secs(15)
-    };
     let (first, second) = (&mentoring_needs[0].need_id, &mentoring_needs[1].need_id);
     assert!(
         eventually(Duration::from_secs(10), || async {
-            claimed(&need(&intake, &case.case_id, first).await)
+            is_claimed(&need(&intake, &case.case_id, first).await)
         })
         .await,
         "the case's first mentoring need is sent"
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
-        !claimed(&need(&intake, &case.case_id, second).await),
+        !is_claimed(&need(&intake, &case.case_id, second).await),
         "its second waits while the first call hangs, though lanes are free"
     );
 }
