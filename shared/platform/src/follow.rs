@@ -276,24 +276,43 @@ impl<H: FeedHandler> FeedFollower<H> {
 
 /// The stored cursor on `source`'s feed (the start when there is none).
 pub async fn cursor(conn: &mut PgConnection, source: &str) -> Result<FeedCursor, sqlx::Error> {
-    let row: Option<(i64, String)> =
-        sqlx::query_as("SELECT last_event_id, epoch FROM followed_feed WHERE source = $1")
-            .bind(source)
-            .fetch_optional(conn)
-            .await?;
-    Ok(row
-        .map(|(last_event_id, epoch)| FeedCursor {
-            last_event_id,
-            epoch,
-        })
+    Ok(stored_cursor(conn, source, Lock::None)
+        .await?
         .unwrap_or_default())
+}
+
+enum Lock {
+    None,
+    ForUpdate,
+}
+
+/// The stored cursor on `source`'s feed; None when there is none yet.
+async fn stored_cursor(
+    conn: &mut PgConnection,
+    source: &str,
+    lock: Lock,
+) -> Result<Option<FeedCursor>, sqlx::Error> {
+    let sql = match lock {
+        Lock::None => "SELECT last_event_id, epoch FROM followed_feed WHERE source = $1",
+        Lock::ForUpdate => {
+            "SELECT last_event_id, epoch FROM followed_feed WHERE source = $1 FOR UPDATE"
+        }
+    };
+    let row: Option<(i64, String)> = sqlx::query_as(sql)
+        .bind(source)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(|(last_event_id, epoch)| FeedCursor {
+        last_event_id,
+        epoch,
+    }))
 }
 
 /// The cursor, created at the start if absent, locked until the
 /// transaction ends. One statement per event applied: the row is created
 /// only by the first event a service ever applies from `source`.
 async fn lock_cursor(conn: &mut PgConnection, source: &str) -> Result<FeedCursor, sqlx::Error> {
-    if let Some(cursor) = lock_stored_cursor(&mut *conn, source).await? {
+    if let Some(cursor) = stored_cursor(&mut *conn, source, Lock::ForUpdate).await? {
         return Ok(cursor);
     }
     sqlx::query(
@@ -302,25 +321,11 @@ async fn lock_cursor(conn: &mut PgConnection, source: &str) -> Result<FeedCursor
     .bind(source)
     .execute(&mut *conn)
     .await?;
-    lock_stored_cursor(conn, source).await?.ok_or_else(|| {
-        sqlx::Error::Protocol(format!("the cursor on {source} vanished as it was made"))
-    })
-}
-
-async fn lock_stored_cursor(
-    conn: &mut PgConnection,
-    source: &str,
-) -> Result<Option<FeedCursor>, sqlx::Error> {
-    let row: Option<(i64, String)> = sqlx::query_as(
-        "SELECT last_event_id, epoch FROM followed_feed WHERE source = $1 FOR UPDATE",
-    )
-    .bind(source)
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.map(|(last_event_id, epoch)| FeedCursor {
-        last_event_id,
-        epoch,
-    }))
+    stored_cursor(conn, source, Lock::ForUpdate)
+        .await?
+        .ok_or_else(|| {
+            sqlx::Error::Protocol(format!("the cursor on {source} vanished as it was made"))
+        })
 }
 
 async fn save_cursor(
