@@ -7,7 +7,8 @@ use onestop_platform::auth::TokenVerifier;
 use onestop_platform::config::ServerSettings;
 use onestop_test_support::fixtures::{company_profile, registration_number};
 use onestop_test_support::{
-    Bearer, Connect, FeedClient, IntakeClient, ServiceProcess, TestDb, channel, next_event,
+    Bearer, Connect, FeedClient, IntakeClient, ServiceProcess, TestDb, channel, eventually,
+    next_event,
 };
 use tokio_stream::StreamExt;
 
@@ -293,7 +294,15 @@ async fn probe_exits_zero_only_while_the_service_is_serving() {
             .expect("probe runs")
             .status
     };
-    assert!(probe(intake.addr).await.success());
+    // Readiness follows the database: the first check may come a moment
+    // after the server listens on a busy machine.
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            probe(intake.addr).await.success()
+        })
+        .await,
+        "the probe succeeds once the service serves"
+    );
     intake.shutdown.cancel();
     // Draining takes a moment on a busy machine; the probe must fail once
     // it has, and keep failing.
