@@ -5,14 +5,14 @@
 //! and which agencies referral's directory holds (a company's request may
 //! go to any of them).
 //!
-//! Each event is applied in one transaction with the cursor that records
-//! it (see `onestop_platform::follow`). An owner is trusted only with its
-//! own records: an event is applied to a need only when the need was
-//! handed to that owner and belongs to the case and company the event
-//! names, and to a company only when the owner serves it. Anything else is
-//! logged (ids only), counted and ignored, so one service cannot move
-//! another's needs, open needs on a stranger's case or make itself a
-//! partner of a company it does not serve.
+//! Each event is applied in a transaction with the cursor that records it,
+//! beside the events that arrived with it (see `onestop_platform::follow`).
+//! An owner is trusted only with its own records: an event is applied to a
+//! need only when the need was handed to that owner and belongs to the case
+//! and company the event names, and to a company only when the owner serves
+//! it. Anything else is logged (ids only), counted and ignored, so one
+//! service cannot move another's needs, open needs on a stranger's case or
+//! make itself a partner of a company it does not serve.
 //!
 //! A feed read again from the start (the owner's database was restored) is
 //! harmless: needs only move forward, a found need opens once per case and

@@ -410,6 +410,105 @@ async fn the_owners_events_tell_the_story_on_the_case_and_finish_the_need() {
     assert_eq!(cursor(&intake).await, followed);
 }
 
+/// Referral's directory with `count` agencies new to intake, named
+/// `regional-desk-0`, `regional-desk-1`, ...: each an `agency.upserted` on
+/// referral's feed, all committed together.
+async fn load_regional_desks(referral: &Referral, count: usize) {
+    let mut directory: serde_json::Value =
+        serde_json::from_str(seed::BUILT_IN).expect("the built-in directory");
+    let model = directory["agencies"][0].clone();
+    let model_id = model["agency_id"].as_str().expect("an id").to_owned();
+    let agencies: Vec<serde_json::Value> = (0..count)
+        .map(|n| {
+            let id = format!("regional-desk-{n}");
+            let mut agency = model.clone();
+            agency["agency_id"] = id.clone().into();
+            for unit in agency["units"].as_array_mut().expect("units") {
+                let unit_id = unit["unit_id"].as_str().expect("a unit id");
+                unit["unit_id"] = unit_id.replacen(&model_id, &id, 1).into();
+            }
+            agency
+        })
+        .collect();
+    directory["agencies"] = agencies.into();
+    directory["programs"] = serde_json::Value::Array(Vec::new());
+    seed::load(&referral.pool, &directory.to_string())
+        .await
+        .expect("the agencies load");
+}
+
+/// The regional desks intake remembers, in `range` of their numbers:
+/// (rows, distinct transactions that wrote them).
+async fn remembered_desks(intake: &Intake, range: std::ops::Range<usize>) -> (i64, i64) {
+    let names: Vec<String> = range.map(|n| format!("regional-desk-{n}")).collect();
+    sqlx::query_as(
+        "SELECT count(*), count(DISTINCT xmin::text) FROM answering_agency
+          WHERE agency_id = ANY($1)",
+    )
+    .bind(names)
+    .fetch_one(&intake.pool)
+    .await
+    .expect("remembered agencies")
+}
+
+/// Events that reach intake together are applied in one transaction with
+/// their cursor (the rows they write share the writing transaction); when
+/// one of them cannot be applied, the events before it still are, and the
+/// feed waits at that one.
+#[tokio::test]
+async fn an_owners_events_that_arrive_together_are_applied_together_up_to_one_that_fails() {
+    const DESKS: usize = 12;
+    const REFUSED: usize = 7;
+    let referral = start_referral().await;
+    load_regional_desks(&referral, DESKS).await;
+    // Intake cannot reach referral until its database refuses one desk,
+    // then reads the whole stretch at once.
+    let proxy = TcpProxy::start(referral.addr).await;
+    proxy.cut();
+    let intake = intake_on(TestDb::new().await, proxy.addr()).await;
+    sqlx::raw_sql(&format!(
+        "CREATE FUNCTION refuse_desk() RETURNS trigger LANGUAGE plpgsql AS
+             $$ BEGIN RAISE EXCEPTION 'refused for the test'; END $$;
+         CREATE TRIGGER refuse_desk BEFORE INSERT ON answering_agency FOR EACH ROW
+             WHEN (NEW.agency_id = 'regional-desk-{REFUSED}') EXECUTE FUNCTION refuse_desk();"
+    ))
+    .execute(&intake.pool)
+    .await
+    .expect("the refusing trigger");
+    proxy.restore();
+
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            remembered_desks(&intake, 0..DESKS).await.0 == REFUSED as i64
+        })
+        .await,
+        "the desks before the refused one are remembered"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        remembered_desks(&intake, 0..DESKS).await.0,
+        REFUSED as i64,
+        "nothing after the refused desk is applied before it"
+    );
+
+    sqlx::raw_sql("DROP TRIGGER refuse_desk ON answering_agency")
+        .execute(&intake.pool)
+        .await
+        .expect("the trigger goes");
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            remembered_desks(&intake, 0..DESKS).await.0 == DESKS as i64
+        })
+        .await,
+        "every desk is remembered once the refusal is gone"
+    );
+    let (rows, transactions) = remembered_desks(&intake, REFUSED..DESKS).await;
+    assert!(
+        transactions < rows,
+        "{rows} desks arrived together and were written by {transactions} transactions"
+    );
+}
+
 #[tokio::test]
 async fn reading_an_owners_feed_again_from_the_start_repeats_nothing() {
     let referral = start_referral().await;
