@@ -38,7 +38,6 @@ use opentelemetry::KeyValue;
 use opentelemetry::metrics::Counter;
 use sqlx::{PgConnection, PgPool};
 use tracing::Instrument;
-use uuid::Uuid;
 
 use crate::domain::partner::Partner;
 use crate::relationships;
@@ -153,8 +152,7 @@ impl Relay {
 
     /// Sends a claimed need; whether the owner acknowledged.
     async fn deliver(&self, need: DueNeed) -> anyhow::Result<bool> {
-        let announced =
-            announced(&mut *self.pool.acquire().await?, need.case_id, need.need_id).await?;
+        let announced = announced(&mut *self.pool.acquire().await?, &need).await?;
         let span = tracing::info_span!(
             "need.hand_off",
             need_id = %need.need_id,
@@ -360,21 +358,17 @@ fn backoff(attempts: i32, max: Duration) -> Duration {
 }
 
 /// The hand-off as `need.opened` announced it, with the need's detail
-/// (which the feed never carries) and the trace of the request that opened
-/// the need; rebuilt from the need's row if retention has already pruned
-/// the event.
-async fn announced(
-    conn: &mut PgConnection,
-    case_id: Uuid,
-    need_id: Uuid,
-) -> anyhow::Result<AnnouncedNeed> {
-    if let Some(mut announced) = store::announced_need(conn, case_id, need_id).await? {
-        announced.hand_off.detail = store::need_detail(conn, need_id).await?;
+/// (which the feed never carries; the claim read it) and the trace of the
+/// request that opened the need; rebuilt from the need's row if retention
+/// has already pruned the event.
+async fn announced(conn: &mut PgConnection, need: &DueNeed) -> anyhow::Result<AnnouncedNeed> {
+    if let Some(mut announced) = store::announced_need(conn, need.case_id, need.need_id).await? {
+        announced.hand_off.detail = need.detail.clone();
         return Ok(announced);
     }
-    let hand_off = store::rebuild_hand_off(conn, case_id, need_id)
+    let hand_off = store::rebuild_hand_off(conn, need.case_id, need.need_id)
         .await?
-        .ok_or_else(|| anyhow::anyhow!("need {need_id} vanished"))?;
+        .ok_or_else(|| anyhow::anyhow!("need {} vanished", need.need_id))?;
     Ok(AnnouncedNeed {
         hand_off,
         traceparent: String::new(),

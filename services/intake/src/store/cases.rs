@@ -351,16 +351,6 @@ pub async fn serves_company(
     .await
 }
 
-/// The need's free-text detail, which travels to its owner in the hand-off
-/// but never on the feed.
-pub async fn need_detail(conn: &mut PgConnection, need_id: Uuid) -> Result<String, sqlx::Error> {
-    let detail: Option<String> = sqlx::query_scalar("SELECT detail FROM need WHERE id = $1")
-        .bind(need_id)
-        .fetch_optional(conn)
-        .await?;
-    Ok(detail.unwrap_or_default())
-}
-
 /// Blanks the free text of every need of the company (details and
 /// cancellation reasons); returns how many needs had any.
 pub async fn erase_need_details(

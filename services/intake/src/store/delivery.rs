@@ -20,6 +20,9 @@ pub struct DueNeed {
     pub owner: NeedOwner,
     /// The number of this attempt, from 1.
     pub attempt: i32,
+    /// What the company wrote about the need: sent to the owner, never on
+    /// the feed (the announced hand-off leaves it out).
+    pub detail: String,
 }
 
 /// Claims the need of `owner` due longest, by pushing its due time `lease`
@@ -47,7 +50,7 @@ pub async fn claim_due_need(
                        ORDER BY n.next_delivery_at
                        LIMIT 1
                        FOR UPDATE OF n SKIP LOCKED)
-          RETURNING id, case_id, delivery_attempts",
+          RETURNING id, case_id, delivery_attempts, detail",
     )
     .bind(now)
     .bind(owner.as_str())
@@ -62,6 +65,7 @@ pub async fn claim_due_need(
         case_id: row.get("case_id"),
         owner,
         attempt: row.get::<i32, _>("delivery_attempts").saturating_add(1),
+        detail: row.get("detail"),
     }))
 }
 

@@ -333,6 +333,10 @@ async fn a_need_waits_while_its_owner_is_down_and_is_delivered_once_it_returns()
         .into_inner();
     assert_eq!(stored.need_id, finance.need_id);
     assert_eq!(stored.case_id, case.case_id);
+    // What the company wrote reaches the owner, though the feed never
+    // carries it.
+    assert_eq!(stored.detail, finance.detail);
+    assert!(!stored.detail.is_empty());
     assert_eq!(referrals_for(&referral, &finance.need_id).await, 1);
 }
 
