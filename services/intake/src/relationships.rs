@@ -23,9 +23,7 @@ pub async fn record(
     let company_id = relationship.company_id;
     let partner = &relationship.partner;
     store::lock_partner(conn, company_id, partner).await?;
-    let before = store::works_with(conn, company_id, partner).await?;
-    store::upsert_relationship(conn, relationship).await?;
-    let after = store::works_with(conn, company_id, partner).await?;
+    let (before, after) = store::upsert_relationship(conn, relationship).await?;
     if before == after {
         return Ok(false);
     }

@@ -12,7 +12,7 @@ use crate::domain::partner::{Partner, PartnerRole, Relationship, Source, State};
 
 /// Serialises changes to one partner's relationships with one company
 /// until the transaction ends, so the before/after answer of
-/// [`works_with`] around a change is the change's own.
+/// [`upsert_relationship`] is the change's own.
 pub async fn lock_partner(
     conn: &mut PgConnection,
     company_id: Uuid,
@@ -47,19 +47,37 @@ pub async fn works_with(
     .await
 }
 
-/// Records the relationship in its state; an ended one keeps its first
-/// `since` and gets its `until`, a re-activated one loses its `until`.
+/// Records the relationship in its state (an ended one keeps its first
+/// `since` and gets its `until`, a re-activated one loses its `until`);
+/// returns whether the partner worked with the company just before and
+/// whether it does now, as [`works_with`] would answer. One statement:
+/// its reads share the write's snapshot, which is exact only under
+/// [`lock_partner`], so take that first.
 pub async fn upsert_relationship(
     conn: &mut PgConnection,
     relationship: &Relationship,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO company_partner (company_id, role, tenant, source, reference, state, until)
-         VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $6 = 'ENDED' THEN now() END)
-         ON CONFLICT (company_id, role, tenant, source, reference) DO UPDATE
-            SET state = EXCLUDED.state,
-                until = CASE WHEN EXCLUDED.state = 'ENDED'
-                             THEN COALESCE(company_partner.until, now()) END",
+) -> Result<(bool, bool), sqlx::Error> {
+    sqlx::query_as(
+        "WITH others AS (
+             SELECT EXISTS (
+                 SELECT 1 FROM company_partner
+                  WHERE company_id = $1 AND role = $2 AND tenant = $3 AND state <> 'ENDED'
+                    AND (source, reference) <> ($4, $5)) AS active),
+         previous AS (
+             SELECT state FROM company_partner
+              WHERE company_id = $1 AND role = $2 AND tenant = $3
+                AND source = $4 AND reference = $5),
+         recorded AS (
+             INSERT INTO company_partner (company_id, role, tenant, source, reference, state, until)
+             VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $6 = 'ENDED' THEN now() END)
+             ON CONFLICT (company_id, role, tenant, source, reference) DO UPDATE
+                SET state = EXCLUDED.state,
+                    until = CASE WHEN EXCLUDED.state = 'ENDED'
+                                 THEN COALESCE(company_partner.until, now()) END
+             RETURNING state)
+         SELECT others.active OR COALESCE((SELECT state <> 'ENDED' FROM previous), false),
+                others.active OR (SELECT state <> 'ENDED' FROM recorded)
+           FROM others",
     )
     .bind(relationship.company_id)
     .bind(relationship.partner.role.as_str())
@@ -67,9 +85,8 @@ pub async fn upsert_relationship(
     .bind(relationship.source.as_str())
     .bind(&relationship.reference)
     .bind(relationship.state.as_str())
-    .execute(conn)
-    .await?;
-    Ok(())
+    .fetch_one(conn)
+    .await
 }
 
 /// The partners holding a relationship of `source` for `reference` (a match

@@ -358,6 +358,13 @@ async fn an_admin_grant_lets_a_partner_in_until_revoked() {
         .unwrap()
         .into_inner();
     assert_eq!(granted.state, pb::RelationshipState::Active as i32);
+    let again = intake
+        .admin()
+        .grant_partner(grant(pb::PartnerRole::Advisor))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.state, pb::RelationshipState::Active as i32);
     let mut advisor = intake.advisor("advisor-9");
     advisor.get_company(get(&company)).await.expect("granted");
 
@@ -378,6 +385,17 @@ async fn an_admin_grant_lets_a_partner_in_until_revoked() {
     assert_eq!(status.code(), Code::NotFound);
     let status = intake.admin().revoke_partner(revoke).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound, "nothing left to revoke");
+
+    // Whether the advisor works with the company changed twice, and each
+    // change, only a change, is on the feed.
+    let changes: Vec<pb::CompanyPartnerChanged> =
+        intake.event_payloads(IntakeEvent::PartnerChanged).await;
+    let advisor_changes: Vec<bool> = changes
+        .iter()
+        .filter(|change| change.tenant == "advisor-9")
+        .map(|change| change.active)
+        .collect();
+    assert_eq!(advisor_changes, vec![true, false]);
 }
 
 #[tokio::test]
