@@ -110,6 +110,7 @@ impl BuyersApi {
         .await?;
         let found = match kind {
             SearchKind::Proposing => {
+                store::lock_company_matching(&mut tx, &query.company_id).await?;
                 let open = store::open_match_buyers(&mut tx, &query.company_id).await?;
                 let fresh_since = buyer::freshness_cutoff(now);
                 store::find_buyers(&mut tx, &query, fresh_since, &open, count).await?

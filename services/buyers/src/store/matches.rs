@@ -197,6 +197,21 @@ pub async fn lock_open_matches_of_search(
 }
 
 /// Buyers the company has an open match with.
+/// Serialises the searches that propose buyers to one company until the
+/// transaction ends: a company never has two open matches with one buyer,
+/// so a search must see what another search for the company, opened at
+/// the same moment for another of its needs, proposed.
+pub async fn lock_company_matching(
+    conn: &mut PgConnection,
+    company_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(format!("buyer-search:{company_id}"))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 pub async fn open_match_buyers(
     conn: &mut PgConnection,
     company_id: &str,

@@ -134,6 +134,38 @@ async fn open_buyer_search_is_idempotent_under_concurrent_duplicates() {
     assert_eq!(error_reason(&status), "IDEMPOTENCY_KEY_REUSED");
 }
 
+/// Cases of one company opened together reach buyers together (the
+/// hand-off sends several needs at once): each search sees the others'
+/// matches, so no buyer is proposed to the company twice and none fails.
+#[tokio::test]
+async fn searches_for_one_company_opened_at_once_never_propose_a_buyer_twice() {
+    let buyers = Buyers::start().await;
+    for (name, score) in [("A", 90), ("B", 80), ("C", 70)] {
+        buyers
+            .verified("o", buyer_profile(name, "US", &["330499"], &["en"]), score)
+            .await;
+    }
+    let calls = (0..8).map(|n| {
+        let mut client = buyers.service();
+        async move {
+            client
+                .open_buyer_search(search_request(&format!("need-{n}"), "company-9", 3))
+                .await
+                .map(|r| r.into_inner())
+        }
+    });
+    for result in all_at_once(calls).await {
+        result.expect("every search succeeds");
+    }
+    assert_eq!(buyers.count("buyer_search").await, 8);
+    assert_eq!(
+        buyers.count("buyer_match").await,
+        3,
+        "each buyer proposed to the company once"
+    );
+    assert_eq!(buyers.count_events(BuyersEvent::MatchProposed).await, 3);
+}
+
 pub async fn advance(
     buyers: &Buyers,
     match_id: &str,
