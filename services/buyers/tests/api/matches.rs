@@ -98,14 +98,20 @@ async fn open_buyer_search_proposes_the_top_n_with_need_and_case_on_events() {
     assert_eq!(minimal.matches.len(), 3);
 }
 
-#[tokio::test]
-async fn open_buyer_search_is_idempotent_under_concurrent_duplicates() {
-    let buyers = Buyers::start().await;
-    for (name, score) in [("A", 90), ("B", 80)] {
+/// Verified buyers in the US for cosmetics (330499), by name and score,
+/// all of one trade office.
+async fn verified_us_buyers(buyers: &Buyers, named: &[(&str, u32)]) {
+    for &(name, score) in named {
         buyers
             .verified("o", buyer_profile(name, "US", &["330499"], &["en"]), score)
             .await;
     }
+}
+
+#[tokio::test]
+async fn open_buyer_search_is_idempotent_under_concurrent_duplicates() {
+    let buyers = Buyers::start().await;
+    verified_us_buyers(&buyers, &[("A", 90), ("B", 80)]).await;
     let calls = (0..10).map(|_| {
         let mut client = buyers.service();
         async move {
@@ -140,11 +146,7 @@ async fn open_buyer_search_is_idempotent_under_concurrent_duplicates() {
 #[tokio::test]
 async fn searches_for_one_company_opened_at_once_never_propose_a_buyer_twice() {
     let buyers = Buyers::start().await;
-    for (name, score) in [("A", 90), ("B", 80), ("C", 70)] {
-        buyers
-            .verified("o", buyer_profile(name, "US", &["330499"], &["en"]), score)
-            .await;
-    }
+    verified_us_buyers(&buyers, &[("A", 90), ("B", 80), ("C", 70)]).await;
     let calls = (0..8).map(|n| {
         let mut client = buyers.service();
         async move {
