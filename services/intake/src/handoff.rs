@@ -42,7 +42,7 @@ use tracing::Instrument;
 use crate::domain::partner::Partner;
 use crate::relationships;
 use crate::startup::SERVICE_NAME;
-use crate::store::{self, AnnouncedNeed, DueNeed, NewEntry};
+use crate::store::{self, AnnouncedNeed, DueNeed};
 use crate::upstreams::Upstreams;
 
 /// How often an idle relay looks for due needs.
@@ -405,24 +405,15 @@ async fn mark_delivered(
     now: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
     let record_id = acknowledged.record_id.as_str();
-    if !store::mark_delivered(conn, need, record_id, now).await? {
+    let delivered = IntakeEvent::NeedDelivered;
+    let line = store::DeliveryLine {
+        service: SERVICE_NAME,
+        kind: delivered.name(),
+        summary: &format!("Handed to {}", owner_name(need.owner)),
+    };
+    if !store::mark_delivered(conn, need, record_id, now, &line).await? {
         return Ok(false);
     }
-    let delivered = IntakeEvent::NeedDelivered;
-    store::add_timeline_entry(
-        conn,
-        &NewEntry {
-            case_id: need.case_id,
-            need_id: Some(need.need_id),
-            service: SERVICE_NAME,
-            kind: delivered.name(),
-            summary: &format!("Handed to {}", owner_name(need.owner)),
-            at: None,
-            source_event: None,
-            agency_only: None,
-        },
-    )
-    .await?;
     let event = NewEvent::new(
         delivered,
         need.case_id,

@@ -95,21 +95,38 @@ pub async fn record_failed_attempt(
     Ok(updated.rows_affected() == 1)
 }
 
+/// The timeline line a delivery writes: whose step it is, its event type
+/// and what it says.
+#[derive(Debug)]
+pub struct DeliveryLine<'a> {
+    pub service: &'a str,
+    pub kind: &'a str,
+    pub summary: &'a str,
+}
+
 /// Records the owner's acknowledgement: the need is delivered, ROUTED if
-/// nothing moved it further yet, and names the owner's record for it.
-/// False when it was already delivered (another relay, after this one's
-/// lease ran out): nothing more is to be recorded.
+/// nothing moved it further yet, and names the owner's record for it; the
+/// case's timeline gets `line`, in the same statement. False when it was
+/// already delivered (another relay, after this one's lease ran out):
+/// nothing is written.
 pub async fn mark_delivered(
     conn: &mut PgConnection,
     need: &DueNeed,
     owner_record_id: &str,
     now: DateTime<Utc>,
+    line: &DeliveryLine<'_>,
 ) -> Result<bool, sqlx::Error> {
-    let updated = sqlx::query(
-        "UPDATE need SET delivery = 'DELIVERED', delivery_attempts = $2, last_delivery_error = '',
-                delivered_at = $3, owner_record_id = $4,
-                status = CASE WHEN status = $5 THEN $6 ELSE status END
-          WHERE id = $1 AND delivery <> 'DELIVERED'",
+    let marked: i64 = sqlx::query_scalar(
+        "WITH marked AS (
+             UPDATE need SET delivery = 'DELIVERED', delivery_attempts = $2,
+                    last_delivery_error = '', delivered_at = $3, owner_record_id = $4,
+                    status = CASE WHEN status = $5 THEN $6 ELSE status END
+              WHERE id = $1 AND delivery <> 'DELIVERED'
+              RETURNING id, case_id),
+         line AS (
+             INSERT INTO case_timeline (case_id, need_id, service, kind, summary)
+             SELECT case_id, id, $7, $8, $9 FROM marked)
+         SELECT count(*) FROM marked",
     )
     .bind(need.need_id)
     .bind(need.attempt)
@@ -117,9 +134,12 @@ pub async fn mark_delivered(
     .bind(owner_record_id)
     .bind(NeedStatus::Open.as_str())
     .bind(NeedStatus::Routed.as_str())
-    .execute(conn)
+    .bind(line.service)
+    .bind(line.kind)
+    .bind(line.summary)
+    .fetch_one(conn)
     .await?;
-    Ok(updated.rows_affected() == 1)
+    Ok(marked == 1)
 }
 
 /// A need as its `need.opened` event announced it, with the trace of the
