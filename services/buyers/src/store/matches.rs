@@ -196,7 +196,6 @@ pub async fn lock_open_matches_of_search(
     .await
 }
 
-/// Buyers the company has an open match with.
 /// Serialises the searches that propose buyers to one company until the
 /// transaction ends: a company never has two open matches with one buyer,
 /// so a search must see what another search for the company, opened at
@@ -212,6 +211,7 @@ pub async fn lock_company_matching(
     Ok(())
 }
 
+/// Buyers the company has an open match with.
 pub async fn open_match_buyers(
     conn: &mut PgConnection,
     company_id: &str,
