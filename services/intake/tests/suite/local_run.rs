@@ -164,11 +164,25 @@ fn wait_within(mut child: Child, within: Duration) -> Output {
 }
 
 /// The first of `count` consecutive free loopback ports, from a spread-out
-/// start so parallel tests and other suites on the machine do not meet.
+/// start so parallel tests and other suites on the machine do not meet,
+/// and below the kernel's ephemeral range: the services start a moment
+/// after the ports are picked, and a socket another test binds to port 0
+/// meanwhile is never given one of them.
 fn free_ports(count: u16) -> u16 {
+    let ephemeral_from = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let low = 10_000u16.min(ephemeral_from / 2);
+    let span = u128::from(
+        ephemeral_from
+            .saturating_sub(low)
+            .saturating_sub(count)
+            .max(1),
+    );
     let seed = uuid::Uuid::new_v4().as_u128();
     for attempt in 0..200u128 {
-        let base = 20_000 + ((seed + attempt * 7919) % 30_000) as u16;
+        let base = low + ((seed + attempt * 7919) % span) as u16;
         let all_free = (0..count).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok());
         if all_free {
             return base;
