@@ -151,8 +151,8 @@ impl Relay {
     }
 
     /// Sends a claimed need; whether the owner acknowledged.
-    async fn deliver(&self, need: DueNeed) -> anyhow::Result<bool> {
-        let announced = announced(&mut *self.pool.acquire().await?, &need).await?;
+    async fn deliver(&self, mut need: DueNeed) -> anyhow::Result<bool> {
+        let announced = announced(&self.pool, &mut need).await?;
         let span = tracing::info_span!(
             "need.hand_off",
             need_id = %need.need_id,
@@ -357,16 +357,15 @@ fn backoff(attempts: i32, max: Duration) -> Duration {
     onestop_platform::supervise::doubling(FIRST_RETRY, attempts.max(0) as u32, max)
 }
 
-/// The hand-off as `need.opened` announced it, with the need's detail
-/// (which the feed never carries; the claim read it) and the trace of the
+/// The hand-off as `need.opened` announced it (the claim read it, with the
+/// need's detail, which the feed never carries) and the trace of the
 /// request that opened the need; rebuilt from the need's row if retention
 /// has already pruned the event.
-async fn announced(conn: &mut PgConnection, need: &DueNeed) -> anyhow::Result<AnnouncedNeed> {
-    if let Some(mut announced) = store::announced_need(conn, need.case_id, need.need_id).await? {
-        announced.hand_off.detail = need.detail.clone();
+async fn announced(pool: &PgPool, need: &mut DueNeed) -> anyhow::Result<AnnouncedNeed> {
+    if let Some(announced) = need.announced.take() {
         return Ok(announced);
     }
-    let hand_off = store::rebuild_hand_off(conn, need.case_id, need.need_id)
+    let hand_off = store::rebuild_hand_off(&mut *pool.acquire().await?, need.case_id, need.need_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("need {} vanished", need.need_id))?;
     Ok(AnnouncedNeed {

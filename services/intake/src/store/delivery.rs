@@ -23,6 +23,9 @@ pub struct DueNeed {
     /// What the company wrote about the need: sent to the owner, never on
     /// the feed (the announced hand-off leaves it out).
     pub detail: String,
+    /// The need as its `need.opened` event announced it; None once
+    /// retention has pruned the event.
+    pub announced: Option<AnnouncedNeed>,
 }
 
 /// Claims the need of `owner` due longest, by pushing its due time `lease`
@@ -36,36 +39,69 @@ pub async fn claim_due_need(
     owner: NeedOwner,
     lease: chrono::Duration,
 ) -> Result<Option<DueNeed>, sqlx::Error> {
+    let opened = IntakeEvent::NeedOpened;
     let Some(row) = sqlx::query(
-        "UPDATE need SET next_delivery_at = $3
-          WHERE id = (SELECT n.id FROM need n
-                       WHERE n.delivery = 'PENDING' AND n.next_delivery_at <= $1 AND n.owner = $2
-                         -- One case's needs reach their owner in the order they
-                         -- were opened, one at a time, however many lanes send.
-                         AND NOT EXISTS (
-                             SELECT 1 FROM need earlier
-                              WHERE earlier.case_id = n.case_id AND earlier.owner = n.owner
-                                AND earlier.position < n.position
-                                AND earlier.delivery = 'PENDING')
-                       ORDER BY n.next_delivery_at
-                       LIMIT 1
-                       FOR UPDATE OF n SKIP LOCKED)
-          RETURNING id, case_id, delivery_attempts, detail",
+        "WITH claimed AS (
+             UPDATE need SET next_delivery_at = $3
+              WHERE id = (SELECT n.id FROM need n
+                           WHERE n.delivery = 'PENDING' AND n.next_delivery_at <= $1
+                             AND n.owner = $2
+                             -- One case's needs reach their owner in the order
+                             -- they were opened, one at a time, however many
+                             -- lanes send.
+                             AND NOT EXISTS (
+                                 SELECT 1 FROM need earlier
+                                  WHERE earlier.case_id = n.case_id AND earlier.owner = n.owner
+                                    AND earlier.position < n.position
+                                    AND earlier.delivery = 'PENDING')
+                           ORDER BY n.next_delivery_at
+                           LIMIT 1
+                           FOR UPDATE OF n SKIP LOCKED)
+              RETURNING id, case_id, delivery_attempts, detail)
+         -- The case's announcements come with the claim: the hand-off is
+         -- sent as `need.opened` announced it.
+         SELECT c.*, o.payloads, o.traceparents, o.tracestates
+           FROM claimed c
+           LEFT JOIN LATERAL (
+                SELECT array_agg(e.payload ORDER BY e.id) AS payloads,
+                       array_agg(e.traceparent ORDER BY e.id) AS traceparents,
+                       array_agg(e.tracestate ORDER BY e.id) AS tracestates
+                  FROM event_log e
+                 WHERE e.aggregate_type = $4 AND e.aggregate_id = c.case_id::text
+                   AND e.event_type = $5) o ON true",
     )
     .bind(now)
     .bind(owner.as_str())
     .bind(now + lease)
+    .bind(EventType::aggregate_type(opened))
+    .bind(opened.name())
     .fetch_optional(pool)
     .await?
     else {
         return Ok(None);
     };
+    let need_id: Uuid = row.get("id");
+    let detail: String = row.get("detail");
+    let announced = announced_among(
+        need_id,
+        row.get::<Option<Vec<Vec<u8>>>, _>("payloads")
+            .unwrap_or_default(),
+        row.get::<Option<Vec<String>>, _>("traceparents")
+            .unwrap_or_default(),
+        row.get::<Option<Vec<String>>, _>("tracestates")
+            .unwrap_or_default(),
+    )?
+    .map(|mut announced| {
+        announced.hand_off.detail = detail.clone();
+        announced
+    });
     Ok(Some(DueNeed {
-        need_id: row.get("id"),
+        need_id,
         case_id: row.get("case_id"),
         owner,
         attempt: row.get::<i32, _>("delivery_attempts").saturating_add(1),
-        detail: row.get("detail"),
+        detail,
+        announced,
     }))
 }
 
@@ -151,32 +187,24 @@ pub struct AnnouncedNeed {
     pub tracestate: String,
 }
 
-/// The need's `need.opened` event, unless retention has pruned it.
-pub async fn announced_need(
-    conn: &mut PgConnection,
-    case_id: Uuid,
+/// The hand-off `need_id` was announced with, among the case's
+/// `need.opened` events (their payloads and trace contexts, oldest first).
+fn announced_among(
     need_id: Uuid,
+    payloads: Vec<Vec<u8>>,
+    traceparents: Vec<String>,
+    tracestates: Vec<String>,
 ) -> Result<Option<AnnouncedNeed>, sqlx::Error> {
-    let opened = IntakeEvent::NeedOpened;
-    let rows = sqlx::query(
-        "SELECT payload, traceparent, tracestate FROM event_log
-          WHERE aggregate_type = $1 AND aggregate_id = $2 AND event_type = $3
-          ORDER BY id",
-    )
-    .bind(EventType::aggregate_type(opened))
-    .bind(case_id.to_string())
-    .bind(opened.name())
-    .fetch_all(conn)
-    .await?;
     let wanted = need_id.to_string();
-    for row in rows {
-        let payload = pb::NeedOpened::decode(row.get::<&[u8], _>("payload"))
+    let events = payloads.into_iter().zip(traceparents).zip(tracestates);
+    for ((payload, traceparent), tracestate) in events {
+        let payload = pb::NeedOpened::decode(payload.as_slice())
             .map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
         if let Some(hand_off) = payload.hand_off.filter(|h| h.need_id == wanted) {
             return Ok(Some(AnnouncedNeed {
                 hand_off,
-                traceparent: row.get("traceparent"),
-                tracestate: row.get("tracestate"),
+                traceparent,
+                tracestate,
             }));
         }
     }
