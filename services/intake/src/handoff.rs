@@ -30,7 +30,7 @@ use onestop_contracts::mentoring::v1::{RequestAdvisorRequest, request_advisor_re
 use onestop_contracts::referral::v1::CreateReferralRequest;
 use onestop_contracts::referral::v1::referral_service_client::ReferralServiceClient;
 use onestop_domain::NeedOwner;
-use onestop_platform::events::NewEvent;
+use onestop_platform::events::{Appending, NewEvent};
 use onestop_platform::supervise::Beat;
 use onestop_platform::telemetry;
 use onestop_platform::time::Clock;
@@ -40,7 +40,6 @@ use sqlx::{PgConnection, PgPool};
 use tracing::Instrument;
 
 use crate::domain::partner::Partner;
-use crate::relationships;
 use crate::startup::SERVICE_NAME;
 use crate::store::{self, AnnouncedNeed, DueNeed};
 use crate::upstreams::Upstreams;
@@ -194,11 +193,12 @@ impl Relay {
         sent: &Result<Acknowledged, tonic::Status>,
         now: DateTime<Utc>,
     ) -> anyhow::Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        // Either answer is recorded by one statement, which commits alone.
+        let mut conn = self.pool.acquire().await?;
         let delivered = {
             match sent {
                 Ok(acknowledged) => {
-                    if mark_delivered(&mut tx, need, acknowledged, now).await? {
+                    if mark_delivered(&mut conn, need, acknowledged, now).await? {
                         tracing::info!(attempts = need.attempt, "need delivered");
                     }
                     true
@@ -220,7 +220,7 @@ impl Relay {
                         .take(ERROR_TEXT_LIMIT)
                         .collect();
                     let next_attempt_at = now + chrono::Duration::from_std(wait)?;
-                    store::record_failed_attempt(&mut tx, need, &error, next_attempt_at, park)
+                    store::record_failed_attempt(&mut conn, need, &error, next_attempt_at, park)
                         .await?;
                     if park {
                         parked_counter().add(1, &[KeyValue::new("owner", need.owner.as_str())]);
@@ -232,7 +232,6 @@ impl Relay {
                 }
             }
         };
-        tx.commit().await?;
         Ok(delivered)
     }
 
@@ -410,9 +409,6 @@ async fn mark_delivered(
         kind: delivered.name(),
         summary: &format!("Handed to {}", owner_name(need.owner)),
     };
-    if !store::mark_delivered(conn, need, record_id, now, &line).await? {
-        return Ok(false);
-    }
     let event = NewEvent::new(
         delivered,
         need.case_id,
@@ -425,8 +421,8 @@ async fn mark_delivered(
         },
     )
     .for_partners(acknowledged.partner.as_ref().map(Partner::on_feed));
-    relationships::append_for_case(conn, need.case_id, [event]).await?;
-    Ok(true)
+    let event = Appending::new([event]);
+    Ok(store::mark_delivered(conn, need, record_id, now, &line, event).await?)
 }
 
 /// Needs parked after being refused again and again, by owner.

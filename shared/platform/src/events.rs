@@ -270,52 +270,148 @@ pub async fn append_all(
 /// Writes `events` in one INSERT; the ids (drawn by the table's trigger in
 /// the order given) come back in the same order.
 async fn insert(conn: &mut PgConnection, events: Vec<NewEvent>) -> Result<Vec<i64>, sqlx::Error> {
-    let (traceparent, tracestate) = telemetry::current_trace_context();
-    let actor = audit::current_actor();
-    let mut event_types = Vec::with_capacity(events.len());
-    let mut aggregate_types = Vec::with_capacity(events.len());
-    let mut aggregate_ids = Vec::with_capacity(events.len());
-    let mut payload_types = Vec::with_capacity(events.len());
-    let mut payloads = Vec::with_capacity(events.len());
-    let mut partners = Vec::with_capacity(events.len());
-    for event in events {
-        let keys: Vec<String> = event.partners.iter().map(Partner::key).collect();
-        partners.push(keys.join(&PARTNER_SEPARATOR.to_string()));
-        event_types.push(event.event_type);
-        aggregate_types.push(event.aggregate_type);
-        aggregate_ids.push(event.aggregate_id);
-        payload_types.push(event.payload.type_url);
-        payloads.push(event.payload.value);
-    }
-    let rows: Vec<(i64, String)> = sqlx::query_as(
-        "INSERT INTO event_log
-             (event_type, aggregate_type, aggregate_id, payload_type, payload, traceparent,
-              tracestate, actor_subject, actor_role, actor_tenant, partners)
-         SELECT event_type, aggregate_type, aggregate_id, payload_type, payload, $6, $7, $8, $9, $10,
-                string_to_array(partners, chr(31))
-           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $11::text[])
-                WITH ORDINALITY
-                AS e(event_type, aggregate_type, aggregate_id, payload_type, payload, partners, n)
-          ORDER BY n
-         RETURNING id, current_database()",
-    )
-    .bind(event_types)
-    .bind(aggregate_types)
-    .bind(aggregate_ids)
-    .bind(payload_types)
-    .bind(payloads)
-    .bind(traceparent)
-    .bind(tracestate)
-    .bind(actor.subject)
-    .bind(actor.role)
-    .bind(actor.tenant)
-    .bind(partners)
-    .fetch_all(&mut *conn)
-    .await?;
+    let appending = Appending::new(events);
+    let sql = format!(
+        "WITH {} SELECT id, current_database() FROM appended ORDER BY id",
+        Appending::insert_sql(1, "true", "'{}'::text[]")
+    );
+    let rows: Vec<(i64, String)> = appending
+        .bind_to(sqlx::query_as(&sql))
+        .fetch_all(&mut *conn)
+        .await?;
     if let Some((_, database)) = rows.first() {
-        appended(database).send_modify(|count| *count = count.wrapping_add(1));
+        announce_appended(database);
     }
     Ok(rows.into_iter().map(|(id, _)| id).collect())
+}
+
+/// Events written by a statement of the caller's own that also writes the
+/// rows they are about, so that a change and its events take one round
+/// trip (and, alone, need no transaction of their own): the statement
+/// puts [`Appending::insert_sql`] among its `WITH` items and binds the
+/// events with [`Appending::bind_to`], then calls [`announce_appended`]
+/// once it has run. The trace context and actor are those current when
+/// the events are made ready, as for [`append`].
+pub struct Appending {
+    event_types: Vec<&'static str>,
+    aggregate_types: Vec<&'static str>,
+    aggregate_ids: Vec<String>,
+    payload_types: Vec<String>,
+    payloads: Vec<Vec<u8>>,
+    partners: Vec<String>,
+    traceparent: String,
+    tracestate: String,
+    actor: audit::Actor,
+}
+
+impl Appending {
+    /// `events`, in the order their ids will be drawn.
+    pub fn new(events: impl IntoIterator<Item = NewEvent>) -> Self {
+        let (traceparent, tracestate) = telemetry::current_trace_context();
+        let mut appending = Self {
+            event_types: Vec::new(),
+            aggregate_types: Vec::new(),
+            aggregate_ids: Vec::new(),
+            payload_types: Vec::new(),
+            payloads: Vec::new(),
+            partners: Vec::new(),
+            traceparent,
+            tracestate,
+            actor: audit::current_actor(),
+        };
+        for event in events {
+            let keys: Vec<String> = event.partners.iter().map(Partner::key).collect();
+            appending
+                .partners
+                .push(keys.join(&PARTNER_SEPARATOR.to_string()));
+            appending.event_types.push(event.event_type);
+            appending.aggregate_types.push(event.aggregate_type);
+            appending.aggregate_ids.push(event.aggregate_id);
+            appending.payload_types.push(event.payload.type_url);
+            appending.payloads.push(event.payload.value);
+        }
+        appending
+    }
+
+    /// Two `WITH` items: `appended`, the INSERT (returning each event's
+    /// `id`), and the partners it also names. Its eleven parameters are
+    /// numbered from `$first` (bind them with [`Appending::bind_to`] after
+    /// the statement's own). It writes the events only when `when` (a
+    /// boolean SQL expression) holds, and each names, after the partners it
+    /// names itself, those of `also_naming` (a `text[]` of keys made by
+    /// [`partner_key_sql`]) it does not name yet. `also_naming` is
+    /// evaluated once, in an item of its own: inside the INSERT's rows it
+    /// would be costed once per event, and Postgres, finding that dearer
+    /// for the unknown number of events a cached plan must allow, would
+    /// plan the statement again on every call.
+    pub fn insert_sql(first: usize, when: &str, also_naming: &str) -> String {
+        let p = |n: usize| format!("${}", first + n);
+        format!(
+            "appending_also_named AS MATERIALIZED (SELECT {also_naming} AS keys),
+             appended AS (
+                 INSERT INTO event_log
+                     (event_type, aggregate_type, aggregate_id, payload_type, payload,
+                      traceparent, tracestate, actor_subject, actor_role, actor_tenant, partners)
+                 SELECT e.event_type, e.aggregate_type, e.aggregate_id, e.payload_type, e.payload,
+                        {tp}, {ts}, {subject}, {role}, {tenant},
+                        own.keys || ARRAY(SELECT k FROM unnest(also.keys) AS k
+                                           WHERE k <> ALL(own.keys))
+                   FROM unnest({types}::text[], {aggregates}::text[], {ids}::text[],
+                               {payload_types}::text[], {payloads}::bytea[], {partners}::text[])
+                        WITH ORDINALITY
+                        AS e(event_type, aggregate_type, aggregate_id, payload_type, payload,
+                             partners, n)
+                        CROSS JOIN LATERAL
+                        (SELECT string_to_array(e.partners, chr(31)) AS keys) AS own
+                        CROSS JOIN appending_also_named AS also
+                  WHERE {when}
+                  ORDER BY e.n
+                  RETURNING id)",
+            types = p(0),
+            aggregates = p(1),
+            ids = p(2),
+            payload_types = p(3),
+            payloads = p(4),
+            tp = p(5),
+            ts = p(6),
+            subject = p(7),
+            role = p(8),
+            tenant = p(9),
+            partners = p(10),
+        )
+    }
+
+    /// Binds the events as [`Appending::insert_sql`] numbers them.
+    pub fn bind_to<'q, O>(
+        self,
+        query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+        query
+            .bind(self.event_types)
+            .bind(self.aggregate_types)
+            .bind(self.aggregate_ids)
+            .bind(self.payload_types)
+            .bind(self.payloads)
+            .bind(self.traceparent)
+            .bind(self.tracestate)
+            .bind(self.actor.subject)
+            .bind(self.actor.role)
+            .bind(self.actor.tenant)
+            .bind(self.partners)
+    }
+}
+
+/// A partner's key, as events name partners, from the SQL expressions of
+/// its role (as [`Role::as_str`] spells it) and tenant.
+pub fn partner_key_sql(role: &str, tenant: &str) -> String {
+    format!("({role} || ':' || {tenant})")
+}
+
+/// Tells this process's announcer for `database` (the database's name)
+/// that events were appended there, so its tailer reads them and other
+/// replicas hear of them.
+pub fn announce_appended(database: &str) {
+    appended(database).send_modify(|count| *count = count.wrapping_add(1));
 }
 
 /// Drops events older than `retention` and idempotency keys older than

@@ -388,6 +388,24 @@ mod tests {
         }
     }
 
+    /// Appends name a case's partners from their stored rows in SQL
+    /// (`store::case_partner_keys_sql`), so a stored role must read as the
+    /// feed's role does.
+    #[test]
+    fn stored_roles_are_spelled_as_the_feed_spells_them() {
+        for role in [
+            PartnerRole::Agency,
+            PartnerRole::Advisor,
+            PartnerRole::TradeOffice,
+        ] {
+            let partner = Partner {
+                role,
+                tenant: "t".into(),
+            };
+            assert_eq!(role.as_str(), partner.on_feed().role.as_str());
+        }
+    }
+
     #[test]
     fn partners_see_only_companies_they_work_with_and_internal_roles_no_contacts() {
         let kotra = caller(Role::Agency, Some("kotra"));

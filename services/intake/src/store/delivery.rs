@@ -6,6 +6,7 @@ use onestop_contracts::common::v1::NeedHandOff;
 use onestop_contracts::event_types::{EventType, IntakeEvent};
 use onestop_contracts::intake::v1 as pb;
 use onestop_domain::NeedOwner;
+use onestop_platform::events::{Appending, announce_appended};
 use prost::Message;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
@@ -142,17 +143,20 @@ pub struct DeliveryLine<'a> {
 
 /// Records the owner's acknowledgement: the need is delivered, ROUTED if
 /// nothing moved it further yet, and names the owner's record for it; the
-/// case's timeline gets `line`, in the same statement. False when it was
-/// already delivered (another relay, after this one's lease ran out):
-/// nothing is written.
+/// case's timeline gets `line` and the feed `delivered` (naming, beside
+/// the partners it names, every partner of the case's company), all in
+/// one statement, which commits by itself when `conn` is in no
+/// transaction. False when it was already delivered (another relay, after
+/// this one's lease ran out): nothing is written.
 pub async fn mark_delivered(
     conn: &mut PgConnection,
     need: &DueNeed,
     owner_record_id: &str,
     now: DateTime<Utc>,
     line: &DeliveryLine<'_>,
+    delivered: Appending,
 ) -> Result<bool, sqlx::Error> {
-    let marked: i64 = sqlx::query_scalar(
+    let sql = format!(
         "WITH marked AS (
              UPDATE need SET delivery = 'DELIVERED', delivery_attempts = $2,
                     last_delivery_error = '', delivered_at = $3, owner_record_id = $4,
@@ -161,20 +165,30 @@ pub async fn mark_delivered(
               RETURNING id, case_id),
          line AS (
              INSERT INTO case_timeline (case_id, need_id, service, kind, summary)
-             SELECT case_id, id, $7, $8, $9 FROM marked)
-         SELECT count(*) FROM marked",
-    )
-    .bind(need.need_id)
-    .bind(need.attempt)
-    .bind(now)
-    .bind(owner_record_id)
-    .bind(NeedStatus::Open.as_str())
-    .bind(NeedStatus::Routed.as_str())
-    .bind(line.service)
-    .bind(line.kind)
-    .bind(line.summary)
-    .fetch_one(conn)
-    .await?;
+             SELECT case_id, id, $7, $8, $9 FROM marked),
+         {append}
+         SELECT count(*), current_database() FROM marked",
+        append = Appending::insert_sql(
+            11,
+            "EXISTS (SELECT 1 FROM marked)",
+            &super::relationships::case_partner_keys_sql("$10"),
+        ),
+    );
+    let query = sqlx::query_as(&sql)
+        .bind(need.need_id)
+        .bind(need.attempt)
+        .bind(now)
+        .bind(owner_record_id)
+        .bind(NeedStatus::Open.as_str())
+        .bind(NeedStatus::Routed.as_str())
+        .bind(line.service)
+        .bind(line.kind)
+        .bind(line.summary)
+        .bind(need.case_id);
+    let (marked, database): (i64, String) = delivered.bind_to(query).fetch_one(conn).await?;
+    if marked == 1 {
+        announce_appended(&database);
+    }
     Ok(marked == 1)
 }
 

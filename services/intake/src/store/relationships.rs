@@ -113,23 +113,39 @@ pub async fn partners_by_reference(
 /// company (its agencies, its advisor, the offices of its open matches).
 pub(crate) const MAX_NAMED_PARTNERS: i64 = 100;
 
+/// The partners that work with the company of case `case` (an SQL
+/// expression) now, as (role, tenant) rows in a stable order.
+fn case_partners_sql(case: &str) -> String {
+    format!(
+        "SELECT DISTINCT p.role, p.tenant
+           FROM support_case c
+           JOIN company_partner p ON p.company_id = c.company_id
+          WHERE c.id = {case} AND p.state <> 'ENDED'
+          ORDER BY p.role, p.tenant
+          LIMIT {MAX_NAMED_PARTNERS}"
+    )
+}
+
+/// The same partners as the `text[]` of keys an append names them by
+/// (`events::Appending::insert_sql`): the stored roles are spelled as
+/// the feed spells them.
+pub(crate) fn case_partner_keys_sql(case: &str) -> String {
+    format!(
+        "ARRAY(SELECT {key} FROM ({partners}) AS p)",
+        key = onestop_platform::events::partner_key_sql("p.role", "p.tenant"),
+        partners = case_partners_sql(case),
+    )
+}
+
 /// The partners that work with the case's company now, in a stable order.
 pub async fn partners_of_case(
     conn: &mut PgConnection,
     case_id: Uuid,
 ) -> Result<Vec<Partner>, sqlx::Error> {
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT DISTINCT p.role, p.tenant
-           FROM support_case c
-           JOIN company_partner p ON p.company_id = c.company_id
-          WHERE c.id = $1 AND p.state <> 'ENDED'
-          ORDER BY p.role, p.tenant
-          LIMIT $2",
-    )
-    .bind(case_id)
-    .bind(MAX_NAMED_PARTNERS)
-    .fetch_all(conn)
-    .await?;
+    let rows: Vec<(String, String)> = sqlx::query_as(&case_partners_sql("$1"))
+        .bind(case_id)
+        .fetch_all(conn)
+        .await?;
     Ok(stored_partners(rows))
 }
 

@@ -310,9 +310,29 @@ async fn recommend_programs_asks_referral_for_the_company_and_needs_it_configure
     assert_eq!(unavailable.code(), Code::Unavailable, "{unavailable:?}");
 }
 
+/// `need_id`'s `need.delivered`, if `agency`'s intake feed carries it.
+async fn delivery_heard_by(
+    wired: &Wired,
+    agency: &'static str,
+    need_id: &str,
+) -> Option<pb::NeedDelivered> {
+    onestop_test_support::events_until_quiet(
+        wired
+            .intake
+            .client(onestop_test_support::Bearer::agency(agency)),
+        0,
+    )
+    .await
+    .into_iter()
+    .filter(|e| e.r#type == "need.delivered")
+    .filter_map(|e| e.payload?.to_msg::<pb::NeedDelivered>().ok())
+    .find(|d| d.need_id == need_id)
+}
+
 /// The agency whose program the need went to hears of the hand-off on
 /// intake's feed (`need.delivered` names it), although it did not work
-/// with the company when the case was opened.
+/// with the company when the case was opened; so does the agency that
+/// opened the case, as every partner of the company does.
 #[tokio::test]
 async fn the_agency_a_need_went_to_hears_of_its_delivery() {
     let wired = Wired::start().await;
@@ -329,23 +349,16 @@ async fn the_agency_a_need_went_to_hears_of_its_delivery() {
         .find(|n| !n.program_id.is_empty())
         .expect("the program's need");
     in_inbox(&wired, "sbc", &need.need_id).await;
-    let delivered = || async {
-        onestop_test_support::events_until_quiet(
-            wired
-                .intake
-                .client(onestop_test_support::Bearer::agency("sbc")),
-            0,
-        )
-        .await
-        .into_iter()
-        .filter(|e| e.r#type == "need.delivered")
-        .filter_map(|e| e.payload?.to_msg::<pb::NeedDelivered>().ok())
-        .find(|d| d.need_id == need.need_id)
-    };
+    let delivered = |agency| delivery_heard_by(&wired, agency, &need.need_id);
     wired
         .until("SBC's intake feed carries the delivery", || async {
-            delivered().await.is_some()
+            delivered("sbc").await.is_some()
         })
         .await;
-    assert_eq!(delivered().await.unwrap().owner, NeedOwner::Referral as i32);
+    assert_eq!(
+        delivered("sbc").await.unwrap().owner,
+        NeedOwner::Referral as i32
+    );
+    let heard_by_kotra = delivered("kotra").await.expect("KOTRA opened the case");
+    assert_eq!(heard_by_kotra.owner, NeedOwner::Referral as i32);
 }
