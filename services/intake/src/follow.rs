@@ -308,10 +308,7 @@ async fn advance(
     update: &OwnerUpdate,
     cause: &str,
 ) -> anyhow::Result<()> {
-    let Some((company_id, _)) = store::lock_case_status(conn, case_id).await? else {
-        return Ok(());
-    };
-    let Some(need) = store::lock_need(conn, case_id, need_id).await? else {
+    let Some((company_id, need)) = store::lock_case_and_need(conn, case_id, need_id).await? else {
         return Ok(());
     };
     let for_this_need = update

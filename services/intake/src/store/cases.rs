@@ -601,6 +601,28 @@ pub async fn lock_case_status(
     }))
 }
 
+/// [`lock_case_status`] and [`lock_need`] in one statement, in the same
+/// order (the case, then its need): the case's company and the need;
+/// None when the case has no such need.
+pub async fn lock_case_and_need(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+    need_id: Uuid,
+) -> Result<Option<(Uuid, LockedNeed)>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT c.company_id, n.id, n.category, n.owner, n.status
+           FROM support_case c JOIN need n ON n.case_id = c.id
+          WHERE c.id = $1 AND n.id = $2
+            FOR NO KEY UPDATE OF c FOR UPDATE OF n",
+    )
+    .bind(case_id)
+    .bind(need_id)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|row| Ok((row.get("company_id"), locked_need(&row)?)))
+        .transpose()
+}
+
 pub async fn close_case(
     conn: &mut PgConnection,
     case_id: Uuid,
