@@ -29,6 +29,12 @@ use crate::watchers::Watchers;
 /// How long intake's database is watched while idle, before and after the
 /// watchers subscribe (with --spawn).
 const IDLE_WINDOW: Duration = Duration::from_secs(3);
+/// Longest the baseline waits for the hand-off to deliver what the load
+/// opened (with --spawn).
+const DRAIN_MAX: Duration = Duration::from_secs(120);
+/// Left after the last need is delivered, for the owners' events about it
+/// to come back onto the case.
+const DRAIN_SETTLE: Duration = Duration::from_secs(1);
 
 #[derive(Parser, Debug)]
 #[command(
@@ -310,6 +316,26 @@ async fn measure(args: &Args, target: Arc<Target>) -> anyhow::Result<u64> {
     }
 
     if args.baseline {
+        if let Some(url) = target.intake_database() {
+            let drain = pgstat::wait_for_hand_off(url, DRAIN_MAX).await?;
+            match drain.took {
+                Some(took) => {
+                    tokio::time::sleep(DRAIN_SETTLE).await;
+                    println!(
+                        "hand-off: {} needs not yet delivered when the load stopped, \
+                         all delivered {:.1} s later",
+                        drain.pending,
+                        took.as_secs_f64()
+                    );
+                }
+                None => println!(
+                    "hand-off: {} needs not yet delivered when the load stopped, some still \
+                     pending after {} s; pgbench runs beside their delivery",
+                    drain.pending,
+                    DRAIN_MAX.as_secs()
+                ),
+            }
+        }
         let seconds = args.duration.as_secs().max(1);
         let baseline = baseline::pgbench(args.concurrency, seconds).await?;
         let open_case = stats.rate_of("intake.OpenCase", elapsed);

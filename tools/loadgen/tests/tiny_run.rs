@@ -102,6 +102,13 @@ fn a_tiny_run_against_the_real_services_prints_its_figures_without_errors() {
         stdout.contains("ratio OpenCase/pgbench: "),
         "the baseline ran:\n{stdout}"
     );
+    // The baseline waited for the hand-off to deliver what the run opened.
+    assert!(
+        stdout
+            .lines()
+            .any(|line| line.starts_with("hand-off: ") && line.contains("all delivered")),
+        "the hand-off drained before the baseline:\n{stdout}"
+    );
     let spans = stdout
         .lines()
         .find_map(|line| line.strip_prefix("ratio traced/untraced GetCompany: "))
