@@ -3,7 +3,8 @@
 //! appending) and several watchers, each of which must receive every
 //! committed event once, in id order, each writer's in its commit order.
 //! Also: idle watchers cost Postgres nothing, a watcher behind the
-//! in-memory window catches up by itself, and (ignored, run by hand) how
+//! in-memory window catches up by itself, an append riding in a caller's
+//! statement writes only when told to, and (ignored, run by hand) how
 //! many appending transactions per second the feed takes with and without
 //! the database-wide append lock it used to take.
 
@@ -508,6 +509,52 @@ async fn a_watcher_behind_the_window_catches_up_from_postgres_and_rejoins() {
     );
     assert_eq!(feed.service.queries().watchers, caught_up.watchers);
     finish(db, feed).await;
+}
+
+/// Events appended by a statement of the caller's own are written only
+/// when its condition holds, and each names the partners the statement
+/// adds once, after its own.
+#[tokio::test]
+async fn an_append_riding_in_a_callers_statement_writes_when_told_and_names_each_partner_once() {
+    let db = Db::new().await;
+    let also = format!(
+        "ARRAY[{}, {}]",
+        events::partner_key_sql("'advisor'", "'kim'"),
+        events::partner_key_sql("'agency'", "'sbc'"),
+    );
+    let sql = format!(
+        "WITH {} SELECT count(*) FROM appended",
+        events::Appending::insert_sql(2, "$1", &also)
+    );
+    let appending = || {
+        events::Appending::new([
+            event("named".into()).for_partners([Partner::agency("sbc")]),
+            event("unnamed".into()),
+        ])
+    };
+    for write in [false, true] {
+        let written: i64 = appending()
+            .bind_to(sqlx::query_as::<_, (i64,)>(&sql).bind(write))
+            .fetch_one(&db.pool)
+            .await
+            .unwrap()
+            .0;
+        assert_eq!(written, if write { 2 } else { 0 });
+    }
+    let stored: Vec<(String, Vec<String>)> =
+        sqlx::query_as("SELECT aggregate_id, partners FROM event_log ORDER BY id")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    let keys = |keys: [&str; 2]| keys.map(str::to_owned).to_vec();
+    assert_eq!(
+        stored,
+        vec![
+            ("named".to_owned(), keys(["agency:sbc", "advisor:kim"])),
+            ("unnamed".to_owned(), keys(["advisor:kim", "agency:sbc"])),
+        ]
+    );
+    db.drop().await;
 }
 
 /// A partner's stream takes only the events naming it, whether it reads
